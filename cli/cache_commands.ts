@@ -1,0 +1,126 @@
+/**
+ * `cache stats`, `cache verify` and `cache clear`.
+ *
+ * @module
+ */
+
+import { BODY_PREFIX, Cache } from "../src/cache.ts";
+import type { StorageDriver } from "../src/storage.ts";
+import { type CommandContext, describeStorage } from "./context.ts";
+import { err, formatBytes, out, Progress } from "./io.ts";
+
+function keyType(key: string): string {
+  if (key.startsWith(BODY_PREFIX)) return "body";
+  const type = key.split(":")[1];
+  return type === "partition" || type === "packument" || type === "corgi" ? type : "other";
+}
+
+/** `cache stats`: entries by type, body bytes, storage. */
+export async function cacheStats(ctx: CommandContext): Promise<number> {
+  const driver = await ctx.openDriver();
+  try {
+    const cache = await Cache.open(driver, { bloom: false });
+    const types: Record<string, number> = { partition: 0, packument: 0, corgi: 0, other: 0 };
+    let entries = 0;
+    let bytes = 0;
+    let bodies = 0;
+    const progress = new Progress(!ctx.options.quiet && !ctx.options.json);
+    for await (const key of driver.list()) {
+      const type = keyType(key);
+      if (type === "body") {
+        bodies++;
+        continue;
+      }
+      entries++;
+      types[type] = (types[type] ?? 0) + 1;
+      const info = await cache.info(key);
+      bytes += info?.size ?? 0;
+      progress.update(`cache stats: ${entries} entries, ${formatBytes(bytes)}`);
+    }
+    progress.done();
+    const storage = describeStorage(ctx.options);
+    if (ctx.options.json) {
+      await out(JSON.stringify({ storage, entries, types, bytes, separateBodies: bodies }) + "\n");
+    } else {
+      await out(
+        [
+          `storage          ${storage.kind} (${storage.location})`,
+          `entries          ${entries}`,
+          ...Object.entries(types).map(([t, n]) => `  ${t.padEnd(15)}${n}`),
+          `body bytes       ${bytes} (${formatBytes(bytes)})`,
+          `separate bodies  ${bodies}`,
+          "",
+        ].join("\n"),
+      );
+    }
+    return 0;
+  } finally {
+    await driver.close();
+  }
+}
+
+/** `cache verify [--fix]`: checks every entry's integrity and finds orphaned bodies. */
+export async function cacheVerify(ctx: CommandContext): Promise<number> {
+  const fix = ctx.values["fix"] === true;
+  const driver = await ctx.openDriver();
+  try {
+    const corrupt: { key: string; reason: string }[] = [];
+    const cache = await Cache.open(driver, {
+      bloom: false,
+      onCorrupt: (key, reason) => corrupt.push({ key, reason }),
+    });
+    const progress = new Progress(!ctx.options.quiet && !ctx.options.json);
+    let checked = 0;
+    for await (const key of cache.keys()) {
+      const entry = await cache.get(key);
+      if (entry) await entry.stream().cancel();
+      checked++;
+      progress.update(`cache verify: ${checked} checked, ${corrupt.length} corrupt`);
+    }
+    const orphans: string[] = [];
+    for await (const bodyKey of cache.orphanBodies()) orphans.push(bodyKey);
+    progress.done();
+    if (fix) {
+      for (const { key } of corrupt) await cache.delete(key);
+      for (const key of orphans) await driver.delete(key);
+    }
+    if (ctx.options.json) {
+      await out(JSON.stringify({ checked, corrupt, orphanBodies: orphans, fixed: fix }) + "\n");
+    } else {
+      for (const { key, reason } of corrupt) err(`corrupt  ${key}: ${reason}`);
+      for (const key of orphans) err(`orphan   ${key}`);
+      await out(
+        `${checked} entries checked, ${corrupt.length} corrupt, ${orphans.length} orphaned bodies` +
+          (fix ? ", removed" : "") + "\n",
+      );
+    }
+    return corrupt.length > 0 && !fix ? 1 : 0;
+  } finally {
+    await driver.close();
+  }
+}
+
+async function deleteAll(driver: StorageDriver, prefix: string): Promise<number> {
+  let deleted = 0;
+  while (true) {
+    const batch: string[] = [];
+    for await (const key of driver.list({ prefix, limit: 1000 })) batch.push(key);
+    if (batch.length === 0) return deleted;
+    await Promise.all(batch.map((key) => driver.delete(key)));
+    deleted += batch.length;
+  }
+}
+
+/** `cache clear [--prefix P]`: removes every stored key (or those under a prefix). */
+export async function cacheClear(ctx: CommandContext): Promise<number> {
+  const prefix = typeof ctx.values["prefix"] === "string" ? ctx.values["prefix"] : "";
+  const driver = await ctx.openDriver();
+  try {
+    const deleted = await deleteAll(driver, prefix);
+    if (ctx.options.json) await out(JSON.stringify({ deleted, prefix }) + "\n");
+    else await out(`${deleted} keys removed${prefix ? ` under '${prefix}'` : ""}\n`);
+    return 0;
+  } finally {
+    await driver.close();
+  }
+}

@@ -1,0 +1,34 @@
+/**
+ * What every command receives: resolved options, its own flags and positionals, and a way to
+ * open the embedded storage.
+ *
+ * @module
+ */
+
+import { join } from "node:path";
+import type { StorageDriver } from "../src/storage.ts";
+import type { GlobalOptions } from "./options.ts";
+
+/** The context a command runs in. */
+export interface CommandContext {
+  /** Resolved global options. */
+  options: GlobalOptions;
+  /** All parsed flag values, including the command's own. */
+  values: Record<string, string | boolean | undefined>;
+  /** Positional arguments after the command words. */
+  args: string[];
+  /** Opens the embedded storage driver selected by the options. */
+  openDriver(): Promise<StorageDriver>;
+}
+
+/** Where the selected storage lives, for messages. */
+export function describeStorage(options: GlobalOptions): { kind: string; location: string } {
+  switch (options.storage) {
+    case "memory":
+      return { kind: "memory", location: "in memory, gone at exit" };
+    case "fs":
+      return { kind: "fs", location: join(options.cacheDir, "fs") };
+    case "kv":
+      return { kind: "kv", location: join(options.cacheDir, "deno.kv") };
+  }
+}

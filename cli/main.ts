@@ -1,0 +1,168 @@
+/**
+ * The CLI: argument parsing, help, dispatch and exit statuses. The runtime entry point
+ * (`cli.ts` for Deno) passes in how to open storage, so this module imports no driver.
+ *
+ * Exit status: 0 all done; 1 the run finished but some items failed; 2 bad usage or bad input
+ * (nothing fetched or written).
+ *
+ * @module
+ */
+
+import { parseArgs, type ParseArgsOptionsConfig } from "node:util";
+import type { StorageDriver } from "../src/storage.ts";
+import { VERSION } from "../src/version.ts";
+import type { CommandContext } from "./context.ts";
+import { err, out } from "./io.ts";
+import {
+  GLOBAL_FLAGS,
+  GLOBAL_HELP,
+  type GlobalOptions,
+  resolveGlobalOptions,
+  UsageError,
+} from "./options.ts";
+import { cacheClear, cacheStats, cacheVerify } from "./cache_commands.ts";
+
+interface Command {
+  words: [string, string];
+  usage: string;
+  summary: string;
+  help: string;
+  flags: ParseArgsOptionsConfig;
+  maxArgs: number;
+  run(ctx: CommandContext): Promise<number>;
+}
+
+const COMMANDS: Command[] = [
+  {
+    words: ["cache", "stats"],
+    usage: "cache stats [--json]",
+    summary: "count cached entries by type and their bytes",
+    help: "Counts the entries in the embedded storage by type (partition, packument, corgi)\n" +
+      "and sums their body bytes. --json prints one JSON object.",
+    flags: {},
+    maxArgs: 0,
+    run: cacheStats,
+  },
+  {
+    words: ["cache", "verify"],
+    usage: "cache verify [--fix] [--json]",
+    summary: "check every entry's integrity; find orphaned bodies",
+    help: "Reads every entry and checks its body against its sha256 integrity. Corrupt\n" +
+      "entries and bodies no entry points at (left by an interrupted write) are listed on\n" +
+      "stderr. Exit status 1 when a corrupt entry is found, unless --fix removed them.\n\n" +
+      "Options:\n  --fix    remove corrupt entries and orphaned bodies",
+    flags: { fix: { type: "boolean" } },
+    maxArgs: 0,
+    run: cacheVerify,
+  },
+  {
+    words: ["cache", "clear"],
+    usage: "cache clear [--prefix KEY-PREFIX]",
+    summary: "remove cached entries",
+    help: "Removes every key of the embedded storage, or only those under a key prefix such\n" +
+      "as v1:packument: (see the key format in the README).\n\n" +
+      "Options:\n  --prefix P    only keys that start with P",
+    flags: { prefix: { type: "string" } },
+    maxArgs: 0,
+    run: cacheClear,
+  },
+];
+
+const TOP_HELP = `_all_docs ${VERSION}: mirror npm registry metadata.
+
+Usage: _all_docs <command> [options]
+
+Commands:
+${COMMANDS.map((c) => `  ${c.usage.padEnd(36)}${c.summary}`).join("\n")}
+
+Run '_all_docs <command> --help' for a command's options.
+
+${GLOBAL_HELP}
+
+Exit status: 0 done; 1 some items failed after their retries (they are listed);
+2 bad usage or bad input (nothing was fetched or written).`;
+
+function commandHelp(command: Command): string {
+  return `Usage: _all_docs ${command.usage}\n\n${command.help}\n\n${GLOBAL_HELP}`;
+}
+
+/** How the entry point opens storage for the resolved options. */
+export type OpenStorage = (options: GlobalOptions) => Promise<StorageDriver>;
+
+/**
+ * Runs the CLI with `argv` (without the program name) and returns the exit status.
+ *
+ * @param argv The arguments.
+ * @param openStorage Opens the embedded storage for the options.
+ * @returns The exit status.
+ */
+export async function main(argv: string[], openStorage: OpenStorage): Promise<number> {
+  const allFlags: ParseArgsOptionsConfig = { ...GLOBAL_FLAGS };
+  for (const command of COMMANDS) Object.assign(allFlags, command.flags);
+  let command: Command | undefined;
+  try {
+    const { values, positionals } = parseArgs({
+      args: argv,
+      options: allFlags,
+      allowPositionals: true,
+      strict: true,
+    });
+    if (values["version"] === true) {
+      await out(`_all_docs ${VERSION}\n`);
+      return 0;
+    }
+    const [first, second, ...rest] = positionals;
+    if (first === undefined) {
+      if (values["help"] === true) {
+        await out(TOP_HELP + "\n");
+        return 0;
+      }
+      throw new UsageError("Missing command: run '_all_docs --help' for the list");
+    }
+    command = COMMANDS.find((c) => c.words[0] === first && c.words[1] === second);
+    if (!command) {
+      const group = COMMANDS.filter((c) => c.words[0] === first);
+      if (group.length > 0 && values["help"] === true && second === undefined) {
+        await out(group.map((c) => `_all_docs ${c.usage}\n    ${c.summary}`).join("\n") + "\n");
+        return 0;
+      }
+      const name = [first, second].filter(Boolean).join(" ");
+      throw new UsageError(`Unknown command '${name}': run '_all_docs --help' for the list`);
+    }
+    if (values["help"] === true) {
+      await out(commandHelp(command) + "\n");
+      return 0;
+    }
+    for (const flag of Object.keys(values)) {
+      if (!(flag in GLOBAL_FLAGS) && !(flag in command.flags)) {
+        throw new UsageError(
+          `Unknown option '--${flag}' for '${command.words.join(" ")}': see --help`,
+        );
+      }
+    }
+    if (rest.length > command.maxArgs) {
+      throw new UsageError(
+        `Unexpected argument '${rest[command.maxArgs]}' for '${command.words.join(" ")}'`,
+      );
+    }
+    const options = resolveGlobalOptions(values);
+    return await command.run({
+      options,
+      values,
+      args: rest,
+      openDriver: () => openStorage(options),
+    });
+  } catch (error) {
+    if (error instanceof UsageError || isParseArgsError(error)) {
+      err(`error: ${(error as Error).message}`);
+      return 2;
+    }
+    err(`error: ${error instanceof Error ? error.message : String(error)}`);
+    return 1;
+  }
+}
+
+function isParseArgsError(error: unknown): boolean {
+  const code = (error as { code?: unknown })?.code;
+  return typeof code === "string" && code.startsWith("ERR_PARSE_ARGS");
+}

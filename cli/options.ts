@@ -1,0 +1,142 @@
+/**
+ * Global options of the CLI: flags, their environment variables, validation and defaults.
+ *
+ * @module
+ */
+
+import process from "node:process";
+import { homedir } from "node:os";
+import { join } from "node:path";
+
+/** A usage error: printed as one line, exit status 2, before any request or write. */
+export class UsageError extends Error {
+  override name = "UsageError";
+}
+
+/** Storage backends the CLI can embed. */
+export type StorageKind = "fs" | "kv" | "memory";
+
+/** The resolved global options. */
+export interface GlobalOptions {
+  cacheDir: string;
+  storage: StorageKind;
+  origin: string | undefined;
+  originKey: string | undefined;
+  registry: string | undefined;
+  concurrency: number;
+  rateLimit: number;
+  retries: number;
+  timeout: number;
+  json: boolean;
+  quiet: boolean;
+}
+
+/** parseArgs option definitions of the global options. */
+export const GLOBAL_FLAGS = {
+  "cache-dir": { type: "string" },
+  storage: { type: "string" },
+  origin: { type: "string" },
+  "origin-key": { type: "string" },
+  registry: { type: "string" },
+  concurrency: { type: "string" },
+  "rate-limit": { type: "string" },
+  retries: { type: "string" },
+  timeout: { type: "string" },
+  json: { type: "boolean" },
+  quiet: { type: "boolean" },
+  help: { type: "boolean", short: "h" },
+  version: { type: "boolean", short: "V" },
+} as const;
+
+/** Help text for the global options. */
+export const GLOBAL_HELP = `Global options (each also read from the environment variable shown):
+  --cache-dir DIR     where embedded storage lives           ALL_DOCS_CACHE_DIR
+                      (default: $XDG_CACHE_HOME/_all_docs, or ~/.cache/_all_docs)
+  --storage KIND      fs | kv | memory (default fs)          ALL_DOCS_STORAGE
+  --origin URL        CouchDB replication endpoint           ALL_DOCS_ORIGIN
+  --origin-key KEY    name the origin in cache keys          ALL_DOCS_ORIGIN_KEY
+  --registry URL      packument registry                     ALL_DOCS_REGISTRY
+                      (default: the registry npm is configured with)
+  --concurrency N     requests in flight (default 16)        ALL_DOCS_CONCURRENCY
+  --rate-limit N      requests per second, 0 = unlimited     ALL_DOCS_RATE_LIMIT
+  --retries N         retries per request (default 5)        ALL_DOCS_RETRIES
+  --timeout MS        per-request timeout (default 30000)    ALL_DOCS_TIMEOUT
+  --json              machine-readable output
+  --quiet             no progress output
+  -h, --help          show help
+  -V, --version       show the version`;
+
+function env(name: string): string | undefined {
+  const value = process.env[name];
+  return value === "" ? undefined : value;
+}
+
+function integer(flag: string, raw: string | undefined, fallback: number, min: number): number {
+  if (raw === undefined) return fallback;
+  const value = Number(raw);
+  if (!/^\d+$/.test(raw.trim()) || !Number.isSafeInteger(value) || value < min) {
+    throw new UsageError(
+      `Invalid --${flag}: expected an integer of at least ${min}, received '${raw}'`,
+    );
+  }
+  return value;
+}
+
+function url(flag: string, raw: string | undefined): string | undefined {
+  if (raw === undefined) return undefined;
+  let parsed: URL;
+  try {
+    parsed = new URL(raw);
+  } catch {
+    throw new UsageError(`Invalid --${flag}: expected an http(s) URL, received '${raw}'`);
+  }
+  if (parsed.protocol !== "http:" && parsed.protocol !== "https:") {
+    throw new UsageError(`Invalid --${flag}: expected an http(s) URL, received '${raw}'`);
+  }
+  return raw;
+}
+
+/** The default cache directory: `$XDG_CACHE_HOME/_all_docs`, else the platform's cache dir. */
+export function defaultCacheDir(): string {
+  const xdg = env("XDG_CACHE_HOME");
+  if (xdg) return join(xdg, "_all_docs");
+  if (process.platform === "darwin") return join(homedir(), "Library", "Caches", "_all_docs");
+  if (process.platform === "win32") {
+    return join(env("LOCALAPPDATA") ?? join(homedir(), "AppData", "Local"), "_all_docs");
+  }
+  return join(homedir(), ".cache", "_all_docs");
+}
+
+/** Resolves global options from parsed flags, then the environment, then defaults. */
+export function resolveGlobalOptions(
+  values: Record<string, string | boolean | undefined>,
+): GlobalOptions {
+  const str = (flag: string, name: string) => {
+    const value = values[flag];
+    return typeof value === "string" ? value : env(name);
+  };
+  const storage = str("storage", "ALL_DOCS_STORAGE") ?? "fs";
+  if (storage !== "fs" && storage !== "kv" && storage !== "memory") {
+    throw new UsageError(`Invalid --storage: expected fs, kv or memory, received '${storage}'`);
+  }
+  const originKey = str("origin-key", "ALL_DOCS_ORIGIN_KEY");
+  if (originKey !== undefined && !/^[A-Za-z0-9._-]{1,64}$/.test(originKey)) {
+    throw new UsageError(
+      `Invalid --origin-key: expected 1 to 64 characters of [A-Za-z0-9._-], received '${originKey}'`,
+    );
+  }
+  const cacheDir = str("cache-dir", "ALL_DOCS_CACHE_DIR") ?? defaultCacheDir();
+  return {
+    cacheDir,
+    storage,
+    origin: url("origin", str("origin", "ALL_DOCS_ORIGIN")),
+    originKey,
+    registry: url("registry", str("registry", "ALL_DOCS_REGISTRY")),
+    concurrency: integer("concurrency", str("concurrency", "ALL_DOCS_CONCURRENCY"), 16, 1),
+    rateLimit: integer("rate-limit", str("rate-limit", "ALL_DOCS_RATE_LIMIT"), 0, 0),
+    retries: integer("retries", str("retries", "ALL_DOCS_RETRIES"), 5, 0),
+    timeout: integer("timeout", str("timeout", "ALL_DOCS_TIMEOUT"), 30000, 1),
+    json: values["json"] === true,
+    quiet: values["quiet"] === true,
+  };
+}

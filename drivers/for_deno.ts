@@ -1,0 +1,48 @@
+/**
+ * Storage selection for the Deno runtime (CLI and Deno Deploy): statically imports only the
+ * drivers that run on Deno and picks one from settings.
+ *
+ * @module
+ */
+
+import { mkdir } from "node:fs/promises";
+import { join } from "node:path";
+import type { StorageDriver } from "../src/storage.ts";
+import { MemoryDriver } from "./memory.ts";
+import { FsDriver } from "./fs.ts";
+import { DenoKvDriver } from "./deno_kv.ts";
+
+/** Which embedded storage to use, and where. */
+export interface StorageSettings {
+  /** `fs` (files under `cacheDir/fs`), `kv` (Deno KV file `cacheDir/deno.kv`) or `memory`. */
+  storage: "fs" | "kv" | "memory";
+  /** The cache directory. */
+  cacheDir: string;
+}
+
+/**
+ * Creates the storage driver the settings ask for.
+ *
+ * @param settings The storage kind and cache directory.
+ * @returns An open driver; close it when done.
+ *
+ * @example In memory
+ * ```ts
+ * import { createStorageDriver } from "./for_deno.ts";
+ * const driver = await createStorageDriver({ storage: "memory", cacheDir: "" });
+ * await driver.put("k", new Uint8Array([1]));
+ * console.assert(await driver.has("k"));
+ * await driver.close();
+ * ```
+ */
+export async function createStorageDriver(settings: StorageSettings): Promise<StorageDriver> {
+  switch (settings.storage) {
+    case "memory":
+      return new MemoryDriver();
+    case "fs":
+      return new FsDriver(join(settings.cacheDir, "fs"));
+    case "kv":
+      await mkdir(settings.cacheDir, { recursive: true });
+      return await DenoKvDriver.open(join(settings.cacheDir, "deno.kv"));
+  }
+}

@@ -1,0 +1,44 @@
+import assert from "node:assert/strict";
+import { detectRuntime } from "../src/runtime.ts";
+import { VERSION } from "../src/version.ts";
+
+Deno.test("detectRuntime() follows the documented order", () => {
+  const node = { process: { versions: { node: "20.0.0" } } };
+  assert.equal(
+    detectRuntime({ globals: { ...node, Deno: {} }, runtimeEnv: "cloudrun" }),
+    "cloudrun",
+  );
+  assert.equal(
+    detectRuntime({ globals: { fastly: {}, caches: {} }, runtimeEnv: undefined }),
+    "fastly",
+  );
+  assert.equal(detectRuntime({ globals: { caches: {} }, runtimeEnv: undefined }), "workerd");
+  assert.equal(detectRuntime({ globals: { caches: {}, ...node }, runtimeEnv: undefined }), "node");
+  assert.equal(detectRuntime({ globals: { Deno: {}, ...node }, runtimeEnv: undefined }), "deno");
+  assert.equal(detectRuntime({ globals: node, runtimeEnv: "other" }), "node");
+  assert.equal(detectRuntime({ globals: {}, runtimeEnv: undefined }), "unknown");
+});
+
+Deno.test("detectRuntime() reads RUNTIME from the environment", async () => {
+  assert.equal(detectRuntime(), "deno");
+  const script = `import { detectRuntime } from ${
+    JSON.stringify(
+      new URL("../src/runtime.ts", import.meta.url).href,
+    )
+  }; console.log(detectRuntime());`;
+  const run = (env: Record<string, string>) =>
+    new Deno.Command(Deno.execPath(), {
+      args: ["eval", script],
+      env: { ...env, RUST_BACKTRACE: "0", NO_COLOR: "1" },
+      stdout: "piped",
+    }).output();
+  const withEnv = await run({ RUNTIME: "cloudrun" });
+  assert.equal(new TextDecoder().decode(withEnv.stdout).trim(), "cloudrun");
+  const without = await run({ RUNTIME: "" });
+  assert.equal(new TextDecoder().decode(without.stdout).trim(), "deno");
+});
+
+Deno.test("VERSION matches deno.json", async () => {
+  const config = JSON.parse(await Deno.readTextFile(new URL("../deno.json", import.meta.url)));
+  assert.equal(VERSION, config.version);
+});
