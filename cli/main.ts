@@ -101,12 +101,15 @@ export async function main(argv: string[], openStorage: OpenStorage): Promise<nu
   for (const command of COMMANDS) Object.assign(allFlags, command.flags);
   let command: Command | undefined;
   try {
-    const { values, positionals } = parseArgs({
+    const parsed = parseArgs({
       args: argv,
       options: allFlags,
       allowPositionals: true,
       strict: true,
     });
+    // No option is declared `multiple`, so every value is a string or a boolean.
+    const values = parsed.values as Record<string, string | boolean | undefined>;
+    const positionals = parsed.positionals;
     if (values["version"] === true) {
       await out(`_all_docs ${VERSION}\n`);
       return 0;
