@@ -4,13 +4,15 @@
  * @module
  */
 
-import { BODY_PREFIX, Cache } from "../src/cache.ts";
+import { Cache } from "../src/cache.ts";
+import { BODY_PREFIX, CHECKPOINT_PREFIX } from "../src/keys.ts";
 import type { StorageDriver } from "../src/storage.ts";
 import { type CommandContext, describeStorage } from "./context.ts";
 import { err, formatBytes, out, Progress } from "./io.ts";
 
 function keyType(key: string): string {
   if (key.startsWith(BODY_PREFIX)) return "body";
+  if (key.startsWith(CHECKPOINT_PREFIX)) return "checkpoint";
   const type = key.split(":")[1];
   return type === "partition" || type === "packument" || type === "corgi" ? type : "other";
 }
@@ -24,11 +26,16 @@ export async function cacheStats(ctx: CommandContext): Promise<number> {
     let entries = 0;
     let bytes = 0;
     let bodies = 0;
+    let checkpoints = 0;
     const progress = new Progress(!ctx.options.quiet && !ctx.options.json);
     for await (const key of driver.list()) {
       const type = keyType(key);
       if (type === "body") {
         bodies++;
+        continue;
+      }
+      if (type === "checkpoint") {
+        checkpoints++;
         continue;
       }
       entries++;
@@ -40,7 +47,10 @@ export async function cacheStats(ctx: CommandContext): Promise<number> {
     progress.done();
     const storage = describeStorage(ctx.options);
     if (ctx.options.json) {
-      await out(JSON.stringify({ storage, entries, types, bytes, separateBodies: bodies }) + "\n");
+      await out(
+        JSON.stringify({ storage, entries, types, bytes, separateBodies: bodies, checkpoints }) +
+          "\n",
+      );
     } else {
       await out(
         [
@@ -49,6 +59,7 @@ export async function cacheStats(ctx: CommandContext): Promise<number> {
           ...Object.entries(types).map(([t, n]) => `  ${t.padEnd(15)}${n}`),
           `body bytes       ${bytes} (${formatBytes(bytes)})`,
           `separate bodies  ${bodies}`,
+          `checkpoint keys  ${checkpoints}`,
           "",
         ].join("\n"),
       );

@@ -21,6 +21,12 @@ import {
   UsageError,
 } from "./options.ts";
 import { cacheClear, cacheStats, cacheVerify } from "./cache_commands.ts";
+import {
+  cacheCreateIndex,
+  partitionList,
+  partitionRefresh,
+  partitionStatus,
+} from "./partition_commands.ts";
 
 interface Command {
   words: [string, string];
@@ -33,6 +39,68 @@ interface Command {
 }
 
 const COMMANDS: Command[] = [
+  {
+    words: ["partition", "refresh"],
+    usage: "partition refresh --pivots FILE",
+    summary: "fetch every _all_docs range of a partition set",
+    help: "Splits the key space at the pivots and fetches every range of the origin's\n" +
+      "_all_docs completely (paging past the 10,000-row cap) into the cache. Progress is\n" +
+      "checkpointed per partition: a killed run resumes where it stopped, skipping completed\n" +
+      "partitions and redoing those that were in progress. Re-running a completed set\n" +
+      "refreshes every range (conditionally where the origin sent an ETag).\n\n" +
+      "FILE is a .json array of keys, a .txt file with one key per line (blank lines and\n" +
+      "# comments ignored), or a .js/.mjs/.ts module exporting `pivots` or a default array.\n" +
+      "Pivots must be non-empty strings, strictly increasing in code-point order.\n\n" +
+      "Options:\n" +
+      "  --pivots FILE        the pivot list (required)\n" +
+      "  --fresh              forget the set's checkpoint and start over\n" +
+      "  --max-attempts N     attempts per partition before it is marked failed (default 3)\n" +
+      "  --parallel N         partitions fetched at once (default 4)\n" +
+      "  --limit N            rows per page, 2 to 10000 (default 10000)\n\n" +
+      "Output: a progress bar on a terminal; otherwise a summary line (partitions, rows,\n" +
+      "requests, retries, seconds). --json prints NDJSON progress events and a final\n" +
+      '{"type":"summary",...} object. Exit 1 when a partition failed (they are listed).',
+    flags: {
+      pivots: { type: "string" },
+      fresh: { type: "boolean" },
+      "max-attempts": { type: "string" },
+      parallel: { type: "string" },
+      limit: { type: "string" },
+    },
+    maxArgs: 0,
+    run: partitionRefresh,
+  },
+  {
+    words: ["partition", "status"],
+    usage: "partition status [--pivots FILE] [--json]",
+    summary: "progress of recorded partition sets",
+    help: "Shows each recorded partition set (or only the set of --pivots FILE at --origin)\n" +
+      "from its checkpoint: partitions done, in progress, pending and failed, and rows.",
+    flags: { pivots: { type: "string" } },
+    maxArgs: 0,
+    run: partitionStatus,
+  },
+  {
+    words: ["partition", "list"],
+    usage: "partition list [--json]",
+    summary: "cached partitions with row counts and ages",
+    help: "Lists every cached partition: its range, row count and age. --json prints one\n" +
+      "JSON object per line.",
+    flags: {},
+    maxArgs: 0,
+    run: partitionList,
+  },
+  {
+    words: ["cache", "create-index"],
+    usage: "cache create-index",
+    summary: "id,rev lines of every cached document, sorted",
+    help: "Writes one `id,rev` line per document in the cached partitions to stdout,\n" +
+      "de-duplicated and sorted by id in code-point order, streamed. With --origin or\n" +
+      "--origin-key, only that origin's partitions.",
+    flags: {},
+    maxArgs: 0,
+    run: cacheCreateIndex,
+  },
   {
     words: ["cache", "stats"],
     usage: "cache stats [--json]",
@@ -73,7 +141,7 @@ const TOP_HELP = `_all_docs ${VERSION}: mirror npm registry metadata.
 Usage: _all_docs <command> [options]
 
 Commands:
-${COMMANDS.map((c) => `  ${c.usage.padEnd(36)}${c.summary}`).join("\n")}
+${COMMANDS.map((c) => `  ${c.usage.padEnd(44)}${c.summary}`).join("\n")}
 
 Run '_all_docs <command> --help' for a command's options.
 

@@ -18,6 +18,7 @@ import type { ListOptions, StorageDriver } from "./storage.ts";
 import { type Clock, systemClock } from "./clock.ts";
 import { BloomFilter } from "./bloom.ts";
 import { Sha256, sha256Integrity } from "./_sha256.ts";
+import { BODY_PREFIX, CHECKPOINT_PREFIX } from "./keys.ts";
 
 /** Response metadata stored with a body. */
 export interface CacheMetadata {
@@ -120,8 +121,6 @@ export interface CacheStats {
   bloomNegatives: number;
 }
 
-/** The key prefix under which large bodies are stored. */
-export const BODY_PREFIX = "v1:body:";
 const MAGIC = new Uint8Array([0x41, 0x44, 0x31, 0x0a]); // "AD1\n"
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -137,10 +136,13 @@ class CorruptEntry extends Error {
 
 /** Raised by a body stream whose bytes do not match the entry's integrity. */
 export class CacheIntegrityError extends Error {
+  /** The error name. */
   override name = "CacheIntegrityError";
   /** The key of the entry. */
   key: string;
   /**
+   * Creates the error.
+   *
    * @param key The key of the entry.
    * @param message What was wrong.
    */
@@ -566,14 +568,16 @@ export class Cache {
    *
    * @param key The entry key.
    * @param body The body bytes or stream.
-   * @param metadata The response metadata.
+   * @param metadata The response metadata, or a function called once the body has been read
+   *   (for figures such as a row count that are known only at the end).
    * @returns The stored entry's metadata.
    */
   async put(
     key: string,
     body: Uint8Array | ReadableStream<Uint8Array>,
-    metadata: CacheMetadata,
+    metadata: CacheMetadata | (() => CacheMetadata),
   ): Promise<CacheEntryInfo> {
+    const meta = () => typeof metadata === "function" ? metadata() : metadata;
     const fetchedAt = this.clock.now();
     let inline: Uint8Array | undefined;
     let bodyStream: ReadableStream<Uint8Array> | undefined;
@@ -607,7 +611,7 @@ export class Cache {
     let header: StoredHeader;
     if (inline) {
       header = {
-        ...metadata,
+        ...meta(),
         key,
         integrity: integrityOf(inline),
         size: inline.length,
@@ -624,7 +628,7 @@ export class Cache {
         await this.driver.delete(bodyKey).catch(() => {});
         throw error;
       }
-      header = { ...metadata, key, ...m.result(), fetchedAt, body: bodyKey };
+      header = { ...meta(), key, ...m.result(), fetchedAt, body: bodyKey };
       await this.driver.put(key, encodeRecord(header));
     }
     const oldBody = previous?.header.body;
@@ -698,7 +702,7 @@ export class Cache {
   }
 
   /**
-   * Entry keys in key order (body keys are left out).
+   * Entry keys in key order (internal body and checkpoint keys are left out).
    *
    * @param prefix Only keys that start with this.
    * @param options Further range options for the driver.
@@ -706,7 +710,7 @@ export class Cache {
    */
   async *keys(prefix = "", options: Omit<ListOptions, "prefix"> = {}): AsyncGenerator<string> {
     for await (const key of this.driver.list({ ...options, prefix })) {
-      if (!key.startsWith(BODY_PREFIX)) yield key;
+      if (!key.startsWith(BODY_PREFIX) && !key.startsWith(CHECKPOINT_PREFIX)) yield key;
     }
   }
 

@@ -8,6 +8,9 @@
  *   the key's type, so a full request can never be answered from a corgi entry and a prefix
  *   listing of `v1:packument:` sees only full documents.
  *
+ * - Internal: `v1:body:...` (large bodies stored apart from their entry) and
+ *   `v1:checkpoint:{originKey}:{setId}[:{index}]` (partition-set checkpoints).
+ *
  * `hex` is the lowercase hex of the UTF-8 bytes. `originKey` names an origin: given explicitly,
  * or derived from the URL without loss by {@linkcode originKey}.
  *
@@ -20,6 +23,12 @@ const HEX: string[] = Array.from({ length: 256 }, (_, i) => i.toString(16).padSt
 
 /** The version prefix of every key this package writes. */
 export const KEY_VERSION = "v1";
+
+/** The key prefix of large bodies stored apart from their entry (internal to the cache). */
+export const BODY_PREFIX = "v1:body:";
+
+/** The key prefix of partition-set checkpoints (plain JSON records, not cache entries). */
+export const CHECKPOINT_PREFIX = "v1:checkpoint:";
 
 /** A packument representation: the full document or the abbreviated install document. */
 export type Representation = "full" | "abbreviated";

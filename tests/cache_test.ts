@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { BODY_PREFIX, Cache, CacheIntegrityError, freshness, maxAgeSeconds } from "../src/cache.ts";
+import { Cache, CacheIntegrityError, freshness, maxAgeSeconds } from "../src/cache.ts";
+import { BODY_PREFIX } from "../src/keys.ts";
 import type { Clock } from "../src/clock.ts";
 import type { StorageDriver, StorageValue } from "../src/storage.ts";
 import { MemoryDriver } from "../drivers/memory.ts";

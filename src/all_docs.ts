@@ -1,0 +1,253 @@
+/**
+ * The `_all_docs` client: reads one key range completely, page by page, from a CouchDB-style
+ * replication endpoint that behaves like npm's.
+ *
+ * - Keys are JSON-encoded, then URL-encoded, with every `.` written as `%2E` (npm rejects URLs
+ *   that contain `..`, and real package names contain it).
+ * - Ranges exclude their end (`inclusive_end=false`).
+ * - Pages hold at most `limit` rows (at most 10,000). A page with exactly `limit` rows means
+ *   there may be more: the next page starts at the last id seen, and that repeated first row is
+ *   dropped. A range is complete only when a short page arrives.
+ * - A page that is not JSON, is cut short, has another content type, or has rows out of order
+ *   or outside the range is a failed attempt and is asked for again.
+ * - Memory is bounded by one page, not by the range.
+ *
+ * @module
+ */
+
+import { compareKeys } from "./_compare.ts";
+import type { Clock } from "./clock.ts";
+import { systemClock } from "./clock.ts";
+import type { ConditionalRequest, HttpClient } from "./http_client.ts";
+import { HttpError } from "./http_client.ts";
+
+/** The largest page npm answers. */
+export const MAX_PAGE_LIMIT = 10_000;
+
+/** One row: a document id and its current revision. */
+export interface AllDocsRow {
+  /** The document id (the package name). */
+  id: string;
+  /** The current `_rev`. */
+  rev: string;
+}
+
+/** A key range; `""` is an open end. */
+export interface KeyRange {
+  /** First key, inclusive, or `""`. */
+  startKey: string;
+  /** End key, exclusive, or `""`. */
+  endKey: string;
+}
+
+/** A page that cannot be used: retried like a network failure. */
+export class BadResponseError extends Error {
+  /** The error name. */
+  override name = "BadResponseError";
+}
+
+/** Options for {@linkcode readRange}. */
+export interface ReadRangeOptions {
+  /** Rows per page, 2 to 10,000 (a follow-on page repeats the previous page's last row).
+   * @default {10000} */
+  limit?: number;
+  /** Attempts per page for bad responses (bad JSON, truncated bodies, wrong content type, rows
+   * out of order); HTTP-level retries happen inside the client on top of this.
+   * @default {4} */
+  pageAttempts?: number;
+  /** Validators for the first page: a 304 ends the read with `notModified`.
+   * @default {undefined} */
+  conditional?: ConditionalRequest | undefined;
+  /** Aborts the read.
+   * @default {undefined} */
+  signal?: AbortSignal | undefined;
+  /** The clock for the pause between page attempts.
+   * @default {systemClock} */
+  clock?: Clock;
+  /** Called after each page request with what it brought. */
+  onPage?: (page: { rows: number; attempt: number; url: string }) => void;
+  /** Called when a page is asked for again after a bad response. */
+  onRetry?: (error: Error, attempt: number) => void;
+}
+
+/** The first page of a range, read eagerly so a 304 can be told apart from new rows. */
+export interface RangeRead {
+  /** The origin answered 304 to the conditional first page. */
+  notModified: boolean;
+  /** The first page's validators, to keep for the next refresh. */
+  etag: string | undefined;
+  /** The range's rows, page by page; empty when not modified. Rows come in key order. */
+  pages: AsyncGenerator<AllDocsRow[]>;
+}
+
+function encodeKey(key: string): string {
+  return encodeURIComponent(JSON.stringify(key)).replace(/\./g, "%2E");
+}
+
+/**
+ * The URL of one `_all_docs` page.
+ *
+ * @param origin The replication endpoint (its `_all_docs` is below it).
+ * @param range The key range; `startKey` is the page's first key.
+ * @param limit Rows per page.
+ * @returns The URL.
+ *
+ * @example
+ * ```ts
+ * import { allDocsUrl } from "./all_docs.ts";
+ * const url = allDocsUrl("http://127.0.0.1:5984/", { startKey: "a.b", endKey: "" }, 10);
+ * console.assert(url === "http://127.0.0.1:5984/_all_docs?startkey=%22a%2Eb%22&limit=10");
+ * ```
+ */
+export function allDocsUrl(origin: string, range: KeyRange, limit: number): string {
+  const base = origin.endsWith("/") ? origin : `${origin}/`;
+  const params = [];
+  if (range.startKey !== "") params.push(`startkey=${encodeKey(range.startKey)}`);
+  if (range.endKey !== "") {
+    params.push(`endkey=${encodeKey(range.endKey)}`, "inclusive_end=false");
+  }
+  params.push(`limit=${limit}`);
+  return `${base}_all_docs?${params.join("&")}`;
+}
+
+function parsePage(
+  text: string,
+  range: KeyRange,
+  after: string | undefined,
+): { rows: AllDocsRow[]; raw: number } {
+  let body: unknown;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    throw new BadResponseError(`Bad _all_docs page: not JSON (${text.length} bytes)`);
+  }
+  const rows = (body as { rows?: unknown })?.rows;
+  if (!Array.isArray(rows)) throw new BadResponseError("Bad _all_docs page: no rows array");
+  const out: AllDocsRow[] = [];
+  let previous = after;
+  for (const row of rows as { id?: unknown; value?: { rev?: unknown } }[]) {
+    const id = row?.id;
+    const rev = row?.value?.rev;
+    if (typeof id !== "string" || typeof rev !== "string") {
+      throw new BadResponseError("Bad _all_docs page: a row lacks its id or rev");
+    }
+    if (previous !== undefined) {
+      const order = compareKeys(previous, id);
+      if (order > 0 || (order === 0 && out.length > 0)) {
+        throw new BadResponseError(
+          `Bad _all_docs page: rows out of order (${JSON.stringify(id)} after ${
+            JSON.stringify(previous)
+          })`,
+        );
+      }
+      if (order === 0) continue; // The repeated first row of a follow-on page.
+    }
+    if (
+      (range.startKey !== "" && compareKeys(id, range.startKey) < 0) ||
+      (range.endKey !== "" && compareKeys(id, range.endKey) >= 0)
+    ) {
+      throw new BadResponseError(
+        `Bad _all_docs page: row ${JSON.stringify(id)} is outside the range`,
+      );
+    }
+    out.push({ id, rev });
+    previous = id;
+  }
+  return { rows: out, raw: rows.length };
+}
+
+/**
+ * Reads a key range completely. The first page is fetched before this resolves; the rest are
+ * fetched as `pages` is consumed.
+ *
+ * @param client The HTTP client (retries, rate limit, timeouts).
+ * @param origin The replication endpoint.
+ * @param range The key range.
+ * @param options Paging options.
+ * @returns The first page's outcome and the pages.
+ * @throws {HttpError} When a page fails for good.
+ * @throws {BadResponseError} When a page stays unusable after its attempts.
+ */
+export async function readRange(
+  client: HttpClient,
+  origin: string,
+  range: KeyRange,
+  options: ReadRangeOptions = {},
+): Promise<RangeRead> {
+  const limit = options.limit ?? MAX_PAGE_LIMIT;
+  if (!Number.isInteger(limit) || limit < 2 || limit > MAX_PAGE_LIMIT) {
+    throw new RangeError(
+      `Cannot read range: 'limit' must be an integer from 2 to ${MAX_PAGE_LIMIT}, received ${limit}`,
+    );
+  }
+  const pageAttempts = options.pageAttempts ?? 4;
+  if (!Number.isInteger(pageAttempts) || pageAttempts < 1) {
+    throw new RangeError(
+      `Cannot read range: 'pageAttempts' must be a positive integer, received ${pageAttempts}`,
+    );
+  }
+  const clock = options.clock ?? systemClock;
+
+  async function page(
+    startKey: string,
+    after: string | undefined,
+    conditional: ConditionalRequest | undefined,
+  ): Promise<{ rows: AllDocsRow[]; raw: number; notModified: boolean; etag: string | undefined }> {
+    const url = allDocsUrl(origin, { startKey, endKey: range.endKey }, limit);
+    for (let attempt = 1;; attempt++) {
+      try {
+        const response = await client.request(url, {
+          headers: { accept: "application/json", "npm-replication-opt-in": "true" },
+          signal: options.signal,
+          conditional,
+        });
+        if (response.status === 304) {
+          await response.body?.cancel();
+          return { rows: [], raw: 0, notModified: true, etag: conditional?.etag };
+        }
+        if (response.status !== 200) {
+          const text = await response.text().catch(() => "");
+          throw new HttpError(
+            `GET ${url} answered ${response.status}: ${text.slice(0, 200)}`,
+            url,
+            { status: response.status },
+          );
+        }
+        const type = response.headers.get("content-type") ?? "";
+        if (!/^application\/json\b/i.test(type)) {
+          await response.body?.cancel();
+          throw new BadResponseError(`Bad _all_docs page: content type '${type}'`);
+        }
+        let text: string;
+        try {
+          text = await response.text();
+        } catch (cause) {
+          throw new BadResponseError("Bad _all_docs page: the body was cut short", { cause });
+        }
+        const { rows, raw } = parsePage(text, { startKey, endKey: range.endKey }, after);
+        options.onPage?.({ rows: rows.length, attempt, url });
+        return { rows, raw, notModified: false, etag: response.headers.get("etag") ?? undefined };
+      } catch (error) {
+        if (!(error instanceof BadResponseError) || attempt >= pageAttempts) throw error;
+        options.onRetry?.(error as Error, attempt);
+        await clock.sleep(Math.min(30_000, 250 * 2 ** (attempt - 1)), options.signal);
+      }
+    }
+  }
+
+  const first = await page(range.startKey, undefined, options.conditional);
+  async function* pages(): AsyncGenerator<AllDocsRow[]> {
+    if (first.notModified) return;
+    let current = first;
+    while (true) {
+      if (current.rows.length > 0) yield current.rows;
+      if (current.raw < limit) return;
+      const last = current.rows.at(-1)?.id;
+      if (last === undefined) {
+        throw new BadResponseError("Bad _all_docs page: a full page brought no new rows");
+      }
+      current = await page(last, last, undefined);
+    }
+  }
+  return { notModified: first.notModified, etag: first.etag, pages: pages() };
+}

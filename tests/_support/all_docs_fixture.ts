@@ -1,0 +1,971 @@
+/**
+ * A strict stand-in for a CouchDB-style replication endpoint that serves `_all_docs`, for tests
+ * and benchmarks. It listens on 127.0.0.1 only and speaks HTTP/1.1 itself over `Deno.listen`,
+ * so faults are real at the TCP level: a reset closes the socket without a response (or after
+ * half a status line), a truncated body stops short of its `Content-Length` and closes.
+ *
+ * What it serves, as strictly as the real endpoint:
+ *
+ * - `GET /` answers `{"db_name":"registry","engine":"npm-replicate","doc_count":N,"update_seq":S}`.
+ * - `GET /_all_docs` answers `{"total_rows":N,"offset":K,"rows":[...]}` (CouchDB's layout, one
+ *   row per line) with `content-type: application/json`. Parameters: `startkey`, `endkey`,
+ *   `key` (JSON strings), `keys` (a JSON array of strings), `inclusive_end` and `descending`
+ *   (`true`/`false`), `limit` (0 to 10000, default 1000). Everything else answers 400:
+ *   `include_docs=true`, `skip`, an unknown parameter (`start_key` too), a repeated parameter, a
+ *   key that is not a JSON string (`startkey=express`), `limit` above 10000, a range whose start
+ *   lies past its end (as CouchDB does), and any request whose raw target contains `..` (the
+ *   CDN's path-traversal filter; clients write `.` as `%2E`).
+ * - Ids are sorted in code-point order (UTF-8 byte order), not UTF-16 order: an astral character
+ *   sorts after U+FFFD. `offset` is the index of the first row returned (counted from the top for
+ *   `descending=true`), or where it would be when no row is returned.
+ *
+ * @module
+ */
+
+import { parseArgs } from "node:util";
+
+/** One row of the expected listing. */
+export interface AllDocsRow {
+  /** The document id (package name). */
+  id: string;
+  /** Its current revision, `N-<32 hex>` by default. */
+  rev: string;
+}
+
+/** What a {@linkcode FaultPlan} is told about each request. */
+export interface FaultRequest {
+  /** 0-based counter of requests across the whole server, in arrival order. */
+  n: number;
+  /** The request URL (the fixture origin plus the raw request target). */
+  url: URL;
+  /** The path of the request target as sent, without the query, e.g. `/_all_docs`. */
+  path: string;
+}
+
+/**
+ * One injected fault:
+ *
+ * - `status`: answer with that status (a JSON error body), with `Retry-After` when given.
+ * - `reset`: close the TCP connection without any response; with `partialHeaders`, after half a
+ *   status line and header.
+ * - `truncate`: the real status and headers, `Content-Length` of the whole body, then only
+ *   `bytes` of the body (default: half of it, at least one byte short), then close.
+ * - `bad-json`: 200, `application/json`, a body that is not JSON.
+ * - `content-type`: 200 with a `text/html` page, like a CDN error page.
+ * - `out-of-order`: the real page with its rows in a shuffled order (never the sorted order when
+ *   the page has two or more distinct rows).
+ * - `delay`: wait `ms` milliseconds, then answer normally.
+ */
+export type Fault =
+  | { kind: "status"; status: number; retryAfter?: string }
+  | { kind: "reset"; partialHeaders?: boolean }
+  | { kind: "truncate"; bytes?: number }
+  | { kind: "bad-json" }
+  | { kind: "content-type" }
+  | { kind: "out-of-order" }
+  | { kind: "delay"; ms: number };
+
+/** Decides per request whether to inject a fault; `undefined` serves it normally. */
+export type FaultPlan = (request: FaultRequest) => Fault | undefined;
+
+/** One entry of {@linkcode AllDocsFixture.requests}. */
+export interface RequestRecord {
+  /** The request counter, as given to the fault plan. */
+  n: number;
+  /** The request method. */
+  method: string;
+  /** The full URL as requested (origin plus raw request target, percent-encoding untouched). */
+  url: string;
+  /** The status sent; 0 when the connection was reset without a status. */
+  status: number;
+  /** The fault injected into this request, if any. */
+  fault?: Fault;
+}
+
+/** Options of {@linkcode startAllDocsFixture}. */
+export interface AllDocsFixtureOptions {
+  /** The ids to serve, in any order; sorted by code point and deduplicated. */
+  ids?: readonly string[];
+  /** Instead of `ids`: serve this many generated names (see {@linkcode generateNames}). */
+  count?: number;
+  /** The revision of an id (default: {@linkcode defaultRev}). Must be a pure function. */
+  revFor?: (id: string) => string;
+  /** Faults to inject. */
+  faults?: FaultPlan;
+  /** Send `ETag` and answer `If-None-Match` with 304 (default false). */
+  etags?: boolean;
+  /** Address to listen on (default `127.0.0.1`). */
+  hostname?: string;
+  /** Port to listen on (default 0: any free port). */
+  port?: number;
+}
+
+/** A running fixture; see {@linkcode startAllDocsFixture}. */
+export interface AllDocsFixture {
+  /** The replication endpoint root, e.g. `http://127.0.0.1:4711`; `_all_docs` is below it. */
+  readonly origin: string;
+  /** The sorted ids being served (no copy: do not mutate). */
+  readonly ids: readonly string[];
+  /** The full expected listing in code-point order (built on first access after a change). */
+  readonly rows: readonly AllDocsRow[];
+  /** Every request so far, in arrival order. Tests may clear it with `length = 0`. */
+  readonly requests: RequestRecord[];
+  /** Sets the revision of an existing id; throws if the id is not served. */
+  setRev(id: string, rev: string): void;
+  /** Adds an id (with `rev`, else the default); returns false if it was already there. */
+  add(id: string, rev?: string): boolean;
+  /** Removes an id; returns false if it was not there. */
+  remove(id: string): boolean;
+  /** Closes the listener and every open connection, and waits for all of them. */
+  close(): Promise<void>;
+}
+
+/** The largest `limit` the endpoint accepts. */
+export const MAX_LIMIT = 10_000;
+/** The `limit` used when a request has none. */
+export const DEFAULT_LIMIT = 1_000;
+
+/**
+ * Compares two strings in code-point order (the order of their UTF-8 bytes). JavaScript's `<`
+ * compares UTF-16 code units instead, which puts astral characters (surrogate pairs) before
+ * U+E000..U+FFFF.
+ *
+ * @returns A negative number, zero or a positive number.
+ */
+export function compareCodePoints(a: string, b: string): number {
+  const n = a.length < b.length ? a.length : b.length;
+  for (let i = 0; i < n; i++) {
+    const x = a.charCodeAt(i);
+    const y = b.charCodeAt(i);
+    if (x === y) continue;
+    const xs = x >= 0xd800 && x <= 0xdfff;
+    const ys = y >= 0xd800 && y <= 0xdfff;
+    if (xs === ys) return x - y;
+    return xs ? 1 : -1;
+  }
+  return a.length - b.length;
+}
+
+/** Sorts by code point and removes duplicates; returns `ids` itself when already strictly sorted. */
+export function sortIds(ids: string[]): string[] {
+  let sorted = true;
+  for (let i = 1; i < ids.length; i++) {
+    if (compareCodePoints(ids[i - 1]!, ids[i]!) >= 0) {
+      sorted = false;
+      break;
+    }
+  }
+  if (sorted) return ids;
+  // The native sort (UTF-16 order) is much faster and agrees with code-point order unless a
+  // string holds a code unit from U+D800 up.
+  let wide = false;
+  for (const id of ids) {
+    if (/[\ud800-\uffff]/.test(id)) {
+      wide = true;
+      break;
+    }
+  }
+  const copy = wide ? ids.slice().sort(compareCodePoints) : ids.slice().sort();
+  const out: string[] = [];
+  for (const id of copy) {
+    if (out.length === 0 || out[out.length - 1] !== id) out.push(id);
+  }
+  return out;
+}
+
+/** 128 bits of a cheap, deterministic string hash (cyrb128), as four unsigned 32-bit words. */
+function hash128(text: string): [number, number, number, number] {
+  let h1 = 1779033703, h2 = 3144134277, h3 = 1013904242, h4 = 2773480762;
+  for (let i = 0; i < text.length; i++) {
+    const k = text.charCodeAt(i);
+    h1 = h2 ^ Math.imul(h1 ^ k, 597399067);
+    h2 = h3 ^ Math.imul(h2 ^ k, 2869860233);
+    h3 = h4 ^ Math.imul(h3 ^ k, 951274213);
+    h4 = h1 ^ Math.imul(h4 ^ k, 2716044179);
+  }
+  h1 = Math.imul(h3 ^ (h1 >>> 18), 597399067);
+  h2 = Math.imul(h4 ^ (h2 >>> 22), 2869860233);
+  h3 = Math.imul(h1 ^ (h3 >>> 17), 951274213);
+  h4 = Math.imul(h2 ^ (h4 >>> 19), 2716044179);
+  h1 ^= h2 ^ h3 ^ h4;
+  h2 ^= h1;
+  h3 ^= h1;
+  h4 ^= h1;
+  return [h1 >>> 0, h2 >>> 0, h3 >>> 0, h4 >>> 0];
+}
+
+const HEX_BYTES = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, "0"));
+
+function hex8(w: number): string {
+  return HEX_BYTES[w >>> 24]! + HEX_BYTES[(w >>> 16) & 255]! + HEX_BYTES[(w >>> 8) & 255]! +
+    HEX_BYTES[w & 255]!;
+}
+
+function hex32(words: readonly [number, number, number, number]): string {
+  return hex8(words[0]) + hex8(words[1]) + hex8(words[2]) + hex8(words[3]);
+}
+
+/** The default revision of an id: `N-<32 hex>`, N from 1 to 12, both derived from the id. */
+export function defaultRev(id: string): string {
+  const h = hash128(id);
+  return `${1 + (h[0] % 12)}-${hex32(h)}`;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Generated names
+
+/** Words below each head; every character sorts after `-`, the separator. */
+const WORDS = [
+  "api",
+  "async",
+  "babel",
+  "cli",
+  "config",
+  "core",
+  "dom",
+  "es6",
+  "eslint",
+  "express",
+  "fs",
+  "http",
+  "js",
+  "js.utils",
+  "json",
+  "kit",
+  "lib",
+  "loader",
+  "lodash",
+  "lodash.merge",
+  "node",
+  "parser",
+  "plugin",
+  "react",
+  "router",
+  "sdk",
+  "server",
+  "test",
+  "types",
+  "ui",
+  "util",
+  "utils",
+  "v2",
+  "vue",
+  "web",
+  "x..y",
+  "xml",
+  "yaml",
+].sort(compareCodePoints);
+
+/** Heads: [prefix, weight]; a prefix ending in `/` is a scope and never a name on its own. */
+const HEADS: [string, number][] = ([
+  ["0x", 0.5],
+  ["12.15rk..", 0.5],
+  ["2d", 0.5],
+  ["3d", 0.5],
+  ["4chan", 0.5],
+  ["7zip", 0.5],
+  ["@angular/", 4],
+  ["@aws-sdk/", 4],
+  ["@babel/", 4],
+  ["@mui/", 4],
+  ["@scope/", 4],
+  ["@types/", 4],
+  ["@vue/", 4],
+  ["@x/", 4],
+  ["Base64", 0.5],
+  ["JSON", 0.5],
+  ["JSONStream", 0.5],
+  ["React", 0.5],
+  ["XML", 0.5],
+  ...WORDS.map((w): [string, number] => [w, 1.5]),
+  ["café", 0.25],
+  ["é", 0.25],
+  ["ñandu", 0.25],
+  ["中文", 0.25],
+  ["\ue000pua", 0.25],
+  ["\ufffd", 0.25],
+  ["😀", 0.25],
+  ["𝒳js", 0.25],
+  ["\u{10ffff}", 0.25],
+] as [string, number][]).sort((a, b) => compareCodePoints(a[0], b[0]));
+
+/** Nodes in a complete tree of WORDS with `depth` levels below the head, the head included. */
+function treeSize(depth: number): number {
+  let size = 1;
+  for (let d = 0; d < depth; d++) size = 1 + WORDS.length * size;
+  return size;
+}
+
+/** The name of node `index` (preorder) in the tree of `depth` levels below `head`. */
+function treeName(head: string, depth: number, index: number): string {
+  const scoped = head.endsWith("/");
+  let name = head;
+  let first = true;
+  let rest = index;
+  let level = depth;
+  while (rest > 0) {
+    rest -= 1;
+    const sub = treeSize(level - 1);
+    const child = Math.floor(rest / sub);
+    rest -= child * sub;
+    name += (first && scoped ? "" : "-") + WORDS[child]!;
+    first = false;
+    level -= 1;
+  }
+  return name;
+}
+
+/**
+ * Deterministic, realistic package names, already in code-point order: digits first
+ * (`12.15rk..`), scopes (`@babel/core-dom`), legacy upper case (`JSONStream`), plain names with
+ * dots and `..` (`lodash.merge-x..y`), then non-ASCII and astral ones (`中文`, `😀-api`,
+ * `U+10FFFF`). The same `count` always gives the same list; names are unique.
+ */
+export function generateNames(count: number): string[] {
+  if (!Number.isSafeInteger(count) || count < 0) throw new RangeError(`bad count ${count}`);
+  const total = HEADS.reduce((sum, [, w]) => sum + w, 0);
+  const out = new Array<string>(count);
+  let at = 0;
+  let cumulative = 0;
+  for (const [head, weight] of HEADS) {
+    const from = Math.floor((count * cumulative) / total);
+    cumulative += weight;
+    const to = Math.floor((count * cumulative) / total);
+    const share = to - from;
+    if (share === 0) continue;
+    const scoped = head.endsWith("/");
+    let depth = 1;
+    while (treeSize(depth) - (scoped ? 1 : 0) < share) depth++;
+    const capacity = treeSize(depth) - (scoped ? 1 : 0);
+    for (let j = 0; j < share; j++) {
+      const node = Math.floor((j * capacity) / share) + (scoped ? 1 : 0);
+      out[at++] = treeName(head, depth, node);
+    }
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Faults
+
+/** A plan that injects `fault` into the requests numbered `ns` (0-based, server-wide). */
+export function failNth(ns: readonly number[], fault: Fault): FaultPlan {
+  const set = new Set(ns);
+  return (request) => set.has(request.n) ? fault : undefined;
+}
+
+/** A plan that injects `fault` into every `k`-th request: n = k-1, 2k-1, ... (k >= 1). */
+export function failEvery(k: number, fault: Fault): FaultPlan {
+  if (!Number.isSafeInteger(k) || k < 1) throw new RangeError(`bad k ${k}`);
+  return (request) => (request.n + 1) % k === 0 ? fault : undefined;
+}
+
+/**
+ * Applies `plan` to requests for `path` only (e.g. `/_all_docs`), numbering them 0, 1, ... among
+ * themselves; other requests get no fault.
+ */
+export function onlyPath(path: string, plan: FaultPlan): FaultPlan {
+  let n = 0;
+  return (request) => request.path === path ? plan({ ...request, n: n++ }) : undefined;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The server
+
+const encoder = new TextEncoder();
+const STATUS_TEXT: Record<number, string> = {
+  200: "OK",
+  304: "Not Modified",
+  400: "Bad Request",
+  404: "Not Found",
+  405: "Method Not Allowed",
+  408: "Request Timeout",
+  429: "Too Many Requests",
+  431: "Request Header Fields Too Large",
+  500: "Internal Server Error",
+  502: "Bad Gateway",
+  503: "Service Unavailable",
+  504: "Gateway Timeout",
+};
+const KNOWN_PARAMS = new Set([
+  "startkey",
+  "endkey",
+  "key",
+  "keys",
+  "limit",
+  "descending",
+  "inclusive_end",
+  "include_docs",
+]);
+const MAX_HEAD_BYTES = 64 * 1024;
+
+interface ParsedRequest {
+  method: string;
+  target: string;
+  version: string;
+  headers: Map<string, string>;
+}
+
+interface Reply {
+  status: number;
+  headers: [string, string][];
+  body: string;
+  /** The page, for out-of-order faults. */
+  page?: { head: string; rows: string[]; tail: string };
+}
+
+class BadRequest extends Error {}
+
+function jsonReply(status: number, value: unknown, extra: [string, string][] = []): Reply {
+  return {
+    status,
+    headers: [["content-type", "application/json"], ...extra],
+    body: JSON.stringify(value) + "\n",
+  };
+}
+
+function badRequest(reason: string): Reply {
+  return jsonReply(400, { error: "bad_request", reason });
+}
+
+function parseKey(name: string, raw: string): string {
+  let value: unknown;
+  try {
+    value = JSON.parse(raw);
+  } catch {
+    throw new BadRequest(`${name} is not valid JSON: ${raw}`);
+  }
+  if (typeof value !== "string") throw new BadRequest(`${name} must be a JSON string`);
+  return value;
+}
+
+function parseBool(name: string, raw: string): boolean {
+  if (raw === "true") return true;
+  if (raw === "false") return false;
+  throw new BadRequest(`${name} must be true or false`);
+}
+
+/** Index of the first id >= key (or > key when `after`). */
+function bound(ids: readonly string[], key: string, after: boolean): number {
+  let lo = 0;
+  let hi = ids.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    const c = compareCodePoints(ids[mid]!, key);
+    if (c < 0 || (after && c === 0)) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+function shuffled<T>(items: readonly T[], seed: number): T[] {
+  const out = items.slice();
+  let state = (seed * 2654435761 + 1) >>> 0;
+  for (let i = out.length - 1; i > 0; i--) {
+    state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
+    const j = state % (i + 1);
+    [out[i], out[j]] = [out[j]!, out[i]!];
+  }
+  if (out.length > 1 && out.every((item, i) => item === items[i])) out.push(out.shift()!);
+  return out;
+}
+
+function concatBytes(a: Uint8Array, b: Uint8Array): Uint8Array {
+  const out = new Uint8Array(a.length + b.length);
+  out.set(a, 0);
+  out.set(b, a.length);
+  return out;
+}
+
+function headEnd(buf: Uint8Array): number {
+  for (let i = 3; i < buf.length; i++) {
+    if (buf[i] === 10 && buf[i - 1] === 13 && buf[i - 2] === 10 && buf[i - 3] === 13) return i + 1;
+  }
+  return -1;
+}
+
+function parseHead(text: string): ParsedRequest | undefined {
+  const lines = text.split("\r\n");
+  const [method, target, version, extra] = (lines[0] ?? "").split(" ");
+  if (!method || !target || !version || extra !== undefined) return undefined;
+  const headers = new Map<string, string>();
+  for (const line of lines.slice(1)) {
+    if (line === "") continue;
+    const colon = line.indexOf(":");
+    if (colon <= 0) return undefined;
+    headers.set(line.slice(0, colon).trim().toLowerCase(), line.slice(colon + 1).trim());
+  }
+  return { method, target, version, headers };
+}
+
+/**
+ * Starts a fixture server. See the module documentation for what it serves.
+ *
+ * @example
+ * ```ts ignore
+ * const fixture = await startAllDocsFixture({ ids: ["b", "a", "@x/y"] });
+ * const page = await (await fetch(`${fixture.origin}/_all_docs?limit=2`)).json();
+ * await fixture.close();
+ * ```
+ */
+export function startAllDocsFixture(options: AllDocsFixtureOptions = {}): Promise<AllDocsFixture> {
+  try {
+    return Promise.resolve(listen(options));
+  } catch (error) {
+    return Promise.reject(error);
+  }
+}
+
+function listen(options: AllDocsFixtureOptions): AllDocsFixture {
+  if (options.ids !== undefined && options.count !== undefined) {
+    throw new TypeError("give ids or count, not both");
+  }
+  const ids = sortIds(
+    options.ids !== undefined ? options.ids.slice() : generateNames(options.count ?? 0),
+  );
+  const revFor = options.revFor ?? defaultRev;
+  const overrides = new Map<string, string>();
+  const etags = options.etags ?? false;
+  const faults = options.faults;
+  let updateSeq = ids.length;
+  let rowsCache: AllDocsRow[] | undefined;
+  const requests: RequestRecord[] = [];
+  let counter = 0;
+
+  function revOf(id: string): string {
+    return overrides.get(id) ?? revFor(id);
+  }
+
+  function changed(): void {
+    updateSeq += 1;
+    rowsCache = undefined;
+  }
+
+  const listener = Deno.listen({
+    hostname: options.hostname ?? "127.0.0.1",
+    port: options.port ?? 0,
+    transport: "tcp",
+  });
+  const addr = listener.addr;
+  const host = addr.hostname.includes(":") ? `[${addr.hostname}]` : addr.hostname;
+  const origin = `http://${host}:${addr.port}`;
+  const conns = new Set<Deno.Conn>();
+  const tasks = new Set<Promise<void>>();
+  const sleepers = new Set<() => void>();
+  let closing = false;
+
+  function sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer);
+        sleepers.delete(done);
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      sleepers.add(done);
+    });
+  }
+
+  function allDocs(params: URLSearchParams): Reply {
+    const seen = new Set<string>();
+    for (const name of params.keys()) {
+      if (!KNOWN_PARAMS.has(name)) throw new BadRequest(`unknown parameter ${name}`);
+      if (seen.has(name)) throw new BadRequest(`repeated parameter ${name}`);
+      seen.add(name);
+    }
+    const get = (name: string): string | undefined => params.get(name) ?? undefined;
+    const includeDocs = get("include_docs");
+    if (includeDocs !== undefined && parseBool("include_docs", includeDocs)) {
+      throw new BadRequest("include_docs is not supported");
+    }
+    let limit = DEFAULT_LIMIT;
+    const rawLimit = get("limit");
+    if (rawLimit !== undefined) {
+      if (!/^[0-9]+$/.test(rawLimit)) throw new BadRequest("limit must be a non-negative integer");
+      limit = Number(rawLimit);
+      if (limit > MAX_LIMIT) throw new BadRequest(`limit must be at most ${MAX_LIMIT}`);
+    }
+    const rawDescending = get("descending");
+    const descending = rawDescending !== undefined && parseBool("descending", rawDescending);
+    const rawInclusive = get("inclusive_end");
+    const inclusiveEnd = rawInclusive === undefined || parseBool("inclusive_end", rawInclusive);
+    const rawKeys = get("keys");
+    const rawKey = get("key");
+    const rawStart = get("startkey");
+    const rawEnd = get("endkey");
+    const head = (offset: number): string =>
+      `{"total_rows":${ids.length},"offset":${offset},"rows":[`;
+    const rowJson = (id: string): string => {
+      const key = JSON.stringify(id);
+      return `{"id":${key},"key":${key},"value":{"rev":${JSON.stringify(revOf(id))}}}`;
+    };
+    let rows: string[];
+    let offset: number;
+    if (rawKeys !== undefined) {
+      if (rawKey !== undefined || rawStart !== undefined || rawEnd !== undefined) {
+        throw new BadRequest("keys is incompatible with key, startkey and endkey");
+      }
+      let keys: unknown;
+      try {
+        keys = JSON.parse(rawKeys);
+      } catch {
+        throw new BadRequest("keys is not valid JSON");
+      }
+      if (!Array.isArray(keys) || !keys.every((k) => typeof k === "string")) {
+        throw new BadRequest("keys must be a JSON array of strings");
+      }
+      const list = (descending ? keys.slice().reverse() : keys).slice(0, limit) as string[];
+      rows = list.map((k) => {
+        const i = bound(ids, k, false);
+        return ids[i] === k ? rowJson(k) : `{"key":${JSON.stringify(k)},"error":"not_found"}`;
+      });
+      offset = 0;
+    } else {
+      let start = rawStart === undefined ? undefined : parseKey("startkey", rawStart);
+      let end = rawEnd === undefined ? undefined : parseKey("endkey", rawEnd);
+      if (rawKey !== undefined) {
+        if (start !== undefined || end !== undefined) {
+          throw new BadRequest("key is incompatible with startkey and endkey");
+        }
+        start = end = parseKey("key", rawKey);
+      }
+      if (start !== undefined && end !== undefined) {
+        const c = compareCodePoints(start, end);
+        if (descending ? c < 0 : c > 0) {
+          throw new BadRequest(
+            "No rows can match your key range, reverse your start_key and end_key or set descending=true",
+          );
+        }
+      }
+      rows = [];
+      if (!descending) {
+        const from = start === undefined ? 0 : bound(ids, start, false);
+        const stop = end === undefined ? ids.length : bound(ids, end, inclusiveEnd);
+        const to = Math.min(stop, from + limit);
+        for (let i = from; i < to; i++) rows.push(rowJson(ids[i]!));
+        offset = from;
+      } else {
+        const from = start === undefined ? ids.length - 1 : bound(ids, start, true) - 1;
+        const stop = end === undefined ? 0 : bound(ids, end, !inclusiveEnd);
+        const to = Math.max(stop, from - limit + 1);
+        for (let i = from; i >= to; i--) rows.push(rowJson(ids[i]!));
+        offset = ids.length - 1 - from;
+      }
+    }
+    const pageHead = head(offset);
+    const tail = "]}\n";
+    return {
+      status: 200,
+      headers: [["content-type", "application/json"]],
+      body: rows.length === 0 ? pageHead + tail : `${pageHead}\r\n${rows.join(",\r\n")}\r\n${tail}`,
+      page: { head: pageHead, rows, tail },
+    };
+  }
+
+  function route(req: ParsedRequest, url: URL): Reply {
+    if (req.target.includes("..")) return badRequest("path traversal is not allowed");
+    if (req.method !== "GET" && req.method !== "HEAD") {
+      return jsonReply(405, { error: "method_not_allowed", reason: "Only GET,HEAD allowed" }, [
+        ["allow", "GET, HEAD"],
+      ]);
+    }
+    if (url.pathname === "/") {
+      return jsonReply(200, {
+        db_name: "registry",
+        engine: "npm-replicate",
+        doc_count: ids.length,
+        update_seq: updateSeq,
+      });
+    }
+    if (url.pathname === "/_all_docs") {
+      try {
+        return allDocs(url.searchParams);
+      } catch (error) {
+        if (error instanceof BadRequest) return badRequest(error.message);
+        throw error;
+      }
+    }
+    return jsonReply(404, { error: "not_found", reason: "missing" });
+  }
+
+  async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
+    let done = 0;
+    while (done < bytes.length) done += await conn.write(bytes.subarray(done));
+  }
+
+  function headBytes(
+    status: number,
+    headers: [string, string][],
+    length: number | undefined,
+  ): Uint8Array {
+    let text = `HTTP/1.1 ${status} ${STATUS_TEXT[status] ?? "Status"}\r\n`;
+    for (const [name, value] of headers) text += `${name}: ${value}\r\n`;
+    if (length !== undefined) text += `content-length: ${length}\r\n`;
+    text += "\r\n";
+    return encoder.encode(text);
+  }
+
+  /** Answers one request; returns whether the connection stays open. */
+  async function answer(conn: Deno.Conn, req: ParsedRequest): Promise<boolean> {
+    const n = counter++;
+    const url = new URL(
+      req.target.startsWith("/") ? origin + req.target : `${origin}/${req.target}`,
+    );
+    const query = req.target.indexOf("?");
+    const path = query < 0 ? req.target : req.target.slice(0, query);
+    const fault = faults?.({ n, url, path });
+    const record: RequestRecord = { n, method: req.method, url: origin + req.target, status: 0 };
+    if (fault !== undefined) record.fault = fault;
+    requests.push(record);
+    const keepAlive = req.version === "HTTP/1.1" &&
+      req.headers.get("connection")?.toLowerCase() !== "close";
+
+    if (fault?.kind === "reset") {
+      if (fault.partialHeaders) {
+        await writeAll(conn, encoder.encode("HTTP/1.1 200 OK\r\ncontent-ty"));
+      }
+      return false;
+    }
+    if (fault?.kind === "delay") {
+      await sleep(fault.ms);
+      if (closing) return false;
+    }
+    let reply: Reply;
+    if (fault?.kind === "status") {
+      const extra: [string, string][] = fault.retryAfter === undefined
+        ? []
+        : [["retry-after", fault.retryAfter]];
+      reply = jsonReply(
+        fault.status,
+        { error: "injected", reason: `status ${fault.status}` },
+        extra,
+      );
+    } else if (fault?.kind === "bad-json") {
+      reply = {
+        status: 200,
+        headers: [["content-type", "application/json"]],
+        body: `{"total_rows":${ids.length},"offset":0,"rows":[{"id":"a","key":"a",`,
+      };
+    } else if (fault?.kind === "content-type") {
+      reply = {
+        status: 200,
+        headers: [["content-type", "text/html; charset=utf-8"]],
+        body: "<!DOCTYPE html>\n<html><body><h1>Please wait</h1></body></html>\n",
+      };
+    } else {
+      reply = route(req, url);
+      if (fault?.kind === "out-of-order" && reply.page !== undefined) {
+        const { head, rows, tail } = reply.page;
+        reply.body = rows.length === 0
+          ? head + tail
+          : `${head}\r\n${shuffled(rows, n).join(",\r\n")}\r\n${tail}`;
+      }
+    }
+    let body = encoder.encode(reply.body);
+    const headers = reply.headers.slice();
+    if (etags && reply.status === 200 && fault === undefined) {
+      const tag = `"${hex32(hash128(reply.body))}"`;
+      headers.push(["etag", tag]);
+      const match = req.headers.get("if-none-match");
+      if (
+        match !== undefined &&
+        (match.trim() === "*" || match.split(",").some((t) => t.trim() === tag))
+      ) {
+        record.status = 304;
+        await writeAll(conn, headBytes(304, [["etag", tag]], undefined));
+        return keepAlive;
+      }
+    }
+    if (!keepAlive) headers.push(["connection", "close"]);
+    record.status = reply.status;
+    const fullLength = body.length;
+    if (req.method === "HEAD") body = new Uint8Array(0);
+    if (fault?.kind === "truncate") {
+      const keep = Math.max(0, Math.min(fault.bytes ?? Math.floor(fullLength / 2), fullLength - 1));
+      await writeAll(conn, headBytes(reply.status, headers, fullLength));
+      await writeAll(conn, body.subarray(0, keep));
+      return false;
+    }
+    const head = headBytes(reply.status, headers, fullLength);
+    await writeAll(conn, body.length < 16 * 1024 ? concatBytes(head, body) : head);
+    if (body.length >= 16 * 1024) await writeAll(conn, body);
+    return keepAlive;
+  }
+
+  async function serveConnection(conn: Deno.Conn): Promise<void> {
+    let buf: Uint8Array = new Uint8Array(0);
+    const chunk = new Uint8Array(64 * 1024);
+    try {
+      while (!closing) {
+        let end = headEnd(buf);
+        while (end < 0) {
+          if (buf.length > MAX_HEAD_BYTES) {
+            await writeAll(conn, headBytes(431, [["connection", "close"]], 0));
+            return;
+          }
+          const read = await conn.read(chunk);
+          if (read === null) return;
+          buf = concatBytes(buf, chunk.subarray(0, read));
+          end = headEnd(buf);
+        }
+        const req = parseHead(new TextDecoder().decode(buf.subarray(0, end - 4)));
+        buf = buf.subarray(end);
+        if (req === undefined) {
+          await writeAll(conn, headBytes(400, [["connection", "close"]], 0));
+          return;
+        }
+        if (req.headers.has("transfer-encoding")) {
+          await writeAll(conn, headBytes(400, [["connection", "close"]], 0));
+          return;
+        }
+        let skip = Number(req.headers.get("content-length") ?? "0");
+        if (!Number.isSafeInteger(skip) || skip < 0) return;
+        while (skip > 0) {
+          if (buf.length > 0) {
+            const take = Math.min(skip, buf.length);
+            buf = buf.subarray(take);
+            skip -= take;
+            continue;
+          }
+          const read = await conn.read(chunk);
+          if (read === null) return;
+          buf = chunk.slice(0, read);
+        }
+        if (!(await answer(conn, req))) return;
+      }
+    } catch {
+      // The peer went away, or close() closed the connection under us.
+    } finally {
+      conns.delete(conn);
+      try {
+        conn.close();
+      } catch {
+        // Already closed.
+      }
+    }
+  }
+
+  const acceptLoop = (async () => {
+    try {
+      for await (const conn of listener) {
+        if (closing) {
+          conn.close();
+          continue;
+        }
+        conns.add(conn);
+        const task = serveConnection(conn);
+        tasks.add(task);
+        task.finally(() => tasks.delete(task));
+      }
+    } catch {
+      // The listener was closed.
+    }
+  })();
+
+  let closed: Promise<void> | undefined;
+
+  return {
+    origin,
+    get ids(): readonly string[] {
+      return ids;
+    },
+    get rows(): readonly AllDocsRow[] {
+      rowsCache ??= ids.map((id) => ({ id, rev: revOf(id) }));
+      return rowsCache;
+    },
+    requests,
+    setRev(id: string, rev: string): void {
+      const i = bound(ids, id, false);
+      if (ids[i] !== id) throw new RangeError(`no such id: ${id}`);
+      overrides.set(id, rev);
+      changed();
+    },
+    add(id: string, rev?: string): boolean {
+      const i = bound(ids, id, false);
+      if (ids[i] === id) return false;
+      ids.splice(i, 0, id);
+      if (rev !== undefined) overrides.set(id, rev);
+      changed();
+      return true;
+    },
+    remove(id: string): boolean {
+      const i = bound(ids, id, false);
+      if (ids[i] !== id) return false;
+      ids.splice(i, 1);
+      overrides.delete(id);
+      changed();
+      return true;
+    },
+    close(): Promise<void> {
+      closed ??= (async () => {
+        closing = true;
+        listener.close();
+        for (const wake of [...sleepers]) wake();
+        for (const conn of conns) {
+          try {
+            conn.close();
+          } catch {
+            // Already closed.
+          }
+        }
+        await acceptLoop;
+        while (tasks.size > 0) await Promise.allSettled([...tasks]);
+      })();
+      return closed;
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Standalone
+
+async function readIds(file: string): Promise<string[]> {
+  const text = await Deno.readTextFile(file);
+  if (text.trimStart().startsWith("[")) {
+    const value: unknown = JSON.parse(text);
+    if (!Array.isArray(value) || !value.every((v) => typeof v === "string")) {
+      throw new TypeError(`${file}: expected a JSON array of strings`);
+    }
+    return value as string[];
+  }
+  const ids: string[] = [];
+  for (const line of text.split("\n")) {
+    const id = line.endsWith("\r") ? line.slice(0, -1) : line;
+    if (id !== "") ids.push(id);
+  }
+  return ids;
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    args: Deno.args,
+    options: {
+      port: { type: "string", default: "0" },
+      hostname: { type: "string", default: "127.0.0.1" },
+      ids: { type: "string" },
+      count: { type: "string" },
+      etags: { type: "boolean", default: false },
+    },
+    strict: true,
+  });
+  const started = performance.now();
+  const options: AllDocsFixtureOptions = {
+    port: Number(values.port),
+    hostname: values.hostname,
+    etags: values.etags,
+  };
+  if (values.ids !== undefined) options.ids = await readIds(values.ids);
+  else if (values.count !== undefined) options.count = Number(values.count);
+  const fixture = await startAllDocsFixture(options);
+  console.error(
+    `serving ${fixture.ids.length} ids, ready in ${Math.round(performance.now() - started)} ms`,
+  );
+  console.log(`listening ${fixture.origin}`);
+  const stop = (): void => {
+    fixture.close().then(() => Deno.exit(0));
+  };
+  Deno.addSignalListener("SIGINT", stop);
+  Deno.addSignalListener("SIGTERM", stop);
+}
+
+if (import.meta.main) await main();

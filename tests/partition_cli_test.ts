@@ -1,0 +1,185 @@
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { runCli } from "./_support/run_cli.ts";
+import { type AllDocsFixture, startAllDocsFixture } from "./_support/all_docs_fixture.ts";
+
+const root = new URL("../", import.meta.url).pathname;
+
+async function withFixture(
+  options: Parameters<typeof startAllDocsFixture>[0],
+  fn: (fixture: AllDocsFixture, dir: string) => Promise<void>,
+): Promise<void> {
+  const fixture = await startAllDocsFixture(options);
+  const dir = await Deno.makeTempDir();
+  try {
+    await fn(fixture, dir);
+  } finally {
+    await fixture.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+function indexText(fixture: AllDocsFixture): string {
+  return fixture.rows.map((r) => `${r.id},${r.rev}\n`).join("");
+}
+
+Deno.test("partition refresh rejects every bad pivot list with status 2 before any request", () =>
+  withFixture({ count: 100 }, async (fixture, dir) => {
+    const files: [string, string, RegExp][] = [
+      ["not-array.json", '{"a":1}', /expected an array of strings/],
+      ["bad.json", "[", /not JSON/],
+      ["empty.json", '["a", ""]', /index 1: pivots must not be empty/],
+      ["dup.json", '["a", "b", "b"]', /index 2: duplicate of index 1, received "b"/],
+      [
+        "order.json",
+        '["b", "a"]',
+        /index 1: pivots must increase in code-point order, received "a" after "b"/,
+      ],
+      ["number.json", '["a", 7]', /index 1: expected a string, received 7/],
+      ["order.txt", "# c\nb\na\n", /index 1: .*received "a" after "b"/],
+      ["module.ts", 'export default ["z", "y"];', /index 1: .*received "y" after "z"/],
+      ["none.mjs", "export const other = 1;", /expected an array of strings, received undefined/],
+      ["pivots.csv", "a,b", /Unknown pivots file type '\.csv'/],
+    ];
+    for (const [name, text, message] of files) {
+      const file = join(dir, name);
+      await Deno.writeTextFile(file, text);
+      const result = await runCli(["partition", "refresh", "--pivots", file, "--cache-dir", dir], {
+        ALL_DOCS_ORIGIN: fixture.origin,
+      });
+      assert.equal(result.code, 2, `${name}: ${result.stderr}`);
+      assert.match(result.stderr, message, name);
+    }
+    const missing = await runCli(["partition", "refresh", "--pivots", join(dir, "nope.json")], {
+      ALL_DOCS_ORIGIN: fixture.origin,
+      ALL_DOCS_CACHE_DIR: dir,
+    });
+    assert.equal(missing.code, 2);
+    assert.match(missing.stderr, /Cannot read pivots file/);
+    const noPivots = await runCli([
+      "partition",
+      "refresh",
+      "--origin",
+      fixture.origin,
+      "--cache-dir",
+      dir,
+    ]);
+    assert.equal(noPivots.code, 2);
+    assert.match(noPivots.stderr, /Missing --pivots FILE/);
+    await Deno.writeTextFile(join(dir, "ok.json"), '["m"]');
+    const noOrigin = await runCli(["partition", "refresh", "--pivots", join(dir, "ok.json")], {
+      ALL_DOCS_CACHE_DIR: dir,
+      ALL_DOCS_ORIGIN: "",
+    });
+    assert.equal(noOrigin.code, 2);
+    assert.match(noOrigin.stderr, /Missing origin: set --origin URL or ALL_DOCS_ORIGIN/);
+    assert.equal(fixture.requests.length, 0, "no request was sent");
+  }));
+
+Deno.test("partition refresh, status, list and cache create-index work end to end", () =>
+  withFixture({ count: 12_000 }, async (fixture, dir) => {
+    const pivotsFile = join(dir, "pivots.ts");
+    await Deno.writeTextFile(
+      pivotsFile,
+      `export const pivots = ${JSON.stringify([fixture.ids[100], fixture.ids[11_000]])};`,
+    );
+    const env = { ALL_DOCS_ORIGIN: fixture.origin, ALL_DOCS_CACHE_DIR: dir };
+    const refresh = await runCli(["partition", "refresh", "--pivots", pivotsFile], env);
+    assert.equal(refresh.code, 0, refresh.stderr);
+    assert.match(
+      refresh.stdout,
+      /^partitions 3 \(fetched 3, unchanged 0, skipped 0, failed 0\), rows 12000, requests \d+, retries 0, [\d.]+ s\n$/,
+    );
+    const index = await runCli(["cache", "create-index"], env);
+    assert.equal(index.code, 0);
+    assert.equal(index.stdout, indexText(fixture));
+
+    const status = JSON.parse((await runCli(["partition", "status", "--json"], env)).stdout);
+    assert.equal(status.length, 1);
+    assert.equal(status[0].done, 3);
+    assert.equal(status[0].rows, 12_000);
+    assert.equal(status[0].origin, fixture.origin);
+
+    const list = (await runCli(["partition", "list", "--json"], env)).stdout.trim().split("\n")
+      .map((line) => JSON.parse(line));
+    assert.deepEqual(list.map((p) => p.rows).sort((a, b) => a - b), [100, 1000, 10_900]);
+
+    const again = await runCli(["partition", "refresh", "--pivots", pivotsFile, "--json"], env);
+    const events = again.stdout.trim().split("\n").map((line) => JSON.parse(line));
+    assert.equal(events[0].type, "start");
+    assert.equal(events[0].pass, 2);
+    const summary = events.at(-1);
+    assert.equal(summary.type, "summary");
+    assert.equal(summary.fetched, 3);
+    assert.equal(summary.rows, 12_000);
+  }));
+
+Deno.test("partition refresh killed with SIGKILL resumes without redoing finished partitions", () =>
+  withFixture(
+    { count: 20_000, faults: () => ({ kind: "delay", ms: 40 }) },
+    async (fixture, dir) => {
+      const pivots = Array.from({ length: 9 }, (_, i) => fixture.ids[(i + 1) * 2000]!);
+      const pivotsFile = join(dir, "pivots.json");
+      await Deno.writeTextFile(pivotsFile, JSON.stringify(pivots));
+      const env = {
+        ALL_DOCS_ORIGIN: fixture.origin,
+        ALL_DOCS_CACHE_DIR: dir,
+        RUST_BACKTRACE: "0",
+        NO_COLOR: "1",
+      };
+      const args = [
+        "run",
+        "-A",
+        "cli.ts",
+        "partition",
+        "refresh",
+        "--pivots",
+        pivotsFile,
+        "--limit",
+        "500",
+      ];
+      const child = new Deno.Command(Deno.execPath(), {
+        args: [...args, "--json", "--parallel", "2"],
+        cwd: root,
+        env,
+        stdout: "piped",
+        stderr: "null",
+      }).spawn();
+      let done = 0;
+      const decoder = new TextDecoder();
+      let buffered = "";
+      const reader = child.stdout.getReader();
+      while (done < 3) {
+        const { value, done: eof } = await reader.read();
+        if (eof) break;
+        buffered += decoder.decode(value, { stream: true });
+        const lines = buffered.split("\n");
+        buffered = lines.pop()!;
+        done += lines.filter((l) => l.includes('"partition-done"')).length;
+      }
+      child.kill("SIGKILL");
+      await reader.cancel();
+      const status = await child.status;
+      assert.equal(status.signal, "SIGKILL");
+      assert.ok(done >= 3 && done < 10, `${done} partitions finished before the kill`);
+
+      const resumed = await new Deno.Command(Deno.execPath(), {
+        args: [...args, "--json"],
+        cwd: root,
+        env,
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      assert.equal(resumed.code, 0, decoder.decode(resumed.stderr));
+      const events = decoder.decode(resumed.stdout).trim().split("\n").map((l) => JSON.parse(l));
+      const summary = events.at(-1);
+      assert.equal(summary.pass, 1, "the resumed run continues the same pass");
+      assert.ok(summary.skipped >= done, `skipped ${summary.skipped}, finished before ${done}`);
+      assert.equal(summary.skipped + summary.fetched, 10);
+      const index = await runCli(["cache", "create-index"], env);
+      assert.equal(index.stdout, indexText(fixture));
+      const verify = await runCli(["cache", "verify", "--json"], env);
+      assert.equal(verify.code, 0, verify.stdout + verify.stderr);
+      assert.deepEqual(JSON.parse(verify.stdout).corrupt, []);
+    },
+  ));
