@@ -35,8 +35,16 @@ interface Workload {
 }
 
 const WORKLOADS: Workload[] = quick
-  ? [{ name: "2 KB", count: 2_000, size: 2048 }, { name: "1 MB", count: 40, size: 1 << 20 }]
-  : [{ name: "2 KB", count: 20_000, size: 2048 }, { name: "1 MB", count: 200, size: 1 << 20 }];
+  ? [{ name: "2 KB", count: 2_000, size: 2048 }, {
+    name: "1 MB",
+    count: 40,
+    size: 1 << 20,
+  }]
+  : [{ name: "2 KB", count: 20_000, size: 2048 }, {
+    name: "1 MB",
+    count: 200,
+    size: 1 << 20,
+  }];
 
 /** The operations every contender implements. */
 interface Contender {
@@ -49,7 +57,10 @@ interface Contender {
 }
 
 /** A contender on a {@linkcode StorageDriver}. */
-function driverContender(name: string, make: (dir: string) => Promise<StorageDriver>): Contender {
+function driverContender(
+  name: string,
+  make: (dir: string) => Promise<StorageDriver>,
+): Contender {
   let driver: StorageDriver | undefined;
   return {
     name,
@@ -124,7 +135,10 @@ function floorContender(): Contender {
 }
 
 /** Runs `fn` over `items` with at most {@linkcode CONCURRENCY} calls in flight. */
-async function pool<T>(items: readonly T[], fn: (item: T) => Promise<void>): Promise<void> {
+async function pool<T>(
+  items: readonly T[],
+  fn: (item: T) => Promise<void>,
+): Promise<void> {
   let next = 0;
   async function worker(): Promise<void> {
     while (next < items.length) await fn(items[next++]!);
@@ -153,9 +167,14 @@ function makeKeys(count: number): string[] {
   while (keys.size < count) {
     let name = "";
     const length = 2 + random(18);
-    for (let i = 0; i < length; i++) name += alphabet[random(i === 0 ? 26 : alphabet.length)];
+    for (let i = 0; i < length; i++) {
+      name += alphabet[random(i === 0 ? 26 : alphabet.length)];
+    }
     if (random(5) === 0) name = `@${name.slice(0, 1 + random(6))}/${name}`;
-    const hex = Array.from(new TextEncoder().encode(name), (b) => b.toString(16).padStart(2, "0"))
+    const hex = Array.from(
+      new TextEncoder().encode(name),
+      (b) => b.toString(16).padStart(2, "0"),
+    )
       .join("");
     keys.add(`v1:packument:npm:${hex}`);
   }
@@ -188,7 +207,10 @@ async function runOnce(
 ): Promise<Timing> {
   const dir = await Deno.makeTempDir({ prefix: `bench-${contender.name}-` });
   let rss = Deno.memoryUsage().rss;
-  const sampler = setInterval(() => (rss = Math.max(rss, Deno.memoryUsage().rss)), 25);
+  const sampler = setInterval(
+    () => (rss = Math.max(rss, Deno.memoryUsage().rss)),
+    25,
+  );
   try {
     await contender.open(dir);
     const indexes = keys.map((_, i) => i);
@@ -202,11 +224,15 @@ async function runOnce(
       bytes += n;
     });
     const get = performance.now() - t0;
-    if (bytes !== keys.length * size) throw new RangeError(`${contender.name} read ${bytes} bytes`);
+    if (bytes !== keys.length * size) {
+      throw new RangeError(`${contender.name} read ${bytes} bytes`);
+    }
     t0 = performance.now();
     const listed = await contender.list();
     const list = performance.now() - t0;
-    if (listed !== keys.length) throw new RangeError(`${contender.name} listed ${listed} keys`);
+    if (listed !== keys.length) {
+      throw new RangeError(`${contender.name} listed ${listed} keys`);
+    }
     await contender.close();
     return { put, get, list, rss: Math.max(rss, Deno.memoryUsage().rss) };
   } finally {
@@ -239,7 +265,9 @@ const runCounts: string[] = [];
 for (const workload of WORKLOADS) {
   const keys = makeKeys(workload.count);
   const values = keys.map(() => randomBytes(workload.size));
-  const timings = new Map<string, Timing[]>(contenders.map((c) => [c.name, []]));
+  const timings = new Map<string, Timing[]>(
+    contenders.map((c) => [c.name, []]),
+  );
   const spent = new Map<string, number>(contenders.map((c) => [c.name, 0]));
   for (let run = 0; run < RUNS; run++) {
     // Rotate the order so no contender always runs first or last.
@@ -248,8 +276,13 @@ for (const workload of WORKLOADS) {
       if (run > 0 && spent.get(contender.name)! > BUDGET_MS) continue;
       await sync();
       const t0 = performance.now();
-      timings.get(contender.name)!.push(await runOnce(contender, keys, values, workload.size));
-      spent.set(contender.name, spent.get(contender.name)! + performance.now() - t0);
+      timings.get(contender.name)!.push(
+        await runOnce(contender, keys, values, workload.size),
+      );
+      spent.set(
+        contender.name,
+        spent.get(contender.name)! + performance.now() - t0,
+      );
     }
   }
   const results = new Map<string, Timing>();

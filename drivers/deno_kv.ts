@@ -43,6 +43,7 @@
 
 import { compareKeys } from "../src/_compare.ts";
 import type { ListOptions, StorageDriver, StorageLimits, StorageValue } from "../src/storage.ts";
+import { checkKey, checkListOptions } from "./_checks.ts";
 
 export type { ListOptions, StorageDriver, StorageLimits, StorageValue } from "../src/storage.ts";
 
@@ -422,7 +423,7 @@ export class DenoKvDriver implements StorageDriver {
 
   #check(op: string, key: string): void {
     this.#assertOpen(op);
-    checkKey(op, key);
+    checkKey(op, key, DENO_KV_MAX_KEY_BYTES);
   }
 
   /** Chunks `from` up to `from + 10` of a chunked value, or `undefined` if one is missing. */
@@ -500,56 +501,4 @@ export class DenoKvDriver implements StorageDriver {
 async function commit(op: Deno.AtomicOperation): Promise<void> {
   const result = await op.commit();
   if (!result.ok) throw new TypeError("Cannot commit chunks: the commit was rejected");
-}
-
-/** Throws when `key` is not a well-formed string of at most the maximum UTF-8 bytes. */
-function checkKey(op: string, key: string): void {
-  if (typeof key !== "string") {
-    throw new TypeError(`Cannot ${op} key: key must be a string, received ${typeof key}`);
-  }
-  if (!key.isWellFormed()) {
-    throw new TypeError(
-      `Cannot ${op} key: key contains a lone surrogate, received ${JSON.stringify(key)}`,
-    );
-  }
-  if (key.length * 3 <= DENO_KV_MAX_KEY_BYTES) return;
-  const bytes = encoder.encode(key).byteLength;
-  if (bytes > DENO_KV_MAX_KEY_BYTES) {
-    throw new RangeError(
-      `Cannot ${op} key: key exceeds ${DENO_KV_MAX_KEY_BYTES} UTF-8 bytes, received ${bytes}`,
-    );
-  }
-}
-
-/** Validates list options and fills in defaults. */
-function checkListOptions(
-  options: ListOptions,
-): { prefix: string; start?: string; end?: string; limit: number } {
-  const prefix = options.prefix ?? "";
-  for (
-    const [name, value] of [["prefix", prefix], ["start", options.start], [
-      "end",
-      options.end,
-    ]] as const
-  ) {
-    if (value === undefined) continue;
-    if (typeof value !== "string" || !value.isWellFormed()) {
-      throw new TypeError(
-        `Cannot list keys: ${name} must be a well-formed string, received ${JSON.stringify(value)}`,
-      );
-    }
-  }
-  const limit = options.limit ?? Infinity;
-  if (typeof limit !== "number" || !(Number.isInteger(limit) || limit === Infinity) || limit < 0) {
-    throw new RangeError(
-      `Cannot list keys: limit must be a non-negative integer or Infinity, received ${limit}`,
-    );
-  }
-  const result: { prefix: string; start?: string; end?: string; limit: number } = {
-    prefix,
-    limit,
-  };
-  if (options.start !== undefined) result.start = options.start;
-  if (options.end !== undefined) result.end = options.end;
-  return result;
 }

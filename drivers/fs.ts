@@ -56,6 +56,7 @@
 
 import * as fsp from "node:fs/promises";
 import type { ListOptions, StorageDriver, StorageLimits, StorageValue } from "../src/storage.ts";
+import { checkKey, checkListOptions } from "./_checks.ts";
 
 export type { ListOptions, StorageDriver, StorageLimits, StorageValue } from "../src/storage.ts";
 
@@ -345,11 +346,11 @@ export class FsDriver implements StorageDriver {
       throw error;
     }
     let open = true;
-    const close = async (): Promise<void> => {
+    async function close(): Promise<void> {
       if (!open) return;
       open = false;
       await handle.close();
-    };
+    }
     return new ReadableStream<Uint8Array>({
       async pull(controller): Promise<void> {
         try {
@@ -392,7 +393,7 @@ export class FsDriver implements StorageDriver {
       } catch (error) {
         // The directory may have been removed behind our back: create it again once.
         if (errorCode(error) !== "ENOENT" || !(value instanceof Uint8Array)) throw error;
-        this.#dirs.delete(dirPath);
+        this.#dirs.clear();
         await this.#ensureDir(dirPath, dir);
         await this.#writeTmp(tmp, value);
       }
@@ -650,49 +651,4 @@ async function readNodes(
     result.push({ kind: "s", path: merged, key: concat(acc, new Uint8Array(0), COLON), level: 0 });
   }
   return result.sort(compareNodes);
-}
-
-/** Throws when `key` is not a well-formed string. */
-function checkKey(op: string, key: string): void {
-  if (typeof key !== "string") {
-    throw new TypeError(`Cannot ${op} key: key must be a string, received ${typeof key}`);
-  }
-  if (!key.isWellFormed()) {
-    throw new TypeError(
-      `Cannot ${op} key: key contains a lone surrogate, received ${JSON.stringify(key)}`,
-    );
-  }
-}
-
-/** Validates list options and fills in defaults. */
-function checkListOptions(
-  options: ListOptions,
-): { prefix: string; start?: string; end?: string; limit: number } {
-  const prefix = options.prefix ?? "";
-  for (
-    const [name, value] of [["prefix", prefix], ["start", options.start], [
-      "end",
-      options.end,
-    ]] as const
-  ) {
-    if (value === undefined) continue;
-    if (typeof value !== "string" || !value.isWellFormed()) {
-      throw new TypeError(
-        `Cannot list keys: ${name} must be a well-formed string, received ${JSON.stringify(value)}`,
-      );
-    }
-  }
-  const limit = options.limit ?? Infinity;
-  if (typeof limit !== "number" || !(Number.isInteger(limit) || limit === Infinity) || limit < 0) {
-    throw new RangeError(
-      `Cannot list keys: limit must be a non-negative integer or Infinity, received ${limit}`,
-    );
-  }
-  const result: { prefix: string; start?: string; end?: string; limit: number } = {
-    prefix,
-    limit,
-  };
-  if (options.start !== undefined) result.start = options.start;
-  if (options.end !== undefined) result.end = options.end;
-  return result;
 }

@@ -643,48 +643,57 @@ Deno.test("1,000,000 ids are served and paged completely", async () => {
   }
 });
 
-Deno.test("standalone: --port 0 --ids FILE prints where it listens", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "all_docs_fixture_" });
+/** Runs the fixture as its own process with `args`; returns the ids it serves. */
+async function standalone(args: string[]): Promise<{ ids: string[] }> {
+  const server = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      new URL("./_support/all_docs_fixture.ts", import.meta.url).pathname,
+      ...args,
+    ],
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+    env: { RUST_BACKTRACE: "0", NO_COLOR: "1" },
+  }).spawn();
+  const stderr = new Response(server.stderr).text();
+  const reader = server.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let said = "";
   try {
-    const file = `${dir}/ids.txt`;
-    await Deno.writeTextFile(file, "b\r\na\n@x/y\n\n12.15rk..\na\n");
-    const server = new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "-A",
-        new URL("./_support/all_docs_fixture.ts", import.meta.url).pathname,
-        "--port",
-        "0",
-        "--ids",
-        file,
-      ],
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-      env: { RUST_BACKTRACE: "0", NO_COLOR: "1" },
-    }).spawn();
-    const reader = server.stdout.pipeThrough(new TextDecoderStream()).getReader();
-    let said = "";
     while (!said.includes("\n")) {
       const chunk = await reader.read();
       if (chunk.done) break;
       said += chunk.value;
     }
-    try {
-      const match = /^listening (http:\/\/127\.0\.0\.1:[0-9]+)\n/.exec(said);
-      assert.ok(match, said);
-      const served = await page(`${match[1]}/_all_docs`);
-      assert.deepEqual(ids(served), ["12.15rk..", "@x/y", "a", "b"]);
-    } finally {
+    const match = /^listening (http:\/\/127\.0\.0\.1:[0-9]+)\n/.exec(said);
+    if (match === null) {
       server.kill("SIGTERM");
-      await reader.cancel();
-      const [status, stderr] = await Promise.all([
-        server.status,
-        new Response(server.stderr).text(),
-      ]);
-      assert.equal(status.code, 0, stderr);
-      assert.match(stderr, /serving 4 ids/);
+      throw new Error(`no "listening" line: ${said}\n${await stderr}`);
     }
+    return { ids: await pageAll(match[1]!, 10_000) };
+  } finally {
+    try {
+      server.kill("SIGTERM");
+    } catch {
+      // It already exited.
+    }
+    await reader.cancel();
+    const status = await server.status;
+    assert.equal(status.code, 0, await stderr);
+    assert.match(await stderr, /^serving [0-9]+ ids, ready in [0-9]+ ms$/m);
+  }
+}
+
+Deno.test("standalone: --port 0 --ids FILE prints where it listens", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "all_docs_fixture_" });
+  try {
+    const expected = ["12.15rk..", "@x/y", "a", "b", "\ufffd", "😀"];
+    await Deno.writeTextFile(`${dir}/ids.txt`, "b\r\na\n😀\n@x/y\n\n12.15rk..\na\n\ufffd");
+    assert.deepEqual((await standalone(["--port", "0", "--ids", `${dir}/ids.txt`])).ids, expected);
+    await Deno.writeTextFile(`${dir}/ids.json`, ` ${JSON.stringify(expected.toReversed())}`);
+    assert.deepEqual((await standalone(["--ids", `${dir}/ids.json`])).ids, expected);
+    assert.deepEqual((await standalone(["--count", "2500"])).ids, generateNames(2500));
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

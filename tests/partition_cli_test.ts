@@ -183,3 +183,76 @@ Deno.test("partition refresh killed with SIGKILL resumes without redoing finishe
       assert.deepEqual(JSON.parse(verify.stdout).corrupt, []);
     },
   ));
+
+Deno.test("partition refresh exits 1 listing a partition that ran out of attempts; --fresh starts over", () =>
+  withFixture(
+    {
+      count: 3000,
+      faults: ({ url }) =>
+        url.searchParams.get("startkey") === null ? { kind: "status", status: 500 } : undefined,
+    },
+    async (fixture, dir) => {
+      const pivotsFile = join(dir, "pivots.txt");
+      await Deno.writeTextFile(pivotsFile, `${fixture.ids[1000]}\n${fixture.ids[2000]}\n`);
+      const env = {
+        ALL_DOCS_ORIGIN: fixture.origin,
+        ALL_DOCS_CACHE_DIR: dir,
+        ALL_DOCS_RETRIES: "0",
+      };
+      const args = ["partition", "refresh", "--pivots", pivotsFile, "--max-attempts", "1"];
+      const failed = await runCli(args, env);
+      assert.equal(failed.code, 1);
+      assert.match(failed.stdout, /failed 1\)/);
+      assert.match(failed.stderr, /^failed partition 0 \["", ".+"\): .*500/m);
+      const status = JSON.parse((await runCli(["partition", "status", "--json"], env)).stdout);
+      assert.equal(status[0].done, 2);
+      assert.equal(status[0].failed.length, 1);
+
+      fixture.requests.length = 0;
+      const fresh = await runCli([...args, "--fresh", "--json"], env);
+      assert.equal(fresh.code, 1);
+      const summary = JSON.parse(fresh.stdout.trim().split("\n").at(-1)!);
+      assert.equal(summary.skipped, 0, "--fresh forgot the finished partitions");
+      assert.equal(summary.fetched, 2);
+      assert.equal(fixture.requests.length, 3);
+    },
+  ));
+
+Deno.test("two partition refresh processes share one checkpoint on fs storage", () =>
+  withFixture(
+    { count: 16_000, faults: () => ({ kind: "delay", ms: 10 }) },
+    async (fixture, dir) => {
+      const pivots = Array.from({ length: 15 }, (_, i) => fixture.ids[(i + 1) * 1000]!);
+      const pivotsFile = join(dir, "pivots.json");
+      await Deno.writeTextFile(pivotsFile, JSON.stringify(pivots));
+      const env = { ALL_DOCS_ORIGIN: fixture.origin, ALL_DOCS_CACHE_DIR: dir };
+      const args = ["partition", "refresh", "--pivots", pivotsFile, "--limit", "400", "--json"];
+      const [a, b] = await Promise.all([runCli(args, env), runCli(args, env)]);
+      assert.equal(a.code, 0, a.stderr);
+      assert.equal(b.code, 0, b.stderr);
+      const sa = JSON.parse(a.stdout.trim().split("\n").at(-1)!);
+      const sb = JSON.parse(b.stdout.trim().split("\n").at(-1)!);
+      assert.ok(sa.fetched + sb.fetched >= 16, `${sa.fetched} + ${sb.fetched}`);
+      const status = JSON.parse((await runCli(["partition", "status", "--json"], env)).stdout);
+      assert.equal(status[0].done, 16);
+      assert.equal(status[0].rows, 16_000);
+      assert.equal((await runCli(["cache", "create-index"], env)).stdout, indexText(fixture));
+    },
+  ));
+
+Deno.test("partition refresh reads a single range of 1,000,000 rows", () =>
+  withFixture({ count: 1_000_000 }, async (fixture, dir) => {
+    const pivotsFile = join(dir, "none.json");
+    await Deno.writeTextFile(pivotsFile, "[]");
+    const env = { ALL_DOCS_ORIGIN: fixture.origin, ALL_DOCS_CACHE_DIR: dir };
+    const refresh = await runCli(["partition", "refresh", "--pivots", pivotsFile, "--json"], env);
+    assert.equal(refresh.code, 0, refresh.stderr);
+    const summary = JSON.parse(refresh.stdout.trim().split("\n").at(-1)!);
+    assert.equal(summary.rows, 1_000_000);
+    assert.equal(summary.requests, 101, "100 full pages and one short one");
+    const index = await runCli(["cache", "create-index"], env);
+    const lines = index.stdout.split("\n");
+    assert.equal(lines.length, 1_000_001);
+    assert.equal(lines[0], `${fixture.rows[0]!.id},${fixture.rows[0]!.rev}`);
+    assert.equal(lines[999_999], `${fixture.rows[999_999]!.id},${fixture.rows[999_999]!.rev}`);
+  }));

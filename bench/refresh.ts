@@ -1,0 +1,358 @@
+/**
+ * Partition refresh benchmark: mirrors the 4.5 million names of the npm package
+ * `all-the-package-names` from a local `_all_docs` fixture (a separate process on 127.0.0.1)
+ * with the real command line, `cli.ts partition refresh --pivots FILE` (256 ranges, fs storage,
+ * a fresh cache directory), then writes `cli.ts cache create-index` to a file. Each command is
+ * timed beside a bare floor measured in the same run: this script in `--floor` mode, which
+ * fetches the same pages with plain `fetch` (same ranges, `limit=10000`, 4 partitions at once)
+ * and writes each page body to a file. The floor runs twice, before the refresh (on a cold
+ * fixture) and after create-index; ratios are against the faster of the two.
+ *
+ * Every process is run under `python3` (`subprocess.run`, then `getrusage(RUSAGE_CHILDREN)`), so
+ * wall time, CPU time (user + sys) and peak memory (max RSS) are measured the same way for all.
+ *
+ * Goals: refresh within 1.5x the floor's wall time; peak memory under 300 MB.
+ *
+ * Run with `deno run -A bench/refresh.ts`, or add `--quick` for the first 500,000 names only.
+ * The names are installed with npm into `bench/names/node_modules` when missing.
+ *
+ * @module
+ */
+
+import { parseArgs } from "node:util";
+import { dirname, join } from "node:path";
+import { fileURLToPath as fromFileUrl } from "node:url";
+import { compareKeys } from "../src/_compare.ts";
+
+const BENCH_DIR = dirname(fromFileUrl(import.meta.url));
+const ROOT = dirname(BENCH_DIR);
+const NAMES_DIR = join(BENCH_DIR, "names");
+const NAMES_FILE = join(
+  NAMES_DIR,
+  "node_modules",
+  "all-the-package-names",
+  "names.json",
+);
+const LIMIT = 10_000;
+const PARALLEL = 4;
+const RANGES = 256;
+const QUICK_NAMES = 500_000;
+const GOAL_RATIO = 1.5;
+const GOAL_RSS_MB = 300;
+
+/** Runs argv[3:] with stdout to argv[2], then writes wall/CPU/max RSS as JSON to argv[1]. */
+const MEASURE_PY = `
+import json, resource, subprocess, sys, time
+result, stdout, cmd = sys.argv[1], sys.argv[2], sys.argv[3:]
+start = time.monotonic()
+with open(stdout, "wb") as out:
+    code = subprocess.run(cmd, stdout=out).returncode
+wall = time.monotonic() - start
+usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+with open(result, "w") as f:
+    json.dump({"code": code, "wall": wall, "user": usage.ru_utime, "sys": usage.ru_stime,
+               "maxrss_kb": usage.ru_maxrss}, f)
+`;
+
+interface Measurement {
+  code: number;
+  wall: number;
+  user: number;
+  sys: number;
+  maxrss_kb: number;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Floor mode: plain fetch, one file per page.
+
+function encodeKey(key: string): string {
+  return encodeURIComponent(JSON.stringify(key)).replace(/\./g, "%2E");
+}
+
+async function floor(
+  origin: string,
+  pivotsFile: string,
+  outDir: string,
+): Promise<void> {
+  const pivots: string[] = JSON.parse(await Deno.readTextFile(pivotsFile));
+  const bounds = ["", ...pivots, ""];
+  let next = 0;
+  let pages = 0;
+  let rows = 0;
+  async function range(index: number): Promise<void> {
+    const endKey = bounds[index + 1]!;
+    let startKey = bounds[index]!;
+    let first = true;
+    for (let page = 0;; page++) {
+      const params: string[] = [];
+      if (startKey !== "") params.push(`startkey=${encodeKey(startKey)}`);
+      if (endKey !== "") {
+        params.push(`endkey=${encodeKey(endKey)}`, "inclusive_end=false");
+      }
+      params.push(`limit=${LIMIT}`);
+      const response = await fetch(`${origin}/_all_docs?${params.join("&")}`, {
+        headers: { accept: "application/json" },
+      });
+      if (response.status !== 200) throw new Error(`status ${response.status}`);
+      const body = await response.text();
+      await Deno.writeTextFile(join(outDir, `${index}-${page}.json`), body);
+      pages++;
+      // Count rows and find the last id without parsing the whole page: one row per line.
+      let count = 0;
+      let at = body.indexOf('{"id":');
+      let lastAt = -1;
+      while (at !== -1) {
+        count++;
+        lastAt = at;
+        at = body.indexOf('{"id":', at + 6);
+      }
+      rows += first ? count : count - 1;
+      first = false;
+      if (count < LIMIT) return;
+      const lineEnd = body.indexOf("\n", lastAt);
+      const line = body.slice(lastAt, lineEnd).replace(/,$/, "");
+      startKey = (JSON.parse(line) as { id: string }).id;
+    }
+  }
+  async function worker(): Promise<void> {
+    while (next < bounds.length - 1) await range(next++);
+  }
+  await Promise.all(Array.from({ length: PARALLEL }, worker));
+  console.log(
+    `floor: ${bounds.length - 1} ranges, ${pages} pages, ${rows} rows`,
+  );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Benchmark driver.
+
+async function run(cmd: string, args: string[], quiet = false): Promise<void> {
+  const stdout = quiet ? "null" : "inherit";
+  const { code } = await new Deno.Command(cmd, { args, cwd: ROOT, stdout })
+    .spawn().status;
+  if (code !== 0) {
+    throw new Error(`${cmd} ${args.join(" ")} exited with ${code}`);
+  }
+}
+
+async function measure(
+  tmp: string,
+  label: string,
+  args: string[],
+  stdoutFile: string,
+): Promise<Measurement> {
+  const result = join(tmp, `${label}.measure.json`);
+  console.error(`running ${label} ...`);
+  await run("python3", [
+    "-c",
+    MEASURE_PY,
+    result,
+    stdoutFile,
+    Deno.execPath(),
+    ...args,
+  ]);
+  const m: Measurement = JSON.parse(await Deno.readTextFile(result));
+  if (m.code !== 0) throw new Error(`${label} exited with ${m.code}`);
+  return m;
+}
+
+async function countLines(file: string): Promise<number> {
+  let lines = 0;
+  using handle = await Deno.open(file);
+  for await (const chunk of handle.readable) {
+    for (let i = chunk.indexOf(10); i !== -1; i = chunk.indexOf(10, i + 1)) {
+      lines++;
+    }
+  }
+  return lines;
+}
+
+async function startFixture(
+  idsFile: string,
+): Promise<{ origin: string; stop(): Promise<void> }> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      join(ROOT, "tests/_support/all_docs_fixture.ts"),
+      "--port",
+      "0",
+      "--ids",
+    ]
+      .concat(idsFile),
+    cwd: ROOT,
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let buffered = "";
+  while (!buffered.includes("\n")) {
+    const { value, done } = await reader.read();
+    if (done) throw new Error("the fixture exited before listening");
+    buffered += value;
+  }
+  const match = /listening (http:\/\/127\.0\.0\.1:\d+)/.exec(buffered);
+  if (!match) throw new Error(`unexpected fixture output: ${buffered}`);
+  return {
+    origin: match[1]!,
+    async stop() {
+      child.kill("SIGTERM");
+      await child.status;
+      reader.releaseLock();
+      await child.stdout.cancel().catch(() => {});
+    },
+  };
+}
+
+async function bench(quick: boolean): Promise<void> {
+  try {
+    await Deno.stat(NAMES_FILE);
+  } catch {
+    console.error("installing all-the-package-names into bench/names/ ...");
+    await run("npm", ["ci", "--no-audit", "--no-fund", "--prefix", NAMES_DIR]);
+  }
+  const tmp = await Deno.makeTempDir({ prefix: "all-docs-refresh-bench-" });
+  let fixture: { origin: string; stop(): Promise<void> } | undefined;
+  try {
+    let names: string[] = JSON.parse(await Deno.readTextFile(NAMES_FILE));
+    let idsFile = NAMES_FILE;
+    if (quick) {
+      names = names.slice(0, QUICK_NAMES);
+      idsFile = join(tmp, "ids.json");
+      await Deno.writeTextFile(idsFile, JSON.stringify(names));
+    }
+    let sorted = true;
+    for (let i = 1; i < names.length && sorted; i++) {
+      if (compareKeys(names[i - 1]!, names[i]!) >= 0) sorted = false;
+    }
+    if (!sorted) names.sort(compareKeys);
+    const total = names.length;
+    const pivots: string[] = [];
+    for (let i = 1; i < RANGES; i++) {
+      pivots.push(names[Math.floor((i * total) / RANGES)]!);
+    }
+    names = [];
+    const pivotsFile = join(tmp, "pivots.json");
+    await Deno.writeTextFile(pivotsFile, JSON.stringify(pivots));
+
+    fixture = await startFixture(idsFile);
+    const { origin } = fixture;
+    console.error(
+      `fixture at ${origin}, ${total} names, ${pivots.length} pivots`,
+    );
+
+    // Load (and compile) the CLI's modules once, so no run pays for a first download.
+    await run(Deno.execPath(), ["run", "-A", "cli.ts", "--help"], true).catch(
+      () => {},
+    );
+
+    // The floor runs before and after the refresh (a fresh output directory each time); the
+    // faster of the two is the reference, so neither side pays alone for a cold fixture.
+    const runFloor = async (label: string): Promise<Measurement> => {
+      const outDir = join(tmp, label);
+      await Deno.mkdir(outDir);
+      const stdoutFile = join(tmp, `${label}.out`);
+      const m = await measure(tmp, label, [
+        "run",
+        "-A",
+        fromFileUrl(import.meta.url),
+        "--floor",
+        "--origin",
+        origin,
+        "--pivots",
+        pivotsFile,
+        "--out",
+        outDir,
+      ], stdoutFile);
+      console.error((await Deno.readTextFile(stdoutFile)).trim());
+      await Deno.remove(outDir, { recursive: true });
+      return m;
+    };
+    const floorBefore = await runFloor("floor-1");
+
+    const cacheDir = join(tmp, "cache");
+    const global = [
+      "--cache-dir",
+      cacheDir,
+      "--storage",
+      "fs",
+      "--origin",
+      origin,
+    ];
+    const refreshOut = join(tmp, "refresh.out");
+    const refresh = await measure(tmp, "refresh", [
+      "run",
+      "-A",
+      "cli.ts",
+      "partition",
+      "refresh",
+      "--pivots",
+      pivotsFile,
+      ...global,
+    ], refreshOut);
+    console.error((await Deno.readTextFile(refreshOut)).trim());
+
+    const indexFile = join(tmp, "index.csv");
+    const index = await measure(
+      tmp,
+      "create-index",
+      ["run", "-A", "cli.ts", "cache", "create-index", ...global],
+      indexFile,
+    );
+    const lines = await countLines(indexFile);
+    const floorAfter = await runFloor("floor-2");
+    const floorRun = floorBefore.wall <= floorAfter.wall ? floorBefore : floorAfter;
+
+    const mb = (m: Measurement) => (m.maxrss_kb / 1024).toFixed(0);
+    const row = (step: string, m: Measurement) =>
+      `| ${step} | ${m.wall.toFixed(2)} | ${(m.user + m.sys).toFixed(2)} | ${mb(m)} | ` +
+      `${(m.wall / floorRun.wall).toFixed(2)}x |`;
+    const ratio = refresh.wall / floorRun.wall;
+    const peak = Math.max(refresh.maxrss_kb, index.maxrss_kb) / 1024;
+    console.log(
+      [
+        `Partition refresh, ${total} names, ${RANGES} ranges, limit ${LIMIT}, ` +
+        `${PARALLEL} partitions at once${quick ? " (--quick)" : ""}:`,
+        "",
+        "| step | wall s | CPU s | peak RSS MB | ratio vs floor (wall, faster floor run) |",
+        "| --- | ---: | ---: | ---: | ---: |",
+        row("floor, before refresh (fetch + write pages)", floorBefore),
+        row("floor, after create-index", floorAfter),
+        row("partition refresh", refresh),
+        row("cache create-index", index),
+        "",
+        `create-index lines: ${lines} (names: ${total}) ${lines === total ? "OK" : "MISMATCH"}`,
+        `Goal: refresh within ${GOAL_RATIO}x the floor: ${ratio.toFixed(2)}x ` +
+        `${ratio <= GOAL_RATIO ? "MET" : "NOT MET"}`,
+        `Goal: peak RSS under ${GOAL_RSS_MB} MB: ${peak.toFixed(0)} MB ` +
+        `${peak < GOAL_RSS_MB ? "MET" : "NOT MET"}`,
+      ].join("\n"),
+    );
+    if (lines !== total) Deno.exitCode = 1;
+  } finally {
+    await fixture?.stop();
+    await Deno.remove(tmp, { recursive: true });
+  }
+}
+
+if (import.meta.main) {
+  const { values } = parseArgs({
+    args: Deno.args,
+    options: {
+      quick: { type: "boolean", default: false },
+      floor: { type: "boolean", default: false },
+      origin: { type: "string" },
+      pivots: { type: "string" },
+      out: { type: "string" },
+    },
+    strict: true,
+  });
+  if (values.floor) {
+    if (!values.origin || !values.pivots || !values.out) {
+      throw new Error("--floor needs --origin, --pivots and --out");
+    }
+    await floor(values.origin, values.pivots, values.out);
+  } else {
+    await bench(values.quick);
+  }
+}

@@ -1,0 +1,62 @@
+/**
+ * Argument checks shared by the storage drivers.
+ *
+ * @module
+ */
+
+import type { ListOptions } from "../src/storage.ts";
+
+const encoder = new TextEncoder();
+
+/** Throws when `key` is not a well-formed string of at most `maxBytes` UTF-8 bytes. */
+export function checkKey(op: string, key: string, maxBytes = Infinity): void {
+  if (typeof key !== "string") {
+    throw new TypeError(`Cannot ${op} key: key must be a string, received ${typeof key}`);
+  }
+  if (!key.isWellFormed()) {
+    throw new TypeError(
+      `Cannot ${op} key: key contains a lone surrogate, received ${JSON.stringify(key)}`,
+    );
+  }
+  // Cheap bound first: a UTF-16 code unit is at most 3 UTF-8 bytes.
+  if (key.length * 3 <= maxBytes) return;
+  const bytes = encoder.encode(key).byteLength;
+  if (bytes > maxBytes) {
+    throw new RangeError(
+      `Cannot ${op} key: key exceeds ${maxBytes} UTF-8 bytes, received ${bytes}`,
+    );
+  }
+}
+
+/** Validates list options and fills in defaults. */
+export function checkListOptions(
+  options: ListOptions,
+): { prefix: string; start?: string; end?: string; limit: number } {
+  const prefix = options.prefix ?? "";
+  for (
+    const [name, value] of [["prefix", prefix], ["start", options.start], [
+      "end",
+      options.end,
+    ]] as const
+  ) {
+    if (value === undefined) continue;
+    if (typeof value !== "string" || !value.isWellFormed()) {
+      throw new TypeError(
+        `Cannot list keys: ${name} must be a well-formed string, received ${JSON.stringify(value)}`,
+      );
+    }
+  }
+  const limit = options.limit ?? Infinity;
+  if (typeof limit !== "number" || !(Number.isInteger(limit) || limit === Infinity) || limit < 0) {
+    throw new RangeError(
+      `Cannot list keys: limit must be a non-negative integer or Infinity, received ${limit}`,
+    );
+  }
+  const result: { prefix: string; start?: string; end?: string; limit: number } = {
+    prefix,
+    limit,
+  };
+  if (options.start !== undefined) result.start = options.start;
+  if (options.end !== undefined) result.end = options.end;
+  return result;
+}
