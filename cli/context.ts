@@ -7,6 +7,7 @@
 
 import { join } from "node:path";
 import type { StorageDriver } from "../src/storage.ts";
+import { HttpClient } from "../src/http_client.ts";
 import type { GlobalOptions } from "./options.ts";
 
 /** The context a command runs in. */
@@ -31,4 +32,15 @@ export function describeStorage(options: GlobalOptions): { kind: string; locatio
     case "kv":
       return { kind: "kv", location: join(options.cacheDir, "deno.kv") };
   }
+}
+
+/** The HTTP client the global options ask for. */
+export function clientFor(options: GlobalOptions): HttpClient {
+  return new HttpClient({
+    fetch: (input, init) => fetch(input, init),
+    concurrency: options.concurrency,
+    rateLimit: options.rateLimit === 0 ? Infinity : options.rateLimit,
+    retries: options.retries,
+    timeout: options.timeout,
+  });
 }

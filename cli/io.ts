@@ -57,3 +57,11 @@ export class Progress {
     if (this.#enabled) process.stderr.write("\r\x1b[2K");
   }
 }
+
+/** Formats a duration for people: `42s`, `3m05s`, `1h20m`. */
+export function duration(ms: number): string {
+  const s = Math.round(ms / 1000);
+  if (s < 60) return `${s}s`;
+  if (s < 3600) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, "0")}s`;
+  return `${Math.floor(s / 3600)}h${String(Math.floor(s / 60) % 60).padStart(2, "0")}m`;
+}

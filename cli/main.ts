@@ -27,6 +27,12 @@ import {
   partitionRefresh,
   partitionStatus,
 } from "./partition_commands.ts";
+import {
+  packumentFetch,
+  packumentFetchList,
+  packumentFetchPartitions,
+  packumentShow,
+} from "./packument_commands.ts";
 
 interface Command {
   words: [string, string];
@@ -38,7 +44,101 @@ interface Command {
   run(ctx: CommandContext): Promise<number>;
 }
 
+const PACKUMENT_FLAGS = {
+  abbreviated: { type: "boolean" },
+  refresh: { type: "boolean" },
+  offline: { type: "boolean" },
+} as const;
+
 const COMMANDS: Command[] = [
+  {
+    words: ["packument", "fetch"],
+    usage: "packument fetch NAME...",
+    summary: "fetch the packuments of the named packages",
+    help: "Fetches each named package's document from the registry (--registry, else npm's\n" +
+      "configuration, including @scope:registry= and tokens from .npmrc) into the cache.\n" +
+      "Each name is fetched once. A cached entry within its max-age is used without a\n" +
+      "request; an expired one is revalidated with If-None-Match / If-Modified-Since (a 304\n" +
+      "renews it without rewriting the body); a 404 is recorded and reported as not found.\n" +
+      "Bodies stream to storage byte for byte with a sha256 integrity. Transient failures\n" +
+      "(network errors, 408, 429, 5xx, timeouts, cut bodies) are retried; names that still\n" +
+      "fail are listed and the run exits 1. A killed run resumes: what it stored is fresh.\n\n" +
+      "Output: a progress bar on a terminal; otherwise a summary (fetched, revalidated,\n" +
+      "unchanged, not found, failed, bytes, seconds). --json prints an NDJSON line per name\n" +
+      'and a final {"type":"summary",...} object.\n\n' +
+      "Options:\n" +
+      "  --abbreviated   the abbreviated (corgi) document instead of the full one\n" +
+      "  --refresh       revalidate every cached entry now, fresh or not\n" +
+      "  --offline       use only the cache; report what is missing (exit 1)\n\n" +
+      "Names npm could never have served (empty, over 214 characters, a leading . or _,\n" +
+      "whitespace, a / outside @scope/name, characters that do not survive URL encoding)\n" +
+      "exit 2 before any request.",
+    flags: PACKUMENT_FLAGS,
+    maxArgs: Infinity,
+    run: packumentFetch,
+  },
+  {
+    words: ["packument", "fetch-list"],
+    usage: "packument fetch-list FILE",
+    summary: "fetch the packuments of a list of names",
+    help: "Like 'packument fetch' for the names in FILE: a .json array of names (such as the\n" +
+      "lists of the npm-high-impact package), or text with one name or name@range per line\n" +
+      "(blank lines and # comments ignored; the range is dropped). Duplicates are fetched\n" +
+      "once. A bad name exits 2, naming its line or index, before any request.\n\n" +
+      "Each name is fetched once. A cached entry within its max-age is used without a\n" +
+      "request; an expired one is revalidated with If-None-Match / If-Modified-Since (a 304\n" +
+      "renews it without rewriting the body); a 404 is recorded and reported as not found.\n" +
+      "Bodies stream to storage byte for byte with a sha256 integrity. Transient failures\n" +
+      "(network errors, 408, 429, 5xx, timeouts, cut bodies) are retried; names that still\n" +
+      "fail are listed and the run exits 1. A killed run resumes: what it stored is fresh.\n\n" +
+      "Output: a progress bar on a terminal; otherwise a summary (fetched, revalidated,\n" +
+      "unchanged, not found, failed, bytes, seconds). --json prints an NDJSON line per name\n" +
+      'and a final {"type":"summary",...} object.\n\n' +
+      "Options:\n" +
+      "  --abbreviated   the abbreviated (corgi) document instead of the full one\n" +
+      "  --refresh       revalidate every cached entry now, fresh or not\n" +
+      "  --offline       use only the cache; report what is missing (exit 1)\n\n" +
+      "",
+    flags: PACKUMENT_FLAGS,
+    maxArgs: 1,
+    run: packumentFetchList,
+  },
+  {
+    words: ["packument", "fetch-partitions"],
+    usage: "packument fetch-partitions [--pivots FILE]",
+    summary: "fetch new or changed packuments of the cached partitions",
+    help: "Reads every id and _rev of the cached partitions of --origin (or only those of the\n" +
+      "set --pivots FILE makes) and fetches the packuments whose cached _rev differs or which\n" +
+      "are not cached. Unchanged ones cost no request and are counted as skipped.\n\n" +
+      "Each name is fetched once. A cached entry within its max-age is used without a\n" +
+      "request; an expired one is revalidated with If-None-Match / If-Modified-Since (a 304\n" +
+      "renews it without rewriting the body); a 404 is recorded and reported as not found.\n" +
+      "Bodies stream to storage byte for byte with a sha256 integrity. Transient failures\n" +
+      "(network errors, 408, 429, 5xx, timeouts, cut bodies) are retried; names that still\n" +
+      "fail are listed and the run exits 1. A killed run resumes: what it stored is fresh.\n\n" +
+      "Output: a progress bar on a terminal; otherwise a summary (fetched, revalidated,\n" +
+      "unchanged, not found, failed, bytes, seconds). --json prints an NDJSON line per name\n" +
+      'and a final {"type":"summary",...} object.\n\n' +
+      "Options:\n" +
+      "  --abbreviated   the abbreviated (corgi) document instead of the full one\n" +
+      "  --refresh       revalidate every cached entry now, fresh or not\n" +
+      "  --offline       use only the cache; report what is missing (exit 1)\n\n" +
+      "  --pivots FILE   only the partitions of this set",
+    flags: { ...PACKUMENT_FLAGS, pivots: { type: "string" } },
+    maxArgs: 0,
+    run: packumentFetchPartitions,
+  },
+  {
+    words: ["packument", "show"],
+    usage: "packument show NAME [--abbreviated]",
+    summary: "write a cached packument to stdout, byte for byte",
+    help: "Streams the cached body of NAME to stdout exactly as the registry sent it.\n" +
+      "Exit 1 when it is not cached (or was recorded as not found).\n\n" +
+      "Options:\n  --abbreviated   the abbreviated (corgi) document",
+    flags: { abbreviated: { type: "boolean" } },
+    maxArgs: 1,
+    run: packumentShow,
+  },
   {
     words: ["partition", "refresh"],
     usage: "partition refresh --pivots FILE",

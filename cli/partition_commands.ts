@@ -7,14 +7,13 @@
 import { Cache } from "../src/cache.ts";
 import { Checkpoint, listPartitionSets, type PartitionStatus } from "../src/checkpoint.ts";
 import { indexRows } from "../src/create_index.ts";
-import { HttpClient } from "../src/http_client.ts";
 import { originKey as deriveOriginKey, parseKey } from "../src/keys.ts";
 import { type RefreshEvent, refreshPartitions } from "../src/partition_refresh.ts";
 import { partitionSetId } from "../src/pivots.ts";
-import type { CommandContext } from "./context.ts";
-import { err, out, Progress } from "./io.ts";
 import { hostname } from "node:os";
 import process from "node:process";
+import { clientFor, type CommandContext } from "./context.ts";
+import { duration, err, out, Progress } from "./io.ts";
 import { type GlobalOptions, UsageError } from "./options.ts";
 import { loadPivots } from "./pivots_file.ts";
 
@@ -44,25 +43,6 @@ function pivotsFlag(ctx: CommandContext): string {
   const file = ctx.values["pivots"];
   if (typeof file !== "string") throw new UsageError("Missing --pivots FILE");
   return file;
-}
-
-/** The HTTP client the global options ask for. */
-export function clientFor(options: GlobalOptions, onEvent?: () => void): HttpClient {
-  return new HttpClient({
-    fetch: (input, init) => fetch(input, init),
-    concurrency: options.concurrency,
-    rateLimit: options.rateLimit === 0 ? Infinity : options.rateLimit,
-    retries: options.retries,
-    timeout: options.timeout,
-    ...(onEvent ? { onEvent } : {}),
-  });
-}
-
-function duration(ms: number): string {
-  const s = Math.round(ms / 1000);
-  if (s < 60) return `${s}s`;
-  if (s < 3600) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, "0")}s`;
-  return `${Math.floor(s / 3600)}h${String(Math.floor(s / 60) % 60).padStart(2, "0")}m`;
 }
 
 /** This process's worker id: host, process id and a random suffix. */

@@ -92,12 +92,18 @@ class Heap {
  *
  * @param cache The cache.
  * @param originKey Only partitions of this origin; all origins when omitted.
+ * @param only Only these partition keys (one partition set); all when omitted.
  * @returns The rows.
  */
-export async function* indexRows(cache: Cache, originKey?: string): AsyncGenerator<AllDocsRow> {
+export async function* indexRows(
+  cache: Cache,
+  originKey?: string,
+  only?: Iterable<string>,
+): AsyncGenerator<AllDocsRow> {
   const prefix = originKey ? `v1:partition:${originKey}:` : "v1:partition:";
   const sources: Source[] = [];
-  for await (const key of cache.keys(prefix)) {
+  const keys = only ? [...only].filter((k) => k.startsWith(prefix)) : cache.keys(prefix);
+  for await (const key of keys) {
     const info = await cache.info(key);
     const parts = parseKey(key);
     if (!info || parts.type !== "partition") continue;
