@@ -16,7 +16,7 @@
 
 import * as fsp from "node:fs/promises";
 import { join } from "node:path";
-import cacache from "cacache";
+import cacache from "npm:cacache@20.0.4";
 import { FsDriver } from "../drivers/fs.ts";
 import { DenoKvDriver } from "../drivers/deno_kv.ts";
 import type { StorageDriver } from "../src/storage.ts";

@@ -24,6 +24,7 @@
 import { compareKeys } from "../src/_compare.ts";
 import type { ListOptions, StorageDriver, StorageLimits, StorageValue } from "../src/storage.ts";
 import { checkKey, checkListOptions } from "./_checks.ts";
+import { readAll } from "../src/_bytes.ts";
 
 export type { ListOptions, StorageDriver, StorageLimits, StorageValue } from "../src/storage.ts";
 
@@ -221,29 +222,4 @@ function upperBound(keys: readonly string[], key: string): number {
     else hi = mid;
   }
   return lo;
-}
-
-/** Reads a stream whole into one `Uint8Array`. */
-async function readAll(stream: ReadableStream<Uint8Array>): Promise<Uint8Array> {
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  const reader = stream.getReader();
-  try {
-    while (true) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      chunks.push(value.slice());
-      size += value.byteLength;
-    }
-  } finally {
-    reader.releaseLock();
-  }
-  if (chunks.length === 1) return chunks[0]!;
-  const out = new Uint8Array(size);
-  let offset = 0;
-  for (const chunk of chunks) {
-    out.set(chunk, offset);
-    offset += chunk.byteLength;
-  }
-  return out;
 }

@@ -18,6 +18,7 @@ import type { ListOptions, StorageDriver } from "./storage.ts";
 import { type Clock, systemClock } from "./clock.ts";
 import { BloomFilter } from "./bloom.ts";
 import { Sha256, sha256Integrity } from "./_sha256.ts";
+import { concatBytes, readAll } from "./_bytes.ts";
 import { BODY_PREFIX, CHECKPOINT_PREFIX } from "./keys.ts";
 
 /** Response metadata stored with a body. */
@@ -294,23 +295,6 @@ function verifying(key: string, expected: CacheEntryInfo): TransformStream<Uint8
   });
 }
 
-async function readAll(stream: ReadableStream<Uint8Array>): Promise<Uint8Array> {
-  const chunks: Uint8Array[] = [];
-  let length = 0;
-  for await (const chunk of stream) {
-    chunks.push(chunk);
-    length += chunk.length;
-  }
-  if (chunks.length === 1) return chunks[0]!;
-  const out = new Uint8Array(length);
-  let offset = 0;
-  for (const chunk of chunks) {
-    out.set(chunk, offset);
-    offset += chunk.length;
-  }
-  return out;
-}
-
 /** Reads at most `limit + 1` bytes, returning them and a reader for the rest. */
 async function readPrefix(
   stream: ReadableStream<Uint8Array>,
@@ -322,23 +306,12 @@ async function readPrefix(
   while (length <= limit) {
     const { value, done } = await reader.read();
     if (done) {
-      return { head: concat(chunks, length), done: true, reader };
+      return { head: concatBytes(chunks), done: true, reader };
     }
     chunks.push(value);
     length += value.length;
   }
-  return { head: concat(chunks, length), done: false, reader };
-}
-
-function concat(chunks: Uint8Array[], length: number): Uint8Array {
-  if (chunks.length === 1) return chunks[0]!;
-  const out = new Uint8Array(length);
-  let offset = 0;
-  for (const c of chunks) {
-    out.set(c, offset);
-    offset += c.length;
-  }
-  return out;
+  return { head: concatBytes(chunks), done: false, reader };
 }
 
 function streamOf(bytes: Uint8Array): ReadableStream<Uint8Array> {

@@ -53,6 +53,7 @@ import { type Clock, systemClock } from "./clock.ts";
 import { TokenBucket } from "./rate_limiter.ts";
 import { VERSION } from "./version.ts";
 import { detectRuntime } from "./runtime.ts";
+import { describe } from "./_describe.ts";
 
 /** A `fetch`-compatible function; the global `fetch` is one. */
 export type FetchFunction = (input: string, init: RequestInit) => Promise<Response>;
@@ -952,12 +953,4 @@ function headersOption(context: string, value: HeadersInit | undefined): Headers
       { cause: error },
     );
   }
-}
-
-function describe(value: unknown): string {
-  if (typeof value === "string") return JSON.stringify(value);
-  if (typeof value === "function") return "a function";
-  if (value === null) return "null";
-  if (typeof value === "object") return Array.isArray(value) ? "an array" : "an object";
-  return String(value);
 }

@@ -13,6 +13,7 @@
  */
 
 import { type Clock, systemClock } from "./clock.ts";
+import { describe } from "./_describe.ts";
 
 /** Options for {@linkcode TokenBucket}. */
 export interface TokenBucketOptions {
@@ -204,12 +205,4 @@ export class TokenBucket {
     this.#pausedUntil = time;
     if (this.#interval !== 0) this.#tat = Math.max(this.#tat, time + this.#tolerance);
   }
-}
-
-function describe(value: unknown): string {
-  if (typeof value === "string") return JSON.stringify(value);
-  if (typeof value === "function") return "a function";
-  if (value === null) return "null";
-  if (typeof value === "object") return Array.isArray(value) ? "an array" : "an object";
-  return String(value);
 }

@@ -11,6 +11,7 @@
 
 import assert from "node:assert/strict";
 import type { ListOptions, StorageDriver } from "../src/storage.ts";
+import { readAll } from "../src/_bytes.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -44,23 +45,6 @@ function expectedList(keys: readonly string[], options: ListOptions): string[] {
 /** All keys `list(options)` yields. */
 function listAll(driver: StorageDriver, options?: ListOptions): Promise<string[]> {
   return Array.fromAsync(driver.list(options));
-}
-
-/** A stream's bytes, concatenated. */
-async function readAll(stream: ReadableStream<Uint8Array>): Promise<Uint8Array> {
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  for await (const chunk of stream) {
-    chunks.push(chunk);
-    size += chunk.byteLength;
-  }
-  const out = new Uint8Array(size);
-  let offset = 0;
-  for (const chunk of chunks) {
-    out.set(chunk, offset);
-    offset += chunk.byteLength;
-  }
-  return out;
 }
 
 /** A stream that yields `chunks`. */
