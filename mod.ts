@@ -35,3 +35,4 @@ export * from "./src/partition_refresh.ts";
 export * from "./src/create_index.ts";
 export * from "./src/package_name.ts";
 export * from "./src/packument_fetch.ts";
+export * from "./src/export.ts";

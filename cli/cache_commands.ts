@@ -6,6 +6,9 @@
 
 import { Cache } from "../src/cache.ts";
 import { BODY_PREFIX, CHECKPOINT_PREFIX } from "../src/keys.ts";
+import { exportEntries } from "../src/export.ts";
+import { UsageError } from "./options.ts";
+import process from "node:process";
 import type { StorageDriver } from "../src/storage.ts";
 import { type CommandContext, describeStorage } from "./context.ts";
 import { err, formatBytes, out, Progress } from "./io.ts";
@@ -130,6 +133,29 @@ export async function cacheClear(ctx: CommandContext): Promise<number> {
     const deleted = await deleteAll(driver, prefix);
     if (ctx.options.json) await out(JSON.stringify({ deleted, prefix }) + "\n");
     else await out(`${deleted} keys removed${prefix ? ` under '${prefix}'` : ""}\n`);
+    return 0;
+  } finally {
+    await driver.close();
+  }
+}
+
+/** `cache export [--type T] [--prefix P]`: NDJSON, one cached document a line, on stdout. */
+export async function cacheExport(ctx: CommandContext): Promise<number> {
+  const type = ctx.values["type"];
+  if (type !== undefined && type !== "packument" && type !== "corgi" && type !== "partition") {
+    throw new UsageError(
+      `Invalid --type: expected packument, corgi or partition, received '${type}'`,
+    );
+  }
+  const prefix = typeof ctx.values["prefix"] === "string" ? ctx.values["prefix"] : undefined;
+  const driver = await ctx.openDriver();
+  try {
+    const cache = await Cache.open(driver, { bloom: false });
+    for await (const chunk of exportEntries(cache, { type, prefix })) {
+      if (!process.stdout.write(chunk)) {
+        await new Promise((resolve) => process.stdout.once("drain", resolve));
+      }
+    }
     return 0;
   } finally {
     await driver.close();

@@ -20,7 +20,7 @@ import {
   resolveGlobalOptions,
   UsageError,
 } from "./options.ts";
-import { cacheClear, cacheStats, cacheVerify } from "./cache_commands.ts";
+import { cacheClear, cacheExport, cacheStats, cacheVerify } from "./cache_commands.ts";
 import {
   cacheCreateIndex,
   partitionList,
@@ -200,6 +200,21 @@ const COMMANDS: Command[] = [
     flags: {},
     maxArgs: 0,
     run: cacheCreateIndex,
+  },
+  {
+    words: ["cache", "export"],
+    usage: "cache export [--type T] [--prefix P]",
+    summary: "every cached document as NDJSON on stdout",
+    help: "Writes one JSON line per cached document to stdout, streamed: key, type, origin,\n" +
+      "name (packuments) or startKey/endKey (partitions), status, fetchedAt, and body (the\n" +
+      "document itself; a partition's body is its array of [id, rev] rows). Pipe it into jq\n" +
+      "or DuckDB.\n\n" +
+      "Options:\n" +
+      "  --type T      packument (full), corgi (abbreviated) or partition (default: all)\n" +
+      "  --prefix P    only keys starting with P after the type, e.g. the origin key",
+    flags: { type: { type: "string" }, prefix: { type: "string" } },
+    maxArgs: 0,
+    run: cacheExport,
   },
   {
     words: ["cache", "stats"],
