@@ -6,9 +6,30 @@
 
 import process from "node:process";
 import { main } from "./cli/main.ts";
+import type { Listen } from "./cli/context.ts";
 import { createStorageDriver } from "./drivers/for_deno.ts";
 
+/** `serve` on `Deno.serve`. */
+const listen: Listen = async ({ hostname, port, fetch, onError }) => {
+  let listening!: (addr: Deno.NetAddr) => void;
+  const ready = new Promise<Deno.NetAddr>((resolve) => listening = resolve);
+  const server = Deno.serve(
+    { hostname, port, onError, onListen: (addr) => listening(addr) },
+    fetch,
+  );
+  const addr = await ready;
+  return {
+    hostname: addr.hostname,
+    port: addr.port,
+    finished: server.finished,
+    shutdown: () => server.shutdown(),
+  };
+};
+
 if (import.meta.main) {
-  const status = await main(process.argv.slice(2), (options) => createStorageDriver(options));
+  const status = await main(process.argv.slice(2), {
+    openStorage: (options) => createStorageDriver(options),
+    listen,
+  });
   process.exitCode = status;
 }

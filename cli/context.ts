@@ -20,7 +20,32 @@ export interface CommandContext {
   args: string[];
   /** Opens the embedded storage driver selected by the options. */
   openDriver(): Promise<StorageDriver>;
+  /** Serves a fetch handler over HTTP, the runtime's way. */
+  listen: Listen;
 }
+
+/** A running HTTP server. */
+export interface Server {
+  /** The address it listens on. */
+  hostname: string;
+  /** The port it listens on. */
+  port: number;
+  /** Resolves once the server has stopped. */
+  finished: Promise<void>;
+  /** Stops accepting connections and finishes the open ones. */
+  shutdown(): Promise<void>;
+}
+
+/**
+ * Serves `fetch` on `hostname:port` (port 0 picks a free one). Rejects with an error whose
+ * `code` is `EADDRINUSE` when the address is taken.
+ */
+export type Listen = (options: {
+  hostname: string;
+  port: number;
+  fetch: (request: Request) => Response | Promise<Response>;
+  onError: (error: unknown) => Response;
+}) => Promise<Server>;
 
 /** Where the selected storage lives, for messages. */
 export function describeStorage(options: GlobalOptions): { kind: string; location: string } {

@@ -11,7 +11,7 @@
 import { parseArgs, type ParseArgsOptionsConfig } from "node:util";
 import type { StorageDriver } from "../src/storage.ts";
 import { VERSION } from "../src/version.ts";
-import type { CommandContext } from "./context.ts";
+import type { CommandContext, Listen } from "./context.ts";
 import { err, out } from "./io.ts";
 import {
   GLOBAL_FLAGS,
@@ -33,9 +33,11 @@ import {
   packumentFetchPartitions,
   packumentShow,
 } from "./packument_commands.ts";
+import { serve } from "./serve_command.ts";
 
 interface Command {
-  words: [string, string];
+  /** One or two words; a one-word command has no second word. */
+  words: readonly [string] | readonly [string, string];
   usage: string;
   summary: string;
   help: string;
@@ -249,6 +251,33 @@ const COMMANDS: Command[] = [
     maxArgs: 0,
     run: cacheClear,
   },
+  {
+    // A one-word command: the second word is the absent positional.
+    words: ["serve"],
+    usage: "serve [--port N] [--hostname H] [--public]",
+    summary: "serve the cache as a read-only registry and _all_docs",
+    help: "Serves the cache over HTTP, read only; it never contacts an origin.\n\n" +
+      "  GET /NAME, /@SCOPE%2fNAME  a cached packument: the abbreviated document for\n" +
+      "                             Accept: application/vnd.npm.install-v1+json or */*\n" +
+      "                             (derived from the full one when only that is cached),\n" +
+      "                             else the full one; ETag, If-None-Match -> 304\n" +
+      "  GET /_all_docs             the cached partitions, CouchDB-style: startkey, endkey,\n" +
+      "                             key, keys, inclusive_end, descending, limit (<= 10000)\n" +
+      "  GET /                      database info\n" +
+      "  GET /-/ping                {} (for npm ping)\n\n" +
+      "Packuments are looked up under the registry 'packument fetch' used (--registry, else\n" +
+      "npm's configuration); _all_docs serves the partitions of --origin / --origin-key, or\n" +
+      "all cached ones. Tarball URLs keep pointing at the origin.\n\n" +
+      "Prints 'listening http://HOST:PORT/' on stdout when ready, and one JSON line per\n" +
+      "request on stderr (none with --quiet). Stops on SIGINT or SIGTERM.\n\n" +
+      "Options:\n" +
+      "  --port N       0 to 65535; 0 picks a free port (default 5984)\n" +
+      "  --hostname H   address to bind (default 127.0.0.1)\n" +
+      "  --public       required to bind an address that is not loopback",
+    flags: { port: { type: "string" }, hostname: { type: "string" }, public: { type: "boolean" } },
+    maxArgs: 0,
+    run: serve,
+  },
 ];
 
 const TOP_HELP = `_all_docs ${VERSION}: mirror npm registry metadata.
@@ -272,14 +301,22 @@ function commandHelp(command: Command): string {
 /** How the entry point opens storage for the resolved options. */
 export type OpenStorage = (options: GlobalOptions) => Promise<StorageDriver>;
 
+/** What the runtime's entry point provides: how to open storage and how to listen. */
+export interface CliRuntime {
+  /** Opens the embedded storage for the options. */
+  openStorage: OpenStorage;
+  /** Serves a fetch handler over HTTP (`serve`). */
+  listen: Listen;
+}
+
 /**
  * Runs the CLI with `argv` (without the program name) and returns the exit status.
  *
  * @param argv The arguments.
- * @param openStorage Opens the embedded storage for the options.
+ * @param runtime How the entry point opens storage and listens.
  * @returns The exit status.
  */
-export async function main(argv: string[], openStorage: OpenStorage): Promise<number> {
+export async function main(argv: string[], runtime: CliRuntime): Promise<number> {
   const allFlags: ParseArgsOptionsConfig = { ...GLOBAL_FLAGS };
   for (const command of COMMANDS) Object.assign(allFlags, command.flags);
   let command: Command | undefined;
@@ -336,7 +373,8 @@ export async function main(argv: string[], openStorage: OpenStorage): Promise<nu
       options,
       values,
       args: rest,
-      openDriver: () => openStorage(options),
+      openDriver: () => runtime.openStorage(options),
+      listen: runtime.listen,
     });
   } catch (error) {
     if (error instanceof UsageError || isParseArgsError(error)) {

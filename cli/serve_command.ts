@@ -1,0 +1,101 @@
+/**
+ * `serve`: the read replica over the embedded storage, served the runtime's way (`Deno.serve`
+ * from `cli.ts`, `@hono/node-server` from `cli_node.ts`).
+ *
+ * @module
+ */
+
+import process from "node:process";
+import { Cache } from "../src/cache.ts";
+import { originKey } from "../src/keys.ts";
+import { createReplicaApp } from "../src/replica_app.ts";
+import type { CommandContext, Server } from "./context.ts";
+import { err, out } from "./io.ts";
+import { UsageError } from "./options.ts";
+import { registryResolver } from "./registry.ts";
+
+/** The port `serve` listens on when `--port` is not given (CouchDB's). */
+export const DEFAULT_PORT = 5984;
+/** The address `serve` binds to when `--hostname` is not given. */
+export const DEFAULT_HOSTNAME = "127.0.0.1";
+
+function parsePort(raw: string | boolean | undefined): number {
+  if (raw === undefined) return DEFAULT_PORT;
+  const text = String(raw);
+  const value = Number(text);
+  if (!/^\d+$/.test(text) || !Number.isSafeInteger(value) || value > 65535) {
+    throw new UsageError(`Invalid --port: expected an integer from 0 to 65535, received '${text}'`);
+  }
+  return value;
+}
+
+/** Whether an address is a loopback one (`localhost`, `127.0.0.0/8`, `::1`). */
+export function isLoopback(hostname: string): boolean {
+  const host = hostname.replace(/^\[(.*)\]$/, "$1").toLowerCase();
+  if (host === "localhost" || host === "::1" || host === "0:0:0:0:0:0:0:1") return true;
+  const v4 = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(host.replace(/^::ffff:/, ""));
+  return v4 !== null && v4[1] === "127" && v4.slice(2).every((part) => Number(part) <= 255);
+}
+
+/** `serve`: answers from the cache until SIGINT or SIGTERM. */
+export async function serve(ctx: CommandContext): Promise<number> {
+  const { options, values } = ctx;
+  const port = parsePort(values["port"]);
+  const rawHost = values["hostname"];
+  const hostname = typeof rawHost === "string" ? rawHost.replace(/^\[(.*)\]$/, "$1") : undefined;
+  if (hostname === "") throw new UsageError("Invalid --hostname: expected an address");
+  const host = hostname ?? DEFAULT_HOSTNAME;
+  if (!isLoopback(host) && values["public"] !== true) {
+    throw new UsageError(
+      `Refusing to bind to '${host}', which is not a loopback address: add --public to serve ` +
+        "the cache to other machines",
+    );
+  }
+  const partitionsOrigin = options.originKey ??
+    (options.origin ? originKey(options.origin) : undefined);
+  const resolve = registryResolver(options);
+  const driver = await ctx.openDriver();
+  let server: Server | undefined;
+  const stop = (): void => {
+    server?.shutdown().catch(() => {});
+  };
+  try {
+    const cache = await Cache.open(driver, { bloom: false });
+    const app = createReplicaApp({
+      cache,
+      packumentOrigin: (name) => resolve(name).originKey,
+      ...(partitionsOrigin !== undefined ? { partitionsOrigin } : {}),
+      ...(options.quiet ? {} : { log: (line: string) => err(line) }),
+    });
+    try {
+      server = await ctx.listen({
+        port,
+        hostname: host,
+        fetch: app.fetch,
+        onError: (error) => {
+          if (!options.quiet) err(`error: ${error instanceof Error ? error.message : error}`);
+          return new Response('{"error":"internal_server_error"}\n', {
+            status: 500,
+            headers: { "content-type": "application/json" },
+          });
+        },
+      });
+    } catch (error) {
+      if ((error as { code?: string }).code === "EADDRINUSE") {
+        err(`error: Cannot listen on ${host}:${port}: the address is in use (pick --port)`);
+        return 1;
+      }
+      throw error;
+    }
+    process.on("SIGINT", stop);
+    process.on("SIGTERM", stop);
+    const shown = server.hostname.includes(":") ? `[${server.hostname}]` : server.hostname;
+    await out(`listening http://${shown}:${server.port}/\n`);
+    await server.finished;
+    return 0;
+  } finally {
+    process.off("SIGINT", stop);
+    process.off("SIGTERM", stop);
+    await driver.close();
+  }
+}
