@@ -20,47 +20,24 @@
  */
 
 import { parseArgs } from "node:util";
-import { dirname, join } from "node:path";
+import { join } from "node:path";
 import { fileURLToPath as fromFileUrl } from "node:url";
 import { compareKeys } from "../src/_compare.ts";
-
-const BENCH_DIR = dirname(fromFileUrl(import.meta.url));
-const ROOT = dirname(BENCH_DIR);
-const NAMES_DIR = join(BENCH_DIR, "names");
-const NAMES_FILE = join(
-  NAMES_DIR,
-  "node_modules",
-  "all-the-package-names",
-  "names.json",
-);
+import {
+  ensureNames,
+  type FixtureProcess,
+  measure,
+  type Measurement,
+  NAMES_FILE,
+  run,
+  startFixture,
+} from "./_measure.ts";
 const LIMIT = 10_000;
 const PARALLEL = 4;
 const RANGES = 256;
 const QUICK_NAMES = 500_000;
 const GOAL_RATIO = 1.5;
 const GOAL_RSS_MB = 300;
-
-/** Runs argv[3:] with stdout to argv[2], then writes wall/CPU/max RSS as JSON to argv[1]. */
-const MEASURE_PY = `
-import json, resource, subprocess, sys, time
-result, stdout, cmd = sys.argv[1], sys.argv[2], sys.argv[3:]
-start = time.monotonic()
-with open(stdout, "wb") as out:
-    code = subprocess.run(cmd, stdout=out).returncode
-wall = time.monotonic() - start
-usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-with open(result, "w") as f:
-    json.dump({"code": code, "wall": wall, "user": usage.ru_utime, "sys": usage.ru_stime,
-               "maxrss_kb": usage.ru_maxrss}, f)
-`;
-
-interface Measurement {
-  code: number;
-  wall: number;
-  user: number;
-  sys: number;
-  maxrss_kb: number;
-}
 
 // ---------------------------------------------------------------------------------------------
 // Floor mode: plain fetch, one file per page.
@@ -126,36 +103,6 @@ async function floor(
 // ---------------------------------------------------------------------------------------------
 // Benchmark driver.
 
-async function run(cmd: string, args: string[], quiet = false): Promise<void> {
-  const stdout = quiet ? "null" : "inherit";
-  const { code } = await new Deno.Command(cmd, { args, cwd: ROOT, stdout })
-    .spawn().status;
-  if (code !== 0) {
-    throw new Error(`${cmd} ${args.join(" ")} exited with ${code}`);
-  }
-}
-
-async function measure(
-  tmp: string,
-  label: string,
-  args: string[],
-  stdoutFile: string,
-): Promise<Measurement> {
-  const result = join(tmp, `${label}.measure.json`);
-  console.error(`running ${label} ...`);
-  await run("python3", [
-    "-c",
-    MEASURE_PY,
-    result,
-    stdoutFile,
-    Deno.execPath(),
-    ...args,
-  ]);
-  const m: Measurement = JSON.parse(await Deno.readTextFile(result));
-  if (m.code !== 0) throw new Error(`${label} exited with ${m.code}`);
-  return m;
-}
-
 async function countLines(file: string): Promise<number> {
   let lines = 0;
   using handle = await Deno.open(file);
@@ -167,52 +114,10 @@ async function countLines(file: string): Promise<number> {
   return lines;
 }
 
-async function startFixture(
-  idsFile: string,
-): Promise<{ origin: string; stop(): Promise<void> }> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "-A",
-      join(ROOT, "tests/_support/all_docs_fixture.ts"),
-      "--port",
-      "0",
-      "--ids",
-    ]
-      .concat(idsFile),
-    cwd: ROOT,
-    stdout: "piped",
-    stderr: "inherit",
-  }).spawn();
-  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  let buffered = "";
-  while (!buffered.includes("\n")) {
-    const { value, done } = await reader.read();
-    if (done) throw new Error("the fixture exited before listening");
-    buffered += value;
-  }
-  const match = /listening (http:\/\/127\.0\.0\.1:\d+)/.exec(buffered);
-  if (!match) throw new Error(`unexpected fixture output: ${buffered}`);
-  return {
-    origin: match[1]!,
-    async stop() {
-      child.kill("SIGTERM");
-      await child.status;
-      reader.releaseLock();
-      await child.stdout.cancel().catch(() => {});
-    },
-  };
-}
-
 async function bench(quick: boolean): Promise<void> {
-  try {
-    await Deno.stat(NAMES_FILE);
-  } catch {
-    console.error("installing all-the-package-names into bench/names/ ...");
-    await run("npm", ["ci", "--no-audit", "--no-fund", "--prefix", NAMES_DIR]);
-  }
+  await ensureNames();
   const tmp = await Deno.makeTempDir({ prefix: "all-docs-refresh-bench-" });
-  let fixture: { origin: string; stop(): Promise<void> } | undefined;
+  let fixture: FixtureProcess | undefined;
   try {
     let names: string[] = JSON.parse(await Deno.readTextFile(NAMES_FILE));
     let idsFile = NAMES_FILE;
@@ -235,8 +140,13 @@ async function bench(quick: boolean): Promise<void> {
     const pivotsFile = join(tmp, "pivots.json");
     await Deno.writeTextFile(pivotsFile, JSON.stringify(pivots));
 
-    fixture = await startFixture(idsFile);
-    const { origin } = fixture;
+    fixture = await startFixture("tests/_support/all_docs_fixture.ts", [
+      "--port",
+      "0",
+      "--ids",
+      idsFile,
+    ]);
+    const origin = fixture.url;
     console.error(
       `fixture at ${origin}, ${total} names, ${pivots.length} pivots`,
     );
@@ -253,6 +163,7 @@ async function bench(quick: boolean): Promise<void> {
       await Deno.mkdir(outDir);
       const stdoutFile = join(tmp, `${label}.out`);
       const m = await measure(tmp, label, [
+        Deno.execPath(),
         "run",
         "-A",
         fromFileUrl(import.meta.url),
@@ -281,6 +192,7 @@ async function bench(quick: boolean): Promise<void> {
     ];
     const refreshOut = join(tmp, "refresh.out");
     const refresh = await measure(tmp, "refresh", [
+      Deno.execPath(),
       "run",
       "-A",
       "cli.ts",
@@ -296,7 +208,7 @@ async function bench(quick: boolean): Promise<void> {
     const index = await measure(
       tmp,
       "create-index",
-      ["run", "-A", "cli.ts", "cache", "create-index", ...global],
+      [Deno.execPath(), "run", "-A", "cli.ts", "cache", "create-index", ...global],
       indexFile,
     );
     const lines = await countLines(indexFile);

@@ -1,14 +1,15 @@
 /**
  * Where packuments come from: `--registry` / `ALL_DOCS_REGISTRY`, else npm's own configuration
- * (`npm_config_registry`, project and user `.npmrc`, per-scope `@scope:registry=`), read through
- * the `registry-auth-token` package, which also finds each registry's bearer token. A token is
- * sent only to the registry it is configured for, and is never printed.
+ * (`npm_config_registry`, project and user `.npmrc`, per-scope `@scope:registry=`), read once
+ * with `@pnpm/npm-conf`, npm's config loader; each registry's bearer token is found by the
+ * `registry-auth-token` package from the same configuration. A token is sent only to the
+ * registry it is configured for, and is never printed.
  *
  * @module
  */
 
+import npmConf from "@pnpm/npm-conf";
 import getAuthToken from "registry-auth-token";
-import getRegistryUrl from "registry-auth-token/registry-url";
 import { originKey } from "../src/keys.ts";
 import type { RegistryTarget } from "../src/packument_fetch.ts";
 import type { GlobalOptions } from "./options.ts";
@@ -17,30 +18,39 @@ function slash(url: string): string {
   return url.endsWith("/") ? url : `${url}/`;
 }
 
-/** Builds the per-name registry lookup for the options, memoized per scope. */
+/** Builds the per-name registry lookup for the options; npm's configuration is read once. */
 export function registryResolver(options: GlobalOptions): (name: string) => RegistryTarget {
-  const byScope = new Map<string, RegistryTarget>();
-  const tokenFor = (url: string) => {
-    try {
-      const auth = getAuthToken(url, { recursive: true });
-      return auth?.type === "Bearer" ? auth.token : undefined;
-    } catch {
-      return undefined;
-    }
+  let config: { get(key: string): unknown } | undefined;
+  const conf = () => config ??= npmConf().config;
+  const setting = (key: string) => {
+    const value = conf().get(key);
+    return typeof value === "string" && value !== "" ? value : undefined;
   };
-  return (name: string) => {
-    const scope = name.startsWith("@") ? name.slice(0, name.indexOf("/")) : "";
-    let target = byScope.get(scope);
+  // registry-auth-token reads keys through `npmrc[key]`: answer from the loaded configuration.
+  const npmrc = new Proxy({}, { get: (_target, key) => conf().get(String(key)) });
+  const targets = new Map<string, RegistryTarget>();
+  const targetFor = (url: string) => {
+    let target = targets.get(url);
     if (!target) {
-      const scoped = scope ? getRegistryUrl(scope) : undefined;
-      const fallback = getRegistryUrl();
-      // An explicit --registry replaces the default registry; scoped registries still apply.
-      const url = slash(
-        scoped && scoped !== fallback ? scoped : options.registry ?? fallback,
-      );
-      target = { url, originKey: originKey(url), token: tokenFor(url) };
-      byScope.set(scope, target);
+      let token: string | undefined;
+      try {
+        const auth = getAuthToken(url, { recursive: true, npmrc });
+        token = auth?.type === "Bearer" ? auth.token : undefined;
+      } catch {
+        token = undefined;
+      }
+      target = { url, originKey: originKey(url), token };
+      targets.set(url, target);
     }
     return target;
+  };
+  let fallback: string | undefined;
+  return (name: string) => {
+    // An explicit --registry replaces the default registry; scoped registries still apply.
+    fallback ??= slash(options.registry ?? setting("registry") ?? "");
+    const scoped = name.startsWith("@")
+      ? setting(`${name.slice(0, name.indexOf("/"))}:registry`)
+      : undefined;
+    return targetFor(scoped ? slash(scoped) : fallback);
   };
 }

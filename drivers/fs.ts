@@ -71,7 +71,49 @@ export interface FsDriverOptions {
    * @default {false}
    */
   fsync?: boolean;
+  /**
+   * The file operations for whole-file work (reads, writes, renames, directories). The default
+   * uses `node:fs/promises`, which runs on Deno and Node; a runtime's entry point may pass
+   * native ones (on Deno, {@linkcode denoFsOps} in `drivers/for_deno.ts` is several times
+   * cheaper). Streaming reads and writes always use `node:fs/promises`.
+   * @default {nodeFsOps}
+   */
+  ops?: FsOps;
 }
+
+/**
+ * Whole-file operations the fs driver needs. Errors must carry Node's `code` (`ENOENT`,
+ * `EEXIST`), as both `node:fs` and Deno's own errors do.
+ */
+export interface FsOps {
+  /** Reads a whole file. */
+  readFile(path: string): Promise<Uint8Array>;
+  /** Writes a new file, failing with `EEXIST` if it exists. */
+  writeFileExclusive(path: string, data: Uint8Array): Promise<void>;
+  /** Renames a file, replacing the target atomically. */
+  rename(from: string, to: string): Promise<void>;
+  /** Creates a directory (with its parents when `recursive`). */
+  mkdir(path: string, recursive: boolean): Promise<void>;
+  /** Removes a file. */
+  unlink(path: string): Promise<void>;
+  /** Resolves when the path exists. */
+  access(path: string): Promise<void>;
+  /** The names in a directory. */
+  readdir(path: string): Promise<string[]>;
+}
+
+/** {@linkcode FsOps} on `node:fs/promises`: runs on Deno and Node. */
+export const nodeFsOps: FsOps = {
+  readFile: async (path) => plain(await fsp.readFile(path)),
+  writeFileExclusive: (path, data) => fsp.writeFile(path, data, { flag: "wx" }),
+  rename: (from, to) => fsp.rename(from, to),
+  mkdir: async (path, recursive) => {
+    await fsp.mkdir(path, { recursive });
+  },
+  unlink: (path) => fsp.unlink(path),
+  access: (path) => fsp.access(path),
+  readdir: (path) => fsp.readdir(path),
+};
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -245,9 +287,9 @@ async function syncDir(path: string): Promise<void> {
 }
 
 /** Creates a directory whose parent exists; returns whether it was created. */
-async function mkdirIfMissing(path: string): Promise<boolean> {
+async function mkdirIfMissing(ops: FsOps, path: string): Promise<boolean> {
   try {
-    await fsp.mkdir(path);
+    await ops.mkdir(path, false);
     return true;
   } catch (error) {
     if (errorCode(error) === "EEXIST") return false;
@@ -288,6 +330,7 @@ export class FsDriver implements StorageDriver {
   readonly limits: StorageLimits = { maxKeyBytes: FS_MAX_KEY_BYTES };
   #root: string;
   #fsync: boolean;
+  #ops: FsOps;
   #dirs: Set<string> = new Set();
   #tmpPrefix: string;
   #tmpCount = 0;
@@ -307,6 +350,7 @@ export class FsDriver implements StorageDriver {
     }
     this.#root = dir.length > 1 && dir.endsWith("/") ? dir.slice(0, -1) : dir;
     this.#fsync = options.fsync ?? false;
+    this.#ops = options.ops ?? nodeFsOps;
     const random = new Uint8Array(6);
     crypto.getRandomValues(random);
     this.#tmpPrefix = Array.from(random, (b) => b.toString(16).padStart(2, "0")).join("");
@@ -321,7 +365,7 @@ export class FsDriver implements StorageDriver {
   async get(key: string): Promise<Uint8Array | undefined> {
     const path = this.#path("get", key);
     try {
-      return plain(await fsp.readFile(path));
+      return await this.#ops.readFile(path);
     } catch (error) {
       if (isMissing(error)) return undefined;
       throw error;
@@ -397,9 +441,9 @@ export class FsDriver implements StorageDriver {
         await this.#ensureDir(dirPath, dir);
         await this.#writeTmp(tmp, value);
       }
-      await fsp.rename(tmp, `${dirPath}/${file}`);
+      await this.#ops.rename(tmp, `${dirPath}/${file}`);
     } catch (error) {
-      await fsp.rm(tmp, { force: true }).catch(() => {});
+      await this.#ops.unlink(tmp).catch(() => {});
       throw error;
     }
     if (this.#fsync) await syncDir(dirPath);
@@ -414,7 +458,7 @@ export class FsDriver implements StorageDriver {
   async delete(key: string): Promise<void> {
     const path = this.#path("delete", key);
     try {
-      await fsp.unlink(path);
+      await this.#ops.unlink(path);
     } catch (error) {
       if (!isMissing(error)) throw error;
     }
@@ -429,7 +473,7 @@ export class FsDriver implements StorageDriver {
   async has(key: string): Promise<boolean> {
     const path = this.#path("check", key);
     try {
-      await fsp.access(path);
+      await this.#ops.access(path);
       return true;
     } catch (error) {
       if (isMissing(error)) return false;
@@ -474,7 +518,13 @@ export class FsDriver implements StorageDriver {
 
     let count = 0;
     const stack: { nodes: Node[]; next: number }[] = [{
-      nodes: await readNodes(this.#root + dir, level, prefix.subarray(0, from), undefined),
+      nodes: await readNodes(
+        this.#ops,
+        this.#root + dir,
+        level,
+        prefix.subarray(0, from),
+        undefined,
+      ),
       next: 0,
     }];
     while (stack.length > 0) {
@@ -500,7 +550,10 @@ export class FsDriver implements StorageDriver {
       // Every key below starts with q: skip the block when all of them are before start.
       if (start !== undefined && compareBytes(q, start) < 0 && !startsWith(start, q)) continue;
       const childLevel = node.kind === "c" ? node.level : 0;
-      stack.push({ nodes: await readNodes(node.path, childLevel, q, node.merged), next: 0 });
+      stack.push({
+        nodes: await readNodes(this.#ops, node.path, childLevel, q, node.merged),
+        next: 0,
+      });
     }
   }
 
@@ -540,7 +593,7 @@ export class FsDriver implements StorageDriver {
   async #ensureDir(path: string, relative: string): Promise<void> {
     if (this.#dirs.has(path)) return;
     if (relative === "") {
-      await fsp.mkdir(path, { recursive: true });
+      await this.#ops.mkdir(path, true);
     } else {
       // A plain mkdir is several times cheaper than a recursive one, and the parent usually
       // exists already.
@@ -549,13 +602,13 @@ export class FsDriver implements StorageDriver {
       const parent = parentRelative === "" ? this.#root : `${this.#root}/${parentRelative}`;
       let created = false;
       try {
-        await fsp.mkdir(path);
+        await this.#ops.mkdir(path, false);
         created = true;
       } catch (error) {
         const code = errorCode(error);
         if (code === "ENOENT") {
           await this.#ensureDir(parent, parentRelative);
-          created = await mkdirIfMissing(path);
+          created = await mkdirIfMissing(this.#ops, path);
         } else if (code !== "EEXIST") {
           throw error;
         }
@@ -568,7 +621,7 @@ export class FsDriver implements StorageDriver {
 
   async #writeTmp(tmp: string, value: StorageValue): Promise<void> {
     if (value instanceof Uint8Array && !this.#fsync) {
-      await fsp.writeFile(tmp, value, { flag: "wx" });
+      await this.#ops.writeFileExclusive(tmp, value);
       return;
     }
     const handle = await fsp.open(tmp, "wx");
@@ -599,6 +652,7 @@ export class FsDriver implements StorageDriver {
 
 /** Reads a directory into nodes sorted in key order; `acc` is the key prefix it stands for. */
 async function readNodes(
+  ops: FsOps,
   path: string,
   level: number,
   acc: Uint8Array,
@@ -606,7 +660,7 @@ async function readNodes(
 ): Promise<Node[]> {
   let names: string[];
   try {
-    names = await fsp.readdir(path);
+    names = await ops.readdir(path);
   } catch (error) {
     if (isMissing(error)) names = [];
     else throw error;

@@ -189,8 +189,14 @@ function decodeRecord(key: string, raw: Uint8Array): { header: StoredHeader; inl
   return { header, inline };
 }
 
-function integrityOf(bytes: Uint8Array): string {
-  return sha256Integrity(new Sha256().update(bytes).digest());
+/** The integrity of a whole body, hashed natively (WebCrypto) since it is in memory. */
+async function integrityOf(bytes: Uint8Array): Promise<string> {
+  const view = bytes.buffer instanceof ArrayBuffer
+    ? new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+    : bytes.slice();
+  return sha256Integrity(
+    new Uint8Array(await crypto.subtle.digest("SHA-256", view as Uint8Array<ArrayBuffer>)),
+  );
 }
 
 function infoOf(header: StoredHeader): CacheEntryInfo {
@@ -489,7 +495,7 @@ export class Cache {
     const { header, inline } = record;
     const info = infoOf(header);
     if (header.body === null) {
-      if (integrityOf(inline) !== header.integrity) {
+      if ((await integrityOf(inline)) !== header.integrity) {
         return this.#corrupt(key, "inline body does not match its integrity");
       }
       this.#stats.hits++;
@@ -543,12 +549,16 @@ export class Cache {
    * @param body The body bytes or stream.
    * @param metadata The response metadata, or a function called once the body has been read
    *   (for figures such as a row count that are known only at the end).
+   * @param options `absent: true` when the caller has just found no entry under `key`, which
+   *   saves reading it again (an entry written meanwhile by another process would only leave
+   *   an orphaned body, which `cache verify --fix` removes).
    * @returns The stored entry's metadata.
    */
   async put(
     key: string,
     body: Uint8Array | ReadableStream<Uint8Array>,
     metadata: CacheMetadata | (() => CacheMetadata),
+    options: { absent?: boolean } = {},
   ): Promise<CacheEntryInfo> {
     const meta = () => typeof metadata === "function" ? metadata() : metadata;
     const fetchedAt = this.clock.now();
@@ -580,13 +590,15 @@ export class Cache {
         });
       }
     }
-    const previous = await this.#readHeader(key).catch(() => undefined);
+    const previous = options.absent
+      ? undefined
+      : await this.#readHeader(key).catch(() => undefined);
     let header: StoredHeader;
     if (inline) {
       header = {
         ...meta(),
         key,
-        integrity: integrityOf(inline),
+        integrity: await integrityOf(inline),
         size: inline.length,
         fetchedAt,
         body: null,

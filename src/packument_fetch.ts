@@ -187,7 +187,7 @@ export function fetchPackument(
           cacheControl: `max-age=${options.notFoundMaxAge ?? 300}`,
           contentType: response.headers.get("content-type") ?? "application/json",
           representation,
-        });
+        }, { absent: info === undefined });
         return { name, outcome: "not-found", bytes: body.length };
       }
       if (response.status !== 200 || !response.body) {
@@ -211,7 +211,7 @@ export function fetchPackument(
           representation,
           ...(rev ? { rev } : {}),
         };
-      });
+      }, { absent: info === undefined });
       return { name, outcome: "fetched", bytes: stored.size };
     }
   });

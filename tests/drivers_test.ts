@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { contractHelpers, runDriverContract } from "./driver_contract.ts";
+import { denoFsOps } from "../drivers/for_deno.ts";
 import { MemoryDriver } from "../drivers/memory.ts";
 import { FsDriver } from "../drivers/fs.ts";
 import { DENO_KV_CHUNK_BYTES, DenoKvDriver } from "../drivers/deno_kv.ts";
@@ -37,6 +38,16 @@ Deno.test("fs driver meets the contract", async (t) => {
   await withTempDir(async (root) => {
     let n = 0;
     await runDriverContract(t, () => Promise.resolve(new FsDriver(join(root, `store-${n++}`))));
+  });
+});
+
+Deno.test("fs driver on Deno's native file operations meets the contract", async (t) => {
+  await withTempDir(async (root) => {
+    let n = 0;
+    await runDriverContract(
+      t,
+      () => Promise.resolve(new FsDriver(join(root, `store-${n++}`), { ops: denoFsOps })),
+    );
   });
 });
 
