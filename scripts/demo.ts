@@ -12,21 +12,20 @@
  * 5. Stops everything it started.
  *
  * Options: `--sample N` names (default 2000); `--names FILE` (a JSON array) instead of the
- * package, which is otherwise installed into `bench/names/` with npm on first use.
+ * package, which is otherwise installed into `bench/names/` with npm on first use; `--dir DIR`
+ * for the cache instead of `.tmp/demo/` (it is emptied first).
  *
  * @module
  */
 
 import { parseArgs } from "node:util";
-import { dirname, join } from "node:path";
-import { fileURLToPath as fromFileUrl } from "node:url";
+import { join } from "node:path";
+import { ensureNames, NAMES_FILE, ROOT } from "../bench/_measure.ts";
+import { packageNameProblem } from "../src/package_name.ts";
 import { generatePackument } from "../tests/_support/packuments.ts";
 import { startAllDocsFixture } from "../tests/_support/all_docs_fixture.ts";
 import { startRegistryFixture } from "../tests/_support/registry_fixture.ts";
 
-const ROOT = dirname(dirname(fromFileUrl(import.meta.url)));
-const NAMES_DIR = join(ROOT, "bench", "names");
-const NAMES_FILE = join(NAMES_DIR, "node_modules", "all-the-package-names", "names.json");
 const encoder = new TextEncoder();
 
 function say(text: string): void {
@@ -51,25 +50,28 @@ async function run(cmd: string, args: string[], env: Record<string, string> = {}
 }
 
 async function loadNames(file: string | undefined, sample: number): Promise<string[]> {
-  if (!file) {
-    try {
-      await Deno.stat(NAMES_FILE);
-    } catch {
-      say("Installing the all-the-package-names package (once) into bench/names/");
-      await run("npm", ["ci", "--no-audit", "--no-fund", "--prefix", NAMES_DIR]);
-    }
-  }
+  if (!file) await ensureNames();
   const all: string[] = JSON.parse(await Deno.readTextFile(file ?? NAMES_FILE));
   const step = Math.max(1, Math.floor(all.length / sample));
   const names: string[] = [];
-  for (let i = 0; i < all.length && names.length < sample; i += step) names.push(all[i]!);
-  return names;
+  for (let i = 0; i < all.length && names.length < sample; i += step) {
+    // Skip the few listed names a registry could not serve (a leading "-" reads as a registry
+    // path such as /-/ping).
+    let j = i;
+    while (j < all.length && (packageNameProblem(all[j]!) || all[j]!.startsWith("-"))) j++;
+    if (j < all.length) names.push(all[j]!);
+  }
+  return [...new Set(names)];
 }
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
     args: Deno.args,
-    options: { sample: { type: "string", default: "2000" }, names: { type: "string" } },
+    options: {
+      sample: { type: "string", default: "2000" },
+      names: { type: "string" },
+      dir: { type: "string" },
+    },
     strict: true,
   });
   const sample = Number(values.sample);
@@ -90,7 +92,7 @@ async function main(): Promise<void> {
   const registry = await startRegistryFixture({ packuments });
   console.log(`replication endpoint ${replicate.origin}\nregistry             ${registry.url}`);
 
-  const cacheDir = join(ROOT, ".tmp", "demo");
+  const cacheDir = values.dir ?? join(ROOT, ".tmp", "demo");
   await Deno.remove(cacheDir, { recursive: true }).catch(() => {});
   await Deno.mkdir(cacheDir, { recursive: true });
   const env = {

@@ -1,3 +1,4 @@
+import { ABBREVIATED_VERSION_FIELDS, abbreviatePackument } from "../../src/replica_app.ts";
 /**
  * Package documents ("packuments") for tests and benchmarks: the real ones kept under
  * `tests/fixtures/packuments/`, deterministic generated ones of any size (up to and past
@@ -427,26 +428,7 @@ export function generatePackument(name: string, options: GenerateOptions): strin
 // Abbreviated ("corgi") documents
 
 /** The per-version fields an abbreviated document keeps, in the order they are written. */
-export const CORGI_VERSION_FIELDS: readonly string[] = [
-  "name",
-  "version",
-  "deprecated",
-  "dependencies",
-  "optionalDependencies",
-  "devDependencies",
-  "bundleDependencies",
-  "peerDependencies",
-  "peerDependenciesMeta",
-  "bin",
-  "directories",
-  "dist",
-  "engines",
-  "_hasShrinkwrap",
-  "hasInstallScript",
-  "os",
-  "cpu",
-  "funding",
-];
+export const CORGI_VERSION_FIELDS: readonly string[] = ABBREVIATED_VERSION_FIELDS;
 
 function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === "object" && value !== null && !Array.isArray(value);
@@ -482,28 +464,7 @@ export function modifiedOf(full: unknown): string | undefined {
  * @throws {TypeError} If `full` is not an object with a string `name`.
  */
 export function abbreviate(full: unknown): object {
-  if (!isRecord(full) || typeof full.name !== "string") {
-    throw new TypeError("not a packument: expected an object with a string name");
-  }
-  const versions: Record<string, Record<string, unknown>> = {};
-  if (isRecord(full.versions)) {
-    for (const [version, manifest] of Object.entries(full.versions)) {
-      if (!isRecord(manifest)) continue;
-      const slim: Record<string, unknown> = {};
-      for (const field of CORGI_VERSION_FIELDS) {
-        if (Object.hasOwn(manifest, field) && manifest[field] !== undefined) {
-          slim[field] = manifest[field];
-        }
-      }
-      versions[version] = slim;
-    }
-  }
-  const out: Record<string, unknown> = {
-    name: full.name,
-    "dist-tags": isRecord(full["dist-tags"]) ? full["dist-tags"] : {},
-    versions,
-  };
-  const modified = modifiedOf(full);
-  if (modified !== undefined) out.modified = modified;
-  return out;
+  // One definition of the abbreviated document for the project: the replica derives it the same
+  // way, so the fixture registry and the replica always agree.
+  return abbreviatePackument(full);
 }
