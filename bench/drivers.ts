@@ -18,6 +18,7 @@ import * as fsp from "node:fs/promises";
 import { join } from "node:path";
 import cacache from "npm:cacache@20.0.4";
 import { FsDriver } from "../drivers/fs.ts";
+import { denoFsOps } from "../drivers/for_deno.ts";
 import { DenoKvDriver } from "../drivers/deno_kv.ts";
 import type { StorageDriver } from "../src/storage.ts";
 
@@ -243,11 +244,15 @@ async function runOnce(
 
 const contenders: Contender[] = [
   driverContender("fs", (dir) => Promise.resolve(new FsDriver(dir))),
+  // What the CLI uses on Deno: the same driver on Deno's own file operations.
+  driverContender("fs (Deno ops)", (dir) => Promise.resolve(new FsDriver(dir, { ops: denoFsOps }))),
   driverContender("deno_kv", (dir) => DenoKvDriver.open(join(dir, "store.kv"))),
   cacacheContender(),
   floorContender(),
 ];
 
+/** The contenders compared with cacache and the floor. */
+const DRIVERS = ["fs", "fs (Deno ops)", "deno_kv"];
 const started = performance.now();
 const lines: string[] = [];
 const ms = (value: number): string => value.toFixed(0);
@@ -256,8 +261,10 @@ lines.push(
   `Storage drivers, best of up to ${RUNS} runs, ${CONCURRENCY} operations in flight` +
     (quick ? " (--quick)" : ""),
   "",
-  "| workload | op | fs ms | deno_kv ms | cacache ms | floor ms | fs vs cacache | deno_kv vs cacache | fs vs floor | deno_kv vs floor |",
-  "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+  `| workload | op | ${contenders.map((c) => `${c.name} ms`).join(" | ")} | ${
+    DRIVERS.map((d) => `${d} vs cacache`).join(" | ")
+  } | ${DRIVERS.map((d) => `${d} vs floor`).join(" | ")} |`,
+  `| --- | --- |${" ---: |".repeat(contenders.length + 2 * DRIVERS.length)}`,
 );
 const goals: string[] = [];
 const memory: string[] = [];
@@ -299,7 +306,6 @@ for (const workload of WORKLOADS) {
       [...timings].map(([name, runs]) => `${name} ${runs.length}`).join(", "),
   );
   const fs = results.get("fs")!;
-  const kv = results.get("deno_kv")!;
   const cc = results.get("cacache")!;
   const floor = results.get("floor")!;
   const label = `${workload.count.toLocaleString("en-US")} x ${workload.name}`;
@@ -310,13 +316,12 @@ for (const workload of WORKLOADS) {
     ["put+get", (t) => t.put + t.get],
   ];
   for (const [op, pick] of ops) {
-    lines.push(
-      `| ${label} | ${op} | ${ms(pick(fs))} | ${ms(pick(kv))} | ${ms(pick(cc))} | ${
-        ms(pick(floor))
-      } | ${ratio(pick(cc), pick(fs))} | ${ratio(pick(cc), pick(kv))} | ${
-        ratio(pick(floor), pick(fs))
-      } | ${ratio(pick(floor), pick(kv))} |`,
-    );
+    const cells = [
+      ...contenders.map((c) => ms(pick(results.get(c.name)!))),
+      ...DRIVERS.map((d) => ratio(pick(cc), pick(results.get(d)!))),
+      ...DRIVERS.map((d) => ratio(pick(floor), pick(results.get(d)!))),
+    ];
+    lines.push(`| ${label} | ${op} | ${cells.join(" | ")} |`);
   }
   const fsRatio = (cc.put + cc.get) / (fs.put + fs.get);
   goals.push(

@@ -44,24 +44,6 @@ const SOURCE_DIRS = ["src", "cli", "drivers"];
 const SOURCE_FILES = ["mod.ts", "cli_node.ts"];
 /** Modules that use `Deno.*` and have a Node counterpart (or none): never compiled. */
 const DENO_ONLY = ["drivers/deno_kv.ts", "drivers/for_deno.ts"];
-/**
- * Stand-ins compiled in place of a module while it still uses `Deno.*` (the real module is
- * compiled as soon as it does not). `cli/serve_command.ts` serves with `Deno.serve`; until the
- * server is injected from the runtime entry (`@hono/node-server` for Node), `serve` in the Node
- * build says so and exits 1.
- */
-const NODE_STAND_INS: Record<string, string> = {
-  "cli/serve_command.ts": `import type { CommandContext } from "./context.ts";
-import { err } from "./io.ts";
-
-/** \`serve\` is not in the Node build yet: it needs a server injected by \`cli_node.ts\`. */
-export function serve(_ctx: CommandContext): Promise<number> {
-  err("Cannot serve: the Node build of _all_docs has no server yet, use the Deno CLI " +
-    "(deno run -A cli.ts serve)");
-  return Promise.resolve(1);
-}
-`,
-};
 /** Sources of `deno.json` exports replaced by a Node module in the package. */
 const NODE_FLAVOURS: Record<string, string> = {
   "./drivers/deno_kv.ts": "./drivers/deno_kv_node.ts",
@@ -222,7 +204,6 @@ async function sourceFiles(): Promise<string[]> {
       const path = `${dir}/${String(entry).split(sep).join("/")}`;
       if (!path.endsWith(".ts") || path.endsWith(".d.ts")) continue;
       if (/_(test|bench)\.ts$/.test(path) || DENO_ONLY.includes(path)) continue;
-      if (path in NODE_STAND_INS) continue;
       files.push(path);
     }
   }
@@ -239,7 +220,6 @@ async function inputsHash(files: string[]): Promise<string> {
     "LICENSE",
     "scripts/build_npm.ts",
     ...DENO_ONLY,
-    ...Object.keys(NODE_STAND_INS),
   ];
   for (const file of inputs.sort()) {
     hash.update(`${file}\0`);
@@ -406,17 +386,11 @@ function compile(
   const virtualPackageJson = JSON.stringify({ type: "module" });
   const fileExists = host.fileExists.bind(host);
   const readFile = host.readFile.bind(host);
-  // Modules still on `Deno.*` are compiled as their stand-in.
-  const standIns = new Map<string, string>();
-  for (const [file, text] of Object.entries(NODE_STAND_INS)) {
-    const real = readFile(join(ROOT, file));
-    if (real !== undefined && /\bDeno\./.test(real)) standIns.set(join(ROOT, file), text);
-  }
   host.fileExists = (path) => resolve(path) === rootPackageJson || fileExists(path);
   host.readFile = (path) => {
     const full = resolve(path);
     if (full === rootPackageJson) return virtualPackageJson;
-    return standIns.get(full) ?? readFile(path);
+    return readFile(path);
   };
   // Bare specifiers resolve as the import map says, from the package's own node_modules.
   const fromPackage = join(outDir, "__resolve__.ts");

@@ -229,6 +229,54 @@ Deno.test("npm build", async (t) => {
       },
     );
 
+    await t.step("serve runs under node on @hono/node-server", async () => {
+      const cacheDir = join(tmp, "fs-cache");
+      const child = new Deno.Command("node", {
+        args: [
+          bin,
+          "serve",
+          "--port",
+          "0",
+          "--storage",
+          "fs",
+          "--cache-dir",
+          cacheDir,
+          "--registry",
+          fixture.url,
+        ],
+        cwd: ROOT,
+        stdout: "piped",
+        stderr: "piped",
+      }).spawn();
+      try {
+        const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+        let line = "";
+        while (!line.includes("\n")) {
+          const { value, done } = await reader.read();
+          if (done) break;
+          line += value;
+        }
+        reader.releaseLock();
+        const url = /listening (\S+)/.exec(line)?.[1];
+        assert.ok(url, `serve printed ${JSON.stringify(line)}`);
+        const ping = await fetch(`${url}-/ping`);
+        assert.equal(ping.status, 200);
+        assert.deepStrictEqual(await ping.json(), {});
+        const doc = await fetch(`${url}ms`, { headers: { accept: "application/json" } });
+        assert.equal(doc.status, 200);
+        assert.deepStrictEqual(
+          new Uint8Array(await doc.arrayBuffer()),
+          fixture.expectedBody("ms", "full"),
+        );
+      } finally {
+        child.kill("SIGTERM");
+        const status = await child.status;
+        await child.stdout.cancel().catch(() => {});
+        await child.stderr.cancel().catch(() => {});
+        assert.equal(status.code, 0, "serve stops cleanly on SIGTERM");
+      }
+    });
+
     // debug.json is over one 61,440-byte chunk, so the chunked layout is crossed too.
     const shared = names.filter((n) => n === "debug" || n === "left-pad");
     assert.deepStrictEqual(shared.length, 2);
