@@ -54,6 +54,7 @@ import type { Cache, CacheEntry, CacheEntryInfo } from "./cache.ts";
 import type { Clock } from "./clock.ts";
 import { packumentKey, parseKey } from "./keys.ts";
 import { packageNameProblem } from "./package_name.ts";
+import { type AllDocsQuery, AllDocsQueryError, parseAllDocsQuery } from "./all_docs_query.ts";
 
 /** Options of {@linkcode createReplicaApp}. */
 export interface ReplicaAppOptions {
@@ -106,19 +107,7 @@ export const ABBREVIATED_VERSION_FIELDS: readonly string[] = [
   "libc",
 ];
 
-const MAX_LIMIT = 10_000;
-const DEFAULT_LIMIT = 1_000;
 const CACHE_CONTROL = "public, max-age=300";
-const KNOWN_PARAMS = new Set([
-  "startkey",
-  "endkey",
-  "key",
-  "keys",
-  "limit",
-  "descending",
-  "inclusive_end",
-  "include_docs",
-]);
 /** Derived abbreviated bodies kept in memory, and their total size bound. */
 const DERIVED_ENTRIES = 64;
 const DERIVED_BYTES = 32 * 1024 * 1024;
@@ -258,8 +247,6 @@ function etagMatches(header: string | undefined, etag: string): boolean {
 // ---------------------------------------------------------------------------------------------
 // Partitions
 
-class BadRequest extends Error {}
-
 interface PartitionSource {
   key: string;
   startKey: string;
@@ -355,96 +342,6 @@ async function* clusterRows(cache: Cache, cluster: Cluster): AsyncGenerator<AllD
 function endOfBoth(a: string, b: string): string {
   if (a === "" || b === "") return "";
   return compareKeys(a, b) >= 0 ? a : b;
-}
-
-function parseKeyParam(name: string, raw: string): string {
-  let value: unknown;
-  try {
-    value = JSON.parse(raw);
-  } catch {
-    throw new BadRequest(`${name} is not valid JSON: ${raw}`);
-  }
-  if (typeof value !== "string") throw new BadRequest(`${name} must be a JSON string`);
-  return value;
-}
-
-function parseBool(name: string, raw: string): boolean {
-  if (raw === "true") return true;
-  if (raw === "false") return false;
-  throw new BadRequest(`${name} must be true or false`);
-}
-
-interface AllDocsQuery {
-  start: string | undefined;
-  end: string | undefined;
-  keys: string[] | undefined;
-  inclusiveEnd: boolean;
-  descending: boolean;
-  limit: number;
-}
-
-function parseAllDocsQuery(rawQuery: string): AllDocsQuery {
-  if (rawQuery.includes("..")) throw new BadRequest("path traversal is not allowed");
-  const params = new URLSearchParams(rawQuery);
-  const seen = new Set<string>();
-  for (const name of params.keys()) {
-    if (name === "skip") throw new BadRequest("skip is not supported: page with startkey");
-    if (!KNOWN_PARAMS.has(name)) throw new BadRequest(`unknown parameter ${name}`);
-    if (seen.has(name)) throw new BadRequest(`repeated parameter ${name}`);
-    seen.add(name);
-  }
-  const get = (name: string): string | undefined => params.get(name) ?? undefined;
-  const includeDocs = get("include_docs");
-  if (includeDocs !== undefined && parseBool("include_docs", includeDocs)) {
-    throw new BadRequest("include_docs is not supported");
-  }
-  let limit = DEFAULT_LIMIT;
-  const rawLimit = get("limit");
-  if (rawLimit !== undefined) {
-    if (!/^[0-9]+$/.test(rawLimit)) throw new BadRequest("limit must be a non-negative integer");
-    limit = Number(rawLimit);
-    if (limit > MAX_LIMIT) throw new BadRequest(`limit must be at most ${MAX_LIMIT}`);
-  }
-  const rawDescending = get("descending");
-  const descending = rawDescending !== undefined && parseBool("descending", rawDescending);
-  const rawInclusive = get("inclusive_end");
-  const inclusiveEnd = rawInclusive === undefined || parseBool("inclusive_end", rawInclusive);
-  const rawKeys = get("keys");
-  const rawKey = get("key");
-  const rawStart = get("startkey");
-  const rawEnd = get("endkey");
-  if (rawKeys !== undefined) {
-    if (rawKey !== undefined || rawStart !== undefined || rawEnd !== undefined) {
-      throw new BadRequest("keys is incompatible with key, startkey and endkey");
-    }
-    let keys: unknown;
-    try {
-      keys = JSON.parse(rawKeys);
-    } catch {
-      throw new BadRequest("keys is not valid JSON");
-    }
-    if (!Array.isArray(keys) || !keys.every((k) => typeof k === "string")) {
-      throw new BadRequest("keys must be a JSON array of strings");
-    }
-    return { start: undefined, end: undefined, keys, inclusiveEnd, descending, limit };
-  }
-  let start = rawStart === undefined ? undefined : parseKeyParam("startkey", rawStart);
-  let end = rawEnd === undefined ? undefined : parseKeyParam("endkey", rawEnd);
-  if (rawKey !== undefined) {
-    if (start !== undefined || end !== undefined) {
-      throw new BadRequest("key is incompatible with startkey and endkey");
-    }
-    start = end = parseKeyParam("key", rawKey);
-  }
-  if (start !== undefined && end !== undefined) {
-    const order = compareKeys(start, end);
-    if (descending ? order < 0 : order > 0) {
-      throw new BadRequest(
-        "No rows can match your key range, reverse your start_key and end_key or set descending=true",
-      );
-    }
-  }
-  return { start, end, keys: undefined, inclusiveEnd, descending, limit };
 }
 
 /** Reads the cached partitions as pages of `_all_docs`. */
@@ -854,7 +751,7 @@ export function createReplicaApp(options: ReplicaAppOptions): Hono {
     try {
       query = parseAllDocsQuery(rawQuery);
     } catch (error) {
-      if (error instanceof BadRequest) return badRequest(error.message);
+      if (error instanceof AllDocsQueryError) return badRequest(error.message);
       throw error;
     }
     const clusters = await index.clusters();

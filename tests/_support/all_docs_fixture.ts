@@ -23,6 +23,12 @@
  */
 
 import { compareKeys } from "../../src/_compare.ts";
+import {
+  AllDocsQueryError,
+  DEFAULT_LIMIT as QUERY_DEFAULT_LIMIT,
+  MAX_LIMIT as QUERY_MAX_LIMIT,
+  parseAllDocsQuery,
+} from "../../src/all_docs_query.ts";
 import { parseArgs } from "node:util";
 
 /** One row of the expected listing. */
@@ -124,9 +130,9 @@ export interface AllDocsFixture {
 }
 
 /** The largest `limit` the endpoint accepts. */
-export const MAX_LIMIT = 10_000;
+export const MAX_LIMIT: number = QUERY_MAX_LIMIT;
 /** The `limit` used when a request has none. */
-export const DEFAULT_LIMIT = 1_000;
+export const DEFAULT_LIMIT: number = QUERY_DEFAULT_LIMIT;
 
 /** Compares two strings in code-point order (the order of their UTF-8 bytes), as npm sorts ids. */
 export const compareCodePoints: (a: string, b: string) => number = compareKeys;
@@ -367,16 +373,6 @@ const STATUS_TEXT: Record<number, string> = {
   503: "Service Unavailable",
   504: "Gateway Timeout",
 };
-const KNOWN_PARAMS = new Set([
-  "startkey",
-  "endkey",
-  "key",
-  "keys",
-  "limit",
-  "descending",
-  "inclusive_end",
-  "include_docs",
-]);
 const MAX_HEAD_BYTES = 64 * 1024;
 
 interface ParsedRequest {
@@ -394,8 +390,6 @@ interface Reply {
   page?: { head: string; rows: string[]; tail: string };
 }
 
-class BadRequest extends Error {}
-
 function jsonReply(status: number, value: unknown, extra: [string, string][] = []): Reply {
   return {
     status,
@@ -406,23 +400,6 @@ function jsonReply(status: number, value: unknown, extra: [string, string][] = [
 
 function badRequest(reason: string): Reply {
   return jsonReply(400, { error: "bad_request", reason });
-}
-
-function parseKey(name: string, raw: string): string {
-  let value: unknown;
-  try {
-    value = JSON.parse(raw);
-  } catch {
-    throw new BadRequest(`${name} is not valid JSON: ${raw}`);
-  }
-  if (typeof value !== "string") throw new BadRequest(`${name} must be a JSON string`);
-  return value;
-}
-
-function parseBool(name: string, raw: string): boolean {
-  if (raw === "true") return true;
-  if (raw === "false") return false;
-  throw new BadRequest(`${name} must be true or false`);
 }
 
 /** Index of the first id >= key (or > key when `after`). */
@@ -546,33 +523,9 @@ function listen(options: AllDocsFixtureOptions): AllDocsFixture {
     });
   }
 
-  function allDocs(params: URLSearchParams): Reply {
-    const seen = new Set<string>();
-    for (const name of params.keys()) {
-      if (!KNOWN_PARAMS.has(name)) throw new BadRequest(`unknown parameter ${name}`);
-      if (seen.has(name)) throw new BadRequest(`repeated parameter ${name}`);
-      seen.add(name);
-    }
-    const get = (name: string): string | undefined => params.get(name) ?? undefined;
-    const includeDocs = get("include_docs");
-    if (includeDocs !== undefined && parseBool("include_docs", includeDocs)) {
-      throw new BadRequest("include_docs is not supported");
-    }
-    let limit = DEFAULT_LIMIT;
-    const rawLimit = get("limit");
-    if (rawLimit !== undefined) {
-      if (!/^[0-9]+$/.test(rawLimit)) throw new BadRequest("limit must be a non-negative integer");
-      limit = Number(rawLimit);
-      if (limit > MAX_LIMIT) throw new BadRequest(`limit must be at most ${MAX_LIMIT}`);
-    }
-    const rawDescending = get("descending");
-    const descending = rawDescending !== undefined && parseBool("descending", rawDescending);
-    const rawInclusive = get("inclusive_end");
-    const inclusiveEnd = rawInclusive === undefined || parseBool("inclusive_end", rawInclusive);
-    const rawKeys = get("keys");
-    const rawKey = get("key");
-    const rawStart = get("startkey");
-    const rawEnd = get("endkey");
+  function allDocs(rawQuery: string): Reply {
+    // The same rules as the replica: one parser for what npm's endpoint accepts.
+    const { start, end, keys, limit, descending, inclusiveEnd } = parseAllDocsQuery(rawQuery);
     const head = (offset: number): string =>
       `{"total_rows":${ids.length},"offset":${offset},"rows":[`;
     const rowJson = (id: string): string => {
@@ -581,42 +534,14 @@ function listen(options: AllDocsFixtureOptions): AllDocsFixture {
     };
     let rows: string[];
     let offset: number;
-    if (rawKeys !== undefined) {
-      if (rawKey !== undefined || rawStart !== undefined || rawEnd !== undefined) {
-        throw new BadRequest("keys is incompatible with key, startkey and endkey");
-      }
-      let keys: unknown;
-      try {
-        keys = JSON.parse(rawKeys);
-      } catch {
-        throw new BadRequest("keys is not valid JSON");
-      }
-      if (!Array.isArray(keys) || !keys.every((k) => typeof k === "string")) {
-        throw new BadRequest("keys must be a JSON array of strings");
-      }
-      const list = (descending ? keys.slice().reverse() : keys).slice(0, limit) as string[];
+    if (keys !== undefined) {
+      const list = (descending ? keys.slice().reverse() : keys).slice(0, limit);
       rows = list.map((k) => {
         const i = bound(ids, k, false);
         return ids[i] === k ? rowJson(k) : `{"key":${JSON.stringify(k)},"error":"not_found"}`;
       });
       offset = 0;
     } else {
-      let start = rawStart === undefined ? undefined : parseKey("startkey", rawStart);
-      let end = rawEnd === undefined ? undefined : parseKey("endkey", rawEnd);
-      if (rawKey !== undefined) {
-        if (start !== undefined || end !== undefined) {
-          throw new BadRequest("key is incompatible with startkey and endkey");
-        }
-        start = end = parseKey("key", rawKey);
-      }
-      if (start !== undefined && end !== undefined) {
-        const c = compareCodePoints(start, end);
-        if (descending ? c < 0 : c > 0) {
-          throw new BadRequest(
-            "No rows can match your key range, reverse your start_key and end_key or set descending=true",
-          );
-        }
-      }
       rows = [];
       if (!descending) {
         const from = start === undefined ? 0 : bound(ids, start, false);
@@ -659,9 +584,9 @@ function listen(options: AllDocsFixtureOptions): AllDocsFixture {
     }
     if (url.pathname === "/_all_docs") {
       try {
-        return allDocs(url.searchParams);
+        return allDocs(url.search.slice(1));
       } catch (error) {
-        if (error instanceof BadRequest) return badRequest(error.message);
+        if (error instanceof AllDocsQueryError) return badRequest(error.message);
         throw error;
       }
     }
