@@ -119,10 +119,22 @@ function positiveInteger(name: string, value: number): number {
   return value;
 }
 
+/** Characters that JSON must escape in a string, plus surrogates (lone ones must be escaped). */
+// deno-lint-ignore no-control-regex
+const NEEDS_ESCAPE = /["\\\u0000-\u001f\u2028\u2029\ud800-\udfff]/;
+
+function jsonString(text: string): string {
+  return NEEDS_ESCAPE.test(text) ? JSON.stringify(text) : `"${text}"`;
+}
+
 function rowsToNdjson(rows: AllDocsRow[]): Uint8Array {
-  let text = "";
-  for (const row of rows) text += `${JSON.stringify([row.id, row.rev])}\n`;
-  return encoder.encode(text);
+  const lines = new Array<string>(rows.length + 1);
+  for (let i = 0; i < rows.length; i++) {
+    const row = rows[i]!;
+    lines[i] = `[${jsonString(row.id)},${jsonString(row.rev)}]`;
+  }
+  lines[rows.length] = "";
+  return encoder.encode(lines.join("\n"));
 }
 
 /**
