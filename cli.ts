@@ -4,6 +4,7 @@
  * @module
  */
 
+import { createHash } from "node:crypto";
 import process from "node:process";
 import { main } from "./cli/main.ts";
 import type { Listen } from "./cli/context.ts";
@@ -30,6 +31,7 @@ if (import.meta.main) {
   const status = await main(process.argv.slice(2), {
     openStorage: (options) => createStorageDriver(options),
     listen,
+    createHash: () => createHash("sha256"),
   });
   process.exitCode = status;
 }

@@ -8,6 +8,7 @@
  * @module
  */
 
+import { createHash } from "node:crypto";
 import process from "node:process";
 import { serve as nodeServe } from "@hono/node-server";
 import { main } from "./cli/main.ts";
@@ -43,5 +44,6 @@ const listen: Listen = ({ hostname, port, fetch, onError }) =>
 const status = await main(process.argv.slice(2), {
   openStorage: (options) => createStorageDriver(options),
   listen,
+  createHash: () => createHash("sha256"),
 });
 process.exitCode = status;

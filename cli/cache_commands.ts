@@ -24,7 +24,7 @@ function keyType(key: string): string {
 export async function cacheStats(ctx: CommandContext): Promise<number> {
   const driver = await ctx.openDriver();
   try {
-    const cache = await Cache.open(driver, { bloom: false });
+    const cache = await Cache.open(driver, ctx.cacheOptions);
     const types: Record<string, number> = { partition: 0, packument: 0, corgi: 0, other: 0 };
     let entries = 0;
     let bytes = 0;
@@ -80,7 +80,7 @@ export async function cacheVerify(ctx: CommandContext): Promise<number> {
   try {
     const corrupt: { key: string; reason: string }[] = [];
     const cache = await Cache.open(driver, {
-      bloom: false,
+      ...ctx.cacheOptions,
       onCorrupt: (key, reason) => corrupt.push({ key, reason }),
     });
     const progress = new Progress(!ctx.options.quiet && !ctx.options.json);
@@ -150,7 +150,7 @@ export async function cacheExport(ctx: CommandContext): Promise<number> {
   const prefix = typeof ctx.values["prefix"] === "string" ? ctx.values["prefix"] : undefined;
   const driver = await ctx.openDriver();
   try {
-    const cache = await Cache.open(driver, { bloom: false });
+    const cache = await Cache.open(driver, ctx.cacheOptions);
     for await (const chunk of exportEntries(cache, { type, prefix })) {
       if (!process.stdout.write(chunk)) {
         await new Promise((resolve) => process.stdout.once("drain", resolve));

@@ -7,6 +7,7 @@
 
 import { join } from "node:path";
 import type { StorageDriver } from "../src/storage.ts";
+import type { CacheOptions } from "../src/cache.ts";
 import { HttpClient } from "../src/http_client.ts";
 import type { GlobalOptions } from "./options.ts";
 
@@ -22,6 +23,8 @@ export interface CommandContext {
   openDriver(): Promise<StorageDriver>;
   /** Serves a fetch handler over HTTP, the runtime's way. */
   listen: Listen;
+  /** Options every command opens its cache with (no bloom filter; the runtime's hash). */
+  cacheOptions: CacheOptions;
 }
 
 /** A running HTTP server. */

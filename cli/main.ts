@@ -10,6 +10,7 @@
 
 import { parseArgs, type ParseArgsOptionsConfig } from "node:util";
 import type { StorageDriver } from "../src/storage.ts";
+import type { Sha256Hasher } from "../src/cache.ts";
 import { VERSION } from "../src/version.ts";
 import type { CommandContext, Listen } from "./context.ts";
 import { err, out } from "./io.ts";
@@ -307,6 +308,8 @@ export interface CliRuntime {
   openStorage: OpenStorage;
   /** Serves a fetch handler over HTTP (`serve`). */
   listen: Listen;
+  /** The runtime's native incremental SHA-256, when it has one. */
+  createHash?: () => Sha256Hasher;
 }
 
 /**
@@ -375,6 +378,10 @@ export async function main(argv: string[], runtime: CliRuntime): Promise<number>
       args: rest,
       openDriver: () => runtime.openStorage(options),
       listen: runtime.listen,
+      cacheOptions: {
+        bloom: false,
+        ...(runtime.createHash ? { createHash: runtime.createHash } : {}),
+      },
     });
   } catch (error) {
     if (error instanceof UsageError || isParseArgsError(error)) {

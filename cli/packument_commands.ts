@@ -72,7 +72,7 @@ async function runFetch(
   let bytes = 0;
   let writes: Promise<void> = Promise.resolve();
   try {
-    const cache = await Cache.open(driver, { bloom: false });
+    const cache = await Cache.open(driver, ctx.cacheOptions);
     const summary: FetchSummary = await fetchPackuments(client, cache, names, {
       registryFor,
       representation,
@@ -181,7 +181,7 @@ export async function packumentFetchPartitions(ctx: CommandContext): Promise<num
   const registryFor = registryResolver(options);
   // A second handle for the comparison pass: the fetch run opens its own.
   const driver = await ctx.openDriver();
-  const cache = await Cache.open(driver, { bloom: false });
+  const cache = await Cache.open(driver, ctx.cacheOptions);
   let skipped = 0;
   const revs = new Map<string, string>();
   async function* changed(): AsyncGenerator<string> {
@@ -225,7 +225,7 @@ export async function packumentShow(ctx: CommandContext): Promise<number> {
   const target = registryResolver(ctx.options)(name);
   const driver = await ctx.openDriver();
   try {
-    const cache = await Cache.open(driver, { bloom: false });
+    const cache = await Cache.open(driver, ctx.cacheOptions);
     const entry = await cache.get(packumentKey(target.originKey, name, representation));
     if (!entry) {
       err(`${name}: not in the cache (${representation}, registry ${target.url})`);

@@ -100,7 +100,7 @@ export async function partitionRefresh(ctx: CommandContext): Promise<number> {
     );
   };
   try {
-    const cache = await Cache.open(driver, { bloom: false });
+    const cache = await Cache.open(driver, ctx.cacheOptions);
     const summary = await refreshPartitions(client, cache, {
       origin,
       originKey,
@@ -221,7 +221,7 @@ export async function partitionStatus(ctx: CommandContext): Promise<number> {
 export async function partitionList(ctx: CommandContext): Promise<number> {
   const driver = await ctx.openDriver();
   try {
-    const cache = await Cache.open(driver, { bloom: false });
+    const cache = await Cache.open(driver, ctx.cacheOptions);
     const now = Date.now();
     const items = [];
     for await (const key of cache.keys("v1:partition:")) {
@@ -261,7 +261,7 @@ export async function cacheCreateIndex(ctx: CommandContext): Promise<number> {
     (options.origin ? deriveOriginKey(options.origin) : undefined);
   const driver = await ctx.openDriver();
   try {
-    const cache = await Cache.open(driver, { bloom: false });
+    const cache = await Cache.open(driver, ctx.cacheOptions);
     let batch = "";
     for await (const row of indexRows(cache, originKey)) {
       batch += `${row.id},${row.rev}\n`;

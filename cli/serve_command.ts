@@ -60,7 +60,7 @@ export async function serve(ctx: CommandContext): Promise<number> {
     server?.shutdown().catch(() => {});
   };
   try {
-    const cache = await Cache.open(driver, { bloom: false });
+    const cache = await Cache.open(driver, ctx.cacheOptions);
     const app = createReplicaApp({
       cache,
       packumentOrigin: (name) => resolve(name).originKey,

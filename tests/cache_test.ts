@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
 import { Cache, CacheIntegrityError, freshness, maxAgeSeconds } from "../src/cache.ts";
 import { BODY_PREFIX } from "../src/keys.ts";
 import type { Clock } from "../src/clock.ts";
@@ -381,4 +382,22 @@ Deno.test("Cache.open() validates its options", async () => {
     /Cannot open cache: 'inlineMax' must be a non-negative integer, received -1/,
   );
   await assert.rejects(Cache.open(new MemoryDriver(), { defaultMaxAgeMs: NaN }), RangeError);
+});
+
+Deno.test("Cache accepts a native incremental hash and agrees with the built-in one", async () => {
+  const driver = new MemoryDriver();
+  let made = 0;
+  const native = await Cache.open(driver, {
+    inlineMax: 16,
+    createHash: () => {
+      made++;
+      return createHash("sha256");
+    },
+  });
+  const body = pattern(500_000, 5);
+  const info = await native.put("v1:packument:npm:6e", chunked(body, 4096), { status: 200 });
+  assert.equal(info.integrity, await sha256Sri(body));
+  assert.equal(made, 1, "the streamed body was hashed by the given hash");
+  const builtIn = await Cache.open(driver, { inlineMax: 16 });
+  assert.deepEqual(await readAll((await builtIn.get("v1:packument:npm:6e"))!.stream()), body);
 });
