@@ -53,6 +53,22 @@ const PACKUMENT_FLAGS = {
   offline: { type: "boolean" },
 } as const;
 
+/** What every packument fetch command does, and their shared options. */
+const FETCH_HELP =
+  "Each name is fetched once. A cached entry within its max-age is used without a\n" +
+  "request; an expired one is revalidated with If-None-Match / If-Modified-Since (a 304\n" +
+  "renews it without rewriting the body); a 404 is recorded and reported as not found.\n" +
+  "Bodies stream to storage byte for byte with a sha256 integrity. Transient failures\n" +
+  "(network errors, 408, 429, 5xx, timeouts, cut bodies) are retried; names that still\n" +
+  "fail are listed and the run exits 1. A killed run resumes: what it stored is fresh.\n\n" +
+  "Output: a progress bar on a terminal; otherwise a summary (fetched, revalidated,\n" +
+  "unchanged, not found, failed, bytes, seconds). --json prints an NDJSON line per name\n" +
+  'and a final {"type":"summary",...} object.\n\n' +
+  "Options:\n" +
+  "  --abbreviated   the abbreviated (corgi) document instead of the full one\n" +
+  "  --refresh       revalidate every cached entry now, fresh or not\n" +
+  "  --offline       use only the cache; report what is missing (exit 1)\n\n";
+
 const COMMANDS: Command[] = [
   {
     words: ["packument", "fetch"],
@@ -60,19 +76,7 @@ const COMMANDS: Command[] = [
     summary: "fetch the packuments of the named packages",
     help: "Fetches each named package's document from the registry (--registry, else npm's\n" +
       "configuration, including @scope:registry= and tokens from .npmrc) into the cache.\n" +
-      "Each name is fetched once. A cached entry within its max-age is used without a\n" +
-      "request; an expired one is revalidated with If-None-Match / If-Modified-Since (a 304\n" +
-      "renews it without rewriting the body); a 404 is recorded and reported as not found.\n" +
-      "Bodies stream to storage byte for byte with a sha256 integrity. Transient failures\n" +
-      "(network errors, 408, 429, 5xx, timeouts, cut bodies) are retried; names that still\n" +
-      "fail are listed and the run exits 1. A killed run resumes: what it stored is fresh.\n\n" +
-      "Output: a progress bar on a terminal; otherwise a summary (fetched, revalidated,\n" +
-      "unchanged, not found, failed, bytes, seconds). --json prints an NDJSON line per name\n" +
-      'and a final {"type":"summary",...} object.\n\n' +
-      "Options:\n" +
-      "  --abbreviated   the abbreviated (corgi) document instead of the full one\n" +
-      "  --refresh       revalidate every cached entry now, fresh or not\n" +
-      "  --offline       use only the cache; report what is missing (exit 1)\n\n" +
+      FETCH_HELP +
       "Names npm could never have served (empty, over 214 characters, a leading . or _,\n" +
       "whitespace, a / outside @scope/name, characters that do not survive URL encoding)\n" +
       "exit 2 before any request.",
@@ -88,20 +92,7 @@ const COMMANDS: Command[] = [
       "lists of the npm-high-impact package), or text with one name or name@range per line\n" +
       "(blank lines and # comments ignored; the range is dropped). Duplicates are fetched\n" +
       "once. A bad name exits 2, naming its line or index, before any request.\n\n" +
-      "Each name is fetched once. A cached entry within its max-age is used without a\n" +
-      "request; an expired one is revalidated with If-None-Match / If-Modified-Since (a 304\n" +
-      "renews it without rewriting the body); a 404 is recorded and reported as not found.\n" +
-      "Bodies stream to storage byte for byte with a sha256 integrity. Transient failures\n" +
-      "(network errors, 408, 429, 5xx, timeouts, cut bodies) are retried; names that still\n" +
-      "fail are listed and the run exits 1. A killed run resumes: what it stored is fresh.\n\n" +
-      "Output: a progress bar on a terminal; otherwise a summary (fetched, revalidated,\n" +
-      "unchanged, not found, failed, bytes, seconds). --json prints an NDJSON line per name\n" +
-      'and a final {"type":"summary",...} object.\n\n' +
-      "Options:\n" +
-      "  --abbreviated   the abbreviated (corgi) document instead of the full one\n" +
-      "  --refresh       revalidate every cached entry now, fresh or not\n" +
-      "  --offline       use only the cache; report what is missing (exit 1)\n\n" +
-      "",
+      FETCH_HELP.trimEnd(),
     flags: PACKUMENT_FLAGS,
     maxArgs: 1,
     run: packumentFetchList,
@@ -113,20 +104,7 @@ const COMMANDS: Command[] = [
     help: "Reads every id and _rev of the cached partitions of --origin (or only those of the\n" +
       "set --pivots FILE makes) and fetches the packuments whose cached _rev differs or which\n" +
       "are not cached. Unchanged ones cost no request and are counted as skipped.\n\n" +
-      "Each name is fetched once. A cached entry within its max-age is used without a\n" +
-      "request; an expired one is revalidated with If-None-Match / If-Modified-Since (a 304\n" +
-      "renews it without rewriting the body); a 404 is recorded and reported as not found.\n" +
-      "Bodies stream to storage byte for byte with a sha256 integrity. Transient failures\n" +
-      "(network errors, 408, 429, 5xx, timeouts, cut bodies) are retried; names that still\n" +
-      "fail are listed and the run exits 1. A killed run resumes: what it stored is fresh.\n\n" +
-      "Output: a progress bar on a terminal; otherwise a summary (fetched, revalidated,\n" +
-      "unchanged, not found, failed, bytes, seconds). --json prints an NDJSON line per name\n" +
-      'and a final {"type":"summary",...} object.\n\n' +
-      "Options:\n" +
-      "  --abbreviated   the abbreviated (corgi) document instead of the full one\n" +
-      "  --refresh       revalidate every cached entry now, fresh or not\n" +
-      "  --offline       use only the cache; report what is missing (exit 1)\n\n" +
-      "  --pivots FILE   only the partitions of this set",
+      FETCH_HELP.trimEnd() + "\n  --pivots FILE   only the partitions of this set",
     flags: { ...PACKUMENT_FLAGS, pivots: { type: "string" } },
     maxArgs: 0,
     run: packumentFetchPartitions,
