@@ -30,6 +30,17 @@ import {
   parseAllDocsQuery,
 } from "../../src/all_docs_query.ts";
 import { parseArgs } from "node:util";
+import {
+  beforeReply,
+  concat,
+  headBytes,
+  keepAliveOf,
+  type ParsedRequest,
+  serveRawHttp,
+  STATUS_TEXT,
+  targetPath,
+  writeAll,
+} from "./_raw_http.ts";
 
 /** One row of the expected listing. */
 export interface AllDocsRow {
@@ -359,28 +370,8 @@ export function onlyPath(path: string, plan: FaultPlan): FaultPlan {
 // The server
 
 const encoder = new TextEncoder();
-const STATUS_TEXT: Record<number, string> = {
-  200: "OK",
-  304: "Not Modified",
-  400: "Bad Request",
-  404: "Not Found",
-  405: "Method Not Allowed",
-  408: "Request Timeout",
-  429: "Too Many Requests",
-  431: "Request Header Fields Too Large",
-  500: "Internal Server Error",
-  502: "Bad Gateway",
-  503: "Service Unavailable",
-  504: "Gateway Timeout",
-};
-const MAX_HEAD_BYTES = 64 * 1024;
-
-interface ParsedRequest {
-  method: string;
-  target: string;
-  version: string;
-  headers: Map<string, string>;
-}
+/** Reason phrases: the shared ones and 408. */
+const REASONS: Readonly<Record<number, string>> = { ...STATUS_TEXT, 408: "Request Timeout" };
 
 interface Reply {
   status: number;
@@ -427,34 +418,6 @@ function shuffled<T>(items: readonly T[], seed: number): T[] {
   return out;
 }
 
-function concatBytes(a: Uint8Array, b: Uint8Array): Uint8Array {
-  const out = new Uint8Array(a.length + b.length);
-  out.set(a, 0);
-  out.set(b, a.length);
-  return out;
-}
-
-function headEnd(buf: Uint8Array): number {
-  for (let i = 3; i < buf.length; i++) {
-    if (buf[i] === 10 && buf[i - 1] === 13 && buf[i - 2] === 10 && buf[i - 3] === 13) return i + 1;
-  }
-  return -1;
-}
-
-function parseHead(text: string): ParsedRequest | undefined {
-  const lines = text.split("\r\n");
-  const [method, target, version, extra] = (lines[0] ?? "").split(" ");
-  if (!method || !target || !version || extra !== undefined) return undefined;
-  const headers = new Map<string, string>();
-  for (const line of lines.slice(1)) {
-    if (line === "") continue;
-    const colon = line.indexOf(":");
-    if (colon <= 0) return undefined;
-    headers.set(line.slice(0, colon).trim().toLowerCase(), line.slice(colon + 1).trim());
-  }
-  return { method, target, version, headers };
-}
-
 /**
  * Starts a fixture server. See the module documentation for what it serves.
  *
@@ -487,7 +450,6 @@ function listen(options: AllDocsFixtureOptions): AllDocsFixture {
   let updateSeq = ids.length;
   let rowsCache: AllDocsRow[] | undefined;
   const requests: RequestRecord[] = [];
-  let counter = 0;
 
   function revOf(id: string): string {
     return overrides.get(id) ?? revFor(id);
@@ -498,30 +460,12 @@ function listen(options: AllDocsFixtureOptions): AllDocsFixture {
     rowsCache = undefined;
   }
 
-  const listener = Deno.listen({
+  const server = serveRawHttp({
+    handler: answer,
     hostname: options.hostname ?? "127.0.0.1",
     port: options.port ?? 0,
-    transport: "tcp",
   });
-  const addr = listener.addr;
-  const host = addr.hostname.includes(":") ? `[${addr.hostname}]` : addr.hostname;
-  const origin = `http://${host}:${addr.port}`;
-  const conns = new Set<Deno.Conn>();
-  const tasks = new Set<Promise<void>>();
-  const sleepers = new Set<() => void>();
-  let closing = false;
-
-  function sleep(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const done = (): void => {
-        clearTimeout(timer);
-        sleepers.delete(done);
-        resolve();
-      };
-      const timer = setTimeout(done, ms);
-      sleepers.add(done);
-    });
-  }
+  const origin = server.origin;
 
   function allDocs(rawQuery: string): Reply {
     // The same rules as the replica: one parser for what npm's endpoint accepts.
@@ -593,48 +537,19 @@ function listen(options: AllDocsFixtureOptions): AllDocsFixture {
     return jsonReply(404, { error: "not_found", reason: "missing" });
   }
 
-  async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
-    let done = 0;
-    while (done < bytes.length) done += await conn.write(bytes.subarray(done));
-  }
-
-  function headBytes(
-    status: number,
-    headers: [string, string][],
-    length: number | undefined,
-  ): Uint8Array {
-    let text = `HTTP/1.1 ${status} ${STATUS_TEXT[status] ?? "Status"}\r\n`;
-    for (const [name, value] of headers) text += `${name}: ${value}\r\n`;
-    if (length !== undefined) text += `content-length: ${length}\r\n`;
-    text += "\r\n";
-    return encoder.encode(text);
-  }
-
   /** Answers one request; returns whether the connection stays open. */
-  async function answer(conn: Deno.Conn, req: ParsedRequest): Promise<boolean> {
-    const n = counter++;
+  async function answer(conn: Deno.Conn, req: ParsedRequest, n: number): Promise<boolean> {
     const url = new URL(
       req.target.startsWith("/") ? origin + req.target : `${origin}/${req.target}`,
     );
-    const query = req.target.indexOf("?");
-    const path = query < 0 ? req.target : req.target.slice(0, query);
+    const path = targetPath(req.target);
     const fault = faults?.({ n, url, path });
     const record: RequestRecord = { n, method: req.method, url: origin + req.target, status: 0 };
     if (fault !== undefined) record.fault = fault;
     requests.push(record);
-    const keepAlive = req.version === "HTTP/1.1" &&
-      req.headers.get("connection")?.toLowerCase() !== "close";
+    const keepAlive = keepAliveOf(req);
 
-    if (fault?.kind === "reset") {
-      if (fault.partialHeaders) {
-        await writeAll(conn, encoder.encode("HTTP/1.1 200 OK\r\ncontent-ty"));
-      }
-      return false;
-    }
-    if (fault?.kind === "delay") {
-      await sleep(fault.ms);
-      if (closing) return false;
-    }
+    if (!(await beforeReply(server, conn, fault))) return false;
     let reply: Reply;
     if (fault?.kind === "status") {
       const extra: [string, string][] = fault.retryAfter === undefined
@@ -677,7 +592,7 @@ function listen(options: AllDocsFixtureOptions): AllDocsFixture {
         (match.trim() === "*" || match.split(",").some((t) => t.trim() === tag))
       ) {
         record.status = 304;
-        await writeAll(conn, headBytes(304, [["etag", tag]], undefined));
+        await writeAll(conn, headBytes(304, [["etag", tag]], undefined, REASONS));
         return keepAlive;
       }
     }
@@ -687,87 +602,15 @@ function listen(options: AllDocsFixtureOptions): AllDocsFixture {
     if (req.method === "HEAD") body = new Uint8Array(0);
     if (fault?.kind === "truncate") {
       const keep = Math.max(0, Math.min(fault.bytes ?? Math.floor(fullLength / 2), fullLength - 1));
-      await writeAll(conn, headBytes(reply.status, headers, fullLength));
+      await writeAll(conn, headBytes(reply.status, headers, fullLength, REASONS));
       await writeAll(conn, body.subarray(0, keep));
       return false;
     }
-    const head = headBytes(reply.status, headers, fullLength);
-    await writeAll(conn, body.length < 16 * 1024 ? concatBytes(head, body) : head);
+    const head = headBytes(reply.status, headers, fullLength, REASONS);
+    await writeAll(conn, body.length < 16 * 1024 ? concat([head, body]) : head);
     if (body.length >= 16 * 1024) await writeAll(conn, body);
     return keepAlive;
   }
-
-  async function serveConnection(conn: Deno.Conn): Promise<void> {
-    let buf: Uint8Array = new Uint8Array(0);
-    const chunk = new Uint8Array(64 * 1024);
-    try {
-      while (!closing) {
-        let end = headEnd(buf);
-        while (end < 0) {
-          if (buf.length > MAX_HEAD_BYTES) {
-            await writeAll(conn, headBytes(431, [["connection", "close"]], 0));
-            return;
-          }
-          const read = await conn.read(chunk);
-          if (read === null) return;
-          buf = concatBytes(buf, chunk.subarray(0, read));
-          end = headEnd(buf);
-        }
-        const req = parseHead(new TextDecoder().decode(buf.subarray(0, end - 4)));
-        buf = buf.subarray(end);
-        if (req === undefined) {
-          await writeAll(conn, headBytes(400, [["connection", "close"]], 0));
-          return;
-        }
-        if (req.headers.has("transfer-encoding")) {
-          await writeAll(conn, headBytes(400, [["connection", "close"]], 0));
-          return;
-        }
-        let skip = Number(req.headers.get("content-length") ?? "0");
-        if (!Number.isSafeInteger(skip) || skip < 0) return;
-        while (skip > 0) {
-          if (buf.length > 0) {
-            const take = Math.min(skip, buf.length);
-            buf = buf.subarray(take);
-            skip -= take;
-            continue;
-          }
-          const read = await conn.read(chunk);
-          if (read === null) return;
-          buf = chunk.slice(0, read);
-        }
-        if (!(await answer(conn, req))) return;
-      }
-    } catch {
-      // The peer went away, or close() closed the connection under us.
-    } finally {
-      conns.delete(conn);
-      try {
-        conn.close();
-      } catch {
-        // Already closed.
-      }
-    }
-  }
-
-  const acceptLoop = (async () => {
-    try {
-      for await (const conn of listener) {
-        if (closing) {
-          conn.close();
-          continue;
-        }
-        conns.add(conn);
-        const task = serveConnection(conn);
-        tasks.add(task);
-        task.finally(() => tasks.delete(task));
-      }
-    } catch {
-      // The listener was closed.
-    }
-  })();
-
-  let closed: Promise<void> | undefined;
 
   return {
     origin,
@@ -802,21 +645,7 @@ function listen(options: AllDocsFixtureOptions): AllDocsFixture {
       return true;
     },
     close(): Promise<void> {
-      closed ??= (async () => {
-        closing = true;
-        listener.close();
-        for (const wake of [...sleepers]) wake();
-        for (const conn of conns) {
-          try {
-            conn.close();
-          } catch {
-            // Already closed.
-          }
-        }
-        await acceptLoop;
-        while (tasks.size > 0) await Promise.allSettled([...tasks]);
-      })();
-      return closed;
+      return server.close();
     },
   };
 }

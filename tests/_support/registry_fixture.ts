@@ -42,6 +42,17 @@ import { createHash } from "node:crypto";
 import { parseArgs } from "node:util";
 import type { Fault, FaultRequest } from "./all_docs_fixture.ts";
 import { abbreviate, generatePackumentChunks } from "./packuments.ts";
+import {
+  beforeReply,
+  concat,
+  headBytes,
+  keepAliveOf,
+  type ParsedRequest,
+  serveRawHttp,
+  STATUS_TEXT,
+  targetPath,
+  writeAll,
+} from "./_raw_http.ts";
 
 export { failEvery, failNth, onlyPath } from "./all_docs_fixture.ts";
 export type { Fault, FaultPlan, FaultRequest } from "./all_docs_fixture.ts";
@@ -408,16 +419,6 @@ function bodyOf(doc: Doc, representation: Representation): Body {
   return representation === "full" ? fullBody(doc) : corgiBody(doc);
 }
 
-function concat(parts: readonly Uint8Array[], length?: number): Uint8Array {
-  const out = new Uint8Array(length ?? parts.reduce((sum, p) => sum + p.length, 0));
-  let at = 0;
-  for (const part of parts) {
-    out.set(part, at);
-    at += part.length;
-  }
-  return out;
-}
-
 function toSource(body: PackumentSource): Doc["source"] {
   return typeof body === "string" ? encoder.encode(body) : body;
 }
@@ -433,29 +434,12 @@ function matches(header: string, etag: string): boolean {
 // ---------------------------------------------------------------------------------------------
 // HTTP
 
-const STATUS_TEXT: Record<number, string> = {
-  200: "OK",
-  304: "Not Modified",
-  400: "Bad Request",
+/** Reason phrases: the shared ones, 401 and 403. */
+const REASONS: Readonly<Record<number, string>> = {
+  ...STATUS_TEXT,
   401: "Unauthorized",
   403: "Forbidden",
-  404: "Not Found",
-  405: "Method Not Allowed",
-  429: "Too Many Requests",
-  431: "Request Header Fields Too Large",
-  500: "Internal Server Error",
-  502: "Bad Gateway",
-  503: "Service Unavailable",
-  504: "Gateway Timeout",
 };
-const MAX_HEAD_BYTES = 64 * 1024;
-
-interface ParsedRequest {
-  method: string;
-  target: string;
-  version: string;
-  headers: Map<string, string>;
-}
 
 /** What to send: a status, headers, and a body held or streamed (none for 304). */
 interface Reply {
@@ -475,42 +459,6 @@ function jsonReply(status: number, value: unknown, extra: [string, string][] = [
     headers: [["content-type", "application/json"], ...extra],
     body: textBody(JSON.stringify(value)),
   };
-}
-
-function headEnd(buf: Uint8Array): number {
-  for (let i = 3; i < buf.length; i++) {
-    if (buf[i] === 10 && buf[i - 1] === 13 && buf[i - 2] === 10 && buf[i - 3] === 13) return i + 1;
-  }
-  return -1;
-}
-
-function parseHead(text: string): ParsedRequest | undefined {
-  const lines = text.split("\r\n");
-  const [method, target, version, extra] = (lines[0] ?? "").split(" ");
-  if (!method || !target || !version || extra !== undefined) return undefined;
-  const headers = new Map<string, string>();
-  for (const line of lines.slice(1)) {
-    if (line === "") continue;
-    const colon = line.indexOf(":");
-    if (colon <= 0) return undefined;
-    const key = line.slice(0, colon).trim().toLowerCase();
-    const value = line.slice(colon + 1).trim();
-    const before = headers.get(key);
-    headers.set(key, before === undefined ? value : `${before}, ${value}`);
-  }
-  return { method, target, version, headers };
-}
-
-function headBytes(status: number, headers: [string, string][], length?: number): Uint8Array {
-  let text = `HTTP/1.1 ${status} ${STATUS_TEXT[status] ?? "Status"}\r\n`;
-  for (const [name, value] of headers) text += `${name}: ${value}\r\n`;
-  if (length !== undefined) text += `content-length: ${length}\r\n`;
-  return encoder.encode(text + "\r\n");
-}
-
-async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
-  let done = 0;
-  while (done < bytes.length) done += await conn.write(bytes.subarray(done));
 }
 
 /**
@@ -543,32 +491,14 @@ function listen(options: RegistryFixtureOptions): RegistryFixture {
   const maxAge = options.maxAge ?? 300;
   if (!Number.isSafeInteger(maxAge) || maxAge < 0) throw new RangeError(`bad maxAge ${maxAge}`);
   const requests: RegistryRequestRecord[] = [];
-  let counter = 0;
 
-  const listener = Deno.listen({
+  const server = serveRawHttp({
+    handler: answer,
+    repeatedHeaders: "join",
     hostname: options.hostname ?? "127.0.0.1",
     port: options.port ?? 0,
-    transport: "tcp",
   });
-  const addr = listener.addr;
-  const host = addr.hostname.includes(":") ? `[${addr.hostname}]` : addr.hostname;
-  const origin = `http://${host}:${addr.port}`;
-  const conns = new Set<Deno.Conn>();
-  const tasks = new Set<Promise<void>>();
-  const sleepers = new Set<() => void>();
-  let closing = false;
-
-  function sleep(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const done = (): void => {
-        clearTimeout(timer);
-        sleepers.delete(done);
-        resolve();
-      };
-      const timer = setTimeout(done, ms);
-      sleepers.add(done);
-    });
-  }
+  const origin = server.origin;
 
   function route(
     req: ParsedRequest,
@@ -616,7 +546,7 @@ function listen(options: RegistryFixtureOptions): RegistryFixture {
     let batch: Uint8Array[] = [];
     let batched = 0;
     for (const chunk of body.chunks!()) {
-      if (sent + batched >= limit || closing) break;
+      if (sent + batched >= limit || server.closing) break;
       let piece = encoder.encode(chunk);
       if (sent + batched + piece.length > limit) piece = piece.subarray(0, limit - sent - batched);
       batch.push(piece);
@@ -636,10 +566,8 @@ function listen(options: RegistryFixtureOptions): RegistryFixture {
   }
 
   /** Answers one request; returns whether the connection stays open. */
-  async function answer(conn: Deno.Conn, req: ParsedRequest): Promise<boolean> {
-    const n = counter++;
-    const query = req.target.indexOf("?");
-    const path = query < 0 ? req.target : req.target.slice(0, query);
+  async function answer(conn: Deno.Conn, req: ParsedRequest, n: number): Promise<boolean> {
+    const path = targetPath(req.target);
     const url = new URL(req.target.startsWith("/") ? origin + req.target : `${origin}/`);
     const name = nameFromPath(path);
     const accept = req.headers.get("accept") ?? null;
@@ -659,19 +587,9 @@ function listen(options: RegistryFixtureOptions): RegistryFixture {
     if (ifNoneMatch !== undefined) record.ifNoneMatch = ifNoneMatch;
     if (fault !== undefined) record.fault = fault;
     requests.push(record);
-    const keepAlive = req.version === "HTTP/1.1" &&
-      req.headers.get("connection")?.toLowerCase() !== "close";
+    const keepAlive = keepAliveOf(req);
 
-    if (fault?.kind === "reset") {
-      if (fault.partialHeaders) {
-        await writeAll(conn, encoder.encode("HTTP/1.1 200 OK\r\ncontent-ty"));
-      }
-      return false;
-    }
-    if (fault?.kind === "delay") {
-      await sleep(fault.ms);
-      if (closing) return false;
-    }
+    if (!(await beforeReply(server, conn, fault))) return false;
     let reply: Reply;
     if (fault?.kind === "status") {
       reply = jsonReply(
@@ -699,10 +617,10 @@ function listen(options: RegistryFixtureOptions): RegistryFixture {
     record.status = reply.status;
     const body = reply.body;
     if (body === undefined) {
-      await writeAll(conn, headBytes(reply.status, headers));
+      await writeAll(conn, headBytes(reply.status, headers, undefined, REASONS));
       return keepAlive;
     }
-    const head = headBytes(reply.status, headers, body.length);
+    const head = headBytes(reply.status, headers, body.length, REASONS);
     if (req.method === "HEAD") {
       await writeAll(conn, head);
       return keepAlive;
@@ -725,79 +643,11 @@ function listen(options: RegistryFixtureOptions): RegistryFixture {
     return keepAlive;
   }
 
-  async function serveConnection(conn: Deno.Conn): Promise<void> {
-    let buf: Uint8Array = new Uint8Array(0);
-    const chunk = new Uint8Array(64 * 1024);
-    try {
-      while (!closing) {
-        let end = headEnd(buf);
-        while (end < 0) {
-          if (buf.length > MAX_HEAD_BYTES) {
-            await writeAll(conn, headBytes(431, [["connection", "close"]], 0));
-            return;
-          }
-          const read = await conn.read(chunk);
-          if (read === null) return;
-          buf = concat([buf, chunk.subarray(0, read)]);
-          end = headEnd(buf);
-        }
-        const req = parseHead(decoder.decode(buf.subarray(0, end - 4)));
-        buf = buf.subarray(end);
-        if (req === undefined || req.headers.has("transfer-encoding")) {
-          await writeAll(conn, headBytes(400, [["connection", "close"]], 0));
-          return;
-        }
-        let skip = Number(req.headers.get("content-length") ?? "0");
-        if (!Number.isSafeInteger(skip) || skip < 0) return;
-        while (skip > 0) {
-          if (buf.length > 0) {
-            const take = Math.min(skip, buf.length);
-            buf = buf.subarray(take);
-            skip -= take;
-            continue;
-          }
-          const read = await conn.read(chunk);
-          if (read === null) return;
-          buf = chunk.slice(0, read);
-        }
-        if (!(await answer(conn, req))) return;
-      }
-    } catch {
-      // The peer went away, or close() closed the connection under us.
-    } finally {
-      conns.delete(conn);
-      try {
-        conn.close();
-      } catch {
-        // Already closed.
-      }
-    }
-  }
-
-  const acceptLoop = (async () => {
-    try {
-      for await (const conn of listener) {
-        if (closing) {
-          conn.close();
-          continue;
-        }
-        conns.add(conn);
-        const task = serveConnection(conn);
-        tasks.add(task);
-        task.finally(() => tasks.delete(task));
-      }
-    } catch {
-      // The listener was closed.
-    }
-  })();
-
   function docOf(name: string): Doc {
     const doc = docs.get(name);
     if (doc === undefined) throw new RangeError(`no such package: ${name}`);
     return doc;
   }
-
-  let closed: Promise<void> | undefined;
 
   return {
     url: `${origin}/`,
@@ -817,21 +667,7 @@ function listen(options: RegistryFixtureOptions): RegistryFixture {
       return bodyOf(docOf(name), representation).etag;
     },
     close(): Promise<void> {
-      closed ??= (async () => {
-        closing = true;
-        listener.close();
-        for (const wake of [...sleepers]) wake();
-        for (const conn of conns) {
-          try {
-            conn.close();
-          } catch {
-            // Already closed.
-          }
-        }
-        await acceptLoop;
-        while (tasks.size > 0) await Promise.allSettled([...tasks]);
-      })();
-      return closed;
+      return server.close();
     },
   };
 }
