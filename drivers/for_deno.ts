@@ -5,11 +5,9 @@
  * @module
  */
 
-import { mkdir } from "node:fs/promises";
-import { join } from "node:path";
 import type { StorageDriver } from "../src/storage.ts";
-import { MemoryDriver } from "./memory.ts";
-import { FsDriver, type FsOps, nodeFsOps } from "./fs.ts";
+import { selectStorageDriver, type StorageSettings } from "./_select.ts";
+import { type FsOps, nodeFsOps } from "./fs.ts";
 import { DenoKvDriver } from "./deno_kv.ts";
 
 /**
@@ -33,13 +31,7 @@ export const denoFsOps: FsOps = {
   },
 };
 
-/** Which embedded storage to use, and where. */
-export interface StorageSettings {
-  /** `fs` (files under `cacheDir/fs`), `kv` (Deno KV file `cacheDir/deno.kv`) or `memory`. */
-  storage: "fs" | "kv" | "memory";
-  /** The cache directory. */
-  cacheDir: string;
-}
+export type { StorageSettings };
 
 /**
  * Creates the storage driver the settings ask for.
@@ -56,14 +48,9 @@ export interface StorageSettings {
  * await driver.close();
  * ```
  */
-export async function createStorageDriver(settings: StorageSettings): Promise<StorageDriver> {
-  switch (settings.storage) {
-    case "memory":
-      return new MemoryDriver();
-    case "fs":
-      return new FsDriver(join(settings.cacheDir, "fs"), { ops: denoFsOps });
-    case "kv":
-      await mkdir(settings.cacheDir, { recursive: true });
-      return await DenoKvDriver.open(join(settings.cacheDir, "deno.kv"));
-  }
+export function createStorageDriver(settings: StorageSettings): Promise<StorageDriver> {
+  return selectStorageDriver(settings, {
+    fsOps: denoFsOps,
+    openKv: (path) => DenoKvDriver.open(path),
+  });
 }

@@ -118,8 +118,15 @@ function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === "object" && value !== null && !Array.isArray(value);
 }
 
-function modifiedOf(time: unknown): string | undefined {
-  if (!isRecord(time)) return undefined;
+/**
+ * When a package document was last modified: `time.modified`, else the latest date in `time`.
+ *
+ * @param full A full package document.
+ * @returns The date as written in the document, or `undefined` when it has none.
+ */
+export function modifiedOf(full: unknown): string | undefined {
+  if (!isRecord(full) || !isRecord(full.time)) return undefined;
+  const time = full.time;
   if (typeof time.modified === "string") return time.modified;
   let best: string | undefined;
   let bestMs = -Infinity;
@@ -184,7 +191,7 @@ export function abbreviatePackument(full: unknown): Record<string, unknown> {
     "dist-tags": isRecord(full["dist-tags"]) ? full["dist-tags"] : {},
     versions,
   };
-  const modified = modifiedOf(full.time);
+  const modified = modifiedOf(full);
   if (modified !== undefined) out.modified = modified;
   return out;
 }

@@ -1,4 +1,8 @@
-import { ABBREVIATED_VERSION_FIELDS, abbreviatePackument } from "../../src/replica_app.ts";
+import {
+  ABBREVIATED_VERSION_FIELDS,
+  abbreviatePackument,
+  modifiedOf,
+} from "../../src/replica_app.ts";
 /**
  * Package documents ("packuments") for tests and benchmarks: the real ones kept under
  * `tests/fixtures/packuments/`, deterministic generated ones of any size (up to and past
@@ -430,30 +434,7 @@ export function generatePackument(name: string, options: GenerateOptions): strin
 /** The per-version fields an abbreviated document keeps, in the order they are written. */
 export const CORGI_VERSION_FIELDS: readonly string[] = ABBREVIATED_VERSION_FIELDS;
 
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
-}
-
-/**
- * The `modified` date of a packument: `time.modified`, else the latest parseable date in
- * `time`, else `undefined`.
- */
-export function modifiedOf(full: unknown): string | undefined {
-  if (!isRecord(full) || !isRecord(full.time)) return undefined;
-  const time = full.time;
-  if (typeof time.modified === "string") return time.modified;
-  let best: string | undefined;
-  let bestMs = -Infinity;
-  for (const value of Object.values(time)) {
-    if (typeof value !== "string") continue;
-    const ms = Date.parse(value);
-    if (Number.isFinite(ms) && ms > bestMs) {
-      bestMs = ms;
-      best = value;
-    }
-  }
-  return best;
-}
+export { modifiedOf };
 
 /**
  * The abbreviated ("corgi") form of a full packument, as served for

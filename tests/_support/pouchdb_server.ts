@@ -27,6 +27,8 @@
  * @module
  */
 
+import { delay, drain, freePort } from "./_child.ts";
+
 /** One row of the listing. */
 export interface PouchdbRow {
   /** The document id. */
@@ -67,25 +69,6 @@ export const POUCHDB_BIN: string = new URL(
 /** The command that installs the peers. */
 export const PEERS_INSTALL_COMMAND: string =
   "npm install --ignore-scripts --no-audit --no-fund --prefix tests/peers";
-
-function freePort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = listener.addr.port;
-  listener.close();
-  return port;
-}
-
-/** Keeps the last 64 KiB of a stream, so a failure can show what the process said. */
-async function drain(stream: ReadableStream<Uint8Array>, sink: { text: string }): Promise<void> {
-  const decoder = new TextDecoder();
-  for await (const chunk of stream) {
-    sink.text = (sink.text + decoder.decode(chunk, { stream: true })).slice(-65536);
-  }
-}
-
-function delay(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
 
 async function request(
   url: string,

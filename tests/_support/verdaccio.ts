@@ -44,6 +44,8 @@
 
 import { PEERS_INSTALL_COMMAND } from "./pouchdb_server.ts";
 
+import { delay, drain, freePort } from "./_child.ts";
+
 export { PEERS_INSTALL_COMMAND };
 
 const root = new URL("../../", import.meta.url);
@@ -90,25 +92,6 @@ export interface Verdaccio {
   output(): string;
   /** Stops verdaccio, waits for it to exit and removes its temporary directory. */
   close(): Promise<void>;
-}
-
-function freePort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = listener.addr.port;
-  listener.close();
-  return port;
-}
-
-/** Keeps the last 64 KiB of a stream, so a failure can show what the process said. */
-async function drain(stream: ReadableStream<Uint8Array>, sink: { text: string }): Promise<void> {
-  const decoder = new TextDecoder();
-  for await (const chunk of stream) {
-    sink.text = (sink.text + decoder.decode(chunk, { stream: true })).slice(-65536);
-  }
-}
-
-function delay(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 /** The verdaccio configuration (YAML; paths are written as JSON strings, which YAML reads). */
