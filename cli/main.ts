@@ -315,7 +315,7 @@ export async function main(argv: string[], runtime: CliRuntime): Promise<number>
       await out(`_all_docs ${VERSION}\n`);
       return 0;
     }
-    const [first, second, ...rest] = positionals;
+    const [first, second, ...more] = positionals;
     if (first === undefined) {
       if (values["help"] === true) {
         await out(TOP_HELP + "\n");
@@ -323,7 +323,9 @@ export async function main(argv: string[], runtime: CliRuntime): Promise<number>
       }
       throw new UsageError("Missing command: run '_all_docs --help' for the list");
     }
-    command = COMMANDS.find((c) => c.words[0] === first && c.words[1] === second);
+    command = COMMANDS.find((c) =>
+      c.words[0] === first && (c.words.length === 1 || c.words[1] === second)
+    );
     if (!command) {
       const group = COMMANDS.filter((c) => c.words[0] === first);
       if (group.length > 0 && values["help"] === true && second === undefined) {
@@ -333,6 +335,7 @@ export async function main(argv: string[], runtime: CliRuntime): Promise<number>
       const name = [first, second].filter(Boolean).join(" ");
       throw new UsageError(`Unknown command '${name}': run '_all_docs --help' for the list`);
     }
+    const rest = command.words.length === 1 && second !== undefined ? [second, ...more] : more;
     if (values["help"] === true) {
       await out(commandHelp(command) + "\n");
       return 0;

@@ -43,6 +43,7 @@ Deno.test("cli usage errors print one line and exit 2", async () => {
     [["cache", "stats", "--bogus"], {}, /^error: .*bogus/],
     [["cache", "stats", "--fix"], {}, /^error: Unknown option '--fix' for 'cache stats'/],
     [["cache", "stats", "extra"], {}, /^error: Unexpected argument 'extra'/],
+    [["serve", "extra"], {}, /^error: Unexpected argument 'extra' for 'serve'/],
     [["cache", "stats", "--storage", "s3"], {}, /^error: Invalid --storage: .*received 's3'/],
     [["cache", "stats", "--concurrency", "0"], {}, /^error: Invalid --concurrency: .*'0'/],
     [["cache", "stats"], { ALL_DOCS_RETRIES: "-1" }, /^error: Invalid --retries: .*'-1'/],
