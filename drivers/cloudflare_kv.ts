@@ -27,6 +27,7 @@
 import { compareKeys } from "../src/_compare.ts";
 import type { ListOptions, StorageDriver, StorageLimits, StorageValue } from "../src/storage.ts";
 import { checkKey, checkListOptions } from "./_checks.ts";
+import { concatBytes } from "../src/_bytes.ts";
 
 export type { ListOptions, StorageDriver, StorageLimits, StorageValue } from "../src/storage.ts";
 
@@ -315,13 +316,7 @@ async function readBounded(key: string, stream: ReadableStream<Uint8Array>): Pro
   } finally {
     reader.releaseLock();
   }
-  const out = new Uint8Array(length);
-  let offset = 0;
-  for (const chunk of chunks) {
-    out.set(chunk, offset);
-    offset += chunk.byteLength;
-  }
-  return out;
+  return concatBytes(chunks);
 }
 
 /** The longest common prefix of two strings, never splitting a surrogate pair. */

@@ -17,7 +17,7 @@ const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
 /** Compares strings by their UTF-8 bytes, independently of the drivers' own comparison. */
-function byteOrder(a: string, b: string): number {
+export function byteOrder(a: string, b: string): number {
   const x = encoder.encode(a);
   const y = encoder.encode(b);
   const n = Math.min(x.length, y.length);

@@ -12,24 +12,13 @@ import {
   type KvNamespaceLike,
 } from "../drivers/cloudflare_kv.ts";
 import { bundleEdge } from "../scripts/bundle_edge.ts";
-import { runDriverContract } from "./driver_contract.ts";
+import { byteOrder, runDriverContract } from "./driver_contract.ts";
 import { abbreviate, generatePackument, loadFixturePackuments } from "./_support/packuments.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 const CORGI = "application/vnd.npm.install-v1+json";
 const PEERS = fileURLToPath(new URL("./peers/", import.meta.url));
-
-/** Compares strings by their UTF-8 bytes, as Workers KV orders keys. */
-function byteOrder(a: string, b: string): number {
-  const x = encoder.encode(a);
-  const y = encoder.encode(b);
-  const n = Math.min(x.length, y.length);
-  for (let i = 0; i < n; i++) {
-    if (x[i] !== y[i]) return x[i]! - y[i]!;
-  }
-  return x.length - y.length;
-}
 
 /**
  * An in-memory stand-in for a Workers KV namespace with KV's rules: keys sorted by UTF-8 bytes,

@@ -1,17 +1,6 @@
 import assert from "node:assert/strict";
 import { Sha256, sha256Integrity } from "../src/_sha256.ts";
-
-/** A small seeded PRNG (mulberry32), so failures reproduce. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { prng } from "./_support/packuments.ts";
 
 function randomBytes(length: number, random: () => number): Uint8Array<ArrayBuffer> {
   const bytes = new Uint8Array(length);

@@ -23,3 +23,38 @@ export async function drain(
 export function delay(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
+
+/**
+ * Stops a harness's child once: SIGTERM unless it already exited, then waits for it and its
+ * output, and removes its temporary directory. Every call returns the same promise.
+ */
+export function stopper(
+  child: Deno.ChildProcess,
+  drained: Promise<unknown>,
+  dir: string,
+): { exited(): boolean; close(): Promise<void> } {
+  let exited = false;
+  const status = child.status.then((s) => {
+    exited = true;
+    return s;
+  });
+  let closed: Promise<void> | undefined;
+  return {
+    exited: () => exited,
+    close(): Promise<void> {
+      closed ??= (async () => {
+        if (!exited) {
+          try {
+            child.kill("SIGTERM");
+          } catch {
+            // It exited in the meantime.
+          }
+        }
+        await status;
+        await drained;
+        await Deno.remove(dir, { recursive: true });
+      })();
+      return closed;
+    },
+  };
+}

@@ -59,7 +59,7 @@ export interface GenerateOptions {
 }
 
 /** A small, fast, deterministic 32-bit PRNG (mulberry32) returning floats in [0, 1). */
-function prng(seed: number): () => number {
+export function prng(seed: number): () => number {
   let a = seed >>> 0;
   return () => {
     a = (a + 0x6d2b79f5) >>> 0;

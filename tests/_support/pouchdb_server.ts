@@ -27,7 +27,7 @@
  * @module
  */
 
-import { delay, drain, freePort } from "./_child.ts";
+import { delay, drain, freePort, stopper } from "./_child.ts";
 
 /** One row of the listing. */
 export interface PouchdbRow {
@@ -130,34 +130,13 @@ export async function startPouchdbServer(options: PouchdbServerOptions): Promise
   const out = { text: "" };
   const err = { text: "" };
   const drained = Promise.all([drain(child.stdout, out), drain(child.stderr, err)]);
-  let exited = false;
-  const status = child.status.then((s) => {
-    exited = true;
-    return s;
-  });
-
-  let closed: Promise<void> | undefined;
-  function close(): Promise<void> {
-    closed ??= (async () => {
-      if (!exited) {
-        try {
-          child.kill("SIGTERM");
-        } catch {
-          // It exited in the meantime.
-        }
-      }
-      await status;
-      await drained;
-      await Deno.remove(dir, { recursive: true });
-    })();
-    return closed;
-  }
+  const { exited, close } = stopper(child, drained, dir);
 
   const base = `http://127.0.0.1:${port}`;
   const origin = `${base}/registry`;
   try {
     let up = false;
-    for (let attempt = 0; attempt < 300 && !exited && !up; attempt++) {
+    for (let attempt = 0; attempt < 300 && !exited() && !up; attempt++) {
       try {
         const response = await fetch(`${base}/`);
         await response.body?.cancel();

@@ -44,7 +44,7 @@
 
 import { PEERS_INSTALL_COMMAND } from "./pouchdb_server.ts";
 
-import { delay, drain, freePort } from "./_child.ts";
+import { delay, drain, freePort, stopper } from "./_child.ts";
 
 export { PEERS_INSTALL_COMMAND };
 
@@ -144,34 +144,13 @@ export async function startVerdaccio(options: VerdaccioOptions = {}): Promise<Ve
   const out = { text: "" };
   const err = { text: "" };
   const drained = Promise.all([drain(child.stdout, out), drain(child.stderr, err)]);
-  let exited = false;
-  const status = child.status.then((s) => {
-    exited = true;
-    return s;
-  });
+  const { exited, close } = stopper(child, drained, dir);
   const output = (): string => `stdout: ${out.text}\nstderr: ${err.text}`;
-
-  let closed: Promise<void> | undefined;
-  function close(): Promise<void> {
-    closed ??= (async () => {
-      if (!exited) {
-        try {
-          child.kill("SIGTERM");
-        } catch {
-          // It exited in the meantime.
-        }
-      }
-      await status;
-      await drained;
-      await Deno.remove(dir, { recursive: true });
-    })();
-    return closed;
-  }
 
   const url = `http://127.0.0.1:${port}/`;
   try {
     let up = false;
-    for (let attempt = 0; attempt < 300 && !exited && !up; attempt++) {
+    for (let attempt = 0; attempt < 300 && !exited() && !up; attempt++) {
       try {
         const response = await fetch(`${url}-/ping`);
         await response.body?.cancel();
