@@ -32,6 +32,7 @@ export * from "./src/pivots.ts";
 export * from "./src/all_docs.ts";
 export * from "./src/checkpoint.ts";
 export * from "./src/partition_refresh.ts";
+export * from "./src/partition_rows.ts";
 export * from "./src/create_index.ts";
 export * from "./src/package_name.ts";
 export * from "./src/packument_fetch.ts";

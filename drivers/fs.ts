@@ -594,27 +594,34 @@ export class FsDriver implements StorageDriver {
     if (this.#dirs.has(path)) return;
     if (relative === "") {
       await this.#ops.mkdir(path, true);
-    } else {
-      // A plain mkdir is several times cheaper than a recursive one, and the parent usually
-      // exists already.
-      const cut = relative.lastIndexOf("/");
-      const parentRelative = cut < 0 ? "" : relative.slice(0, cut);
-      const parent = parentRelative === "" ? this.#root : `${this.#root}/${parentRelative}`;
-      let created = false;
-      try {
-        await this.#ops.mkdir(path, false);
-        created = true;
-      } catch (error) {
-        const code = errorCode(error);
-        if (code === "ENOENT") {
-          await this.#ensureDir(parent, parentRelative);
-          created = await mkdirIfMissing(this.#ops, path);
-        } else if (code !== "EEXIST") {
-          throw error;
+      this.#dirs.add(path);
+      return;
+    }
+    // One plain mkdir settles the common cases (the parent exists; the directory exists). When
+    // the parent is missing, the levels below the deepest directory known to exist are made top
+    // down: one mkdir each, rather than a failing one and a second one per level bottom up.
+    try {
+      await this.#ops.mkdir(path, false);
+      if (this.#fsync) await syncDir(path.slice(0, path.lastIndexOf("/")));
+    } catch (error) {
+      const code = errorCode(error);
+      if (code === "ENOENT") {
+        const levels = relative.split("/");
+        let known = levels.length - 1;
+        while (known > 0 && !this.#dirs.has(`${this.#root}/${levels.slice(0, known).join("/")}`)) {
+          known--;
         }
+        if (known === 0) await this.#ensureDir(this.#root, "");
+        let at = known === 0 ? this.#root : `${this.#root}/${levels.slice(0, known).join("/")}`;
+        for (let level = known; level < levels.length; level++) {
+          const parent = at;
+          at = `${at}/${levels[level]}`;
+          if (await mkdirIfMissing(this.#ops, at) && this.#fsync) await syncDir(parent);
+          this.#dirs.add(at);
+        }
+      } else if (code !== "EEXIST") {
+        throw error;
       }
-      // A new directory entry needs its parent fsynced to survive a power loss.
-      if (created && this.#fsync) await syncDir(parent);
     }
     this.#dirs.add(path);
   }

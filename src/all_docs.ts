@@ -20,6 +20,9 @@ import type { Clock } from "./clock.ts";
 import { systemClock } from "./clock.ts";
 import type { ConditionalRequest, HttpClient } from "./http_client.ts";
 import { HttpError } from "./http_client.ts";
+import { BadResponseError, type ParsedPage, parsePage, scanPage } from "./_all_docs_page.ts";
+
+export { BadResponseError };
 
 /** The largest page npm answers. */
 export const MAX_PAGE_LIMIT = 10_000;
@@ -32,18 +35,20 @@ export interface AllDocsRow {
   rev: string;
 }
 
+/** One page of a range. */
+export interface AllDocsPage {
+  /** Rows on the page (a follow-on page's repeated first row is not one of them). */
+  count: number;
+  /** The rows in the body format of a cached partition: one `["id","rev"]` line each. */
+  lines: Uint8Array;
+}
+
 /** A key range; `""` is an open end. */
 export interface KeyRange {
   /** First key, inclusive, or `""`. */
   startKey: string;
   /** End key, exclusive, or `""`. */
   endKey: string;
-}
-
-/** A page that cannot be used: retried like a network failure. */
-export class BadResponseError extends Error {
-  /** The error name. */
-  override name = "BadResponseError";
 }
 
 /** Options for {@linkcode readRange}. */
@@ -77,7 +82,7 @@ export interface RangeRead {
   /** The first page's validators, to keep for the next refresh. */
   etag: string | undefined;
   /** The range's rows, page by page; empty when not modified. Rows come in key order. */
-  pages: AsyncGenerator<AllDocsRow[]>;
+  pages: AsyncGenerator<AllDocsPage>;
 }
 
 function encodeKey(key: string): string {
@@ -110,50 +115,21 @@ export function allDocsUrl(origin: string, range: KeyRange, limit: number): stri
   return `${base}_all_docs?${params.join("&")}`;
 }
 
-function parsePage(
-  text: string,
-  range: KeyRange,
-  after: string | undefined,
-): { rows: AllDocsRow[]; raw: number } {
-  let body: unknown;
-  try {
-    body = JSON.parse(text);
-  } catch {
-    throw new BadResponseError(`Bad _all_docs page: not JSON (${text.length} bytes)`);
-  }
-  const rows = (body as { rows?: unknown })?.rows;
-  if (!Array.isArray(rows)) throw new BadResponseError("Bad _all_docs page: no rows array");
-  const out: AllDocsRow[] = [];
-  let previous = after;
-  for (const row of rows as { id?: unknown; value?: { rev?: unknown } }[]) {
-    const id = row?.id;
-    const rev = row?.value?.rev;
-    if (typeof id !== "string" || typeof rev !== "string") {
-      throw new BadResponseError("Bad _all_docs page: a row lacks its id or rev");
-    }
-    if (previous !== undefined) {
-      const order = compareKeys(previous, id);
-      if (order > 0 || (order === 0 && out.length > 0)) {
-        throw new BadResponseError(
-          `Bad _all_docs page: rows out of order (${JSON.stringify(id)} after ${
-            JSON.stringify(previous)
-          })`,
-        );
-      }
-      if (order === 0) continue; // The repeated first row of a follow-on page.
-    }
+/** Reads a page body into partition lines, checking its rows' order and range. */
+function readPage(bytes: Uint8Array, range: KeyRange, after: string | undefined): ParsedPage {
+  const page = scanPage(bytes, after) ?? parsePage(bytes, after);
+  for (const id of [page.firstId, page.lastId]) {
     if (
-      (range.startKey !== "" && compareKeys(id, range.startKey) < 0) ||
-      (range.endKey !== "" && compareKeys(id, range.endKey) >= 0)
+      id !== undefined &&
+      ((range.startKey !== "" && compareKeys(id, range.startKey) < 0) ||
+        (range.endKey !== "" && compareKeys(id, range.endKey) >= 0))
     ) {
       throw new BadResponseError(
         `Bad _all_docs page: row ${JSON.stringify(id)} is outside the range`,
       );
     }
-    out.push({ id, rev });
-    previous = id;
   }
-  return { rows: out, raw: rows.length };
+  return page;
 }
 
 /**
@@ -192,7 +168,7 @@ export async function readRange(
     startKey: string,
     after: string | undefined,
     conditional: ConditionalRequest | undefined,
-  ): Promise<{ rows: AllDocsRow[]; raw: number; notModified: boolean; etag: string | undefined }> {
+  ): Promise<ParsedPage & { notModified: boolean; etag: string | undefined }> {
     const url = allDocsUrl(origin, { startKey, endKey: range.endKey }, limit);
     for (let attempt = 1;; attempt++) {
       try {
@@ -203,7 +179,15 @@ export async function readRange(
         });
         if (response.status === 304) {
           await response.body?.cancel();
-          return { rows: [], raw: 0, notModified: true, etag: conditional?.etag };
+          return {
+            lines: new Uint8Array(),
+            count: 0,
+            raw: 0,
+            firstId: undefined,
+            lastId: undefined,
+            notModified: true,
+            etag: conditional?.etag,
+          };
         }
         if (response.status !== 200) {
           const text = await response.text().catch(() => "");
@@ -218,15 +202,15 @@ export async function readRange(
           await response.body?.cancel();
           throw new BadResponseError(`Bad _all_docs page: content type '${type}'`);
         }
-        let text: string;
+        let bytes: Uint8Array;
         try {
-          text = await response.text();
+          bytes = new Uint8Array(await response.arrayBuffer());
         } catch (cause) {
           throw new BadResponseError("Bad _all_docs page: the body was cut short", { cause });
         }
-        const { rows, raw } = parsePage(text, { startKey, endKey: range.endKey }, after);
-        options.onPage?.({ rows: rows.length, attempt, url });
-        return { rows, raw, notModified: false, etag: response.headers.get("etag") ?? undefined };
+        const parsed = readPage(bytes, { startKey, endKey: range.endKey }, after);
+        options.onPage?.({ rows: parsed.count, attempt, url });
+        return { ...parsed, notModified: false, etag: response.headers.get("etag") ?? undefined };
       } catch (error) {
         if (!(error instanceof BadResponseError) || attempt >= pageAttempts) throw error;
         options.onRetry?.(error as Error, attempt);
@@ -236,13 +220,13 @@ export async function readRange(
   }
 
   const first = await page(range.startKey, undefined, options.conditional);
-  async function* pages(): AsyncGenerator<AllDocsRow[]> {
+  async function* pages(): AsyncGenerator<AllDocsPage> {
     if (first.notModified) return;
     let current = first;
     while (true) {
-      if (current.rows.length > 0) yield current.rows;
+      if (current.count > 0) yield { count: current.count, lines: current.lines };
       if (current.raw < limit) return;
-      const last = current.rows.at(-1)?.id;
+      const last = current.lastId;
       if (last === undefined) {
         throw new BadResponseError("Bad _all_docs page: a full page brought no new rows");
       }

@@ -13,6 +13,7 @@ import { compareKeys } from "./_compare.ts";
 import type { AllDocsRow } from "./all_docs.ts";
 import type { Cache } from "./cache.ts";
 import { parseKey } from "./keys.ts";
+import { partitionRows } from "./partition_rows.ts";
 
 interface Source {
   startKey: string;
@@ -28,24 +29,7 @@ interface Cursor {
 
 async function* rowsOf(cache: Cache, key: string): AsyncGenerator<AllDocsRow> {
   const entry = await cache.get(key, { verify: "while" });
-  if (!entry) return;
-  const decoder = new TextDecoder();
-  let buffered = "";
-  for await (const chunk of entry.stream()) {
-    buffered += decoder.decode(chunk, { stream: true });
-    const lines = buffered.split("\n");
-    buffered = lines.pop()!;
-    for (const line of lines) {
-      if (line === "") continue;
-      const [id, rev] = JSON.parse(line) as [string, string];
-      yield { id, rev };
-    }
-  }
-  buffered += decoder.decode();
-  if (buffered !== "") {
-    const [id, rev] = JSON.parse(buffered) as [string, string];
-    yield { id, rev };
-  }
+  if (entry) yield* partitionRows(entry.stream());
 }
 
 class Heap {

@@ -16,7 +16,7 @@
  * @module
  */
 
-import { type AllDocsRow, MAX_PAGE_LIMIT, readRange } from "./all_docs.ts";
+import { MAX_PAGE_LIMIT, readRange } from "./all_docs.ts";
 import type { Cache } from "./cache.ts";
 import { Checkpoint, type PartitionState } from "./checkpoint.ts";
 import { type Clock, systemClock } from "./clock.ts";
@@ -108,8 +108,6 @@ export interface RefreshPartitionsOptions {
   onEvent?: (event: RefreshEvent) => void;
 }
 
-const encoder = new TextEncoder();
-
 function positiveInteger(name: string, value: number): number {
   if (!Number.isInteger(value) || value < 1) {
     throw new RangeError(
@@ -117,40 +115,6 @@ function positiveInteger(name: string, value: number): number {
     );
   }
   return value;
-}
-
-/** Characters that JSON must escape in a string, plus surrogates (lone ones must be escaped). */
-// deno-lint-ignore no-control-regex
-const NEEDS_ESCAPE = /["\\\u0000-\u001f\u2028\u2029\ud800-\udfff]/;
-
-function jsonString(text: string): string {
-  return NEEDS_ESCAPE.test(text) ? JSON.stringify(text) : `"${text}"`;
-}
-
-function rowsToNdjson(rows: AllDocsRow[]): Uint8Array {
-  const lines = new Array<string>(rows.length + 1);
-  for (let i = 0; i < rows.length; i++) {
-    const row = rows[i]!;
-    lines[i] = `[${jsonString(row.id)},${jsonString(row.rev)}]`;
-  }
-  lines[rows.length] = "";
-  return encoder.encode(lines.join("\n"));
-}
-
-/**
- * Parses a cached partition body back into rows.
- *
- * @param text NDJSON lines of `["id","rev"]`.
- * @returns The rows.
- */
-export function parsePartitionLines(text: string): AllDocsRow[] {
-  const rows: AllDocsRow[] = [];
-  for (const line of text.split("\n")) {
-    if (line === "") continue;
-    const [id, rev] = JSON.parse(line) as [string, string];
-    rows.push({ id, rev });
-  }
-  return rows;
 }
 
 /**
@@ -300,9 +264,9 @@ export async function refreshPartitions(
       async pull(controller) {
         const next = await read.pages.next();
         if (next.done) return controller.close();
-        rows += next.value.length;
+        rows += next.value.count;
         pages++;
-        controller.enqueue(rowsToNdjson(next.value));
+        controller.enqueue(next.value.lines);
       },
       async cancel() {
         await read.pages.return(undefined);

@@ -53,6 +53,7 @@ import type { AllDocsRow } from "./all_docs.ts";
 import type { Cache, CacheEntry, CacheEntryInfo } from "./cache.ts";
 import type { Clock } from "./clock.ts";
 import { packumentKey, parseKey } from "./keys.ts";
+import { partitionRows } from "./partition_rows.ts";
 import { packageNameProblem } from "./package_name.ts";
 import { type AllDocsQuery, AllDocsQueryError, parseAllDocsQuery } from "./all_docs_query.ts";
 
@@ -278,35 +279,16 @@ interface Cursor {
   rest: AsyncGenerator<AllDocsRow>;
 }
 
-async function* partitionRows(cache: Cache, key: string): AsyncGenerator<AllDocsRow> {
+async function* cachedRows(cache: Cache, key: string): AsyncGenerator<AllDocsRow> {
   const entry = await cache.get(key, { verify: "while" });
-  if (!entry || entry.info.status !== 200) return;
-  const decoder = new TextDecoder();
-  let buffered = "";
-  const parse = (line: string): AllDocsRow => {
-    const [id, rev] = JSON.parse(line) as [string, string];
-    return { id, rev };
-  };
-  for await (const chunk of entry.stream()) {
-    buffered += decoder.decode(chunk, { stream: true });
-    let newline = buffered.indexOf("\n");
-    let from = 0;
-    while (newline >= 0) {
-      if (newline > from) yield parse(buffered.slice(from, newline));
-      from = newline + 1;
-      newline = buffered.indexOf("\n", from);
-    }
-    buffered = buffered.slice(from);
-  }
-  buffered += decoder.decode();
-  if (buffered !== "") yield parse(buffered);
+  if (entry && entry.info.status === 200) yield* partitionRows(entry.stream());
 }
 
 /** The rows of a cluster in id order, one per id, the most recently fetched winning. */
 async function* clusterRows(cache: Cache, cluster: Cluster): AsyncGenerator<AllDocsRow> {
   const sources = cluster.sources;
   if (sources.length === 1) {
-    yield* partitionRows(cache, sources[0]!.key);
+    yield* cachedRows(cache, sources[0]!.key);
     return;
   }
   const cursors: Cursor[] = [];
@@ -321,7 +303,7 @@ async function* clusterRows(cache: Cache, cluster: Cluster): AsyncGenerator<AllD
         );
         if (smallest !== undefined && compareKeys(sources[next]!.startKey, smallest) > 0) break;
         const source = sources[next++]!;
-        const rest = partitionRows(cache, source.key);
+        const rest = cachedRows(cache, source.key);
         const first = await rest.next();
         if (!first.done) cursors.push({ row: first.value, fetchedAt: source.fetchedAt, rest });
       }
