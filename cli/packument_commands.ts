@@ -24,6 +24,9 @@ import { clientFor } from "./context.ts";
 import { loadPivots } from "./pivots_file.ts";
 import { registryResolver } from "./registry.ts";
 
+/** Keys a fetch run lists to seed its bloom filter before giving the filter up. */
+const FETCH_BLOOM_SEED_LIMIT = 100_000;
+
 function representationOf(ctx: CommandContext): Representation {
   return ctx.values["abbreviated"] === true ? "abbreviated" : "full";
 }
@@ -72,7 +75,12 @@ async function runFetch(
   let bytes = 0;
   let writes: Promise<void> = Promise.resolve();
   try {
-    const cache = await Cache.open(driver, ctx.cacheOptions);
+    // A bloom filter answers "not cached" for new names without a read; on a cache of more than
+    // FETCH_BLOOM_SEED_LIMIT keys it is dropped, since most names asked for are then present.
+    const cache = await Cache.open(driver, {
+      ...ctx.cacheOptions,
+      bloom: { seedLimit: FETCH_BLOOM_SEED_LIMIT },
+    });
     const summary: FetchSummary = await fetchPackuments(client, cache, names, {
       registryFor,
       representation,

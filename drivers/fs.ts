@@ -332,6 +332,7 @@ export class FsDriver implements StorageDriver {
   #fsync: boolean;
   #ops: FsOps;
   #dirs: Set<string> = new Set();
+  #creating: Map<string, Promise<void>> = new Map();
   #tmpPrefix: string;
   #tmpCount = 0;
   #closed = false;
@@ -589,41 +590,61 @@ export class FsDriver implements StorageDriver {
     return dir === "" ? `${this.#root}/${file}` : `${this.#root}/${dir}/${file}`;
   }
 
-  /** Creates the directory `relative` (and missing parents), remembering what exists. */
-  async #ensureDir(path: string, relative: string): Promise<void> {
-    if (this.#dirs.has(path)) return;
+  /**
+   * Creates the directory `relative` (and missing parents), remembering what exists. Concurrent
+   * calls for one directory share one creation.
+   */
+  #ensureDir(path: string, relative: string, missing = false): Promise<void> {
+    if (this.#dirs.has(path)) return Promise.resolve();
+    let pending = this.#creating.get(path);
+    if (pending === undefined) {
+      pending = this.#createDir(path, relative, missing).finally(() => {
+        this.#creating.delete(path);
+      });
+      this.#creating.set(path, pending);
+    }
+    return pending;
+  }
+
+  /**
+   * Makes one directory. When its parent is known to exist, one mkdir. Otherwise one mkdir
+   * settles the common cases (the parent exists; the directory exists); when that finds the
+   * parent missing (or `missing` says so already), the parent is made first, the same way.
+   */
+  async #createDir(path: string, relative: string, missing: boolean): Promise<void> {
     if (relative === "") {
       await this.#ops.mkdir(path, true);
       this.#dirs.add(path);
       return;
     }
-    // One plain mkdir settles the common cases (the parent exists; the directory exists). When
-    // the parent is missing, the levels below the deepest directory known to exist are made top
-    // down: one mkdir each, rather than a failing one and a second one per level bottom up.
+    const cut = relative.lastIndexOf("/");
+    const parentRelative = cut < 0 ? "" : relative.slice(0, cut);
+    const parent = parentRelative === "" ? this.#root : `${this.#root}/${parentRelative}`;
+    let made: boolean | undefined;
+    if (!missing) {
+      if (this.#dirs.has(parent)) made = await mkdirIfMissing(this.#ops, path);
+      else made = await this.#tryMkdir(path);
+    }
+    if (made === undefined) {
+      await this.#ensureDir(parent, parentRelative, true);
+      made = await mkdirIfMissing(this.#ops, path);
+    }
+    // A new directory entry needs its parent fsynced to survive a power loss.
+    if (made && this.#fsync) await syncDir(parent);
+    this.#dirs.add(path);
+  }
+
+  /** One mkdir: whether it made the directory, or `undefined` when its parent is missing. */
+  async #tryMkdir(path: string): Promise<boolean | undefined> {
     try {
       await this.#ops.mkdir(path, false);
-      if (this.#fsync) await syncDir(path.slice(0, path.lastIndexOf("/")));
+      return true;
     } catch (error) {
       const code = errorCode(error);
-      if (code === "ENOENT") {
-        const levels = relative.split("/");
-        let known = levels.length - 1;
-        while (known > 0 && !this.#dirs.has(`${this.#root}/${levels.slice(0, known).join("/")}`)) {
-          known--;
-        }
-        if (known === 0) await this.#ensureDir(this.#root, "");
-        let at = known === 0 ? this.#root : `${this.#root}/${levels.slice(0, known).join("/")}`;
-        for (let level = known; level < levels.length; level++) {
-          const parent = at;
-          at = `${at}/${levels[level]}`;
-          if (await mkdirIfMissing(this.#ops, at) && this.#fsync) await syncDir(parent);
-          this.#dirs.add(at);
-        }
-      } else if (code !== "EEXIST") {
-        throw error;
-      }
+      if (code === "EEXIST") return false;
+      if (code === "ENOENT") return undefined;
+      throw error;
     }
-    this.#dirs.add(path);
   }
 
   async #writeTmp(tmp: string, value: StorageValue): Promise<void> {

@@ -90,9 +90,11 @@ export interface CacheOptions {
   /** Freshness lifetime for entries whose `Cache-Control` gives none, in milliseconds.
    * @default {0} */
   defaultMaxAgeMs?: number;
-  /** Bloom filter sizing, or `false` to go without one.
-   * @default {{ expectedItems: 1_000_000, falsePositiveRate: 0.01 }} */
-  bloom?: false | { expectedItems?: number; falsePositiveRate?: number };
+  /** Bloom filter sizing, or `false` to go without one. Seeding lists every stored key; past
+   * `seedLimit` keys it stops and the cache goes without a filter (on a large cache most keys
+   * asked for are present, so the filter would save little and cost a long listing).
+   * @default {{ expectedItems: 1_000_000, falsePositiveRate: 0.01, seedLimit: Infinity }} */
+  bloom?: false | { expectedItems?: number; falsePositiveRate?: number; seedLimit?: number };
   /** Called for each corrupt entry found on a read. */
   onCorrupt?: (key: string, reason: string) => void;
   /**
@@ -126,7 +128,8 @@ export interface CacheStats {
   corrupt: number;
   /** Entries written. */
   puts: number;
-  /** `has()` calls answered by the bloom filter alone. */
+  /** `has()` and `info(key, { absentIfUnseen: true })` calls answered by the bloom filter
+   * alone. */
   bloomNegatives: number;
 }
 
@@ -198,7 +201,17 @@ function decodeRecord(key: string, raw: Uint8Array): { header: StoredHeader; inl
 }
 
 /** The integrity of a whole body, hashed natively (WebCrypto) since it is in memory. */
-async function integrityOf(bytes: Uint8Array): Promise<string> {
+async function integrityOf(
+  bytes: Uint8Array,
+  createHash: (() => Sha256Hasher) | undefined,
+): Promise<string> {
+  // A native incremental hash, when one is given, is cheaper than a round trip through
+  // crypto.subtle for the small bodies stored inline.
+  if (createHash) {
+    const hash = createHash();
+    hash.update(bytes);
+    return sha256Integrity(hash.digest());
+  }
   const view = bytes.buffer instanceof ArrayBuffer
     ? new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength)
     : bytes.slice();
@@ -403,8 +416,10 @@ export class Cache {
   readonly clock: Clock;
   #inlineMax: number;
   #createHash: () => Sha256Hasher;
+  #nativeHash: (() => Sha256Hasher) | undefined;
   #defaultMaxAgeMs: number;
   #bloom: BloomFilter | undefined;
+  #bloomSeeded = false;
   #seeded: Promise<void> = Promise.resolve();
   #onCorrupt: ((key: string, reason: string) => void) | undefined;
   #inflight = new Map<string, Promise<unknown>>();
@@ -423,10 +438,17 @@ export class Cache {
         `Cannot open cache: 'defaultMaxAgeMs' must be a non-negative number, received ${defaultMaxAgeMs}`,
       );
     }
+    const seedLimit = (options.bloom || {}).seedLimit ?? Infinity;
+    if (!(seedLimit === Infinity || (Number.isInteger(seedLimit) && seedLimit >= 0))) {
+      throw new RangeError(
+        `Cannot open cache: 'bloom.seedLimit' must be a non-negative integer or Infinity, received ${seedLimit}`,
+      );
+    }
     this.driver = driver;
     this.clock = options.clock ?? systemClock;
     this.#inlineMax = inlineMax;
     this.#createHash = options.createHash ?? (() => new Sha256());
+    this.#nativeHash = options.createHash;
     this.#defaultMaxAgeMs = defaultMaxAgeMs;
     this.#onCorrupt = options.onCorrupt;
     if (options.bloom !== false) {
@@ -451,8 +473,17 @@ export class Cache {
     const cache = new Cache(driver, options);
     const bloom = cache.#bloom;
     if (bloom) {
+      const limit = (options.bloom || {}).seedLimit ?? Infinity;
       cache.#seeded = (async () => {
-        for await (const key of cache.keys()) bloom.add(key);
+        let count = 0;
+        for await (const key of cache.keys()) {
+          if (++count > limit) {
+            cache.#bloom = undefined;
+            return;
+          }
+          bloom.add(key);
+        }
+        cache.#bloomSeeded = true;
       })();
       // A failed seeding surfaces from has(); avoid an unhandled rejection meanwhile.
       cache.#seeded.catch(() => {});
@@ -494,9 +525,19 @@ export class Cache {
    * The metadata of an entry, without reading a separately stored body.
    *
    * @param key The entry key.
+   * @param options `absentIfUnseen: true` answers `undefined` without reading storage when the
+   *   bloom filter is seeded and has never seen `key`: cheaper for keys that are probably new,
+   *   but blind to an entry another process wrote after this cache opened.
    * @returns The metadata, or `undefined` when absent or corrupt.
    */
-  async info(key: string): Promise<CacheEntryInfo | undefined> {
+  async info(
+    key: string,
+    options: { absentIfUnseen?: boolean } = {},
+  ): Promise<CacheEntryInfo | undefined> {
+    if (options.absentIfUnseen && this.#bloomSeeded && !this.#bloom?.has(key)) {
+      this.#stats.bloomNegatives++;
+      return undefined;
+    }
     const record = await this.#readHeader(key);
     return record && infoOf(record.header);
   }
@@ -517,7 +558,7 @@ export class Cache {
     const { header, inline } = record;
     const info = infoOf(header);
     if (header.body === null) {
-      if ((await integrityOf(inline)) !== header.integrity) {
+      if ((await integrityOf(inline, this.#nativeHash)) !== header.integrity) {
         return this.#corrupt(key, "inline body does not match its integrity");
       }
       this.#stats.hits++;
@@ -621,7 +662,7 @@ export class Cache {
       header = {
         ...meta(),
         key,
-        integrity: await integrityOf(inline),
+        integrity: await integrityOf(inline, this.#nativeHash),
         size: inline.length,
         fetchedAt,
         body: null,
@@ -681,7 +722,7 @@ export class Cache {
   async has(key: string): Promise<boolean> {
     if (this.#bloom) {
       await this.#seeded;
-      if (!this.#bloom.has(key)) {
+      if (this.#bloom && !this.#bloom.has(key)) {
         this.#stats.bloomNegatives++;
         return false;
       }

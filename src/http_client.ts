@@ -636,6 +636,7 @@ export class HttpClient {
   /** Calls `onFire` after `ms` on the timeout clock; the returned function cancels it. */
   #startTimer(ms: number, onFire: () => void): () => void {
     if (!(ms <= MAX_TIMER_MS)) return noop;
+    if (this.#timeoutClock.timer) return this.#timeoutClock.timer(ms, onFire);
     const controller = new AbortController();
     let active = true;
     this.#timeoutClock.sleep(ms, controller.signal).then(() => {

@@ -83,6 +83,13 @@ export interface FetchPackumentOptions {
   signal?: AbortSignal;
 }
 
+/** `"_rev":"..."`, looked for within the first 64 KiB of a document. */
+const REV = /"_rev"\s*:\s*"([^"\\]*)"/;
+const REV_SCAN_MAX = 65_536;
+
+/** Responses up to this size (by `Content-Length`) are read whole rather than streamed. */
+const WHOLE_BODY_MAX = 256 * 1024;
+
 /** Finds `"_rev":"..."` near the start of a streamed document without parsing it. */
 function revScanner(): {
   stream: TransformStream<Uint8Array, Uint8Array>;
@@ -96,16 +103,21 @@ function revScanner(): {
     transform(chunk, controller) {
       if (!done) {
         head += decoder.decode(chunk, { stream: true });
-        const match = /"_rev"\s*:\s*"([^"\\]*)"/.exec(head);
+        const match = REV.exec(head);
         if (match) {
           rev = match[1];
           done = true;
-        } else if (head.length > 65_536) done = true;
+        } else if (head.length > REV_SCAN_MAX) done = true;
       }
       controller.enqueue(chunk);
     },
   });
   return { stream, rev: () => rev };
+}
+
+/** Finds `"_rev":"..."` near the start of a whole document. */
+function revOf(body: Uint8Array): string | undefined {
+  return REV.exec(new TextDecoder().decode(body.subarray(0, REV_SCAN_MAX)))?.[1];
 }
 
 function cachedOutcome(info: CacheEntryInfo): PackumentOutcome {
@@ -131,7 +143,9 @@ export function fetchPackument(
   const target = options.registryFor(name);
   const key = packumentKey(target.originKey, name, representation);
   return cache.load(key, async () => {
-    const info = await cache.info(key);
+    // A name this run has not seen is most often new: the bloom filter, where the cache has
+    // one, answers without a read.
+    const info = await cache.info(key, { absentIfUnseen: true });
     if (options.offline) {
       return { name, outcome: info ? cachedOutcome(info) : "missing", bytes: 0 };
     }
@@ -199,9 +213,21 @@ export function fetchPackument(
           error: `GET ${url} answered ${response.status} ${text.slice(0, 120)}`.trim(),
         };
       }
-      const scan = revScanner();
-      const stored = await cache.put(key, response.body.pipeThrough(scan.stream), () => {
-        const rev = scan.rev();
+      const length = Number(response.headers.get("content-length") ?? NaN);
+      let body: Uint8Array | ReadableStream<Uint8Array>;
+      let revFound: () => string | undefined;
+      if (length <= WHOLE_BODY_MAX) {
+        // A small body costs less read whole than piped through streams.
+        const bytes = new Uint8Array(await response.arrayBuffer());
+        body = bytes;
+        revFound = () => revOf(bytes);
+      } else {
+        const scan = revScanner();
+        body = response.body.pipeThrough(scan.stream);
+        revFound = scan.rev;
+      }
+      const stored = await cache.put(key, body, () => {
+        const rev = revFound();
         return {
           status: 200,
           ...(meta.etag ? { etag: meta.etag } : {}),

@@ -331,6 +331,47 @@ Deno.test("Cache.has() trusts a bloom filter seeded from keys written by earlier
   assert.equal(await second.has("v1:packument:npm:new"), true);
 });
 
+Deno.test("Cache.info(key, { absentIfUnseen }) trusts a seeded bloom filter, only when asked", async () => {
+  const driver = new MemoryDriver();
+  const first = await Cache.open(driver, { bloom: false });
+  await first.put("v1:packument:npm:old", enc.encode("{}"), { status: 200 });
+  const cache = await Cache.open(driver, { bloom: { seedLimit: 10 } });
+  await cache.ready();
+  assert.equal((await cache.info("v1:packument:npm:old", { absentIfUnseen: true }))?.status, 200);
+  // Written behind the cache's back (as by another process): seen only by a plain read.
+  await first.put("v1:packument:npm:behind", enc.encode("{}"), { status: 200 });
+  assert.equal(await cache.info("v1:packument:npm:behind", { absentIfUnseen: true }), undefined);
+  assert.equal(cache.stats.bloomNegatives, 1);
+  assert.equal((await cache.info("v1:packument:npm:behind"))?.status, 200);
+  // Its own writes are seen.
+  await cache.put("v1:packument:npm:mine", enc.encode("{}"), { status: 200 });
+  assert.equal((await cache.info("v1:packument:npm:mine", { absentIfUnseen: true }))?.status, 200);
+});
+
+Deno.test("Cache goes without a bloom filter when seeding passes 'seedLimit' keys", async () => {
+  const driver = new MemoryDriver();
+  const first = await Cache.open(driver, { bloom: false });
+  for (let i = 0; i < 5; i++) {
+    await first.put(`v1:packument:npm:k${i}`, enc.encode("{}"), { status: 200 });
+  }
+  const cache = await Cache.open(driver, { bloom: { seedLimit: 4 } });
+  // Asked while the seeding runs: answered from storage once it gives the filter up.
+  assert.equal(await cache.has("v1:packument:npm:k0"), true);
+  await cache.ready();
+  await first.put("v1:packument:npm:behind", enc.encode("{}"), { status: 200 });
+  // No filter: every lookup reads storage, so nothing written elsewhere is missed.
+  assert.equal(
+    (await cache.info("v1:packument:npm:behind", { absentIfUnseen: true }))?.status,
+    200,
+  );
+  assert.equal(await cache.has("v1:packument:npm:behind"), true);
+  assert.equal(await cache.has("v1:packument:npm:none"), false);
+  assert.equal(cache.stats.bloomNegatives, 0);
+  for (const seedLimit of [-1, 1.5, NaN]) {
+    await assert.rejects(Cache.open(driver, { bloom: { seedLimit } }), /'bloom.seedLimit'/);
+  }
+});
+
 Deno.test("Cache.asMap() is a Map-like view of bodies", async () => {
   const map = (await Cache.open(new MemoryDriver())).asMap();
   assert.equal(await map.set("v1:a", enc.encode("A")), map);
