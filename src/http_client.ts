@@ -730,19 +730,28 @@ interface BodyGuard {
   release: () => void;
 }
 
+/** Bodies that declare at most this many bytes may be read whole, past the stream wrapper. */
+const WHOLE_READ_MAX = 1024 * 1024;
+
 /**
  * Wraps a response body to enforce the idle timeout, the size limit and caller aborts, and to
  * release the concurrency slot exactly once when the body ends, is cancelled or errors.
+ *
+ * A body that declares a small `Content-Length` and is read whole (`arrayBuffer()`, `bytes()`,
+ * `text()`, `json()`) before anything touched its stream is read straight from the runtime's
+ * response, which is much cheaper than through a wrapping stream; the timeout then covers the
+ * whole read.
  */
 function guardBody(
   response: Response,
   source: ReadableStream<Uint8Array>,
   guard: BodyGuard,
 ): Response {
-  const reader = source.getReader();
+  let reader: ReadableStreamDefaultReader<Uint8Array> | undefined;
   const label = `${guard.method} ${guard.url}`;
   let received = 0;
   let settled = false;
+  let touched = false;
   let stopIdle: () => void = noop;
   let output: ReadableStreamDefaultController<Uint8Array> | undefined;
 
@@ -757,22 +766,41 @@ function guardBody(
   const fail = (error: unknown): void => {
     if (!settle()) return;
     output?.error(error);
-    reader.cancel(error).catch(noop);
+    (reader ?? source).cancel(error).catch(noop);
   };
-  const onAbort = (): void => {
+  /** Why the fetch signal aborted: the caller's reason, or a stall. */
+  const abortReason = (): unknown => {
     const caller = guard.callerSignal;
-    if (caller?.aborted) return fail(caller.reason);
-    fail(
-      new HttpError(
-        `The response body of ${label} stalled: no data for ${guard.timeout} ms`,
-        guard.url,
-        {
-          status: guard.status,
-          attempts: guard.attempts,
-          cause: guard.controller.signal.reason,
-        },
-      ),
+    if (caller?.aborted) return caller.reason;
+    return new HttpError(
+      `The response body of ${label} stalled: no data for ${guard.timeout} ms`,
+      guard.url,
+      {
+        status: guard.status,
+        attempts: guard.attempts,
+        cause: guard.controller.signal.reason,
+      },
     );
+  };
+  const onAbort = (): void => fail(abortReason());
+  const readFailure = (error: unknown): HttpError =>
+    new HttpError(`Reading the response body of ${label} failed`, guard.url, {
+      status: guard.status,
+      attempts: guard.attempts,
+      cause: error,
+    });
+  const tooLarge = (): HttpError =>
+    new HttpError(
+      `The response body of ${label} is more than 'maxBodyBytes' (${guard.maxBodyBytes} bytes)`,
+      guard.url,
+      { status: guard.status, attempts: guard.attempts },
+    );
+  const armIdle = (): void => {
+    stopIdle = guard.startTimer(guard.timeout, () => {
+      guard.controller.abort(
+        new DOMException(`No body data within ${guard.timeout} ms`, "TimeoutError"),
+      );
+    });
   };
 
   const body = new ReadableStream<Uint8Array>({
@@ -782,24 +810,15 @@ function guardBody(
       else guard.fetchSignal.addEventListener("abort", onAbort, { once: true });
     },
     async pull(controller) {
+      touched = true;
       if (settled) return;
-      stopIdle = guard.startTimer(guard.timeout, () => {
-        guard.controller.abort(
-          new DOMException(`No body data within ${guard.timeout} ms`, "TimeoutError"),
-        );
-      });
+      armIdle();
       let result: ReadableStreamReadResult<Uint8Array>;
       try {
-        result = await reader.read();
+        result = await (reader ??= source.getReader()).read();
       } catch (error) {
         if (guard.fetchSignal.aborted) return onAbort();
-        return fail(
-          new HttpError(`Reading the response body of ${label} failed`, guard.url, {
-            status: guard.status,
-            attempts: guard.attempts,
-            cause: error,
-          }),
-        );
+        return fail(readFailure(error));
       } finally {
         stopIdle();
         stopIdle = noop;
@@ -811,20 +830,13 @@ function guardBody(
         return;
       }
       received += result.value.byteLength;
-      if (received > guard.maxBodyBytes) {
-        return fail(
-          new HttpError(
-            `The response body of ${label} is more than 'maxBodyBytes' (${guard.maxBodyBytes} bytes)`,
-            guard.url,
-            { status: guard.status, attempts: guard.attempts },
-          ),
-        );
-      }
+      if (received > guard.maxBodyBytes) return fail(tooLarge());
       controller.enqueue(result.value);
     },
     cancel(reason) {
+      touched = true;
       if (!settle()) return;
-      return reader.cancel(reason);
+      return (reader ?? source).cancel(reason);
     },
   }, { highWaterMark: 0 });
 
@@ -835,6 +847,53 @@ function guardBody(
   });
   Object.defineProperty(wrapped, "url", { value: response.url, enumerable: true });
   Object.defineProperty(wrapped, "redirected", { value: response.redirected, enumerable: true });
+
+  const declared = parseContentLength(response.headers.get("content-length"));
+  if (declared !== undefined && declared <= WHOLE_READ_MAX && declared <= guard.maxBodyBytes) {
+    /** The whole body straight from the runtime's response, or `undefined` once the stream
+     * was touched (the caller then reads through it). */
+    const readWhole = async (): Promise<Uint8Array | undefined> => {
+      if (touched || settled) return undefined;
+      touched = true;
+      armIdle();
+      let bytes: Uint8Array;
+      try {
+        bytes = new Uint8Array(await response.arrayBuffer());
+      } catch (error) {
+        const failure = guard.fetchSignal.aborted ? abortReason() : readFailure(error);
+        fail(failure);
+        throw failure;
+      }
+      if (bytes.byteLength > guard.maxBodyBytes) {
+        const failure = tooLarge();
+        fail(failure);
+        throw failure;
+      }
+      settle();
+      // The stream stands for the body just read: reading it again is an error, as with any
+      // used body.
+      output?.error(new TypeError(`The response body of ${label} was already read`));
+      return bytes;
+    };
+    const fallback = Response.prototype;
+    const methods: Record<string, (bytes: Uint8Array) => unknown> = {
+      arrayBuffer: (bytes) => bytes.buffer,
+      bytes: (bytes) => bytes,
+      text: (bytes) => new TextDecoder().decode(bytes),
+      json: (bytes) => JSON.parse(new TextDecoder().decode(bytes)),
+    };
+    for (const [name, convert] of Object.entries(methods)) {
+      const original = (fallback as unknown as Record<string, () => Promise<unknown>>)[name];
+      if (typeof original !== "function") continue;
+      Object.defineProperty(wrapped, name, {
+        value: async () => {
+          const bytes = await readWhole();
+          return bytes === undefined ? await original.call(wrapped) : convert(bytes);
+        },
+        configurable: true,
+      });
+    }
+  }
   return wrapped;
 }
 

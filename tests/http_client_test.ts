@@ -639,6 +639,90 @@ Deno.test("HttpClient errors a body that stalls longer than the timeout", async 
   });
 });
 
+Deno.test("HttpClient reads a small declared body whole, with the same guarantees", async (t) => {
+  const document = JSON.stringify({ name: "a", versions: { "1.0.0": {} } });
+  const head = (length: number) =>
+    `HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: ${length}\r\n` +
+    "connection: close\r\n\r\n";
+
+  await t.step(
+    "each whole read gives the body and frees the slot; a second read fails",
+    async () => {
+      await withTcpServer(async (conn) => {
+        await readHead(conn);
+        await writeAll(conn, head(encoder.encode(document).length) + document);
+      }, async (base) => {
+        const { client } = makeClient();
+        const read = {
+          arrayBuffer: async (r: Response) => decoder.decode(await r.arrayBuffer()),
+          bytes: async (r: Response) => decoder.decode(await r.bytes()),
+          text: (r: Response) => r.text(),
+          json: async (r: Response) => JSON.stringify(await r.json()),
+        };
+        for (const [name, how] of Object.entries(read)) {
+          const response = await client.request(`${base}/${name}`);
+          assert.equal(await how(response), document, name);
+          assert.equal(client.stats.inFlight, 0, name);
+          await assert.rejects(response.text(), TypeError, name);
+          await assert.rejects(response.body!.getReader().read(), TypeError, name);
+        }
+      });
+    },
+  );
+
+  await t.step("a body cut short fails as a read failure and frees the slot", async () => {
+    await withTcpServer(async (conn) => {
+      await readHead(conn);
+      await writeAll(conn, head(1000) + document);
+    }, async (base) => {
+      const { client } = makeClient();
+      const response = await client.request(`${base}/x`);
+      await assert.rejects(response.arrayBuffer(), (error: unknown) => {
+        assert.ok(error instanceof HttpError);
+        assert.match(error.message, /Reading the response body of GET .* failed/);
+        return true;
+      });
+      assert.equal(client.stats.inFlight, 0);
+    });
+  });
+
+  await t.step("a body that stalls fails after the timeout", async () => {
+    await withTcpServer(async (conn) => {
+      await readHead(conn);
+      await writeAll(conn, head(1000) + document);
+      await hangUntilClosed(conn);
+    }, async (base) => {
+      const { client } = makeClient({ timeout: 200 });
+      const response = await client.request(`${base}/x`);
+      await assert.rejects(response.arrayBuffer(), (error: unknown) => {
+        assert.ok(error instanceof HttpError);
+        assert.match(error.message, /stalled/);
+        assert.ok(error.cause instanceof DOMException);
+        assert.equal(error.cause.name, "TimeoutError");
+        return true;
+      });
+      assert.equal(client.stats.inFlight, 0);
+    });
+  });
+
+  await t.step("a stream read first keeps the stream: the rest reads through it", async () => {
+    await withTcpServer(async (conn) => {
+      await readHead(conn);
+      await writeAll(conn, head(encoder.encode(document).length) + document);
+    }, async (base) => {
+      const { client } = makeClient();
+      const response = await client.request(`${base}/x`);
+      const reader = response.body!.getReader();
+      let text = "";
+      for (let r = await reader.read(); !r.done; r = await reader.read()) {
+        text += decoder.decode(r.value, { stream: true });
+      }
+      assert.equal(text, document);
+      assert.equal(client.stats.inFlight, 0);
+    });
+  });
+});
+
 Deno.test("HttpClient rate limit counts every attempt", async (t) => {
   await t.step("retries take tokens", async () => {
     const { handler } = scripted({ "/0": [503, 200], "/1": [503, 200], "/2": [503, 200] });
