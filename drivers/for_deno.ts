@@ -40,6 +40,9 @@ export const denoFsOps: FsOps = {
   rename: (from, to) => settled(() => Deno.renameSync(from, to)),
   mkdir: (path, recursive) => settled(() => Deno.mkdirSync(path, { recursive })),
   unlink: (path) => settled(() => Deno.removeSync(path)),
+  // Only ever given directories: without `recursive`, Deno removes an empty one and fails with
+  // ENOTEMPTY otherwise.
+  rmdir: (path) => settled(() => Deno.removeSync(path)),
   access: async (path) => {
     await Deno.lstat(path);
   },

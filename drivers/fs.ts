@@ -36,7 +36,14 @@
  * Keys are at most {@linkcode FS_MAX_KEY_BYTES} (800) UTF-8 bytes. In the worst case (every
  * byte escaped, short segments) such a key takes 2,820 bytes of relative path, which leaves more
  * than 1,200 bytes for the base directory within a `PATH_MAX` of 4,096; no file or directory name
- * is longer than 193 bytes (`NAME_MAX` is 255). Directories are never removed, only files.
+ * is longer than 193 bytes (`NAME_MAX` is 255).
+ *
+ * ## Directories
+ *
+ * A `delete` removes the directories it leaves empty, up to the first one that still holds
+ * something, so a cache whose bodies are replaced again and again does not fill with empty
+ * directories. A `put` whose directory vanishes before its temporary file is open (a delete in
+ * this or another process emptied it) makes the directory again.
  *
  * @example Store and list
  * ```ts
@@ -96,6 +103,9 @@ export interface FsOps {
   mkdir(path: string, recursive: boolean): Promise<void>;
   /** Removes a file. */
   unlink(path: string): Promise<void>;
+  /** Removes an empty directory, failing with `ENOTEMPTY` (or `EEXIST`) when it is not. Without
+   * it, directories a delete leaves empty stay in place. */
+  rmdir?(path: string): Promise<void>;
   /** Resolves when the path exists. */
   access(path: string): Promise<void>;
   /** The names in a directory. */
@@ -111,6 +121,7 @@ export const nodeFsOps: FsOps = {
     await fsp.mkdir(path, { recursive });
   },
   unlink: (path) => fsp.unlink(path),
+  rmdir: (path) => fsp.rmdir(path),
   access: (path) => fsp.access(path),
   readdir: (path) => fsp.readdir(path),
 };
@@ -119,6 +130,8 @@ const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 const COLON = 0x3a;
 const READ_CHUNK = 64 * 1024;
+/** Tries at making a directory and opening a file in it, when deletes keep removing it. */
+const MAKE_DIR_ATTEMPTS = 8;
 
 /** The chunk size in bytes at `level` within a segment. */
 function chunkSize(level: number): number {
@@ -430,18 +443,10 @@ export class FsDriver implements StorageDriver {
     this.#assertOpen("put");
     const { dir, file } = locate(this.#encode("put", key));
     const dirPath = dir === "" ? this.#root : `${this.#root}/${dir}`;
-    await this.#ensureDir(dirPath, dir);
     const tmp = `${dirPath}/.tmp-${this.#tmpPrefix}${(this.#tmpCount++).toString(36)}`;
     try {
-      try {
-        await this.#writeTmp(tmp, value);
-      } catch (error) {
-        // The directory may have been removed behind our back: create it again once.
-        if (errorCode(error) !== "ENOENT" || !(value instanceof Uint8Array)) throw error;
-        this.#dirs.clear();
-        await this.#ensureDir(dirPath, dir);
-        await this.#writeTmp(tmp, value);
-      }
+      await this.#writeTmpIn(dirPath, dir, tmp, value);
+      // The directory holds the temporary file, so no delete can remove it before the rename.
       await this.#ops.rename(tmp, `${dirPath}/${file}`);
     } catch (error) {
       await this.#ops.unlink(tmp).catch(() => {});
@@ -451,17 +456,74 @@ export class FsDriver implements StorageDriver {
   }
 
   /**
-   * Removes `key`'s file; absent keys are not an error. Directories are left in place.
+   * Makes the directory, then writes the temporary file in it. A delete (here or in another
+   * process) removes directories it leaves empty, so the directory may vanish between the two:
+   * it is then made again. The file is opened before a stream is read, so a stream is never
+   * read twice.
+   */
+  async #writeTmpIn(
+    dirPath: string,
+    dir: string,
+    tmp: string,
+    value: StorageValue,
+  ): Promise<void> {
+    for (let attempt = 1;; attempt++) {
+      try {
+        await this.#ensureDir(dirPath, dir);
+        await this.#writeTmp(tmp, value);
+        return;
+      } catch (error) {
+        if (errorCode(error) !== "ENOENT" || attempt >= MAKE_DIR_ATTEMPTS) throw error;
+        this.#forgetDirs(dir);
+      }
+    }
+  }
+
+  /** Forgets that `relative` and its ancestors exist (one of them was removed). */
+  #forgetDirs(relative: string): void {
+    let at = relative;
+    while (at !== "") {
+      this.#dirs.delete(`${this.#root}/${at}`);
+      const cut = at.lastIndexOf("/");
+      at = cut < 0 ? "" : at.slice(0, cut);
+    }
+  }
+
+  /**
+   * Removes `key`'s file; absent keys are not an error. Directories it leaves empty are removed
+   * too, up to the first one that still holds something (a put racing into one of them makes it
+   * again).
    *
    * @param key The key to remove.
    * @returns A promise that resolves once the key is gone.
    */
   async delete(key: string): Promise<void> {
-    const path = this.#path("delete", key);
+    this.#assertOpen("delete");
+    const { dir, file } = locate(this.#encode("delete", key));
     try {
-      await this.#ops.unlink(path);
+      await this.#ops.unlink(dir === "" ? `${this.#root}/${file}` : `${this.#root}/${dir}/${file}`);
     } catch (error) {
       if (!isMissing(error)) throw error;
+      return;
+    }
+    await this.#prune(dir);
+  }
+
+  /** Removes `relative` and its ancestors below the root while they are empty. */
+  async #prune(relative: string): Promise<void> {
+    const rmdir = this.#ops.rmdir;
+    if (rmdir === undefined) return;
+    let at = relative;
+    while (at !== "") {
+      const path = `${this.#root}/${at}`;
+      try {
+        await rmdir(path);
+      } catch {
+        return; // Not empty (or gone already): its ancestors are not empty either.
+      }
+      this.#dirs.delete(path);
+      const cut = at.lastIndexOf("/");
+      at = cut < 0 ? "" : at.slice(0, cut);
     }
   }
 

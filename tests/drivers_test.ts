@@ -30,6 +30,16 @@ async function walk(dir: string, base = ""): Promise<string[]> {
   return out;
 }
 
+/** The directories under `dir` that hold nothing. */
+async function emptyDirs(dir: string): Promise<string[]> {
+  const empty: string[] = [];
+  for (const path of await walk(dir)) {
+    if (!(await Deno.stat(join(dir, path))).isDirectory) continue;
+    if ((await Array.fromAsync(Deno.readDir(join(dir, path)))).length === 0) empty.push(path);
+  }
+  return empty;
+}
+
 Deno.test("memory driver meets the contract", async (t) => {
   await runDriverContract(t, () => Promise.resolve(new MemoryDriver()));
 });
@@ -201,9 +211,67 @@ Deno.test("fs driver", async (t) => {
       await Deno.remove(join(dir, "sa"), { recursive: true });
       await driver.put("a:b:c", new Uint8Array([2]));
       assert.deepEqual(await driver.get("a:b:c"), new Uint8Array([2]));
+      // A stream is never read before its file is open, so it survives the same.
+      await Deno.remove(join(dir, "sa"), { recursive: true });
+      await driver.put("a:b:c", streamOf(new Uint8Array([3]), new Uint8Array([4])));
+      assert.deepEqual(await driver.get("a:b:c"), new Uint8Array([3, 4]));
       await driver.close();
     });
   });
+
+  for (const [name, ops] of [["node:fs", undefined], ["Deno", denoFsOps]] as const) {
+    await t.step(`removes the directories a delete leaves empty (${name})`, async () => {
+      await withTempDir(async (dir) => {
+        const driver = new FsDriver(dir, ops ? { ops } : {});
+        const keys = [
+          "v1:body:partition:npm:4061:4062:0a1b2c3d",
+          "v1:body:partition:npm:4061:",
+          "top",
+        ];
+        for (const key of keys) await driver.put(key, new Uint8Array([1]));
+        await driver.delete(keys[0]!);
+        // The sibling keeps the directories it shares; only the emptied ones went.
+        assert.deepEqual(await listAll(driver), sorted(keys.slice(1)));
+        const before = await walk(dir);
+        assert.deepEqual(await emptyDirs(dir), []);
+        assert.ok(before.length > 0);
+        await driver.delete(keys[1]!);
+        await driver.delete(keys[2]!);
+        assert.deepEqual(await walk(dir), []);
+        // The driver makes them again when needed.
+        await driver.put(keys[0]!, new Uint8Array([2]));
+        assert.deepEqual(await driver.get(keys[0]!), new Uint8Array([2]));
+        await driver.close();
+      });
+    });
+  }
+
+  await t.step(
+    "puts and deletes racing on one directory from two drivers lose nothing",
+    async () => {
+      await withTempDir(async (dir) => {
+        // Two drivers on one root stand for two processes: neither knows what the other removed.
+        const a = new FsDriver(dir);
+        const b = new FsDriver(dir, { ops: denoFsOps });
+        const run = async (driver: FsDriver, own: string) => {
+          for (let i = 0; i < 150; i++) {
+            const key = `x:y:z:${own}${i % 3}`;
+            const value = i % 2 === 0
+              ? new Uint8Array([i & 255])
+              : streamOf(new Uint8Array([i & 255]), new Uint8Array([1]));
+            await driver.put(key, value);
+            assert.deepEqual((await driver.get(key))?.[0], i & 255, `${own} ${i}`);
+            await driver.delete(key);
+          }
+        };
+        await Promise.all([run(a, "a"), run(b, "b"), run(a, "c"), run(b, "d")]);
+        assert.deepEqual(await listAll(a), []);
+        assert.deepEqual(await walk(dir), []);
+        await a.close();
+        await b.close();
+      });
+    },
+  );
 });
 
 Deno.test("deno_kv driver", async (t) => {
