@@ -13,7 +13,7 @@ import { compareKeys } from "./_compare.ts";
 import type { AllDocsRow } from "./all_docs.ts";
 import type { Cache } from "./cache.ts";
 import { parseKey } from "./keys.ts";
-import { partitionRows } from "./partition_rows.ts";
+import { partitionBatches } from "./partition_rows.ts";
 
 interface Source {
   startKey: string;
@@ -22,20 +22,22 @@ interface Source {
 }
 
 interface Cursor {
-  row: AllDocsRow;
+  /** The current batch; `rows[i]` is the cursor's row. */
+  rows: AllDocsRow[];
+  i: number;
   fetchedAt: number;
-  rest: AsyncGenerator<AllDocsRow>;
+  rest: AsyncGenerator<AllDocsRow[]>;
 }
 
-async function* rowsOf(cache: Cache, key: string): AsyncGenerator<AllDocsRow> {
+async function* batchesOf(cache: Cache, key: string): AsyncGenerator<AllDocsRow[]> {
   const entry = await cache.get(key, { verify: "while" });
-  if (entry) yield* partitionRows(entry.stream());
+  if (entry) yield* partitionBatches(entry.stream());
 }
 
 class Heap {
   items: Cursor[] = [];
   #less(a: Cursor, b: Cursor): boolean {
-    const order = compareKeys(a.row.id, b.row.id);
+    const order = compareKeys(a.rows[a.i]!.id, b.rows[b.i]!.id);
     return order < 0 || (order === 0 && a.fetchedAt > b.fetchedAt);
   }
   push(item: Cursor): void {
@@ -71,6 +73,111 @@ class Heap {
   }
 }
 
+/** Rows handed out per batch while partitions overlap. */
+const BATCH = 1024;
+
+/**
+ * Every document row of the cached partitions, in id order, one per id, in batches. While only
+ * one partition covers the ids at hand (the usual case: one set of disjoint ranges), its rows
+ * pass through a batch at a time without a per-row merge.
+ *
+ * @param cache The cache.
+ * @param originKey Only partitions of this origin; all origins when omitted.
+ * @param only Only these partition keys (one partition set); all when omitted.
+ * @returns Batches of rows; together they are in id order.
+ */
+export async function* indexBatches(
+  cache: Cache,
+  originKey?: string,
+  only?: Iterable<string>,
+): AsyncGenerator<AllDocsRow[]> {
+  const prefix = originKey ? `v1:partition:${originKey}:` : "v1:partition:";
+  const sources: Source[] = [];
+  const keys = only ? [...only].filter((k) => k.startsWith(prefix)) : cache.keys(prefix);
+  for await (const key of keys) {
+    const info = await cache.info(key);
+    const parts = parseKey(key);
+    if (!info || parts.type !== "partition") continue;
+    sources.push({ key, startKey: parts.startKey, fetchedAt: info.fetchedAt });
+  }
+  sources.sort((a, b) => compareKeys(a.startKey, b.startKey));
+  const heap = new Heap();
+  let nextSource = 0;
+  /** Moves to the next non-empty batch; `false` when the partition is done. */
+  async function refill(cursor: Cursor): Promise<boolean> {
+    while (cursor.i >= cursor.rows.length) {
+      const next = await cursor.rest.next();
+      if (next.done) return false;
+      cursor.rows = next.value;
+      cursor.i = 0;
+    }
+    return true;
+  }
+  async function open(source: Source) {
+    const cursor: Cursor = {
+      rows: [],
+      i: 0,
+      fetchedAt: source.fetchedAt,
+      rest: batchesOf(cache, source.key),
+    };
+    if (await refill(cursor)) heap.push(cursor);
+  }
+  async function advance(cursor: Cursor) {
+    cursor.i++;
+    if (await refill(cursor)) heap.push(cursor);
+  }
+  let out: AllDocsRow[] = [];
+  while (true) {
+    // Open every source that could hold a row at or before the current smallest id.
+    while (
+      nextSource < sources.length &&
+      (heap.items.length === 0 ||
+        compareKeys(sources[nextSource]!.startKey, currentId(heap.items[0]!)) <= 0)
+    ) {
+      await open(sources[nextSource++]!);
+    }
+    if (heap.items.length === 1) {
+      // One partition alone: its rows up to where the next one starts go out as they are.
+      const only = heap.items[0]!;
+      const bound = sources[nextSource]?.startKey;
+      let end = only.rows.length;
+      if (bound !== undefined) {
+        end = only.i;
+        while (end < only.rows.length && compareKeys(only.rows[end]!.id, bound) < 0) end++;
+      }
+      if (end > only.i) {
+        if (out.length > 0) {
+          yield out;
+          out = [];
+        }
+        yield only.i === 0 && end === only.rows.length ? only.rows : only.rows.slice(only.i, end);
+        heap.pop();
+        only.i = end;
+        if (await refill(only)) heap.push(only);
+        continue;
+      }
+    }
+    const top = heap.pop();
+    if (!top) break;
+    const row = top.rows[top.i]!;
+    out.push(row);
+    if (out.length >= BATCH) {
+      yield out;
+      out = [];
+    }
+    await advance(top);
+    // Drop the same id from other partitions (older fetches).
+    while (heap.items.length > 0 && currentId(heap.items[0]!) === row.id) {
+      await advance(heap.pop()!);
+    }
+  }
+  if (out.length > 0) yield out;
+}
+
+function currentId(cursor: Cursor): string {
+  return cursor.rows[cursor.i]!.id;
+}
+
 /**
  * Every document row of the cached partitions, in id order, one per id.
  *
@@ -84,43 +191,5 @@ export async function* indexRows(
   originKey?: string,
   only?: Iterable<string>,
 ): AsyncGenerator<AllDocsRow> {
-  const prefix = originKey ? `v1:partition:${originKey}:` : "v1:partition:";
-  const sources: Source[] = [];
-  const keys = only ? [...only].filter((k) => k.startsWith(prefix)) : cache.keys(prefix);
-  for await (const key of keys) {
-    const info = await cache.info(key);
-    const parts = parseKey(key);
-    if (!info || parts.type !== "partition") continue;
-    sources.push({ key, startKey: parts.startKey, fetchedAt: info.fetchedAt });
-  }
-  sources.sort((a, b) => compareKeys(a.startKey, b.startKey));
-  const heap = new Heap();
-  let nextSource = 0;
-  async function open(source: Source) {
-    const rest = rowsOf(cache, source.key);
-    const first = await rest.next();
-    if (!first.done) heap.push({ row: first.value, fetchedAt: source.fetchedAt, rest });
-  }
-  async function advance(cursor: Cursor) {
-    const next = await cursor.rest.next();
-    if (!next.done) heap.push({ ...cursor, row: next.value });
-  }
-  while (true) {
-    // Open every source that could hold a row at or before the current smallest id.
-    while (
-      nextSource < sources.length &&
-      (heap.items.length === 0 ||
-        compareKeys(sources[nextSource]!.startKey, heap.items[0]!.row.id) <= 0)
-    ) {
-      await open(sources[nextSource++]!);
-    }
-    const top = heap.pop();
-    if (!top) return;
-    yield top.row;
-    await advance(top);
-    // Drop the same id from other partitions (older fetches).
-    while (heap.items.length > 0 && heap.items[0]!.row.id === top.row.id) {
-      await advance(heap.pop()!);
-    }
-  }
+  for await (const batch of indexBatches(cache, originKey, only)) yield* batch;
 }

@@ -45,19 +45,70 @@ export function encodePartitionLines(rows: readonly AllDocsRow[], plain = false)
 }
 
 /**
- * Parses partition lines back into rows.
+ * Parses partition lines back into rows. Lines of text without a backslash (nothing escaped,
+ * the usual case) are cut apart without `JSON.parse`.
  *
  * @param text NDJSON lines of `["id","rev"]`.
  * @returns The rows.
  */
 export function parsePartitionLines(text: string): AllDocsRow[] {
   const rows: AllDocsRow[] = [];
-  for (const line of text.split("\n")) {
-    if (line === "") continue;
-    const [id, rev] = JSON.parse(line) as [string, string];
-    rows.push({ id, rev });
+  const plain = !text.includes("\\");
+  let from = 0;
+  while (from < text.length) {
+    let end = text.indexOf("\n", from);
+    if (end === -1) end = text.length;
+    if (end > from) {
+      let row: AllDocsRow | undefined;
+      if (plain && text.startsWith('["', from) && text.startsWith('"]', end - 2)) {
+        // Without escapes no id or rev holds a quote: the line is ["id","rev"] exactly when
+        // its only quotes are those.
+        const close = text.indexOf('"', from + 2);
+        if (
+          close < end - 2 && text.startsWith('","', close) &&
+          text.indexOf('"', close + 3) === end - 2
+        ) {
+          row = { id: text.slice(from + 2, close), rev: text.slice(close + 3, end - 2) };
+        }
+      }
+      if (row === undefined) {
+        const [id, rev] = JSON.parse(text.slice(from, end)) as [string, string];
+        row = { id, rev };
+      }
+      rows.push(row);
+    }
+    from = end + 1;
   }
   return rows;
+}
+
+/**
+ * Reads the rows of a partition body as it streams in, a batch of whole lines at a time.
+ *
+ * @param body The partition body.
+ * @returns Batches of rows in body order.
+ */
+export async function* partitionBatches(
+  body: ReadableStream<Uint8Array>,
+): AsyncGenerator<AllDocsRow[]> {
+  const reader = body.getReader();
+  const decoder = new TextDecoder();
+  let buffered = "";
+  try {
+    while (true) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      buffered += decoder.decode(value, { stream: true });
+      const cut = buffered.lastIndexOf("\n") + 1;
+      if (cut === 0) continue;
+      yield parsePartitionLines(buffered.slice(0, cut));
+      buffered = buffered.slice(cut);
+    }
+  } finally {
+    await reader.cancel().catch(() => {});
+  }
+  const rest = parsePartitionLines(buffered + decoder.decode());
+  if (rest.length > 0) yield rest;
 }
 
 /**
@@ -69,21 +120,5 @@ export function parsePartitionLines(text: string): AllDocsRow[] {
 export async function* partitionRows(
   body: ReadableStream<Uint8Array>,
 ): AsyncGenerator<AllDocsRow> {
-  const reader = body.getReader();
-  const decoder = new TextDecoder();
-  let buffered = "";
-  try {
-    while (true) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      buffered += decoder.decode(value, { stream: true });
-      const cut = buffered.lastIndexOf("\n") + 1;
-      if (cut === 0) continue;
-      yield* parsePartitionLines(buffered.slice(0, cut));
-      buffered = buffered.slice(cut);
-    }
-  } finally {
-    await reader.cancel().catch(() => {});
-  }
-  yield* parsePartitionLines(buffered + decoder.decode());
+  for await (const batch of partitionBatches(body)) yield* batch;
 }

@@ -163,3 +163,22 @@ Deno.test("both readers refuse rows out of order and drop only a first repeat of
     assert.equal(onlyRepeat.lastId, undefined);
   }
 });
+
+Deno.test("parsePartitionLines cuts plain lines apart and parses escaped ones", () => {
+  const rows: AllDocsRow[] = [
+    ...ROWS,
+    { id: 'a"b', rev: "1-a" },
+    { id: "back\\slash", rev: "2-b" },
+    { id: "", rev: "3-c" },
+    { id: "caf\u00e9", rev: "4-d" },
+  ];
+  for (const batch of [ROWS, rows]) {
+    const text = decoder.decode(encodePartitionLines(batch));
+    assert.deepEqual(parsePartitionLines(text), batch);
+    assert.deepEqual(parsePartitionLines(text.slice(0, -1)), batch, "no final newline");
+  }
+  // A line that is not exactly ["id","rev"] goes to JSON.parse, which reads it or refuses it.
+  assert.deepEqual(parsePartitionLines('[ "a" , "1-a" ]\n'), [{ id: "a", rev: "1-a" }]);
+  assert.throws(() => parsePartitionLines('["a","1-a"]x\n'), SyntaxError);
+  assert.throws(() => parsePartitionLines('["a","b","c"]\n["a"\n'), SyntaxError);
+});
