@@ -30,7 +30,7 @@ export async function cacheStats(ctx: CommandContext): Promise<number> {
     let bytes = 0;
     let bodies = 0;
     let checkpoints = 0;
-    const progress = new Progress(!ctx.options.quiet && !ctx.options.json);
+    const progress = Progress.for(ctx.options);
     for await (const key of driver.list()) {
       const type = keyType(key);
       if (type === "body") {
@@ -83,7 +83,7 @@ export async function cacheVerify(ctx: CommandContext): Promise<number> {
       ...ctx.cacheOptions,
       onCorrupt: (key, reason) => corrupt.push({ key, reason }),
     });
-    const progress = new Progress(!ctx.options.quiet && !ctx.options.json);
+    const progress = Progress.for(ctx.options);
     let checked = 0;
     for await (const key of cache.keys()) {
       const entry = await cache.get(key);

@@ -37,25 +37,72 @@ export function formatBytes(bytes: number): string {
   return unit === 0 ? `${bytes} B` : `${value.toFixed(1)} ${units[unit]}`;
 }
 
-/** A progress line on stderr, redrawn in place on a terminal and silent otherwise. */
+/**
+ * How progress is shown: `tty` redraws one line in place (at most ten times a second), `lines`
+ * writes a plain line at most once a second (for logs, with `--progress` when stderr is not a
+ * terminal), `off` writes nothing.
+ */
+export type ProgressMode = "tty" | "lines" | "off";
+
+/** The progress mode the global options ask for. */
+export function progressMode(
+  options: { quiet: boolean; json: boolean; progress: boolean },
+  isTty: boolean = stderrIsTty(),
+): ProgressMode {
+  if (options.progress) return isTty ? "tty" : "lines";
+  if (options.quiet || options.json) return "off";
+  return isTty ? "tty" : "off";
+}
+
+/** A progress line on stderr. */
 export class Progress {
-  #enabled: boolean;
-  #last = 0;
-  constructor(enabled: boolean) {
-    this.#enabled = enabled && stderrIsTty();
+  #mode: ProgressMode;
+  #write: (text: string) => void;
+  #now: () => number;
+  #last = -Infinity;
+  #shown = false;
+
+  /**
+   * @param mode How to show progress.
+   * @param write Where the text goes (stderr by default).
+   * @param now The clock, in milliseconds.
+   */
+  constructor(
+    mode: ProgressMode,
+    write: (text: string) => void = (text) => process.stderr.write(text),
+    now: () => number = Date.now,
+  ) {
+    this.#mode = mode;
+    this.#write = write;
+    this.#now = now;
   }
-  /** Redraws the line at most ten times a second. */
+
+  /** The progress the global options ask for, on stderr. */
+  static for(options: { quiet: boolean; json: boolean; progress: boolean }): Progress {
+    return new Progress(progressMode(options));
+  }
+
+  /** Shows `text`, unless the last update was too recent and `force` is not set. */
   update(text: string, force = false): void {
-    if (!this.#enabled) return;
-    const now = Date.now();
-    if (!force && now - this.#last < 100) return;
+    if (this.#mode === "off") return;
+    const now = this.#now();
+    const gap = this.#mode === "tty" ? 100 : 1000;
+    if (!force && now - this.#last < gap) return;
     this.#last = now;
-    process.stderr.write(`\r\x1b[2K${text}`);
+    this.#shown = true;
+    this.#write(this.#mode === "tty" ? `\r\x1b[2K${text}` : `${text}\n`);
   }
-  /** Clears the line. */
+
+  /** Clears the line (on a terminal). */
   done(): void {
-    if (this.#enabled) process.stderr.write("\r\x1b[2K");
+    if (this.#mode === "tty" && this.#shown) this.#write("\r\x1b[2K");
   }
+}
+
+/** A text progress bar: `[######------------------]`. */
+export function bar(done: number, total: number | undefined, width = 24): string {
+  const filled = total ? Math.min(width, Math.round((done / total) * width)) : 0;
+  return `[${"#".repeat(filled)}${"-".repeat(width - filled)}]`;
 }
 
 /** Formats a duration for people: `42s`, `3m05s`, `1h20m`. */

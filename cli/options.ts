@@ -29,6 +29,7 @@ export interface GlobalOptions {
   timeout: number;
   json: boolean;
   quiet: boolean;
+  progress: boolean;
 }
 
 /** parseArgs option definitions of the global options. */
@@ -44,6 +45,7 @@ export const GLOBAL_FLAGS = {
   timeout: { type: "string" },
   json: { type: "boolean" },
   quiet: { type: "boolean" },
+  progress: { type: "boolean" },
   help: { type: "boolean", short: "h" },
   version: { type: "boolean", short: "V" },
 } as const;
@@ -63,6 +65,8 @@ export const GLOBAL_HELP = `Global options (each also read from the environment 
   --timeout MS        per-request timeout (default 30000)    ALL_DOCS_TIMEOUT
   --json              machine-readable output
   --quiet             no progress output
+  --progress          progress even when stderr is not a terminal (a plain
+                      line each second)
   -h, --help          show help
   -V, --version       show the version`;
 
@@ -125,6 +129,9 @@ export function resolveGlobalOptions(
       `Invalid --origin-key: expected 1 to 64 characters of [A-Za-z0-9._-], received '${originKey}'`,
     );
   }
+  if (values["quiet"] === true && values["progress"] === true) {
+    throw new UsageError("--quiet and --progress contradict each other: give one");
+  }
   const cacheDir = str("cache-dir", "ALL_DOCS_CACHE_DIR") ?? defaultCacheDir();
   return {
     cacheDir,
@@ -138,5 +145,6 @@ export function resolveGlobalOptions(
     timeout: integer("timeout", str("timeout", "ALL_DOCS_TIMEOUT"), 30000, 1),
     json: values["json"] === true,
     quiet: values["quiet"] === true,
+    progress: values["progress"] === true,
   };
 }

@@ -18,7 +18,7 @@ import {
 } from "../src/packument_fetch.ts";
 import { rangesFromPivots } from "../src/pivots.ts";
 import type { CommandContext } from "./context.ts";
-import { duration, err, formatBytes, out, Progress } from "./io.ts";
+import { bar, duration, err, formatBytes, out, Progress } from "./io.ts";
 import { UsageError } from "./options.ts";
 import { clientFor } from "./context.ts";
 import { loadPivots } from "./pivots_file.ts";
@@ -69,7 +69,7 @@ async function runFetch(
   const registryFor = registryResolver(options);
   const client = clientFor(options);
   const driver = await ctx.openDriver();
-  const progress = new Progress(!options.quiet && !options.json);
+  const progress = Progress.for(options);
   const started = Date.now();
   let done = 0;
   let bytes = 0;
@@ -97,10 +97,8 @@ async function runFetch(
         const elapsed = Date.now() - started;
         const rate = done / Math.max(elapsed / 1000, 0.001);
         const eta = total && total > done ? ((total - done) / Math.max(rate, 0.001)) * 1000 : 0;
-        const width = 24;
-        const filled = total ? Math.round((done / total) * width) : 0;
         progress.update(
-          `[${"#".repeat(filled)}${"-".repeat(width - filled)}] ${done}/${total ?? "?"}  ` +
+          `${bar(done, total)} ${done}/${total ?? "?"}  ` +
             `${Math.round(rate)}/s  ${formatBytes(bytes)}  ETA ${duration(eta)}`,
         );
       },
@@ -211,11 +209,17 @@ export async function packumentFetchPartitions(ctx: CommandContext): Promise<num
       async afterResult(result) {
         const rev = revs.get(result.name);
         revs.delete(result.name);
-        if (!rev || (result.outcome !== "fetched" && result.outcome !== "revalidated")) return;
-        // The abbreviated document carries no _rev: remember the partition's.
+        // A full document carries its own _rev, noted when it was stored: that is what the cache
+        // holds, even when the registry still serves an older body than the partition lists. A
+        // 304 (possibly for a stale ETag) says nothing new about the body either. Only a body
+        // just stored without a _rev of its own (the abbreviated document) takes the
+        // partition's, so a document that is still behind is asked for again next run.
+        if (!rev || result.outcome !== "fetched") return;
         const key = packumentKey(registryFor(result.name).originKey, result.name, representation);
         const info = await cache.info(key);
-        if (info && info.rev !== rev) await cache.refresh(key, { rev, fetchedAt: info.fetchedAt });
+        if (info && info.status === 200 && info.rev === undefined) {
+          await cache.refresh(key, { rev, fetchedAt: info.fetchedAt });
+        }
       },
     });
   } finally {

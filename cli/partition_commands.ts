@@ -6,14 +6,14 @@
 
 import { Cache } from "../src/cache.ts";
 import { Checkpoint, listPartitionSets, type PartitionStatus } from "../src/checkpoint.ts";
-import { indexRows } from "../src/create_index.ts";
+import { indexBatches } from "../src/create_index.ts";
 import { originKey as deriveOriginKey, parseKey } from "../src/keys.ts";
 import { type RefreshEvent, refreshPartitions } from "../src/partition_refresh.ts";
 import { partitionSetId } from "../src/pivots.ts";
 import { hostname } from "node:os";
 import process from "node:process";
 import { clientFor, type CommandContext } from "./context.ts";
-import { duration, err, out, Progress } from "./io.ts";
+import { bar, duration, err, out, Progress } from "./io.ts";
 import { type GlobalOptions, UsageError } from "./options.ts";
 import { loadPivots } from "./pivots_file.ts";
 
@@ -76,7 +76,7 @@ export async function partitionRefresh(ctx: CommandContext): Promise<number> {
   const client = clientFor(options);
   const driver = await ctx.openDriver();
   const started = Date.now();
-  const progress = new Progress(!options.quiet && !options.json);
+  const progress = Progress.for(options);
   let total = 0;
   let finished = 0;
   let rows = 0;
@@ -91,10 +91,8 @@ export async function partitionRefresh(ctx: CommandContext): Promise<number> {
     const elapsed = Date.now() - started;
     const rate = rows / Math.max(elapsed / 1000, 0.001);
     const eta = finished > 0 && total > finished ? (elapsed / finished) * (total - finished) : 0;
-    const width = 24;
-    const filled = total > 0 ? Math.round((finished / total) * width) : width;
     progress.update(
-      `[${"#".repeat(filled)}${"-".repeat(width - filled)}] ${finished}/${total} partitions  ` +
+      `${bar(finished, total)} ${finished}/${total} partitions  ` +
         `${rows} rows  ${Math.round(rate)} rows/s  ETA ${duration(eta)}`,
       event.type !== "page",
     );
@@ -262,15 +260,15 @@ export async function cacheCreateIndex(ctx: CommandContext): Promise<number> {
   const driver = await ctx.openDriver();
   try {
     const cache = await Cache.open(driver, ctx.cacheOptions);
-    let batch = "";
-    for await (const row of indexRows(cache, originKey)) {
-      batch += `${row.id},${row.rev}\n`;
-      if (batch.length >= 65536) {
-        await out(batch);
-        batch = "";
+    let text = "";
+    for await (const rows of indexBatches(cache, originKey)) {
+      for (const row of rows) text += `${row.id},${row.rev}\n`;
+      if (text.length >= 65536) {
+        await out(text);
+        text = "";
       }
     }
-    if (batch) await out(batch);
+    if (text) await out(text);
     return 0;
   } finally {
     await driver.close();

@@ -1,6 +1,8 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { runCli } from "./_support/run_cli.ts";
+import { generateNames, startAllDocsFixture } from "./_support/all_docs_fixture.ts";
+import { startRegistryFixture } from "./_support/registry_fixture.ts";
 import { Cache } from "../src/cache.ts";
 import { packumentKey, partitionKey } from "../src/keys.ts";
 import { VERSION } from "../src/version.ts";
@@ -147,3 +149,55 @@ Deno.test("cli defaults to fs storage under the XDG cache dir", () =>
     assert.equal(stats.entries, 1);
     assert.equal(stats.storage.location, join(dir, "_all_docs", "fs"));
   }));
+
+Deno.test("cli --progress draws the progress of a refresh and a fetch as plain lines", async () => {
+  const names = generateNames(300);
+  const origin = await startAllDocsFixture({ ids: names });
+  const registry = await startRegistryFixture({
+    packuments: new Map(names.slice(0, 40).map((name) => [name, JSON.stringify({ name })])),
+  });
+  try {
+    await withCacheDir(async (dir) => {
+      const pivots = join(dir, "pivots.json");
+      const sorted = origin.ids;
+      await Deno.writeTextFile(pivots, JSON.stringify([sorted[100], sorted[200]]));
+      const env = { ALL_DOCS_CACHE_DIR: dir, ALL_DOCS_ORIGIN: origin.origin };
+      const refresh = await runCli(["partition", "refresh", "--pivots", pivots, "--progress"], env);
+      assert.equal(refresh.code, 0, refresh.stderr);
+      // No terminal: plain lines, no escape codes.
+      assert.doesNotMatch(refresh.stderr, /\x1b/);
+      assert.match(
+        refresh.stderr,
+        /^\[[#-]{24}\] \d\/3 partitions {2}\d+ rows {2}\d+ rows\/s {2}ETA \d+s$/m,
+      );
+      const quiet = await runCli(["partition", "refresh", "--pivots", pivots], env);
+      assert.equal(quiet.code, 0, quiet.stderr);
+      assert.doesNotMatch(
+        quiet.stderr,
+        /partitions {2}/,
+        "no progress unless asked off a terminal",
+      );
+
+      const list = join(dir, "names.json");
+      await Deno.writeTextFile(list, JSON.stringify(names.slice(0, 40)));
+      const fetch = await runCli([
+        "packument",
+        "fetch-list",
+        list,
+        "--registry",
+        registry.url,
+        "--progress",
+      ], env);
+      assert.equal(fetch.code, 0, fetch.stderr);
+      assert.doesNotMatch(fetch.stderr, /\x1b/);
+      assert.match(fetch.stderr, /^\[[#-]{24}\] \d+\/40 {2}\d+\/s {2}[\d.]+ K?B {2}ETA \d+s$/m);
+
+      const both = await runCli(["partition", "status", "--quiet", "--progress"], env);
+      assert.equal(both.code, 2);
+      assert.match(both.stderr, /--quiet and --progress contradict each other/);
+    });
+  } finally {
+    await origin.close();
+    await registry.close();
+  }
+});

@@ -139,6 +139,53 @@ Deno.test("fetchPackument() uses fresh entries, revalidates stale ones, and refe
   }
 });
 
+Deno.test("fetchPackument() revalidates with If-Modified-Since where there is no ETag", async () => {
+  const { fixture, clock, client, cache, opts, target } = await setup({ etags: false });
+  try {
+    const key = packumentKey(target.originKey, "left-pad");
+    assert.equal((await fetchPackument(client, cache, "left-pad", opts)).outcome, "fetched");
+    const first = await cache.info(key);
+    assert.equal(first!.etag, undefined, "the registry sent no ETag");
+    assert.equal(first!.lastModified, fixture.lastModified("left-pad"));
+    assert.ok(first!.lastModified);
+    const puts: string[] = [];
+    const put = cache.put.bind(cache);
+    cache.put = (...args: Parameters<Cache["put"]>) => {
+      puts.push(args[0]);
+      return put(...args);
+    };
+    clock.t += 301_000;
+    assert.equal(cache.freshness(first!).fresh, false);
+    assert.equal((await fetchPackument(client, cache, "left-pad", opts)).outcome, "revalidated");
+    const last = fixture.requests.at(-1)!;
+    assert.equal(last.status, 304);
+    assert.equal(last.ifModifiedSince, first!.lastModified);
+    assert.equal(last.ifNoneMatch, undefined);
+    assert.deepEqual(puts, [], "a 304 does not rewrite the body");
+    const second = await cache.info(key);
+    assert.equal(second!.fetchedAt, clock.t, "the 304 renewed its freshness");
+    assert.equal(second!.integrity, first!.integrity);
+    assert.equal(second!.lastModified, first!.lastModified);
+    assert.deepEqual(await body(cache, key), fixture.expectedBody("left-pad", "full"));
+    clock.t += 299_000;
+    assert.equal((await fetchPackument(client, cache, "left-pad", opts)).outcome, "cached");
+    assert.equal(fixture.requests.length, 2, "fresh again: no request");
+    // A document modified since is sent whole and stored.
+    const changed = JSON.parse(new TextDecoder().decode(fixture.expectedBody("left-pad", "full")));
+    changed["dist-tags"].next = "9.9.9";
+    changed.time.modified = new Date(Date.parse(first!.lastModified!) + 86_400_000).toISOString();
+    fixture.set("left-pad", JSON.stringify(changed));
+    clock.t += 2_000;
+    assert.equal((await fetchPackument(client, cache, "left-pad", opts)).outcome, "fetched");
+    assert.equal(fixture.requests.at(-1)!.ifModifiedSince, first!.lastModified);
+    assert.deepEqual(puts, [key]);
+    assert.deepEqual(await body(cache, key), fixture.expectedBody("left-pad", "full"));
+    assert.equal((await cache.info(key))!.lastModified, fixture.lastModified("left-pad"));
+  } finally {
+    await fixture.close();
+  }
+});
+
 Deno.test("fetchPackument() records a 404 as a result, fresh for a short while", async () => {
   const { fixture, clock, client, cache, opts, target } = await setup();
   try {

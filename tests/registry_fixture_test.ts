@@ -418,6 +418,91 @@ Deno.test("registry fixture: a bearer token can be required", async () => {
   }
 });
 
+Deno.test("registry fixture: with etags off, only Last-Modified and If-Modified-Since", async () => {
+  const packuments = await loadFixturePackuments();
+  const registry = await startRegistryFixture({ packuments, etags: false });
+  const url = `${registry.url}ms`;
+  try {
+    const modified = new Date(modifiedOf(JSON.parse(decoder.decode(packuments.get("ms")!)))!);
+    const lastModified = modified.toUTCString();
+    assert.equal(registry.lastModified("ms"), lastModified);
+    const full = await get(url, { accept: JSON_TYPE });
+    assert.equal(full.status, 200);
+    assert.deepEqual(full.bytes, packuments.get("ms"));
+    assert.equal(full.headers.get("etag"), null);
+    assert.equal(full.headers.get("last-modified"), lastModified);
+    const corgi = await get(url, { accept: CORGI_TYPE });
+    assert.equal(corgi.headers.get("etag"), null);
+    assert.equal(corgi.headers.get("last-modified"), lastModified);
+    // The date itself, or any later one, means "not modified"; an earlier one does not.
+    const later = new Date(modified.getTime() + 86_400_000).toUTCString();
+    for (const [accept, since] of [[JSON_TYPE, lastModified], [CORGI_TYPE, later]] as const) {
+      const got = await get(url, { accept, "if-modified-since": since });
+      assert.equal(got.status, 304, `${accept} ${since}`);
+      assert.equal(got.bytes.length, 0);
+      assert.equal(got.headers.get("last-modified"), lastModified);
+      assert.equal(got.headers.get("etag"), null);
+      assert.equal(registry.requests.at(-1)!.ifModifiedSince, since);
+    }
+    const earlier = new Date(modified.getTime() - 1_000).toUTCString();
+    assert.equal((await get(url, { accept: JSON_TYPE, "if-modified-since": earlier })).status, 200);
+    // A date that does not parse is ignored, and so is an ETag in this mode.
+    assert.equal((await get(url, { accept: JSON_TYPE, "if-modified-since": "soon" })).status, 200);
+    assert.equal((await get(url, { accept: JSON_TYPE, "if-none-match": "*" })).status, 200);
+    // A document modified later is sent again to a client holding the old date.
+    const next = JSON.parse(generatePackument("ms", { versions: 2 }));
+    next.time.modified = new Date(modified.getTime() + 2 * 86_400_000).toISOString();
+    registry.set("ms", JSON.stringify(next));
+    const changed = await get(url, { accept: JSON_TYPE, "if-modified-since": later });
+    assert.equal(changed.status, 200);
+    assert.equal(changed.headers.get("last-modified"), new Date(next.time.modified).toUTCString());
+  } finally {
+    await registry.close();
+  }
+  // With ETags on (the default), If-Modified-Since alone never answers 304.
+  const tagged = await startRegistryFixture({ packuments });
+  try {
+    const since = tagged.lastModified("ms")!;
+    const got = await get(`${tagged.url}ms`, { accept: JSON_TYPE, "if-modified-since": since });
+    assert.equal(got.status, 200);
+    assert.equal(got.headers.get("etag"), tagged.etag("ms", "full"));
+    assert.equal(tagged.requests[0]!.ifModifiedSince, since);
+  } finally {
+    await tagged.close();
+  }
+});
+
+Deno.test("registry fixture: recordHeaders logs the request headers as sent", async () => {
+  const token = "recorded-t0ken";
+  const packuments = await loadFixturePackuments();
+  const recording = await startRegistryFixture({ packuments, token, recordHeaders: true });
+  const plain = await startRegistryFixture({ packuments, token });
+  try {
+    for (const registry of [recording, plain]) {
+      const got = await raw(registry.url, "/ms", [
+        `accept: ${JSON_TYPE}`,
+        `authorization: Bearer ${token}`,
+        "x-one: a",
+        "X-One: b",
+      ]);
+      assert.equal(got.status, 200);
+    }
+    const headers = recording.requests[0]!.headers!;
+    assert.equal(headers["authorization"], `Bearer ${token}`);
+    assert.equal(headers["accept"], JSON_TYPE);
+    assert.equal(headers["x-one"], "a, b");
+    assert.equal(headers["connection"], "close");
+    assert.equal(recording.requests[0]!.authorization, true);
+    // Without the option, the value is never kept.
+    assert.equal(plain.requests[0]!.authorization, true);
+    assert.equal("headers" in plain.requests[0]!, false);
+    assert.equal(JSON.stringify(plain.requests).includes(token), false);
+  } finally {
+    await recording.close();
+    await plain.close();
+  }
+});
+
 Deno.test("registry fixture: every fault kind is observable from a client", async (t) => {
   const packuments = await loadFixturePackuments();
   const faults: Record<string, Fault> = {

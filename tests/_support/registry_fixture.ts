@@ -20,8 +20,14 @@
  *   `Last-Modified` (from `time.modified`, else the latest date in `time`), `Cache-Control:
  *   public, max-age=300` (see `maxAge`), `Vary: Accept` and `Content-Length`. `If-None-Match`
  *   with the current ETag (weak comparison, lists and `*` allowed) answers 304 with no body.
+ * - With `etags: false`, like a server that keeps only dates: no `ETag` is sent and
+ *   `If-None-Match` is ignored; `If-Modified-Since` with a date at or after the document's
+ *   `Last-Modified` answers 304 with no body (a date that does not parse is ignored, as HTTP
+ *   says). With ETags on (the default), `If-Modified-Since` is not looked at.
  * - With `token`, every request but `/-/ping` needs `Authorization: Bearer <token>`; others get
  *   401 `{"error":"Unauthorized"}` with `WWW-Authenticate: Bearer realm="registry"`.
+ * - Every request is logged ({@linkcode RegistryFixture.requests}); the `Authorization` value is
+ *   kept only with `recordHeaders`, which logs every request header as sent.
  * - Faults (see {@linkcode RegistryFaultPlan}; {@linkcode onlyName} aims one at a package) are
  *   applied before everything else. `out-of-order` has no meaning for a document: the request is
  *   served normally. `bad-json` answers 200 with the representation's content type and a cut-off
@@ -110,8 +116,15 @@ export interface RegistryRequestRecord {
   status: number;
   /** The `If-None-Match` header, when sent. */
   ifNoneMatch?: string;
-  /** Whether an `Authorization` header was sent (never its value). */
+  /** The `If-Modified-Since` header, when sent. */
+  ifModifiedSince?: string;
+  /** Whether an `Authorization` header was sent (its value only in `headers`). */
   authorization: boolean;
+  /**
+   * Every request header by lower-case name (repeats joined with `, `), `Authorization` value
+   * included; only with {@linkcode RegistryFixtureOptions.recordHeaders}.
+   */
+  headers?: Readonly<Record<string, string>>;
   /** The fault injected into this request, if any. */
   fault?: Fault;
 }
@@ -126,6 +139,13 @@ export interface RegistryFixtureOptions {
   token?: string;
   /** `max-age` of `Cache-Control` in seconds (default 300). */
   maxAge?: number;
+  /**
+   * Send `ETag` and answer `If-None-Match` (default true). With false, documents carry only
+   * `Last-Modified` and `If-Modified-Since` is answered instead.
+   */
+  etags?: boolean;
+  /** Log every request header, `Authorization` value included, in `requests` (default false). */
+  recordHeaders?: boolean;
   /** Address to listen on (default `127.0.0.1`). */
   hostname?: string;
   /** Port to listen on (default 0: any free port). */
@@ -155,6 +175,13 @@ export interface RegistryFixture {
    * @throws {RangeError} If `name` is not served.
    */
   etag(name: string, representation: Representation): string;
+  /**
+   * The `Last-Modified` header served for `name` (the same for both representations), or
+   * `undefined` when its document has no dates.
+   *
+   * @throws {RangeError} If `name` is not served.
+   */
+  lastModified(name: string): string | undefined;
   /** Closes the listener and every open connection, and waits for all of them. */
   close(): Promise<void>;
 }
@@ -490,6 +517,8 @@ function listen(options: RegistryFixtureOptions): RegistryFixture {
   const token = options.token;
   const maxAge = options.maxAge ?? 300;
   if (!Number.isSafeInteger(maxAge) || maxAge < 0) throw new RangeError(`bad maxAge ${maxAge}`);
+  const etags = options.etags ?? true;
+  const recordHeaders = options.recordHeaders ?? false;
   const requests: RegistryRequestRecord[] = [];
 
   const server = serveRawHttp({
@@ -524,14 +553,23 @@ function listen(options: RegistryFixtureOptions): RegistryFixture {
     const body = bodyOf(doc, representation);
     const headers: [string, string][] = [
       ["content-type", representation === "full" ? "application/json" : CORGI_TYPE],
-      ["etag", body.etag],
     ];
+    if (etags) headers.push(["etag", body.etag]);
     const lastModified = fullBody(doc).lastModified;
     if (lastModified !== undefined) headers.push(["last-modified", lastModified]);
     headers.push(["cache-control", `public, max-age=${maxAge}`], ["vary", "Accept"]);
-    const ifNoneMatch = req.headers.get("if-none-match");
-    if (ifNoneMatch !== undefined && matches(ifNoneMatch, body.etag)) {
-      return { status: 304, headers };
+    if (etags) {
+      const ifNoneMatch = req.headers.get("if-none-match");
+      if (ifNoneMatch !== undefined && matches(ifNoneMatch, body.etag)) {
+        return { status: 304, headers };
+      }
+    } else {
+      const since = Date.parse(req.headers.get("if-modified-since") ?? "");
+      if (
+        lastModified !== undefined && Number.isFinite(since) && Date.parse(lastModified) <= since
+      ) {
+        return { status: 304, headers };
+      }
     }
     return { status: 200, headers, body };
   }
@@ -585,6 +623,9 @@ function listen(options: RegistryFixtureOptions): RegistryFixture {
     };
     const ifNoneMatch = req.headers.get("if-none-match");
     if (ifNoneMatch !== undefined) record.ifNoneMatch = ifNoneMatch;
+    const ifModifiedSince = req.headers.get("if-modified-since");
+    if (ifModifiedSince !== undefined) record.ifModifiedSince = ifModifiedSince;
+    if (recordHeaders) record.headers = Object.fromEntries(req.headers);
     if (fault !== undefined) record.fault = fault;
     requests.push(record);
     const keepAlive = keepAliveOf(req);
@@ -665,6 +706,9 @@ function listen(options: RegistryFixtureOptions): RegistryFixture {
     },
     etag(name: string, representation: Representation): string {
       return bodyOf(docOf(name), representation).etag;
+    },
+    lastModified(name: string): string | undefined {
+      return fullBody(docOf(name)).lastModified;
     },
     close(): Promise<void> {
       return server.close();
