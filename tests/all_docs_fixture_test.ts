@@ -597,6 +597,39 @@ Deno.test("setRev(), add() and remove() change what is served", async () => {
   }
 });
 
+Deno.test("the request log records each request's headers, faulted ones too", async () => {
+  const fixture = await startAllDocsFixture({
+    ids: ["a", "b"],
+    faults: failNth([1, 2], { kind: "status", status: 503 }),
+  });
+  try {
+    const url = `${fixture.origin}/_all_docs?limit=1`;
+    await page(url);
+    const faulted = await get(url, {
+      headers: { "NPM-Replication-Opt-In": "true", "X-Trace": "two" },
+    });
+    assert.equal(faulted.status, 503);
+    const root = await get(`${fixture.origin}/`, { headers: { "x-trace": "three" } });
+    assert.equal(root.status, 503);
+    const plain = await get(`${fixture.origin}/`);
+    assert.equal(plain.status, 200);
+    assert.equal(fixture.requests.length, 4);
+    const [first, second, third, fourth] = fixture.requests;
+    assert.equal(first!.headers["accept"], "application/json");
+    assert.equal(first!.headers["npm-replication-opt-in"], undefined);
+    assert.match(first!.headers["host"] ?? "", /^127\.0\.0\.1:\d+$/);
+    assert.equal(second!.headers["npm-replication-opt-in"], "true", "names are lower-cased");
+    assert.equal(second!.headers["x-trace"], "two");
+    assert.equal(second!.fault?.kind, "status");
+    assert.equal(third!.headers["x-trace"], "three");
+    assert.equal(third!.headers["npm-replication-opt-in"], undefined);
+    assert.equal(fourth!.headers["x-trace"], undefined);
+    assert.equal(fourth!.fault, undefined);
+  } finally {
+    await fixture.close();
+  }
+});
+
 Deno.test("close() ends open keep-alive connections and the listener", async () => {
   const fixture = await startAllDocsFixture({
     ids: ["a"],

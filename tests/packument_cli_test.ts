@@ -514,31 +514,17 @@ Deno.test("packument fetch-partitions --pivots FILE is driven by that partition 
   }
 });
 
+/** Runs the CLI with exactly `env` (nothing inherited beyond it). */
+function runCliClean(args: string[], env: Record<string, string>) {
+  return runCli(args, env, { clearEnv: true });
+}
+
 /** The environment of this process without npm's settings or this tool's. */
 function cleanEnv(extra: Record<string, string>): Record<string, string> {
   const kept = Object.entries(Deno.env.toObject()).filter(([key]) =>
     !/^npm_config_/i.test(key) && !key.startsWith("ALL_DOCS_")
   );
   return { ...Object.fromEntries(kept), RUST_BACKTRACE: "0", NO_COLOR: "1", ...extra };
-}
-
-/** Runs the CLI with exactly `env` (nothing inherited beyond it). */
-async function runCliIn(args: string[], env: Record<string, string>) {
-  const output = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "cli.ts", ...args],
-    cwd: root,
-    clearEnv: true,
-    env,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const decoder = new TextDecoder();
-  return {
-    code: output.code,
-    stdout: decoder.decode(output.stdout),
-    stderr: decoder.decode(output.stderr),
-  };
 }
 
 Deno.test("packument fetch routes scopes and tokens by .npmrc: the token goes to its registry only", async () => {
@@ -564,7 +550,7 @@ Deno.test("packument fetch routes scopes and tokens by .npmrc: the token goes to
     );
     const env = cleanEnv({ NPM_CONFIG_USERCONFIG: npmrc, ALL_DOCS_CACHE_DIR: dir });
     const runs = [
-      await runCliIn(["packument", "fetch", "@corp/x", "plain-y", "@other/z", "--json"], env),
+      await runCliClean(["packument", "fetch", "@corp/x", "plain-y", "@other/z", "--json"], env),
     ];
     assert.equal(runs[0]!.code, 0, runs[0]!.stderr);
     assert.equal(lastJson(runs[0]!.stdout).fetched, 3);
@@ -580,13 +566,13 @@ Deno.test("packument fetch routes scopes and tokens by .npmrc: the token goes to
     }
     // Each body came from its own registry.
     for (const [name, registry] of [["@corp/x", corp], ["plain-y", open]] as const) {
-      const shown = await runCliIn(["packument", "show", name], env);
+      const shown = await runCliClean(["packument", "show", name], env);
       runs.push(shown);
       assert.equal(shown.code, 0, shown.stderr);
       assert.equal(shown.stdout, new TextDecoder().decode(registry.expectedBody(name, "full")));
     }
     // A failure on the private registry is reported without the token.
-    const failed = await runCliIn(["packument", "fetch", "@corp/broken", "--retries", "0"], env);
+    const failed = await runCliClean(["packument", "fetch", "@corp/broken", "--retries", "0"], env);
     runs.push(failed);
     assert.equal(failed.code, 1);
     assert.match(failed.stderr, /failed @corp\/broken: GET .*503/);

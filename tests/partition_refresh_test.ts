@@ -1,11 +1,14 @@
 import assert from "node:assert/strict";
+import { allDocsUrl } from "../src/all_docs.ts";
 import { Cache } from "../src/cache.ts";
 import type { Clock } from "../src/clock.ts";
 import { indexRows } from "../src/create_index.ts";
 import { HttpClient } from "../src/http_client.ts";
+import { CHECKPOINT_PREFIX } from "../src/keys.ts";
 import { refreshPartitions } from "../src/partition_refresh.ts";
-import { Checkpoint } from "../src/checkpoint.ts";
-import { partitionSetId } from "../src/pivots.ts";
+import { Checkpoint, type PartitionState } from "../src/checkpoint.ts";
+import { partitionSetId, rangesFromPivots } from "../src/pivots.ts";
+import type { StorageValue } from "../src/storage.ts";
 import { MemoryDriver } from "../drivers/memory.ts";
 import {
   type AllDocsFixture,
@@ -16,9 +19,12 @@ import {
 } from "./_support/all_docs_fixture.ts";
 import { startPouchdbServer } from "./_support/pouchdb_server.ts";
 
+/** Where {@linkcode fakeClock} starts. */
+const T0 = 1_700_000_000_000;
+
 /** Sleeps cost nothing; time moves forward by what was asked. */
 function fakeClock(): Clock & { slept: number[] } {
-  let t = 1_700_000_000_000;
+  let t = T0;
   const slept: number[] = [];
   return {
     slept,
@@ -31,8 +37,36 @@ function fakeClock(): Clock & { slept: number[] } {
   };
 }
 
+/** A client on `clock` whose backoff is always half its cap (250 ms, so 125 ms, for the first
+ * retry), so a fake clock's times are exact. */
 function clientFor(clock: Clock, retries = 5): HttpClient {
-  return new HttpClient({ fetch: (i, init) => fetch(i, init), clock, retries, concurrency: 8 });
+  return new HttpClient({
+    fetch: (i, init) => fetch(i, init),
+    clock,
+    retries,
+    concurrency: 8,
+    random: () => 0.5,
+  });
+}
+
+/** A memory driver that keeps every checkpoint record written, in order. */
+class RecordingDriver extends MemoryDriver {
+  readonly checkpointWrites: { key: string; state: PartitionState }[] = [];
+  override put(key: string, value: StorageValue): Promise<void> {
+    if (key.startsWith(CHECKPOINT_PREFIX) && value instanceof Uint8Array) {
+      this.checkpointWrites.push({ key, state: JSON.parse(new TextDecoder().decode(value)) });
+    }
+    return super.put(key, value);
+  }
+}
+
+/** Every stored key and its bytes, checkpoint records left out. */
+async function storedEntries(driver: MemoryDriver): Promise<Map<string, Uint8Array>> {
+  const out = new Map<string, Uint8Array>();
+  for await (const key of driver.list()) {
+    if (!key.startsWith(CHECKPOINT_PREFIX)) out.set(key, (await driver.get(key))!);
+  }
+  return out;
 }
 
 async function index(cache: Cache, originKey?: string) {
@@ -68,11 +102,23 @@ Deno.test("refreshPartitions() reads every range completely, past the 10,000-row
     assert.deepEqual(rows, fixture.rows);
     assert.equal(rows[0]!.id, fixture.ids[0]);
     assert.equal(rows.at(-1)!.id, fixture.ids.at(-1));
-    // Every request was one npm accepts: limit at most 10000, dots written as %2E.
+    // Every request was one npm accepts: limit at most 10000, dots written as %2E, and the
+    // replication opt-in header on every page, the follow-on pages of the 21,000-row range too.
+    assert.ok(fixture.requests.length >= 6, `${fixture.requests.length} requests`);
     for (const r of fixture.requests) {
       assert.equal(r.status, 200, r.url);
       assert.doesNotMatch(r.url, /\.\./);
+      assert.equal(r.headers["npm-replication-opt-in"], "true", r.url);
     }
+    assert.ok(
+      fixture.requests.some((r) =>
+        r.url === allDocsUrl(fixture.origin, {
+          startKey: fixture.ids[14_999]!,
+          endKey: pivots[1]!,
+        }, 10_000)
+      ),
+      "a follow-on page of the long range was asked for",
+    );
   } finally {
     await fixture.close();
   }
@@ -110,6 +156,10 @@ Deno.test("refreshPartitions() loses nothing to 429, 503, resets, truncation and
     assert.deepEqual(await index(cache), fixture.rows);
     const kinds = new Set(fixture.requests.map((r) => r.fault?.kind).filter(Boolean));
     for (const f of faults) assert.ok(kinds.has(f.kind), `fault ${f.kind} was injected`);
+    // Retried and follow-on pages carry the replication opt-in header like first pages.
+    for (const r of fixture.requests) {
+      assert.equal(r.headers["npm-replication-opt-in"], "true", `request ${r.n}: ${r.url}`);
+    }
     assert.ok(clock.slept.includes(2000), "Retry-After: 2 was honoured");
   } finally {
     await fixture.close();
@@ -118,41 +168,235 @@ Deno.test("refreshPartitions() loses nothing to 429, 503, resets, truncation and
 
 Deno.test("refreshPartitions() marks a partition failed after its attempts and resumes it later", async () => {
   let broken = true;
+  /** `startkey` values (`""` for none) whose next request gets one unusable page. */
+  const hiccups = new Set<string>();
   const fixture = await startAllDocsFixture({
     count: 2000,
-    faults: ({ url }) =>
-      broken && url.searchParams.get("startkey") === null
-        ? { kind: "status", status: 503 }
-        : undefined,
+    faults: ({ url }) => {
+      const startkey = url.searchParams.get("startkey") ?? "";
+      if (hiccups.delete(startkey)) return { kind: "bad-json" };
+      return broken && startkey === "" ? { kind: "status", status: 503 } : undefined;
+    },
   });
   try {
     const clock = fakeClock();
-    const driver = new MemoryDriver();
+    const driver = new RecordingDriver();
     const cache = await Cache.open(driver, { clock });
+    const pivots = pivotsAt(fixture, [500, 1500]);
+    // One partition at a time, so the fake clock's readings are exact.
     const options = {
       origin: fixture.origin,
       originKey: "fixture",
-      pivots: pivotsAt(fixture, [500, 1500]),
+      pivots,
       clock,
       maxAttempts: 2,
+      parallel: 1,
+      workerId: "worker-1",
     };
+    // Partition 1's first page is unusable once: its page retry waits 250 ms.
+    hiccups.add(JSON.stringify(pivots[0]));
     const first = await refreshPartitions(clientFor(clock, 1), cache, options);
     assert.equal(first.failed.length, 1);
     assert.equal(first.failed[0]!.index, 0);
-    assert.match(first.failed[0]!.error, /503/);
+    const url = allDocsUrl(fixture.origin, { startKey: "", endKey: pivots[0]! }, 10_000);
+    const error = first.failed[0]!.error;
+    assert.equal(error, `GET ${url} failed after 2 attempts: HTTP 503`);
     assert.equal(await cache.has(first.failed[0]!.key), false, "a failed range is never cached");
     const checkpoint = new Checkpoint(driver, "fixture", first.setId);
-    assert.equal((await checkpoint.get(0))?.status, "failed");
-    assert.equal((await checkpoint.get(0))?.attempts, 2);
-    assert.equal((await checkpoint.get(1))?.status, "done");
+    assert.equal((await checkpoint.set())?.createdAt, T0);
+    // Partition 0: each attempt's 503 is retried once by the client (125 ms), and the partition
+    // waits 1 s before its second attempt.
+    const failed: PartitionState = {
+      status: "failed",
+      attempts: 2,
+      rows: 0,
+      lastError: error,
+      startedAt: T0 + 1125,
+      updatedAt: T0 + 1250,
+      pass: 1,
+    };
+    assert.deepEqual(await checkpoint.get(0), failed);
+    assert.deepEqual(
+      driver.checkpointWrites.filter((w) => w.key.endsWith(":000000")).map((w) => w.state),
+      [
+        {
+          status: "in-progress",
+          attempts: 1,
+          rows: 0,
+          startedAt: T0,
+          updatedAt: T0,
+          owner: "worker-1",
+          pass: 1,
+        },
+        {
+          status: "pending",
+          attempts: 1,
+          rows: 0,
+          lastError: error,
+          startedAt: T0,
+          updatedAt: T0 + 125,
+          pass: 1,
+        },
+        {
+          status: "in-progress",
+          attempts: 2,
+          rows: 0,
+          startedAt: T0 + 1125,
+          updatedAt: T0 + 1125,
+          owner: "worker-1",
+          pass: 1,
+        },
+        failed,
+      ],
+    );
+    const done1: PartitionState = {
+      status: "done",
+      attempts: 1,
+      rows: 1000,
+      startedAt: T0 + 1250,
+      updatedAt: T0 + 1500,
+      finishedAt: T0 + 1500,
+      pass: 1,
+    };
+    const done2: PartitionState = {
+      status: "done",
+      attempts: 1,
+      rows: 500,
+      startedAt: T0 + 1500,
+      updatedAt: T0 + 1500,
+      finishedAt: T0 + 1500,
+      pass: 1,
+    };
+    assert.deepEqual(await checkpoint.get(1), done1);
+    assert.deepEqual(await checkpoint.get(2), done2);
 
     broken = false;
+    hiccups.add("");
     fixture.requests.length = 0;
     const second = await refreshPartitions(clientFor(clock, 1), cache, options);
     assert.equal(second.fetched, 1);
     assert.equal(second.skipped, 2);
     assert.ok(fixture.requests.every((r) => !new URL(r.url).searchParams.has("startkey")));
     assert.deepEqual(await index(cache), fixture.rows);
+    // The failed partition starts a new set of attempts; done ones keep their records.
+    assert.deepEqual(await checkpoint.get(0), {
+      status: "done",
+      attempts: 1,
+      rows: 500,
+      startedAt: T0 + 1500,
+      updatedAt: T0 + 1750,
+      finishedAt: T0 + 1750,
+      pass: 1,
+    });
+    assert.deepEqual(await checkpoint.get(1), done1);
+    assert.deepEqual(await checkpoint.get(2), done2);
+  } finally {
+    await fixture.close();
+  }
+});
+
+Deno.test("refreshPartitions() never caches a range whose follow-on page fails for good", async () => {
+  /** Faults by `startkey`, for every request that asks for it. */
+  const failing = new Map<string, Fault>();
+  const fixture = await startAllDocsFixture({
+    count: 6000,
+    faults: ({ url }) => failing.get(url.searchParams.get("startkey") ?? ""),
+  });
+  try {
+    const clock = fakeClock();
+    const driver = new MemoryDriver();
+    const cache = await Cache.open(driver, { clock });
+    // Three ranges of 2,000 rows; with 1,000 rows a page, each takes a full first page, a full
+    // second page (starting at the first page's last id) and a short third one.
+    const pivots = pivotsAt(fixture, [2000, 4000]);
+    const ranges = rangesFromPivots(pivots, "fixture");
+    const options = {
+      origin: fixture.origin,
+      originKey: "fixture",
+      pivots,
+      clock,
+      limit: 1000,
+      maxAttempts: 1,
+    };
+    const startOf = (position: number) => JSON.stringify(fixture.ids[position]);
+    // Range 1's second page always answers 503; range 2's third page is always cut short.
+    const arm = () => {
+      failing.set(startOf(2999), { kind: "status", status: 503 });
+      failing.set(startOf(5998), { kind: "truncate" });
+    };
+    const requestsFor = (startkey: string) =>
+      fixture.requests.filter((r) => new URL(r.url).searchParams.get("startkey") === startkey);
+    /** Keys stored for range `i`: its entry and any separately stored body. */
+    const storedFor = (stored: Map<string, Uint8Array>, i: number) =>
+      [...stored.keys()].filter((key) => key.includes(ranges[i]!.key.slice("v1:".length)));
+    const failedOf = (summary: { failed: { index: number; key: string; error: string }[] }) =>
+      summary.failed.slice().sort((a, b) => a.index - b.index);
+
+    arm();
+    const first = await refreshPartitions(clientFor(clock, 1), cache, options);
+    const failed = failedOf(first);
+    assert.deepEqual(failed.map((f) => [f.index, f.key]), [[1, ranges[1]!.key], [
+      2,
+      ranges[2]!.key,
+    ]]);
+    assert.match(failed[0]!.error, /HTTP 503/);
+    assert.equal(failed[1]!.error, "Bad _all_docs page: the body was cut short");
+    assert.equal(first.fetched, 1);
+    // The pages before the failing one were served whole.
+    assert.deepEqual(requestsFor(startOf(2000)).map((r) => r.status), [200]);
+    assert.deepEqual(requestsFor(startOf(4000)).map((r) => r.status), [200]);
+    assert.deepEqual(requestsFor(startOf(4999)).map((r) => r.status), [200]);
+    assert.ok(requestsFor(startOf(2999)).every((r) => r.fault?.kind === "status"));
+    assert.ok(requestsFor(startOf(5998)).length > 0);
+    assert.ok(requestsFor(startOf(5998)).every((r) => r.fault?.kind === "truncate"));
+    // Nothing of either range is stored: no entry, no body.
+    for (const f of failed) assert.equal(await cache.has(f.key), false, f.key);
+    const afterFirst = await storedEntries(driver);
+    assert.deepEqual(storedFor(afterFirst, 1), []);
+    assert.deepEqual(storedFor(afterFirst, 2), []);
+    assert.deepEqual(await Array.fromAsync(cache.keys("v1:partition:")), [ranges[0]!.key]);
+    const checkpoint = new Checkpoint(driver, "fixture", first.setId);
+    for (const f of failed) {
+      const state = await checkpoint.get(f.index);
+      assert.equal(state?.status, "failed");
+      assert.equal(state?.lastError, f.error);
+      assert.equal(state?.rows, 0);
+    }
+
+    // Once the origin heals, the failed ranges are fetched completely.
+    failing.clear();
+    const second = await refreshPartitions(clientFor(clock, 1), cache, options);
+    assert.deepEqual(second.failed, []);
+    assert.equal(second.fetched, 2);
+    assert.deepEqual(await index(cache), fixture.rows);
+    const complete = await storedEntries(driver);
+    assert.ok(storedFor(complete, 1).length > 0 && storedFor(complete, 2).length > 0);
+
+    // New revisions in every range; the follow-on pages of ranges 1 and 2 fail again.
+    const before = fixture.rows.slice();
+    for (const position of [10, 2500, 4500]) {
+      fixture.setRev(fixture.ids[position]!, `99-${"f".repeat(32)}`);
+    }
+    arm();
+    fixture.requests.length = 0;
+    const third = await refreshPartitions(clientFor(clock, 1), cache, options);
+    assert.equal(third.pass, 2);
+    assert.deepEqual(failedOf(third).map((f) => f.index), [1, 2]);
+    // The new revision of range 1 reached the client on a good first page, and was dropped.
+    assert.deepEqual(requestsFor(startOf(2000)).map((r) => r.status), [200]);
+    // The earlier complete versions are left byte for byte: entries, bodies, nothing added.
+    const afterThird = await storedEntries(driver);
+    for (const i of [1, 2]) {
+      assert.deepEqual(storedFor(afterThird, i), storedFor(complete, i), `range ${i} keys`);
+      for (const key of storedFor(complete, i)) {
+        assert.deepEqual(afterThird.get(key), complete.get(key), key);
+      }
+    }
+    const rows = await index(cache);
+    assert.equal(rows[10]!.rev, `99-${"f".repeat(32)}`);
+    assert.deepEqual(rows.slice(0, 2000), fixture.rows.slice(0, 2000), "range 0 was refreshed");
+    assert.deepEqual(rows.slice(2000), before.slice(2000), "ranges 1 and 2 were kept");
+    assert.notDeepEqual(rows.slice(2000), fixture.rows.slice(2000));
   } finally {
     await fixture.close();
   }

@@ -1,4 +1,7 @@
 import assert from "node:assert/strict";
+import { join, relative } from "node:path";
+import { UsageError } from "../cli/options.ts";
+import { loadPivots } from "../cli/pivots_file.ts";
 import {
   parsePivots,
   partitionSetId,
@@ -90,4 +93,54 @@ Deno.test("partitionSetId() is stable and depends on origin and pivots", () => {
   assert.notEqual(partitionSetId("other", ["a", "b"]), id);
   assert.notEqual(partitionSetId("npm", ["a", "c"]), id);
   assert.notEqual(partitionSetId("npm", ["ab"]), partitionSetId("npm", ["a", "b"]));
+});
+
+Deno.test("loadPivots() reads .js modules: a named pivots export, else a default array", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const write = async (name: string, text: string) => {
+      const file = join(dir, name);
+      await Deno.writeTextFile(file, text);
+      return file;
+    };
+    const named = await write("named.js", 'export const pivots = ["@", "b", "\u{1F600}"];\n');
+    assert.deepEqual(await loadPivots(named), ["@", "b", "😀"]);
+    const byDefault = await write("default.js", 'export default ["a.b", "c"];\n');
+    assert.deepEqual(await loadPivots(byDefault), ["a.b", "c"]);
+    const both = await write("both.js", 'export const pivots = ["x"];\nexport default ["y"];\n');
+    assert.deepEqual(await loadPivots(both), ["x"], "the named export wins");
+    const computed = await write(
+      "computed.js",
+      "export const pivots = Array.from({ length: 3 }, (_, i) => String.fromCharCode(98 + i));\n",
+    );
+    assert.deepEqual(await loadPivots(relative(Deno.cwd(), computed)), ["b", "c", "d"]);
+    const empty = await write("empty.js", "export default [];\n");
+    assert.deepEqual(await loadPivots(empty), []);
+
+    const rejects = (file: string, message: RegExp) =>
+      assert.rejects(loadPivots(file), (error: unknown) => {
+        assert.ok(error instanceof UsageError, String(error));
+        assert.match(error.message, message);
+        return true;
+      });
+    await rejects(
+      await write("order.js", 'export default ["b", "a"];\n'),
+      /^Invalid pivot at index 1: pivots must increase in code-point order, received "a" after "b" \(in .*order\.js\)$/,
+    );
+    await rejects(
+      await write("none.js", "export const other = 1;\n"),
+      /expected an array of strings, received undefined \(in .*none\.js\)/,
+    );
+    await rejects(
+      await write("numbers.js", "export const pivots = [1, 2];\n"),
+      /index 0: expected a string, received 1/,
+    );
+    await rejects(
+      await write("syntax.js", "export const pivots = [;\n"),
+      /Cannot load pivots module/,
+    );
+    await rejects(join(dir, "missing.js"), /^Cannot load pivots module '.*missing\.js'/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });

@@ -96,6 +96,9 @@ export interface RequestRecord {
   method: string;
   /** The full URL as requested (origin plus raw request target, percent-encoding untouched). */
   url: string;
+  /** The request headers as received, by lower-case name (a repeated header keeps its last
+   * value). */
+  headers: Record<string, string>;
   /** The status sent; 0 when the connection was reset without a status. */
   status: number;
   /** The fault injected into this request, if any. */
@@ -544,7 +547,13 @@ function listen(options: AllDocsFixtureOptions): AllDocsFixture {
     );
     const path = targetPath(req.target);
     const fault = faults?.({ n, url, path });
-    const record: RequestRecord = { n, method: req.method, url: origin + req.target, status: 0 };
+    const record: RequestRecord = {
+      n,
+      method: req.method,
+      url: origin + req.target,
+      headers: Object.fromEntries(req.headers),
+      status: 0,
+    };
     if (fault !== undefined) record.fault = fault;
     requests.push(record);
     const keepAlive = keepAliveOf(req);

@@ -11,14 +11,19 @@ export interface CliResult {
   stderr: string;
 }
 
-/** Runs `cli.ts` with `args` and extra environment values. */
+/**
+ * Runs `cli.ts` with `args` and extra environment values; with `clearEnv`, the child gets only
+ * `env` (and the two settings that keep its output plain).
+ */
 export async function runCli(
   args: string[],
   env: Record<string, string> = {},
+  options: { clearEnv?: boolean } = {},
 ): Promise<CliResult> {
   const output = await new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", "cli.ts", ...args],
     cwd: root,
+    clearEnv: options.clearEnv === true,
     env: { RUST_BACKTRACE: "0", NO_COLOR: "1", ...env },
     stdin: "null",
     stdout: "piped",
