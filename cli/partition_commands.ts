@@ -10,6 +10,7 @@ import { indexBatches } from "../src/create_index.ts";
 import { originKey as deriveOriginKey, parseKey } from "../src/keys.ts";
 import { type RefreshEvent, refreshPartitions } from "../src/partition_refresh.ts";
 import { partitionSetId } from "../src/pivots.ts";
+import { compareKeys } from "../src/_compare.ts";
 import { hostname } from "node:os";
 import process from "node:process";
 import { clientFor, type CommandContext } from "./context.ts";
@@ -235,9 +236,16 @@ export async function partitionList(ctx: CommandContext): Promise<number> {
         bytes: info.size,
         ageSeconds: Math.round((now - info.fetchedAt) / 1000),
       });
-      if (ctx.options.json) await out(JSON.stringify(items.pop()) + "\n");
     }
-    if (!ctx.options.json) {
+    // In key-range order (storage order puts an open start after starts with a digit).
+    const end = (key: string) => key === "" ? "\u{10ffff}\u{10ffff}" : key;
+    items.sort((a, b) =>
+      compareKeys(a.origin, b.origin) || compareKeys(a.startKey, b.startKey) ||
+      compareKeys(end(a.endKey), end(b.endKey))
+    );
+    if (ctx.options.json) {
+      for (const item of items) await out(JSON.stringify(item) + "\n");
+    } else {
       for (const item of items) {
         await out(
           `${JSON.stringify(item.startKey).padEnd(24)} ${JSON.stringify(item.endKey).padEnd(24)} ` +

@@ -153,6 +153,26 @@ Deno.test("Cache.put() of a stream that fails keeps the old entry and leaves no 
   assert.deepEqual(await allKeys(driver, BODY_PREFIX), []);
 });
 
+Deno.test("Cache.put() removes a body the driver kept although its put failed", async () => {
+  // As a remote store may: the value landed, then the answer was lost.
+  class LosingDriver extends MemoryDriver {
+    override async put(key: string, value: StorageValue): Promise<void> {
+      await super.put(key, value);
+      if (key.startsWith(BODY_PREFIX)) throw new Error("answer lost");
+    }
+  }
+  const driver = new LosingDriver();
+  const cache = await Cache.open(driver, { inlineMax: 16 });
+  await assert.rejects(
+    cache.put("v1:packument:npm:61", enc.encode("a body longer than sixteen bytes"), {
+      status: 200,
+    }),
+    /answer lost/,
+  );
+  assert.deepEqual(await allKeys(driver, BODY_PREFIX), []);
+  assert.equal(await cache.get("v1:packument:npm:61"), undefined);
+});
+
 Deno.test("Cache.get() reports a corrupt inline entry as a miss", async () => {
   const driver = new MemoryDriver();
   const seen: string[] = [];
