@@ -82,12 +82,15 @@ export class Progress {
     return new Progress(progressMode(options));
   }
 
-  /** Shows `text`, unless the last update was too recent and `force` is not set. */
+  /**
+   * Shows `text`, unless the last update was too recent. On a terminal `force` shows it anyway
+   * (redrawing costs nothing there); as lines, a second is the least gap whatever `force` says.
+   */
   update(text: string, force = false): void {
     if (this.#mode === "off") return;
     const now = this.#now();
-    const gap = this.#mode === "tty" ? 100 : 1000;
-    if (!force && now - this.#last < gap) return;
+    const tty = this.#mode === "tty";
+    if (!(force && tty) && now - this.#last < (tty ? 100 : 1000)) return;
     this.#last = now;
     this.#shown = true;
     this.#write(this.#mode === "tty" ? `\r\x1b[2K${text}` : `${text}\n`);

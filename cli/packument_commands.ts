@@ -26,6 +26,8 @@ import { registryResolver } from "./registry.ts";
 
 /** Keys a fetch run lists to seed its bloom filter before giving the filter up. */
 const FETCH_BLOOM_SEED_LIMIT = 100_000;
+/** Fewer names than this are looked up without a bloom filter. */
+const FETCH_BLOOM_MIN_NAMES = 1000;
 
 function representationOf(ctx: CommandContext): Representation {
   return ctx.values["abbreviated"] === true ? "abbreviated" : "full";
@@ -58,9 +60,11 @@ async function runFetch(
   total: number | undefined,
   extra: {
     skippedUnchanged?: () => number;
-    afterResult?: (r: PackumentResult) => Promise<void>;
+    afterResult?: (r: PackumentResult) => void;
     /** Ask the registry even when the cached entry is fresh (its _rev is known stale). */
     forceRefresh?: boolean;
+    /** The _rev to record for a fetched body that names none. */
+    revFor?: (name: string) => string | undefined;
   } = {},
 ): Promise<number> {
   const { options } = ctx;
@@ -75,17 +79,22 @@ async function runFetch(
   let bytes = 0;
   let writes: Promise<void> = Promise.resolve();
   try {
-    // A bloom filter answers "not cached" for new names without a read; on a cache of more than
-    // FETCH_BLOOM_SEED_LIMIT keys it is dropped, since most names asked for are then present.
+    // On a long run a bloom filter answers "not cached" for new names without a read. Seeding
+    // it lists the cache, so a short run goes without; so does a cache of more than
+    // FETCH_BLOOM_SEED_LIMIT keys, where most names asked for are present anyway.
     const cache = await Cache.open(driver, {
       ...ctx.cacheOptions,
-      bloom: { seedLimit: FETCH_BLOOM_SEED_LIMIT },
+      bloom: total !== undefined && total < FETCH_BLOOM_MIN_NAMES ? false : {
+        seedLimit: FETCH_BLOOM_SEED_LIMIT,
+        expectedItems: FETCH_BLOOM_SEED_LIMIT + (total ?? 1_000_000),
+      },
     });
     const summary: FetchSummary = await fetchPackuments(client, cache, names, {
       registryFor,
       representation,
       refresh: refresh || extra.forceRefresh === true,
       offline,
+      ...(extra.revFor ? { revFor: extra.revFor } : {}),
       parallel: options.concurrency,
       onResult(result) {
         done++;
@@ -93,7 +102,7 @@ async function runFetch(
         if (options.json) {
           writes = writes.then(() => out(JSON.stringify({ type: "packument", ...result }) + "\n"));
         }
-        if (extra.afterResult) writes = writes.then(() => extra.afterResult!(result));
+        extra.afterResult?.(result);
         const elapsed = Date.now() - started;
         const rate = done / Math.max(elapsed / 1000, 0.001);
         const eta = total && total > done ? ((total - done) / Math.max(rate, 0.001)) * 1000 : 0;
@@ -206,21 +215,13 @@ export async function packumentFetchPartitions(ctx: CommandContext): Promise<num
     return await runFetch(ctx, changed(), undefined, {
       skippedUnchanged: () => skipped,
       forceRefresh: true,
-      async afterResult(result) {
-        const rev = revs.get(result.name);
-        revs.delete(result.name);
-        // A full document carries its own _rev, noted when it was stored: that is what the cache
-        // holds, even when the registry still serves an older body than the partition lists. A
-        // 304 (possibly for a stale ETag) says nothing new about the body either. Only a body
-        // just stored without a _rev of its own (the abbreviated document) takes the
-        // partition's, so a document that is still behind is asked for again next run.
-        if (!rev || result.outcome !== "fetched") return;
-        const key = packumentKey(registryFor(result.name).originKey, result.name, representation);
-        const info = await cache.info(key);
-        if (info && info.status === 200 && info.rev === undefined) {
-          await cache.refresh(key, { rev, fetchedAt: info.fetchedAt });
-        }
-      },
+      // A full document carries its own _rev, noted when it is stored: that is what the cache
+      // holds, even when the registry still serves an older body than the partition lists, and
+      // a 304 (possibly for a stale ETag) changes nothing. Only a body stored without a _rev of
+      // its own (the abbreviated document) takes the partition's, so a document that is still
+      // behind is asked for again next run.
+      revFor: (name) => revs.get(name),
+      afterResult: (result) => revs.delete(result.name),
     });
   } finally {
     await driver.close();

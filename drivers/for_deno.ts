@@ -10,14 +10,8 @@ import { selectStorageDriver, type StorageSettings } from "./_select.ts";
 import { type FsOps, nodeFsOps } from "./fs.ts";
 import { DenoKvDriver } from "./deno_kv.ts";
 
-/** Runs a short blocking file call and gives its outcome as a promise. */
-function settled<T>(call: () => T): Promise<T> {
-  try {
-    return Promise.resolve(call());
-  } catch (error) {
-    return Promise.reject(error);
-  }
-}
+/** Runs a short blocking call; a throw becomes a rejection. */
+const blocking = <T>(call: () => T): Promise<T> => new Promise((resolve) => resolve(call()));
 
 /** Whole-file writes up to this size are made with one blocking call. */
 const SYNC_WRITE_MAX = 256 * 1024;
@@ -35,14 +29,14 @@ export const denoFsOps: FsOps = {
   readFile: nodeFsOps.readFile,
   writeFileExclusive: (path, data) =>
     data.length <= SYNC_WRITE_MAX
-      ? settled(() => Deno.writeFileSync(path, data, { createNew: true }))
+      ? blocking(() => Deno.writeFileSync(path, data, { createNew: true }))
       : Deno.writeFile(path, data, { createNew: true }),
-  rename: (from, to) => settled(() => Deno.renameSync(from, to)),
-  mkdir: (path, recursive) => settled(() => Deno.mkdirSync(path, { recursive })),
-  unlink: (path) => settled(() => Deno.removeSync(path)),
+  rename: (from, to) => blocking(() => Deno.renameSync(from, to)),
+  mkdir: (path, recursive) => blocking(() => Deno.mkdirSync(path, { recursive })),
+  unlink: (path) => blocking(() => Deno.removeSync(path)),
   // Only ever given directories: without `recursive`, Deno removes an empty one and fails with
   // ENOTEMPTY otherwise.
-  rmdir: (path) => settled(() => Deno.removeSync(path)),
+  rmdir: (path) => blocking(() => Deno.removeSync(path)),
   access: async (path) => {
     await Deno.lstat(path);
   },

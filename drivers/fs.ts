@@ -299,6 +299,12 @@ async function syncDir(path: string): Promise<void> {
   }
 }
 
+/** The parent of a relative directory path (`""` for a top-level one). */
+function parentOf(relative: string): string {
+  const cut = relative.lastIndexOf("/");
+  return cut < 0 ? "" : relative.slice(0, cut);
+}
+
 /** Creates a directory whose parent exists; returns whether it was created. */
 async function mkdirIfMissing(ops: FsOps, path: string): Promise<boolean> {
   try {
@@ -377,7 +383,7 @@ export class FsDriver implements StorageDriver {
    * @returns The stored bytes.
    */
   async get(key: string): Promise<Uint8Array | undefined> {
-    const path = this.#path("get", key);
+    const path = this.#locate("get", key).path;
     try {
       return await this.#ops.readFile(path);
     } catch (error) {
@@ -395,7 +401,7 @@ export class FsDriver implements StorageDriver {
    * @returns A stream of the stored bytes.
    */
   async getStream(key: string): Promise<ReadableStream<Uint8Array> | undefined> {
-    const path = this.#path("get", key);
+    const path = this.#locate("get", key).path;
     let handle: fsp.FileHandle;
     try {
       handle = await fsp.open(path, "r");
@@ -440,14 +446,12 @@ export class FsDriver implements StorageDriver {
    * @returns A promise that resolves once the value is in place.
    */
   async put(key: string, value: StorageValue): Promise<void> {
-    this.#assertOpen("put");
-    const { dir, file } = locate(this.#encode("put", key));
-    const dirPath = dir === "" ? this.#root : `${this.#root}/${dir}`;
+    const { dir, dirPath, path } = this.#locate("put", key);
     const tmp = `${dirPath}/.tmp-${this.#tmpPrefix}${(this.#tmpCount++).toString(36)}`;
     try {
-      await this.#writeTmpIn(dirPath, dir, tmp, value);
+      await this.#writeTmp(dir, dirPath, tmp, value);
       // The directory holds the temporary file, so no delete can remove it before the rename.
-      await this.#ops.rename(tmp, `${dirPath}/${file}`);
+      await this.#ops.rename(tmp, path);
     } catch (error) {
       await this.#ops.unlink(tmp).catch(() => {});
       throw error;
@@ -458,34 +462,47 @@ export class FsDriver implements StorageDriver {
   /**
    * Makes the directory, then writes the temporary file in it. A delete (here or in another
    * process) removes directories it leaves empty, so the directory may vanish between the two:
-   * it is then made again. The file is opened before a stream is read, so a stream is never
-   * read twice.
+   * it is then made again. Only making the directory and creating the file are tried again,
+   * both before any of a stream is read, so a stream is never read twice.
    */
-  async #writeTmpIn(
-    dirPath: string,
-    dir: string,
-    tmp: string,
-    value: StorageValue,
-  ): Promise<void> {
+  async #writeTmp(dir: string, dirPath: string, tmp: string, value: StorageValue): Promise<void> {
+    let handle: fsp.FileHandle;
     for (let attempt = 1;; attempt++) {
       try {
         await this.#ensureDir(dirPath, dir);
-        await this.#writeTmp(tmp, value);
-        return;
+        if (value instanceof Uint8Array && !this.#fsync) {
+          await this.#ops.writeFileExclusive(tmp, value);
+          return;
+        }
+        handle = await fsp.open(tmp, "wx");
+        break;
       } catch (error) {
         if (errorCode(error) !== "ENOENT" || attempt >= MAKE_DIR_ATTEMPTS) throw error;
-        this.#forgetDirs(dir);
+        // Forget `dir` and its ancestors: one of them was removed.
+        for (let at = dir; at !== ""; at = parentOf(at)) this.#dirs.delete(this.#abs(at));
       }
     }
-  }
-
-  /** Forgets that `relative` and its ancestors exist (one of them was removed). */
-  #forgetDirs(relative: string): void {
-    let at = relative;
-    while (at !== "") {
-      this.#dirs.delete(`${this.#root}/${at}`);
-      const cut = at.lastIndexOf("/");
-      at = cut < 0 ? "" : at.slice(0, cut);
+    try {
+      if (value instanceof Uint8Array) {
+        await writeAll(handle, value);
+      } else {
+        const reader = value.getReader();
+        try {
+          while (true) {
+            const { done, value: chunk } = await reader.read();
+            if (done) break;
+            await writeAll(handle, chunk);
+          }
+        } catch (error) {
+          await reader.cancel(error).catch(() => {});
+          throw error;
+        } finally {
+          reader.releaseLock();
+        }
+      }
+      if (this.#fsync) await handle.sync();
+    } finally {
+      await handle.close();
     }
   }
 
@@ -498,10 +515,9 @@ export class FsDriver implements StorageDriver {
    * @returns A promise that resolves once the key is gone.
    */
   async delete(key: string): Promise<void> {
-    this.#assertOpen("delete");
-    const { dir, file } = locate(this.#encode("delete", key));
+    const { dir, path } = this.#locate("delete", key);
     try {
-      await this.#ops.unlink(dir === "" ? `${this.#root}/${file}` : `${this.#root}/${dir}/${file}`);
+      await this.#ops.unlink(path);
     } catch (error) {
       if (!isMissing(error)) throw error;
       return;
@@ -513,17 +529,14 @@ export class FsDriver implements StorageDriver {
   async #prune(relative: string): Promise<void> {
     const rmdir = this.#ops.rmdir;
     if (rmdir === undefined) return;
-    let at = relative;
-    while (at !== "") {
-      const path = `${this.#root}/${at}`;
+    for (let at = relative; at !== ""; at = parentOf(at)) {
+      const path = this.#abs(at);
       try {
         await rmdir(path);
       } catch {
         return; // Not empty (or gone already): its ancestors are not empty either.
       }
       this.#dirs.delete(path);
-      const cut = at.lastIndexOf("/");
-      at = cut < 0 ? "" : at.slice(0, cut);
     }
   }
 
@@ -534,7 +547,7 @@ export class FsDriver implements StorageDriver {
    * @returns `true` when the key's file exists.
    */
   async has(key: string): Promise<boolean> {
-    const path = this.#path("check", key);
+    const path = this.#locate("check", key).path;
     try {
       await this.#ops.access(path);
       return true;
@@ -646,10 +659,17 @@ export class FsDriver implements StorageDriver {
     return bytes;
   }
 
-  #path(op: string, key: string): string {
+  /** Where `key` lives: its directory (relative, and absolute) and its file. */
+  #locate(op: string, key: string): { dir: string; dirPath: string; path: string } {
     this.#assertOpen(op);
     const { dir, file } = locate(this.#encode(op, key));
-    return dir === "" ? `${this.#root}/${file}` : `${this.#root}/${dir}/${file}`;
+    const dirPath = this.#abs(dir);
+    return { dir, dirPath, path: `${dirPath}/${file}` };
+  }
+
+  /** The absolute path of the directory `relative` (`""` is the root). */
+  #abs(relative: string): string {
+    return relative === "" ? this.#root : `${this.#root}/${relative}`;
   }
 
   /**
@@ -679,14 +699,9 @@ export class FsDriver implements StorageDriver {
       this.#dirs.add(path);
       return;
     }
-    const cut = relative.lastIndexOf("/");
-    const parentRelative = cut < 0 ? "" : relative.slice(0, cut);
-    const parent = parentRelative === "" ? this.#root : `${this.#root}/${parentRelative}`;
-    let made: boolean | undefined;
-    if (!missing) {
-      if (this.#dirs.has(parent)) made = await mkdirIfMissing(this.#ops, path);
-      else made = await this.#tryMkdir(path);
-    }
+    const parentRelative = parentOf(relative);
+    const parent = this.#abs(parentRelative);
+    let made = missing ? undefined : await this.#tryMkdir(path);
     if (made === undefined) {
       await this.#ensureDir(parent, parentRelative, true);
       made = await mkdirIfMissing(this.#ops, path);
@@ -706,36 +721,6 @@ export class FsDriver implements StorageDriver {
       if (code === "EEXIST") return false;
       if (code === "ENOENT") return undefined;
       throw error;
-    }
-  }
-
-  async #writeTmp(tmp: string, value: StorageValue): Promise<void> {
-    if (value instanceof Uint8Array && !this.#fsync) {
-      await this.#ops.writeFileExclusive(tmp, value);
-      return;
-    }
-    const handle = await fsp.open(tmp, "wx");
-    try {
-      if (value instanceof Uint8Array) {
-        await writeAll(handle, value);
-      } else {
-        const reader = value.getReader();
-        try {
-          while (true) {
-            const { done, value: chunk } = await reader.read();
-            if (done) break;
-            await writeAll(handle, chunk);
-          }
-        } catch (error) {
-          await reader.cancel(error).catch(() => {});
-          throw error;
-        } finally {
-          reader.releaseLock();
-        }
-      }
-      if (this.#fsync) await handle.sync();
-    } finally {
-      await handle.close();
     }
   }
 }

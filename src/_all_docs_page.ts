@@ -74,7 +74,7 @@ export function parsePage(bytes: Uint8Array, after: string | undefined): ParsedP
 }
 
 /** `{"total_rows":N,"offset":K,"rows":[`, as CouchDB and npm begin a page. */
-const PAGE_HEAD = /^\{"total_rows":\d+,"offset":\d+,"rows":\[/;
+const PAGE_HEAD = /^\{"total_rows":(?:0|[1-9]\d*),"offset":(?:0|[1-9]\d*),"rows":\[/;
 const ROW_ID = new TextEncoder().encode('{"id":"');
 const ROW_KEY = new TextEncoder().encode('","key":"');
 const ROW_REV = new TextEncoder().encode('","value":{"rev":"');

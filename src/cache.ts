@@ -420,6 +420,7 @@ export class Cache {
   #defaultMaxAgeMs: number;
   #bloom: BloomFilter | undefined;
   #bloomSeeded = false;
+  #seedLimit: number;
   #seeded: Promise<void> = Promise.resolve();
   #onCorrupt: ((key: string, reason: string) => void) | undefined;
   #inflight = new Map<string, Promise<unknown>>();
@@ -438,13 +439,14 @@ export class Cache {
         `Cannot open cache: 'defaultMaxAgeMs' must be a non-negative number, received ${defaultMaxAgeMs}`,
       );
     }
-    const seedLimit = (options.bloom || {}).seedLimit ?? Infinity;
+    const seedLimit = options.bloom ? options.bloom.seedLimit ?? Infinity : Infinity;
     if (!(seedLimit === Infinity || (Number.isInteger(seedLimit) && seedLimit >= 0))) {
       throw new RangeError(
         `Cannot open cache: 'bloom.seedLimit' must be a non-negative integer or Infinity, received ${seedLimit}`,
       );
     }
     this.driver = driver;
+    this.#seedLimit = seedLimit;
     this.clock = options.clock ?? systemClock;
     this.#inlineMax = inlineMax;
     this.#createHash = options.createHash ?? (() => new Sha256());
@@ -473,11 +475,10 @@ export class Cache {
     const cache = new Cache(driver, options);
     const bloom = cache.#bloom;
     if (bloom) {
-      const limit = (options.bloom || {}).seedLimit ?? Infinity;
       cache.#seeded = (async () => {
         let count = 0;
         for await (const key of cache.keys()) {
-          if (++count > limit) {
+          if (++count > cache.#seedLimit) {
             cache.#bloom = undefined;
             return;
           }

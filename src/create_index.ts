@@ -137,25 +137,28 @@ export async function* indexBatches(
       await open(sources[nextSource++]!);
     }
     if (heap.items.length === 1) {
-      // One partition alone: its rows up to where the next one starts go out as they are.
+      // One partition alone: its rows below where the next one starts go out as they are. Its
+      // current row is below that start (the loop above opens every source that is not).
       const only = heap.items[0]!;
       const bound = sources[nextSource]?.startKey;
       let end = only.rows.length;
-      if (bound !== undefined) {
-        end = only.i;
-        while (end < only.rows.length && compareKeys(only.rows[end]!.id, bound) < 0) end++;
-      }
-      if (end > only.i) {
-        if (out.length > 0) {
-          yield out;
-          out = [];
+      if (bound !== undefined && compareKeys(only.rows[end - 1]!.id, bound) >= 0) {
+        let low = only.i;
+        while (low < end) {
+          const middle = (low + end) >> 1;
+          if (compareKeys(only.rows[middle]!.id, bound) < 0) low = middle + 1;
+          else end = middle;
         }
-        yield only.i === 0 && end === only.rows.length ? only.rows : only.rows.slice(only.i, end);
-        heap.pop();
-        only.i = end;
-        if (await refill(only)) heap.push(only);
-        continue;
       }
+      if (out.length > 0) {
+        yield out;
+        out = [];
+      }
+      yield only.i === 0 && end === only.rows.length ? only.rows : only.rows.slice(only.i, end);
+      heap.pop();
+      only.i = end;
+      if (await refill(only)) heap.push(only);
+      continue;
     }
     const top = heap.pop();
     if (!top) break;

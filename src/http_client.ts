@@ -42,14 +42,19 @@
  *   names the logical request and stays the same across its retries (a caller may pass its own
  *   `traceId` to tie requests together); the span id is new for every attempt, so the server
  *   logs of one request can be grouped and its attempts still told apart.
- * - **Bodies stay streams.** The client never buffers a body; the returned `Response` wraps
- *   the network stream to enforce the rules above, and keeps the original `url` and
- *   `redirected`.
+ * - **Bodies stay streams.** The client never buffers a body it was not asked to; the returned
+ *   `Response` wraps the network stream to enforce the rules above, and keeps the original `url`
+ *   and `redirected`. One exception saves the cost of that wrapper: a body sent without a
+ *   `Content-Encoding` whose `Content-Length` is at most {@linkcode WHOLE_BODY_MAX} and that is
+ *   read whole (`arrayBuffer()`, `bytes()`, `text()`, `json()`) before anything touched its
+ *   stream is read straight from the runtime's response. The same limits hold; `timeout` then
+ *   bounds the whole read of that (small) body rather than each wait for a chunk.
  *
  * @module
  */
 
 import { type Clock, systemClock } from "./clock.ts";
+import { parseContentLength, WHOLE_BODY_MAX } from "./_content_length.ts";
 import { TokenBucket } from "./rate_limiter.ts";
 import { VERSION } from "./version.ts";
 import { detectRuntime } from "./runtime.ts";
@@ -621,6 +626,7 @@ export class HttpClient {
         url,
         method,
         status,
+        length,
         attempts: attempt.number,
         callerSignal: signal,
         controller,
@@ -718,6 +724,8 @@ interface BodyGuard {
   url: string;
   method: string;
   status: number;
+  /** The declared `Content-Length`, when valid. */
+  length: number | undefined;
   attempts: number;
   callerSignal: AbortSignal | undefined;
   /** Aborts the attempt's fetch, which tears the connection down. */
@@ -730,17 +738,14 @@ interface BodyGuard {
   release: () => void;
 }
 
-/** Bodies that declare at most this many bytes may be read whole, past the stream wrapper. */
-const WHOLE_READ_MAX = 1024 * 1024;
-
 /**
  * Wraps a response body to enforce the idle timeout, the size limit and caller aborts, and to
  * release the concurrency slot exactly once when the body ends, is cancelled or errors.
  *
- * A body that declares a small `Content-Length` and is read whole (`arrayBuffer()`, `bytes()`,
- * `text()`, `json()`) before anything touched its stream is read straight from the runtime's
- * response, which is much cheaper than through a wrapping stream; the timeout then covers the
- * whole read.
+ * A body without a `Content-Encoding` that declares at most `WHOLE_BODY_MAX` bytes and is read
+ * whole (`arrayBuffer()`, `bytes()`, `text()`, `json()`) before anything touched its stream is
+ * read straight from the runtime's response, which is much cheaper than through a wrapping
+ * stream; the timeout then covers the whole read.
  */
 function guardBody(
   response: Response,
@@ -848,8 +853,12 @@ function guardBody(
   Object.defineProperty(wrapped, "url", { value: response.url, enumerable: true });
   Object.defineProperty(wrapped, "redirected", { value: response.redirected, enumerable: true });
 
-  const declared = parseContentLength(response.headers.get("content-length"));
-  if (declared !== undefined && declared <= WHOLE_READ_MAX && declared <= guard.maxBodyBytes) {
+  // Without a Content-Encoding the declared length is the length of the bytes read (the #attempt
+  // step has refused a length above maxBodyBytes).
+  if (
+    guard.length !== undefined && guard.length <= WHOLE_BODY_MAX &&
+    !response.headers.has("content-encoding")
+  ) {
     /** The whole body straight from the runtime's response, or `undefined` once the stream
      * was touched (the caller then reads through it). */
     const readWhole = async (): Promise<Uint8Array | undefined> => {
@@ -873,6 +882,7 @@ function guardBody(
       // The stream stands for the body just read: reading it again is an error, as with any
       // used body.
       output?.error(new TypeError(`The response body of ${label} was already read`));
+      Object.defineProperty(wrapped, "bodyUsed", { value: true, configurable: true });
       return bytes;
     };
     const fallback = Response.prototype;
@@ -923,12 +933,6 @@ function parseRetryAfter(value: string | null, now: number): number | undefined 
   if (!/[a-z]/i.test(text)) return undefined;
   const date = Date.parse(text);
   return Number.isNaN(date) ? undefined : Math.max(0, date - now);
-}
-
-function parseContentLength(value: string | null): number | undefined {
-  if (value === null) return undefined;
-  const text = value.trim();
-  return /^\d+$/.test(text) ? Number(text) : undefined;
 }
 
 function errorMessage(error: unknown): string {

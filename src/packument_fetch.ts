@@ -21,6 +21,7 @@ import type { Cache, CacheEntryInfo } from "./cache.ts";
 import type { HttpClient } from "./http_client.ts";
 import { packumentKey, type Representation } from "./keys.ts";
 import { encodePackageName } from "./package_name.ts";
+import { parseContentLength, WHOLE_BODY_MAX } from "./_content_length.ts";
 
 /** The `Accept` header of each representation. */
 export const ACCEPT: Record<Representation, string> = {
@@ -81,14 +82,15 @@ export interface FetchPackumentOptions {
   /** Aborts the work.
    * @default {undefined} */
   signal?: AbortSignal;
+  /** The `_rev` to record for a fetched body that names none (the abbreviated document), such
+   * as the revision a partition row lists. A body's own `_rev` always wins.
+   * @default {undefined} */
+  revFor?: (name: string) => string | undefined;
 }
 
 /** `"_rev":"..."`, looked for within the first 64 KiB of a document. */
 const REV = /"_rev"\s*:\s*"([^"\\]*)"/;
 const REV_SCAN_MAX = 65_536;
-
-/** Responses up to this size (by `Content-Length`) are read whole rather than streamed. */
-const WHOLE_BODY_MAX = 256 * 1024;
 
 /** Finds `"_rev":"..."` near the start of a streamed document without parsing it. */
 function revScanner(): {
@@ -213,10 +215,15 @@ export function fetchPackument(
           error: `GET ${url} answered ${response.status} ${text.slice(0, 120)}`.trim(),
         };
       }
-      const length = Number(response.headers.get("content-length") ?? NaN);
+      const length = parseContentLength(response.headers.get("content-length"));
       let body: Uint8Array | ReadableStream<Uint8Array>;
       let revFound: () => string | undefined;
-      if (length <= WHOLE_BODY_MAX) {
+      // A declared length counts the bytes on the wire: only without a Content-Encoding is it
+      // the size of the body read.
+      if (
+        length !== undefined && length <= WHOLE_BODY_MAX &&
+        !response.headers.has("content-encoding")
+      ) {
         // A small body costs less read whole than piped through streams.
         const bytes = new Uint8Array(await response.arrayBuffer());
         body = bytes;
@@ -227,7 +234,7 @@ export function fetchPackument(
         revFound = scan.rev;
       }
       const stored = await cache.put(key, body, () => {
-        const rev = revFound();
+        const rev = revFound() ?? options.revFor?.(name);
         return {
           status: 200,
           ...(meta.etag ? { etag: meta.etag } : {}),

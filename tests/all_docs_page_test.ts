@@ -88,6 +88,11 @@ Deno.test("other pages are left to JSON.parse, which reads them to the right lin
       text: '{"total_rows":1,"offset":0,"rows":[{"id":"a","key":"a","value":{"rev":"1-a"}}],"x":1}',
     },
     {
+      name: "a number with a leading zero (not JSON)",
+      rows: [],
+      text: '{"total_rows":01,"offset":0,"rows":[{"id":"a","key":"a","value":{"rev":"1-a"}}]}',
+    },
+    {
       name: "whitespace before the page",
       rows: [{ id: "a", rev: "1-a" }],
       text: ' {"total_rows":1,"offset":0,"rows":[{"id":"a","key":"a","value":{"rev":"1-a"}}]}',
@@ -98,6 +103,10 @@ Deno.test("other pages are left to JSON.parse, which reads them to the right lin
     if (name === "escaped slash") page = page.replaceAll("/", "\\/");
     const bytes = encoder.encode(page);
     assert.equal(scanPage(bytes, undefined), undefined, name);
+    if (rows.length === 0) {
+      assert.throws(() => parsePage(bytes, undefined), BadResponseError, name);
+      continue;
+    }
     const parsed = parsePage(bytes, undefined);
     assert.deepEqual(linesOf(parsed), rows, name);
     assert.deepEqual(parsed.lines, encodePartitionLines(rows), name);

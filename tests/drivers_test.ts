@@ -219,6 +219,24 @@ Deno.test("fs driver", async (t) => {
     });
   });
 
+  await t.step("a stream that fails with ENOENT fails the put as it is, read once", async () => {
+    await withTempDir(async (dir) => {
+      const driver = new FsDriver(dir);
+      let pulls = 0;
+      const failing = new ReadableStream<Uint8Array>({
+        pull(controller) {
+          if (pulls++ === 0) controller.enqueue(new Uint8Array([1]));
+          else controller.error(Object.assign(new Error("source gone"), { code: "ENOENT" }));
+        },
+      });
+      await assert.rejects(driver.put("a:b:c", failing), /source gone/);
+      assert.equal(pulls, 2);
+      assert.equal(await driver.has("a:b:c"), false);
+      assert.deepEqual((await walk(dir)).filter((p) => p.includes(".tmp-")), []);
+      await driver.close();
+    });
+  });
+
   for (const [name, ops] of [["node:fs", undefined], ["Deno", denoFsOps]] as const) {
     await t.step(`removes the directories a delete leaves empty (${name})`, async () => {
       await withTempDir(async (dir) => {

@@ -661,7 +661,9 @@ Deno.test("HttpClient reads a small declared body whole, with the same guarantee
         };
         for (const [name, how] of Object.entries(read)) {
           const response = await client.request(`${base}/${name}`);
+          assert.equal(response.bodyUsed, false, name);
           assert.equal(await how(response), document, name);
+          assert.equal(response.bodyUsed, true, name);
           assert.equal(client.stats.inFlight, 0, name);
           await assert.rejects(response.text(), TypeError, name);
           await assert.rejects(response.body!.getReader().read(), TypeError, name);
@@ -701,6 +703,28 @@ Deno.test("HttpClient reads a small declared body whole, with the same guarantee
         assert.equal(error.cause.name, "TimeoutError");
         return true;
       });
+      assert.equal(client.stats.inFlight, 0);
+    });
+  });
+
+  await t.step("a compressed body keeps the size limit on the bytes it decodes to", async () => {
+    const zeros = new Uint8Array(300_000);
+    const gzipped = new Uint8Array(
+      await new Response(
+        new Blob([zeros]).stream().pipeThrough(new CompressionStream("gzip")),
+      ).arrayBuffer(),
+    );
+    assert.ok(gzipped.length < 10_000);
+    await withTcpServer(async (conn) => {
+      await readHead(conn);
+      const head = "HTTP/1.1 200 OK\r\ncontent-encoding: gzip\r\n" +
+        `content-length: ${gzipped.length}\r\nconnection: close\r\n\r\n`;
+      await writeAll(conn, head);
+      await conn.write(gzipped);
+    }, async (base) => {
+      const { client } = makeClient({ maxBodyBytes: 100_000 });
+      const response = await client.request(`${base}/x`);
+      await assert.rejects(response.arrayBuffer(), /more than 'maxBodyBytes'/);
       assert.equal(client.stats.inFlight, 0);
     });
   });

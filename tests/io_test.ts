@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { bar, Progress, progressMode } from "../cli/io.ts";
+import { bar, duration, formatBytes, Progress, progressMode } from "../cli/io.ts";
 
 const quiet = { quiet: true, json: false, progress: false };
 const plain = { quiet: false, json: false, progress: false };
@@ -39,6 +39,7 @@ Deno.test("Progress as lines writes a plain line at most once a second", () => {
   progress.update("a");
   advance(500);
   progress.update("b");
+  progress.update("forced", true); // A log gets no more than a line a second, forced or not.
   advance(500);
   progress.update("c");
   progress.done();
@@ -62,4 +63,15 @@ Deno.test("bar() fills in proportion, and stays empty without a total", () => {
   assert.equal(bar(9, 4, 8), "[########]");
   assert.equal(bar(3, undefined, 4), "[----]");
   assert.equal(bar(3, 0, 4), "[----]");
+});
+
+Deno.test("duration() and formatBytes() read as people write them", () => {
+  assert.deepEqual(
+    [0, 59_400, 60_000, 125_000, 3_599_000, 3_600_000, 7_530_000, 180_030_000].map(duration),
+    ["0s", "59s", "1m00s", "2m05s", "59m59s", "1h00m", "2h05m", "50h00m"],
+  );
+  assert.deepEqual(
+    [0, 999, 1000, 1_234_567, 76_258_115_000].map(formatBytes),
+    ["0 B", "999 B", "1.0 KB", "1.2 MB", "76.3 GB"],
+  );
 });

@@ -1,3 +1,4 @@
+import { duration } from "../cli/io.ts";
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { join } from "node:path";
@@ -47,13 +48,6 @@ function rowsIn(fixture: AllDocsFixture, startKey: string, endKey: string): AllD
 }
 
 /** How `partition list` shows an age of `s` seconds: `42s`, `3m05s`, `2h05m`. */
-function shownAge(s: number): string {
-  const pad = (n: number) => String(n).padStart(2, "0");
-  if (s < 60) return `${s}s`;
-  if (s < 3600) return `${Math.floor(s / 60)}m${pad(s % 60)}s`;
-  return `${Math.floor(s / 3600)}h${pad(Math.floor(s / 60) % 60)}m`;
-}
-
 /** Every whole number from `lo` to `hi`. */
 function between(lo: number, hi: number): number[] {
   return Array.from({ length: hi - lo + 1 }, (_, i) => lo + i);
@@ -213,7 +207,7 @@ Deno.test("partition refresh, status, list and cache create-index work end to en
     assert.ok(list[0].ageSeconds >= 7530 && list[1].ageSeconds >= 180_030);
 
     // What a person sees: start, end, rows and age, one partition a line.
-    const shown = ages.map((range) => range.map(shownAge));
+    const shown = ages.map((range) => range.map((seconds) => duration(seconds * 1000)));
     assert.equal(plainList.code, 0, plainList.stderr);
     const listed = plainList.stdout.split("\n");
     assert.equal(listed.pop(), "");
