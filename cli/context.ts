@@ -59,6 +59,11 @@ export function describeStorage(options: GlobalOptions): { kind: string; locatio
       return { kind: "fs", location: join(options.cacheDir, "fs") };
     case "kv":
       return { kind: "kv", location: join(options.cacheDir, "deno.kv") };
+    case "s3": {
+      const s3 = options.s3;
+      const where = s3 === undefined ? "" : `${s3.endpoint}/${s3.bucket}/${s3.prefix}`;
+      return { kind: "s3", location: where };
+    }
   }
 }
 

@@ -13,13 +13,29 @@ export class UsageError extends Error {
   override name = "UsageError";
 }
 
-/** Storage backends the CLI can embed. */
-export type StorageKind = "fs" | "kv" | "memory";
+/** Storage backends the CLI can use. */
+export type StorageKind = "fs" | "kv" | "memory" | "s3";
+
+/** Where `--storage s3` keeps the cache, from `ALL_DOCS_S3_URL` and the `AWS_*` variables. */
+export interface S3Settings {
+  /** The service endpoint, `http(s)://host[:port]`. */
+  endpoint: string;
+  /** The bucket. */
+  bucket: string;
+  /** The key prefix inside the bucket (`""` for none). */
+  prefix: string;
+  /** The signing region (`AWS_REGION`, default `us-east-1`). */
+  region: string;
+  /** The credentials (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`). */
+  credentials: { accessKeyId: string; secretAccessKey: string; sessionToken?: string };
+}
 
 /** The resolved global options. */
 export interface GlobalOptions {
   cacheDir: string;
   storage: StorageKind;
+  /** Set when `storage` is `s3`. */
+  s3: S3Settings | undefined;
   origin: string | undefined;
   originKey: string | undefined;
   registry: string | undefined;
@@ -54,7 +70,10 @@ export const GLOBAL_FLAGS = {
 export const GLOBAL_HELP = `Global options (each also read from the environment variable shown):
   --cache-dir DIR     where embedded storage lives           ALL_DOCS_CACHE_DIR
                       (default: $XDG_CACHE_HOME/_all_docs, or ~/.cache/_all_docs)
-  --storage KIND      fs | kv | memory (default fs)          ALL_DOCS_STORAGE
+  --storage KIND      fs | kv | memory | s3 (default fs)     ALL_DOCS_STORAGE
+                      (s3: ALL_DOCS_S3_URL=http(s)://host:port/bucket[/prefix],
+                      AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN,
+                      AWS_REGION)
   --origin URL        CouchDB replication endpoint           ALL_DOCS_ORIGIN
   --origin-key KEY    name the origin in cache keys          ALL_DOCS_ORIGIN_KEY
   --registry URL      packument registry                     ALL_DOCS_REGISTRY
@@ -100,6 +119,66 @@ function url(flag: string, raw: string | undefined): string | undefined {
   return raw;
 }
 
+const BUCKET = /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/;
+
+/** Reads the s3 settings from the environment; any missing or bad one is a usage error. */
+export function resolveS3Settings(): S3Settings {
+  const raw = env("ALL_DOCS_S3_URL");
+  if (raw === undefined) {
+    throw new UsageError(
+      "--storage s3 needs ALL_DOCS_S3_URL (http(s)://host:port/bucket[/prefix])",
+    );
+  }
+  const bad = (why: string) =>
+    new UsageError(
+      `Invalid ALL_DOCS_S3_URL: ${why}; expected http(s)://host:port/bucket[/prefix], ` +
+        `received '${raw}'`,
+    );
+  let parsed: URL;
+  try {
+    parsed = new URL(raw);
+  } catch {
+    throw bad("not a URL");
+  }
+  if (parsed.protocol !== "http:" && parsed.protocol !== "https:") throw bad("not http(s)");
+  if (parsed.username !== "" || parsed.password !== "") {
+    throw bad("credentials go in AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, not the URL");
+  }
+  if (parsed.search !== "" || parsed.hash !== "") throw bad("no query or fragment allowed");
+  const path = parsed.pathname.slice(1);
+  const slash = path.indexOf("/");
+  const bucket = slash === -1 ? path : path.slice(0, slash);
+  if (!BUCKET.test(bucket)) {
+    throw bad("the bucket must be 3 to 63 lower-case letters, digits, dots and hyphens");
+  }
+  let prefix: string;
+  try {
+    prefix = slash === -1 ? "" : decodeURIComponent(path.slice(slash + 1));
+  } catch {
+    throw bad("the prefix is not valid percent-encoded UTF-8");
+  }
+  if (new TextEncoder().encode(prefix).byteLength >= 512) {
+    throw bad("the prefix must be shorter than 512 UTF-8 bytes");
+  }
+  const accessKeyId = env("AWS_ACCESS_KEY_ID");
+  const secretAccessKey = env("AWS_SECRET_ACCESS_KEY");
+  if (accessKeyId === undefined || secretAccessKey === undefined) {
+    throw new UsageError(
+      "--storage s3 needs AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in the environment",
+    );
+  }
+  const region = env("AWS_REGION") ?? "us-east-1";
+  if (!/^[a-z0-9-]{1,64}$/.test(region)) {
+    throw new UsageError(
+      `Invalid AWS_REGION: expected lower-case letters, digits and hyphens, received '${region}'`,
+    );
+  }
+  const credentials: S3Settings["credentials"] = { accessKeyId, secretAccessKey };
+  const sessionToken = env("AWS_SESSION_TOKEN");
+  if (sessionToken !== undefined) credentials.sessionToken = sessionToken;
+  return { endpoint: parsed.origin, bucket, prefix, region, credentials };
+}
+
 /** The default cache directory: `$XDG_CACHE_HOME/_all_docs`, else the platform's cache dir. */
 export function defaultCacheDir(): string {
   const xdg = env("XDG_CACHE_HOME");
@@ -120,9 +199,12 @@ export function resolveGlobalOptions(
     return typeof value === "string" ? value : env(name);
   };
   const storage = str("storage", "ALL_DOCS_STORAGE") ?? "fs";
-  if (storage !== "fs" && storage !== "kv" && storage !== "memory") {
-    throw new UsageError(`Invalid --storage: expected fs, kv or memory, received '${storage}'`);
+  if (storage !== "fs" && storage !== "kv" && storage !== "memory" && storage !== "s3") {
+    throw new UsageError(
+      `Invalid --storage: expected fs, kv, memory or s3, received '${storage}'`,
+    );
   }
+  const s3 = storage === "s3" ? resolveS3Settings() : undefined;
   const originKey = str("origin-key", "ALL_DOCS_ORIGIN_KEY");
   if (originKey !== undefined && !/^[A-Za-z0-9._-]{1,64}$/.test(originKey)) {
     throw new UsageError(
@@ -136,6 +218,7 @@ export function resolveGlobalOptions(
   return {
     cacheDir,
     storage,
+    s3,
     origin: url("origin", str("origin", "ALL_DOCS_ORIGIN")),
     originKey,
     registry: url("registry", str("registry", "ALL_DOCS_REGISTRY")),

@@ -4,6 +4,7 @@
  * @module
  */
 
+import { compareKeys } from "../src/_compare.ts";
 import type { ListOptions } from "../src/storage.ts";
 
 const encoder = new TextEncoder();
@@ -59,4 +60,47 @@ export function checkListOptions(
   if (options.start !== undefined) result.start = options.start;
   if (options.end !== undefined) result.end = options.end;
   return result;
+}
+
+/**
+ * Checks a driver's key prefix and gives the key bytes left after it.
+ *
+ * @param prefix The prefix put before every key.
+ * @param maxKeyBytes The store's own key limit, in UTF-8 bytes.
+ * @returns How many UTF-8 bytes a key may have.
+ * @throws {TypeError} When the prefix is not a well-formed string.
+ * @throws {RangeError} When the prefix leaves no room for a key.
+ */
+export function keyBytesAfterPrefix(prefix: string, maxKeyBytes: number): number {
+  checkKey("use", prefix);
+  const prefixBytes = new TextEncoder().encode(prefix).byteLength;
+  if (prefixBytes >= maxKeyBytes) {
+    throw new RangeError(
+      `Cannot use key prefix: it must be shorter than ${maxKeyBytes} UTF-8 bytes, ` +
+        `received ${prefixBytes}`,
+    );
+  }
+  return maxKeyBytes - prefixBytes;
+}
+
+/**
+ * Where a name a paged store listed falls in a `list()` call: the driver's key to yield,
+ * `undefined` to skip it, or `null` once the listing is past `end`.
+ *
+ * @param name The stored name, the driver's own prefix included.
+ * @param storePrefix The driver's own prefix.
+ * @param options The checked list options.
+ * @returns The key, `undefined` or `null`.
+ */
+export function listedKey(
+  name: string,
+  storePrefix: string,
+  options: { prefix: string; start?: string; end?: string },
+): string | undefined | null {
+  if (!name.startsWith(storePrefix)) return undefined;
+  const key = name.slice(storePrefix.length);
+  if (!key.startsWith(options.prefix)) return undefined;
+  if (options.start !== undefined && compareKeys(key, options.start) < 0) return undefined;
+  if (options.end !== undefined && compareKeys(key, options.end) >= 0) return null;
+  return key;
 }

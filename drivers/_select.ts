@@ -1,5 +1,5 @@
 /**
- * The embedded-storage choice shared by the per-runtime entry modules (`for_deno.ts`,
+ * The storage choice shared by the per-runtime entry modules (`for_deno.ts`,
  * `for_node.ts`): each passes what differs on its runtime (file operations, how to open Deno KV).
  *
  * @module
@@ -10,13 +10,19 @@ import { join } from "node:path";
 import type { StorageDriver } from "../src/storage.ts";
 import { MemoryDriver } from "./memory.ts";
 import { FsDriver, type FsOps } from "./fs.ts";
+import { S3Driver, type S3DriverOptions } from "./s3.ts";
 
-/** Which embedded storage to use, and where. */
+/** Which storage to use, and where. */
 export interface StorageSettings {
-  /** `fs` (files under `cacheDir/fs`), `kv` (Deno KV file `cacheDir/deno.kv`) or `memory`. */
-  storage: "fs" | "kv" | "memory";
+  /**
+   * `fs` (files under `cacheDir/fs`), `kv` (Deno KV file `cacheDir/deno.kv`), `memory`, or `s3`
+   * (an S3-compatible bucket, configured by `s3`).
+   */
+  storage: "fs" | "kv" | "memory" | "s3";
   /** The cache directory. */
   cacheDir: string;
+  /** Endpoint, bucket, prefix, region and credentials, for `s3`. */
+  s3?: Omit<S3DriverOptions, "fetch" | "partSize" | "pageSize"> | undefined;
 }
 
 /** What a runtime supplies to {@linkcode selectStorageDriver}. */
@@ -43,5 +49,10 @@ export async function selectStorageDriver(
     case "kv":
       await mkdir(settings.cacheDir, { recursive: true });
       return await runtime.openKv(join(settings.cacheDir, "deno.kv"));
+    case "s3":
+      if (settings.s3 === undefined) {
+        throw new TypeError("Cannot open s3 storage: no endpoint, bucket or credentials given");
+      }
+      return new S3Driver(settings.s3);
   }
 }

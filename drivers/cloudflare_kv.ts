@@ -26,7 +26,7 @@
 
 import { compareKeys } from "../src/_compare.ts";
 import type { ListOptions, StorageDriver, StorageLimits, StorageValue } from "../src/storage.ts";
-import { checkKey, checkListOptions } from "./_checks.ts";
+import { checkKey, checkListOptions, keyBytesAfterPrefix, listedKey } from "./_checks.ts";
 import { concatBytes } from "../src/_bytes.ts";
 
 export type { ListOptions, StorageDriver, StorageLimits, StorageValue } from "../src/storage.ts";
@@ -37,8 +37,6 @@ export const KV_MAX_KEY_BYTES = 512;
 export const KV_MAX_VALUE_BYTES: number = 25 * 1024 * 1024;
 /** The most keys one KV `list` call returns. */
 const KV_MAX_PAGE = 1000;
-
-const encoder = new TextEncoder();
 
 /** One page of a KV `list`. */
 export interface KvListResult {
@@ -115,14 +113,7 @@ export class CloudflareKvDriver implements StorageDriver {
    */
   constructor(namespace: KvNamespaceLike, options: CloudflareKvDriverOptions = {}) {
     const prefix = options.keyPrefix ?? "";
-    checkKey("use", prefix);
-    const prefixBytes = encoder.encode(prefix).byteLength;
-    if (prefixBytes >= KV_MAX_KEY_BYTES) {
-      throw new RangeError(
-        `Cannot use key prefix: it must be shorter than ${KV_MAX_KEY_BYTES} UTF-8 bytes, ` +
-          `received ${prefixBytes}`,
-      );
-    }
+    const maxKeyBytes = keyBytesAfterPrefix(prefix, KV_MAX_KEY_BYTES);
     const pageSize = options.pageSize ?? KV_MAX_PAGE;
     if (!Number.isInteger(pageSize) || pageSize < 1 || pageSize > KV_MAX_PAGE) {
       throw new RangeError(
@@ -132,7 +123,7 @@ export class CloudflareKvDriver implements StorageDriver {
     this.#kv = namespace;
     this.#prefix = prefix;
     this.#pageSize = pageSize;
-    this.limits = { maxKeyBytes: KV_MAX_KEY_BYTES - prefixBytes };
+    this.limits = { maxKeyBytes };
   }
 
   /**
@@ -215,7 +206,8 @@ export class CloudflareKvDriver implements StorageDriver {
    */
   async *list(options: ListOptions = {}): AsyncIterable<string> {
     this.#assertOpen("list");
-    const { prefix, start, end, limit } = checkListOptions(options);
+    const checked = checkListOptions(options);
+    const { prefix, start, end, limit } = checked;
     if (limit === 0) return;
     if (start !== undefined && end !== undefined && compareKeys(start, end) >= 0) return;
     let listPrefix = prefix;
@@ -227,7 +219,6 @@ export class CloudflareKvDriver implements StorageDriver {
     let kvPrefix = this.#prefix + listPrefix;
     const nul = kvPrefix.indexOf("\u0000");
     if (nul >= 0) kvPrefix = kvPrefix.slice(0, nul);
-    const cut = this.#prefix.length;
     let cursor: string | undefined;
     let count = 0;
     while (true) {
@@ -239,11 +230,9 @@ export class CloudflareKvDriver implements StorageDriver {
       if (cursor !== undefined) request.cursor = cursor;
       const page = await this.#kv.list(request);
       for (const { name } of page.keys) {
-        if (!name.startsWith(this.#prefix)) continue;
-        const key = name.slice(cut);
-        if (!key.startsWith(prefix)) continue;
-        if (start !== undefined && compareKeys(key, start) < 0) continue;
-        if (end !== undefined && compareKeys(key, end) >= 0) return;
+        const key = listedKey(name, this.#prefix, checked);
+        if (key === null) return;
+        if (key === undefined) continue;
         yield key;
         if (++count >= limit) return;
         this.#assertOpen("list");

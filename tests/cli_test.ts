@@ -46,7 +46,7 @@ Deno.test("cli usage errors print one line and exit 2", async () => {
     [["cache", "stats", "--fix"], {}, /^error: Unknown option '--fix' for 'cache stats'/],
     [["cache", "stats", "extra"], {}, /^error: Unexpected argument 'extra'/],
     [["serve", "extra"], {}, /^error: Unexpected argument 'extra' for 'serve'/],
-    [["cache", "stats", "--storage", "s3"], {}, /^error: Invalid --storage: .*received 's3'/],
+    [["cache", "stats", "--storage", "s4"], {}, /^error: Invalid --storage: .*received 's4'/],
     [["cache", "stats", "--concurrency", "0"], {}, /^error: Invalid --concurrency: .*'0'/],
     [["cache", "stats"], { ALL_DOCS_RETRIES: "-1" }, /^error: Invalid --retries: .*'-1'/],
     [["cache", "stats", "--timeout", "1.5"], {}, /^error: Invalid --timeout/],

@@ -58,3 +58,29 @@ export function stopper(
     },
   };
 }
+
+/** A peer running under Node, with its output kept for error messages. */
+export interface NodePeer {
+  /** What the peer printed so far (the last 64 KiB of each stream). */
+  output(): string;
+  /** Whether it has exited. */
+  exited(): boolean;
+  /** Stops it once and removes its directory; every call returns the same promise. */
+  close(): Promise<void>;
+}
+
+/** Starts `node ...args` in `dir` (removed again by `close()`), keeping what it prints. */
+export function spawnNode(args: string[], dir: string): NodePeer {
+  const child = new Deno.Command("node", {
+    args,
+    cwd: dir,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const out = { text: "" };
+  const err = { text: "" };
+  const drained = Promise.all([drain(child.stdout, out), drain(child.stderr, err)]);
+  const { exited, close } = stopper(child, drained, dir);
+  return { output: () => `stdout: ${out.text}\nstderr: ${err.text}`, exited, close };
+}

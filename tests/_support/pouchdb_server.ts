@@ -27,7 +27,7 @@
  * @module
  */
 
-import { delay, drain, freePort, stopper } from "./_child.ts";
+import { delay, freePort, spawnNode } from "./_child.ts";
 
 /** One row of the listing. */
 export interface PouchdbRow {
@@ -120,17 +120,15 @@ export async function startPouchdbServer(options: PouchdbServerOptions): Promise
   const t0 = performance.now();
   const dir = await Deno.makeTempDir({ prefix: "pouchdb_server_" });
   const port = freePort();
-  const child = new Deno.Command("node", {
-    args: [POUCHDB_BIN, "--in-memory", "--port", String(port), "--host", "127.0.0.1", "-n"],
-    cwd: dir,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const out = { text: "" };
-  const err = { text: "" };
-  const drained = Promise.all([drain(child.stdout, out), drain(child.stderr, err)]);
-  const { exited, close } = stopper(child, drained, dir);
+  const { output, exited, close } = spawnNode([
+    POUCHDB_BIN,
+    "--in-memory",
+    "--port",
+    String(port),
+    "--host",
+    "127.0.0.1",
+    "-n",
+  ], dir);
 
   const base = `http://127.0.0.1:${port}`;
   const origin = `${base}/registry`;
@@ -148,7 +146,7 @@ export async function startPouchdbServer(options: PouchdbServerOptions): Promise
     }
     if (!up) {
       throw new Error(
-        `pouchdb-server did not come up on port ${port}\nstdout: ${out.text}\nstderr: ${err.text}`,
+        `pouchdb-server did not come up on port ${port}\n${output()}`,
       );
     }
     const t1 = performance.now();

@@ -44,7 +44,7 @@
 
 import { PEERS_INSTALL_COMMAND } from "./pouchdb_server.ts";
 
-import { delay, drain, freePort, stopper } from "./_child.ts";
+import { delay, freePort, spawnNode } from "./_child.ts";
 
 export { PEERS_INSTALL_COMMAND };
 
@@ -134,18 +134,7 @@ export async function startVerdaccio(options: VerdaccioOptions = {}): Promise<Ve
   const port = freePort();
   const config = `${dir}/config.yaml`;
   await Deno.writeTextFile(config, configYaml(dir, port, options.privateAccess ?? false));
-  const child = new Deno.Command("node", {
-    args: [VERDACCIO_BIN, "--config", config],
-    cwd: dir,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const out = { text: "" };
-  const err = { text: "" };
-  const drained = Promise.all([drain(child.stdout, out), drain(child.stderr, err)]);
-  const { exited, close } = stopper(child, drained, dir);
-  const output = (): string => `stdout: ${out.text}\nstderr: ${err.text}`;
+  const { output, exited, close } = spawnNode([VERDACCIO_BIN, "--config", config], dir);
 
   const url = `http://127.0.0.1:${port}/`;
   try {

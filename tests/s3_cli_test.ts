@@ -1,0 +1,120 @@
+import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
+import { runCli, runCliMeasured } from "./_support/run_cli.ts";
+import { loadFixturePackuments } from "./_support/packuments.ts";
+import { startRegistryFixture } from "./_support/registry_fixture.ts";
+import { S3RVER_CREDENTIALS, startS3rver } from "./_support/s3rver.ts";
+
+Deno.test("cli --storage s3: fetch into s3rver, show byte for byte, stats count it", async () => {
+  const packuments = await loadFixturePackuments();
+  const fixture = await startRegistryFixture({ packuments });
+  const server = await startS3rver("cli-cache");
+  const dir = await Deno.makeTempDir();
+  try {
+    const env = {
+      ALL_DOCS_REGISTRY: fixture.url,
+      ALL_DOCS_CACHE_DIR: dir,
+      ALL_DOCS_S3_URL: `${server.endpoint}/${server.bucket}/runs/one%3A`,
+      AWS_ACCESS_KEY_ID: S3RVER_CREDENTIALS.accessKeyId,
+      AWS_SECRET_ACCESS_KEY: S3RVER_CREDENTIALS.secretAccessKey,
+      AWS_REGION: "us-east-1",
+    };
+    const fetched = await runCli(["packument", "fetch", "ms", "chalk", "--storage", "s3"], env);
+    assert.equal(fetched.code, 0, fetched.stderr);
+    assert.match(fetched.stdout, /^fetched 2, /);
+
+    const objects = (await server.state()).objects;
+    assert.ok(objects.length >= 2, JSON.stringify(objects));
+    assert.ok(objects.every((key) => key.startsWith("runs/one:v1:")), JSON.stringify(objects));
+    assert.deepEqual(Array.from(Deno.readDirSync(dir)), [], "nothing is written to --cache-dir");
+
+    for (const name of ["ms", "chalk"]) {
+      const shown = await runCliMeasured(["packument", "show", name, "--storage", "s3"], env);
+      assert.equal(shown.code, 0, shown.stderr);
+      const expected = fixture.expectedBody(name, "full");
+      assert.equal(shown.stdoutBytes, expected.byteLength, name);
+      assert.equal(shown.stdoutSha256, createHash("sha256").update(expected).digest("hex"), name);
+    }
+
+    const stats = await runCli(["cache", "stats", "--json"], { ...env, ALL_DOCS_STORAGE: "s3" });
+    assert.equal(stats.code, 0, stats.stderr);
+    const parsed = JSON.parse(stats.stdout);
+    assert.equal(parsed.storage.kind, "s3");
+    assert.equal(parsed.storage.location, `${server.endpoint}/${server.bucket}/runs/one:`);
+    assert.equal(parsed.types.packument, 2);
+    assert.equal(parsed.entries, 2);
+    assert.ok(!stats.stdout.includes(S3RVER_CREDENTIALS.secretAccessKey), "no secret in stats");
+
+    // Wrong credentials: a clear failure, not a silent miss.
+    const refused = await runCli(["packument", "show", "ms", "--storage", "s3"], {
+      ...env,
+      AWS_SECRET_ACCESS_KEY: "wrong",
+    });
+    assert.notEqual(refused.code, 0);
+    assert.match(refused.stderr, /S3 answered HTTP 403: SignatureDoesNotMatch/);
+  } finally {
+    await server.close();
+    await fixture.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("cli --storage s3 settings are usage errors before any request", async () => {
+  const fixture = await startRegistryFixture({});
+  const server = await startS3rver("cli-usage");
+  const dir = await Deno.makeTempDir();
+  try {
+    const good = {
+      ALL_DOCS_REGISTRY: fixture.url,
+      ALL_DOCS_CACHE_DIR: dir,
+      ALL_DOCS_S3_URL: `${server.endpoint}/${server.bucket}`,
+      AWS_ACCESS_KEY_ID: S3RVER_CREDENTIALS.accessKeyId,
+      AWS_SECRET_ACCESS_KEY: S3RVER_CREDENTIALS.secretAccessKey,
+    };
+    const without = (name: keyof typeof good): Record<string, string> => {
+      const env: Record<string, string> = { ...good };
+      delete env[name];
+      return env;
+    };
+    const cases: [Record<string, string>, RegExp][] = [
+      [without("ALL_DOCS_S3_URL"), /^error: --storage s3 needs ALL_DOCS_S3_URL/],
+      [{ ...good, ALL_DOCS_S3_URL: "not a url" }, /^error: Invalid ALL_DOCS_S3_URL: not a URL/],
+      [{ ...good, ALL_DOCS_S3_URL: "ftp://127.0.0.1/b" }, /^error: Invalid ALL_DOCS_S3_URL/],
+      [
+        { ...good, ALL_DOCS_S3_URL: `${server.endpoint}/` },
+        /^error: Invalid ALL_DOCS_S3_URL: .*bucket/,
+      ],
+      [{ ...good, ALL_DOCS_S3_URL: `${server.endpoint}/Bad_Bucket` }, /bucket/],
+      [{ ...good, ALL_DOCS_S3_URL: `${server.endpoint}/b?x=1` }, /query/],
+      [
+        { ...good, ALL_DOCS_S3_URL: `http://u:p@127.0.0.1:1/bucket` },
+        /^error: Invalid ALL_DOCS_S3_URL: credentials go in AWS_ACCESS_KEY_ID/,
+      ],
+      [{ ...good, ALL_DOCS_S3_URL: `${server.endpoint}/bucket/%E0%A4%A` }, /prefix/],
+      [without("AWS_ACCESS_KEY_ID"), /^error: --storage s3 needs AWS_ACCESS_KEY_ID and AWS_SECRET/],
+      [without("AWS_SECRET_ACCESS_KEY"), /^error: --storage s3 needs AWS_ACCESS_KEY_ID and/],
+      [{ ...good, AWS_REGION: "Not A Region" }, /^error: Invalid AWS_REGION/],
+    ];
+    // This process's environment without AWS_* and ALL_DOCS_* settings, so none leaks in.
+    const base = Object.fromEntries(
+      Object.entries(Deno.env.toObject()).filter(([key]) =>
+        !key.startsWith("AWS_") && !key.startsWith("ALL_DOCS_")
+      ),
+    );
+    for (const [env, message] of cases) {
+      const result = await runCli(["packument", "fetch", "ms", "--storage", "s3"], {
+        ...base,
+        ...env,
+      }, { clearEnv: true });
+      assert.equal(result.code, 2, result.stderr);
+      assert.match(result.stderr, message);
+      assert.equal(result.stderr.trim().split("\n").length, 1, result.stderr);
+    }
+    assert.equal(fixture.requests.length, 0, "no registry request was sent");
+    assert.deepEqual(await server.state(), { objects: [], uploads: [] });
+  } finally {
+    await server.close();
+    await fixture.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
