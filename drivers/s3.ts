@@ -209,6 +209,8 @@ export async function signS3Request(input: S3SignInput): Promise<S3Signature> {
 interface PartSource {
   reader: ReadableStreamDefaultReader<Uint8Array>;
   rest: Uint8Array | undefined;
+  /** The one part buffer of an upload, filled again for every part once the last was sent. */
+  buffer: Uint8Array | undefined;
 }
 
 /** Decodes the XML entities of a text node. */
@@ -385,7 +387,7 @@ export class S3Driver implements StorageDriver {
       return;
     }
     const reader = value.getReader();
-    const source: PartSource = { reader, rest: undefined };
+    const source: PartSource = { reader, rest: undefined, buffer: undefined };
     let uploadId: string | undefined;
     try {
       let part = await this.#readPart(source);
@@ -611,9 +613,12 @@ export class S3Driver implements StorageDriver {
     await response.body?.cancel();
   }
 
-  /** Reads up to one part; `done` when the stream ended within it. */
+  /**
+   * Reads up to one part; `done` when the stream ended within it. The bytes live in the
+   * upload's one buffer, so each part must be sent before the next is read.
+   */
   async #readPart(source: PartSource): Promise<{ bytes: Uint8Array; done: boolean }> {
-    const part = new Uint8Array(this.#partSize);
+    const part = source.buffer ??= new Uint8Array(this.#partSize);
     let length = 0;
     while (length < this.#partSize) {
       let chunk: Uint8Array;

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { runCli, runCliMeasured } from "./_support/run_cli.ts";
-import { loadFixturePackuments } from "./_support/packuments.ts";
+import { generatePackumentChunks, loadFixturePackuments } from "./_support/packuments.ts";
 import { startRegistryFixture } from "./_support/registry_fixture.ts";
 import { S3RVER_CREDENTIALS, startS3rver } from "./_support/s3rver.ts";
 
@@ -112,6 +112,41 @@ Deno.test("cli --storage s3 settings are usage errors before any request", async
     }
     assert.equal(fixture.requests.length, 0, "no registry request was sent");
     assert.deepEqual(await server.state(), { objects: [], uploads: [] });
+  } finally {
+    await server.close();
+    await fixture.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("cli --storage s3: a 110 MB packument fetches and shows with peak memory under 200 MB", async () => {
+  const big = { versions: 4000, seed: 7, targetBytes: 110 * 1024 * 1024 };
+  const fixture = await startRegistryFixture({
+    packuments: new Map([["huge", () => generatePackumentChunks("huge", big)]]),
+  });
+  const server = await startS3rver("big-cache");
+  const dir = await Deno.makeTempDir();
+  try {
+    const env = {
+      ALL_DOCS_REGISTRY: fixture.url,
+      ALL_DOCS_CACHE_DIR: dir,
+      ALL_DOCS_STORAGE: "s3",
+      ALL_DOCS_S3_URL: `${server.endpoint}/${server.bucket}`,
+      AWS_ACCESS_KEY_ID: S3RVER_CREDENTIALS.accessKeyId,
+      AWS_SECRET_ACCESS_KEY: S3RVER_CREDENTIALS.secretAccessKey,
+    };
+    const fetched = await runCliMeasured(["packument", "fetch", "huge"], env);
+    assert.equal(fetched.code, 0, fetched.stderr);
+    assert.ok(fetched.peakRss > 0, "peak memory was read");
+    assert.ok(fetched.peakRss < 200 * 1024 * 1024, `fetch peak ${fetched.peakRss} bytes`);
+    assert.deepEqual((await server.state()).uploads, [], "no upload left open");
+    const shown = await runCliMeasured(["packument", "show", "huge"], env);
+    assert.equal(shown.code, 0, shown.stderr);
+    assert.equal(shown.stdoutBytes, big.targetBytes);
+    const expected = createHash("sha256");
+    for (const piece of generatePackumentChunks("huge", big)) expected.update(piece);
+    assert.equal(shown.stdoutSha256, expected.digest("hex"));
+    assert.ok(shown.peakRss < 200 * 1024 * 1024, `show peak ${shown.peakRss} bytes`);
   } finally {
     await server.close();
     await fixture.close();
