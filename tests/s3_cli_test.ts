@@ -1,6 +1,8 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
+import { join } from "node:path";
 import { runCli, runCliMeasured } from "./_support/run_cli.ts";
+import { generateNames, startAllDocsFixture } from "./_support/all_docs_fixture.ts";
 import { generatePackumentChunks, loadFixturePackuments } from "./_support/packuments.ts";
 import { startRegistryFixture } from "./_support/registry_fixture.ts";
 import { S3RVER_CREDENTIALS, startS3rver } from "./_support/s3rver.ts";
@@ -150,6 +152,52 @@ Deno.test("cli --storage s3: a 110 MB packument fetches and shows with peak memo
   } finally {
     await server.close();
     await fixture.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("cli --storage s3: partition refresh, status and create-index over a bucket", async () => {
+  const origin = await startAllDocsFixture({ ids: generateNames(9000) });
+  const server = await startS3rver("partitions");
+  const dir = await Deno.makeTempDir();
+  try {
+    const pivots = join(dir, "pivots.json");
+    await Deno.writeTextFile(pivots, JSON.stringify([origin.ids[3000], origin.ids[6000]]));
+    const env = {
+      ALL_DOCS_ORIGIN: origin.origin,
+      ALL_DOCS_CACHE_DIR: dir,
+      ALL_DOCS_STORAGE: "s3",
+      ALL_DOCS_S3_URL: `${server.endpoint}/${server.bucket}/mirror/`,
+      AWS_ACCESS_KEY_ID: S3RVER_CREDENTIALS.accessKeyId,
+      AWS_SECRET_ACCESS_KEY: S3RVER_CREDENTIALS.secretAccessKey,
+    };
+    const refresh = await runCli(
+      ["partition", "refresh", "--pivots", pivots, "--limit", "1000"],
+      env,
+    );
+    assert.equal(refresh.code, 0, refresh.stderr);
+    assert.match(refresh.stdout, /^partitions 3 \(fetched 3, .*rows 9000,/);
+    const status = JSON.parse((await runCli(["partition", "status", "--json"], env)).stdout);
+    assert.equal(status[0].done, 3);
+    assert.equal(status[0].rows, 9000);
+    const index = await runCli(["cache", "create-index"], env);
+    assert.equal(index.code, 0, index.stderr);
+    assert.equal(index.stdout, origin.rows.map((r) => `${r.id},${r.rev}\n`).join(""));
+    // Each range (about 130 KB) is a separate body; a second pass replaces them all, and the
+    // old ones are gone from the bucket.
+    const again = await runCli(
+      ["partition", "refresh", "--pivots", pivots, "--limit", "1000"],
+      env,
+    );
+    assert.equal(again.code, 0, again.stderr);
+    const objects = (await server.state()).objects;
+    assert.ok(objects.every((key) => key.startsWith("mirror/v1:")), JSON.stringify(objects));
+    const bodies = objects.filter((key) => key.startsWith("mirror/v1:body:"));
+    assert.equal(bodies.length, 3, JSON.stringify(bodies));
+    assert.equal((await runCli(["cache", "create-index"], env)).stdout, index.stdout);
+  } finally {
+    await server.close();
+    await origin.close();
     await Deno.remove(dir, { recursive: true });
   }
 });
