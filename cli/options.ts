@@ -129,10 +129,12 @@ export function resolveS3Settings(): S3Settings {
       "--storage s3 needs ALL_DOCS_S3_URL (http(s)://host:port/bucket[/prefix])",
     );
   }
+  // What the URL says, without any user info (a password must never be printed).
+  const shown = raw.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/?#]*@/i, "$1***@");
   const bad = (why: string) =>
     new UsageError(
       `Invalid ALL_DOCS_S3_URL: ${why}; expected http(s)://host:port/bucket[/prefix], ` +
-        `received '${raw}'`,
+        `received '${shown}'`,
     );
   let parsed: URL;
   try {
@@ -145,6 +147,12 @@ export function resolveS3Settings(): S3Settings {
     throw bad("credentials go in AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, not the URL");
   }
   if (parsed.search !== "" || parsed.hash !== "") throw bad("no query or fragment allowed");
+  // The URL parser resolves "." and ".." segments (also as %2e) and turns "\\" into "/": the
+  // bucket and prefix must be the path as written.
+  const written = /^[a-z][a-z0-9+.-]*:\/\/[^/?#]*(\/[^?#]*)?/i.exec(raw)?.[1] ?? "/";
+  if (written.includes("\\") || written.split("/").some((part) => /^(\.|%2e){1,2}$/i.test(part))) {
+    throw bad("the path must not hold '.' or '..' segments or backslashes");
+  }
   const path = parsed.pathname.slice(1);
   const slash = path.indexOf("/");
   const bucket = slash === -1 ? path : path.slice(0, slash);

@@ -89,9 +89,12 @@ Deno.test("cli --storage s3 settings are usage errors before any request", async
       [{ ...good, ALL_DOCS_S3_URL: `${server.endpoint}/Bad_Bucket` }, /bucket/],
       [{ ...good, ALL_DOCS_S3_URL: `${server.endpoint}/b?x=1` }, /query/],
       [
-        { ...good, ALL_DOCS_S3_URL: `http://u:p@127.0.0.1:1/bucket` },
-        /^error: Invalid ALL_DOCS_S3_URL: credentials go in AWS_ACCESS_KEY_ID/,
+        { ...good, ALL_DOCS_S3_URL: `http://user:s3cret-pw@127.0.0.1:1/bucket` },
+        /^error: Invalid ALL_DOCS_S3_URL: credentials go in AWS_ACCESS_KEY_ID.*'http:\/\/\*\*\*@127/,
       ],
+      [{ ...good, ALL_DOCS_S3_URL: `${server.endpoint}/bucket/a/../b` }, /'\.' or '\.\.'/],
+      [{ ...good, ALL_DOCS_S3_URL: `${server.endpoint}/x/%2E%2E/bucket` }, /'\.' or '\.\.'/],
+      [{ ...good, ALL_DOCS_S3_URL: `${server.endpoint}/bucket\\p` }, /backslashes/],
       [{ ...good, ALL_DOCS_S3_URL: `${server.endpoint}/bucket/%E0%A4%A` }, /prefix/],
       [without("AWS_ACCESS_KEY_ID"), /^error: --storage s3 needs AWS_ACCESS_KEY_ID and AWS_SECRET/],
       [without("AWS_SECRET_ACCESS_KEY"), /^error: --storage s3 needs AWS_ACCESS_KEY_ID and/],
@@ -111,6 +114,7 @@ Deno.test("cli --storage s3 settings are usage errors before any request", async
       assert.equal(result.code, 2, result.stderr);
       assert.match(result.stderr, message);
       assert.equal(result.stderr.trim().split("\n").length, 1, result.stderr);
+      assert.ok(!result.stderr.includes("s3cret-pw"), "no password in the message");
     }
     assert.equal(fixture.requests.length, 0, "no registry request was sent");
     assert.deepEqual(await server.state(), { objects: [], uploads: [] });
