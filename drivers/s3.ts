@@ -11,8 +11,13 @@
  *   S3, so a listing from `start` first checks whether `start` itself is present); `end` and
  *   `limit` are applied while paging.
  * - Values: bytes. A stream up to one part ({@linkcode S3_DEFAULT_PART_BYTES}) is buffered and
- *   sent in one PUT; a longer one goes up as a multipart upload, one part in memory at a time,
- *   and the upload is aborted when anything fails, so no partial object is ever visible.
+ *   sent in one PUT; a longer one goes up as a multipart upload, one part in memory at a time.
+ *   An upload becomes the object only when it completes, so no partial object is ever visible;
+ *   a failed one is aborted, best effort (a bucket lifecycle rule for incomplete multipart
+ *   uploads removes what a killed process leaves).
+ * - Requests that fail with a network error, a timeout waiting for the response headers, or
+ *   HTTP 500, 502, 503 or 504 are signed and sent again, `retries` times, after a doubling
+ *   pause; every other answer is final.
  * - Keys: at most {@linkcode S3_MAX_KEY_BYTES} UTF-8 bytes including `prefix`. A stored key
  *   (prefix plus key) that is empty, or has a `.` or `..` path segment, cannot be addressed in a
  *   URL and is a `TypeError`; give a `prefix` such as `cache:` to allow every key.
@@ -34,6 +39,19 @@ export const S3_DEFAULT_PART_BYTES: number = 8 * 1024 * 1024;
 export const S3_MIN_PART_BYTES: number = 5 * 1024 * 1024;
 /** The most keys one ListObjectsV2 call returns. */
 const S3_MAX_PAGE = 1000;
+/** Statuses worth sending a request again for. */
+const RETRY_STATUSES = new Set([500, 502, 503, 504]);
+
+/** Checks an option that must be a non-negative integer. */
+function nonNegativeInteger(name: string, value: number): number {
+  if (!Number.isInteger(value) || value < 0) {
+    throw new RangeError(
+      `Cannot use S3 driver: '${name}' must be a non-negative integer, received ${value}`,
+    );
+  }
+  return value;
+}
+
 /** The SHA-256 of no bytes. */
 const EMPTY_SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 
@@ -66,6 +84,16 @@ export interface S3DriverOptions {
   /** The `fetch` to use.
    * @default {globalThis.fetch} */
   fetch?: typeof fetch;
+  /** How many times a request is sent again after a network error, a timeout or HTTP 500,
+   * 502, 503 or 504.
+   * @default {3} */
+  retries?: number;
+  /** The pause before the first repeat, in ms; it doubles for each further one.
+   * @default {100} */
+  retryDelayMs?: number;
+  /** How long to wait for the response headers of one request, in ms.
+   * @default {30000} */
+  timeoutMs?: number;
   /** The most keys asked for per ListObjectsV2 call (S3 returns at most 1000).
    * @default {1000} */
   pageSize?: number;
@@ -278,7 +306,11 @@ export class S3Driver implements StorageDriver {
   #region: string;
   #credentials: S3Credentials;
   #fetch: typeof fetch;
+  #retries: number;
+  #retryDelayMs: number;
+  #timeoutMs: number;
   #partSize: number;
+  #bucketChecked: Promise<void> | undefined;
   #pageSize: number;
   #closed = false;
 
@@ -338,6 +370,9 @@ export class S3Driver implements StorageDriver {
     this.#region = options.region ?? "us-east-1";
     this.#credentials = { ...options.credentials };
     this.#fetch = options.fetch ?? globalThis.fetch.bind(globalThis);
+    this.#retries = nonNegativeInteger("retries", options.retries ?? 3);
+    this.#retryDelayMs = nonNegativeInteger("retryDelayMs", options.retryDelayMs ?? 100);
+    this.#timeoutMs = nonNegativeInteger("timeoutMs", options.timeoutMs ?? 30_000);
     this.#partSize = partSize;
     this.#pageSize = pageSize;
     this.limits = { maxKeyBytes };
@@ -490,7 +525,12 @@ export class S3Driver implements StorageDriver {
         this.#assertOpen("list");
       }
       token = xmlFirst(xml, "NextContinuationToken");
-      if (xmlFirst(xml, "IsTruncated") !== "true" || token === undefined || token === "") return;
+      if (xmlFirst(xml, "IsTruncated") !== "true") return;
+      if (token === undefined || token === "") {
+        throw new Error(
+          `Cannot list keys: S3 said the listing goes on but gave no continuation token`,
+        );
+      }
     }
   }
 
@@ -547,26 +587,42 @@ export class S3Driver implements StorageDriver {
       .join("&");
     const url = new URL(search === "" ? path : `${path}?${search}`);
     const payloadHash = body === undefined ? EMPTY_SHA256 : await sha256Hex(body);
-    const signed = await signS3Request({
-      method,
-      url,
-      payloadHash,
-      credentials: this.#credentials,
-      region: this.#region,
-      date: new Date(),
-    });
-    try {
-      return await this.#fetch(url, {
+    for (let attempt = 0;; attempt++) {
+      const signed = await signS3Request({
         method,
-        headers: signed.headers,
-        ...(body === undefined ? {} : { body: body as Uint8Array<ArrayBuffer> }),
+        url,
+        payloadHash,
+        credentials: this.#credentials,
+        region: this.#region,
+        date: new Date(),
       });
-    } catch (error) {
-      throw new Error(
-        `Cannot ${op} key ${JSON.stringify(key)}: S3 request ${method} failed: ` +
-          (error instanceof Error ? error.message : String(error)),
-        { cause: error },
+      const controller = new AbortController();
+      const timer = setTimeout(
+        () => controller.abort(new Error(`no response headers within ${this.#timeoutMs} ms`)),
+        this.#timeoutMs,
       );
+      try {
+        const response = await this.#fetch(url, {
+          method,
+          headers: signed.headers,
+          signal: controller.signal,
+          ...(body === undefined ? {} : { body: body as Uint8Array<ArrayBuffer> }),
+        });
+        if (!RETRY_STATUSES.has(response.status) || attempt >= this.#retries) return response;
+        await response.body?.cancel();
+      } catch (error) {
+        if (attempt >= this.#retries) {
+          const reason = controller.signal.aborted ? controller.signal.reason : error;
+          throw new Error(
+            `Cannot ${op} key ${JSON.stringify(key)}: S3 request ${method} failed: ` +
+              (reason instanceof Error ? reason.message : String(reason)),
+            { cause: reason },
+          );
+        }
+      } finally {
+        clearTimeout(timer);
+      }
+      await new Promise((resolve) => setTimeout(resolve, this.#retryDelayMs * 2 ** attempt));
     }
   }
 
@@ -602,9 +658,28 @@ export class S3Driver implements StorageDriver {
   async #head(op: string, key: string, stored: string): Promise<boolean> {
     const response = await this.#request(op, key, "HEAD", stored);
     await response.body?.cancel();
-    if (response.status === 404) return false;
+    if (response.status === 404) {
+      // A HEAD 404 has no body to tell a missing key from a missing bucket: ask about the
+      // bucket once, so a wrong bucket never looks empty.
+      this.#bucketChecked ??= this.#checkBucket(op, key);
+      await this.#bucketChecked;
+      return false;
+    }
     await this.#expect(response, op, key, [200]);
     return true;
+  }
+
+  async #checkBucket(op: string, key: string): Promise<void> {
+    const response = await this.#request(op, key, "HEAD", undefined);
+    await response.body?.cancel();
+    if (response.status === 404) {
+      this.#bucketChecked = undefined;
+      throw new Error(
+        `Cannot ${op} key ${JSON.stringify(key)}: S3 answered HTTP 404: NoSuchBucket ` +
+          `(bucket ${JSON.stringify(this.#bucket)})`,
+      );
+    }
+    await this.#expect(response, op, key, [200]);
   }
 
   async #putWhole(key: string, stored: string, bytes: Uint8Array): Promise<void> {
@@ -635,6 +710,12 @@ export class S3Driver implements StorageDriver {
       length += take;
       // Keep the rest for the next part.
       if (take < chunk.byteLength) source.rest = chunk.subarray(take);
+    }
+    // A full part: look one chunk ahead, so a stream of exactly one part is one PUT.
+    if (source.rest === undefined) {
+      const { done, value } = await source.reader.read();
+      if (done) return { bytes: part, done: true };
+      source.rest = value;
     }
     return { bytes: part, done: false };
   }

@@ -90,6 +90,16 @@ Deno.test("s3 driver", async (t) => {
       await assert.rejects(lost.getStream("k"), /HTTP 404: NoSuchBucket/);
       await assert.rejects(lost.delete("k"), /Cannot delete key "k": S3 answered HTTP 404/);
       await assert.rejects(listAll(lost), /Cannot list key "": S3 answered HTTP 404/);
+      await assert.rejects(
+        lost.has("k"),
+        /Cannot check key "k": S3 answered HTTP 404: NoSuchBucket/,
+      );
+      await assert.rejects(
+        Array.fromAsync(lost.list({ start: "k" })),
+        /S3 answered HTTP 404: NoSuchBucket/,
+      );
+      // The bucket itself is fine: an absent key is just absent.
+      assert.equal(await driver("present:").has("absent"), false);
     });
 
     await t.step("a stream larger than one part round-trips through multipart", async () => {
@@ -105,6 +115,37 @@ Deno.test("s3 driver", async (t) => {
       }
       assert.deepEqual((await server.state()).uploads, []);
       assert.ok((await server.state()).objects.includes("multi:big"));
+    });
+
+    await t.step("a stream of exactly one part is one PUT; of two parts, two parts", async () => {
+      const sent: string[] = [];
+      const counting: typeof fetch = (input, init) => {
+        const url = new URL(input instanceof Request ? input.url : String(input));
+        sent.push(`${init?.method ?? "GET"} ${url.search}`);
+        return fetch(input, init);
+      };
+      const d = new S3Driver({
+        endpoint: server.endpoint,
+        bucket: server.bucket,
+        prefix: "exact:",
+        credentials: S3RVER_CREDENTIALS,
+        fetch: counting,
+      });
+      await d.put("one", patternStream(S3_DEFAULT_PART_BYTES));
+      assert.deepEqual(sent, ["PUT "]);
+      sent.length = 0;
+      await d.put("two", patternStream(2 * S3_DEFAULT_PART_BYTES));
+      assert.deepEqual(sent.map((line) => line.replace(/uploadId=[^&]*/, "uploadId=U")), [
+        "POST ?uploads=",
+        "PUT ?partNumber=1&uploadId=U",
+        "PUT ?partNumber=2&uploadId=U",
+        "POST ?uploadId=U",
+      ]);
+      for (const [key, size] of [["one", 1], ["two", 2]] as const) {
+        const bytes = (await d.get(key))!;
+        assert.equal(bytes.byteLength, size * S3_DEFAULT_PART_BYTES);
+        assert.equal(bytes[bytes.byteLength - 1], patternByte(bytes.byteLength - 1));
+      }
     });
 
     await t.step("a stream failing after a part leaves no object and no upload", async () => {
@@ -249,4 +290,89 @@ Deno.test("s3 driver decodes url-encoded listings and pages with continuation to
   assert.equal(requests[0]!.searchParams.get("continuation-token"), null);
   assert.equal(requests[1]!.searchParams.get("continuation-token"), "tok/1=");
   assert.equal(requests[1]!.pathname, "/bucket");
+});
+
+Deno.test("s3 driver refuses a listing that says it goes on but gives no token", async () => {
+  const page = "<ListBucketResult><IsTruncated>true</IsTruncated>" +
+    "<Contents><Key>a</Key></Contents></ListBucketResult>";
+  const driver = new S3Driver({
+    endpoint: "http://127.0.0.1:1",
+    bucket: "bucket",
+    credentials: S3RVER_CREDENTIALS,
+    fetch: () => Promise.resolve(new Response(page, { status: 200 })),
+  });
+  await assert.rejects(listAll(driver), /goes on but gave no continuation token/);
+});
+
+Deno.test("s3 driver sends a request again after 5xx, network errors and timeouts, then gives up", async (t) => {
+  /** A driver over a fetch that plays `script`, one entry per call. */
+  function scripted(script: ("503" | "500" | "reset" | "hang" | "404" | "ok")[]) {
+    const calls: string[] = [];
+    const fake: typeof fetch = (_input, init) => {
+      const step = script[calls.length] ?? "ok";
+      calls.push(`${step} ${new Headers(init?.headers).get("x-amz-date")}`);
+      switch (step) {
+        case "reset":
+          return Promise.reject(new TypeError("connection reset"));
+        case "hang":
+          return new Promise((_, reject) => {
+            init?.signal?.addEventListener("abort", () => reject(init.signal!.reason));
+          });
+        case "ok":
+          return Promise.resolve(new Response("value", { status: 200 }));
+        case "404":
+          return Promise.resolve(
+            new Response("<Error><Code>NoSuchKey</Code></Error>", { status: 404 }),
+          );
+        default:
+          return Promise.resolve(new Response("busy", { status: Number(step) }));
+      }
+    };
+    const driver = new S3Driver({
+      endpoint: "http://127.0.0.1:1",
+      bucket: "bucket",
+      credentials: S3RVER_CREDENTIALS,
+      fetch: fake,
+      retries: 3,
+      retryDelayMs: 1,
+      timeoutMs: 50,
+    });
+    return { driver, calls };
+  }
+
+  await t.step("503, a reset and a hang, then the value", async () => {
+    const { driver, calls } = scripted(["503", "reset", "hang", "ok"]);
+    assert.deepEqual(await driver.get("k"), new TextEncoder().encode("value"));
+    assert.equal(calls.length, 4);
+  });
+
+  await t.step("a 404 is an answer, sent once", async () => {
+    const { driver, calls } = scripted(["404"]);
+    assert.equal(await driver.get("k"), undefined);
+    assert.equal(calls.length, 1);
+  });
+
+  await t.step("after its retries the last failure is the error", async () => {
+    const busy = scripted(["503", "503", "503", "503", "ok"]);
+    await assert.rejects(busy.driver.get("k"), /Cannot get key "k": S3 answered HTTP 503/);
+    assert.equal(busy.calls.length, 4);
+    const hung = scripted(["hang", "hang", "hang", "hang"]);
+    await assert.rejects(hung.driver.get("k"), /no response headers within 50 ms/);
+    assert.equal(hung.calls.length, 4);
+  });
+
+  await t.step("bad retry options are refused", () => {
+    for (const bad of [{ retries: -1 }, { retryDelayMs: 1.5 }, { timeoutMs: NaN }]) {
+      assert.throws(
+        () =>
+          new S3Driver({
+            endpoint: "http://127.0.0.1:1",
+            bucket: "bucket",
+            credentials: S3RVER_CREDENTIALS,
+            ...bad,
+          }),
+        RangeError,
+      );
+    }
+  });
 });
