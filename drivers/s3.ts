@@ -208,7 +208,9 @@ export async function signS3Request(input: S3SignInput): Promise<S3Signature> {
     .join("&");
   const canonicalRequest = [
     input.method,
-    input.url.pathname,
+    // Each segment encoded once, as S3 reads it: the URL parser leaves `!*'()` and more as
+    // they are, and S3 encodes them.
+    input.url.pathname.split("/").map((part) => s3Encode(decodeURIComponent(part))).join("/"),
     query,
     canonicalHeaders,
     signedHeaders,

@@ -242,6 +242,18 @@ Deno.test("signS3Request matches a hand-built Signature Version 4", async () => 
   );
   assert.equal(signed.headers["x-amz-security-token"], credentials.sessionToken);
   assert.equal(signed.headers["host"], undefined);
+
+  // A path as the URL parser leaves it (with `!*'()` and `:` raw) signs as S3 reads it: each
+  // segment encoded once.
+  const raw = await signS3Request({
+    method: "GET",
+    url: new URL("http://127.0.0.1:9000/bucket/a!b*c'(d):e"),
+    payloadHash,
+    credentials,
+    region: "eu-west-3",
+    date,
+  });
+  assert.equal(raw.canonicalRequest.split("\n")[1], "/bucket/a%21b%2Ac%27%28d%29%3Ae");
 });
 
 Deno.test("s3 driver rejects bad options before any request", () => {
