@@ -19,21 +19,21 @@
  * @module
  */
 
-export * from "./src/keys.ts";
-export * from "./src/cache.ts";
+export * from "./src/storage/keys.ts";
+export * from "./src/storage/cache.ts";
 export * from "./src/clock.ts";
-export * from "./src/storage.ts";
-export * from "./src/http_client.ts";
-export * from "./src/rate_limiter.ts";
-export * from "./src/bloom.ts";
+export * from "./src/storage/driver.ts";
+export * from "./src/http/client.ts";
+export * from "./src/http/token_bucket.ts";
+export * from "./src/_util/bloom.ts";
 export * from "./src/runtime.ts";
 export * from "./src/version.ts";
-export * from "./src/pivots.ts";
-export * from "./src/all_docs.ts";
-export * from "./src/checkpoint.ts";
-export * from "./src/partition_refresh.ts";
-export * from "./src/partition_rows.ts";
-export * from "./src/create_index.ts";
-export * from "./src/package_name.ts";
-export * from "./src/packument_fetch.ts";
-export * from "./src/export.ts";
+export * from "./src/couchdb/pivots.ts";
+export * from "./src/couchdb/all_docs.ts";
+export * from "./src/storage/checkpoint.ts";
+export * from "./src/jobs/refresh_partitions.ts";
+export * from "./src/couchdb/partition_lines.ts";
+export * from "./src/jobs/create_index.ts";
+export * from "./src/npm/package_name.ts";
+export * from "./src/jobs/fetch_packuments.ts";
+export * from "./src/jobs/export.ts";

@@ -20,7 +20,7 @@ import cacache from "npm:cacache@20.0.4";
 import { FsDriver } from "../drivers/fs.ts";
 import { denoFsOps } from "../drivers/for_deno.ts";
 import { DenoKvDriver } from "../drivers/deno_kv.ts";
-import type { StorageDriver } from "../src/storage.ts";
+import type { StorageDriver } from "../src/storage/driver.ts";
 
 const quick = Deno.args.includes("--quick");
 const CONCURRENCY = 16;

@@ -27,7 +27,7 @@
 import { parseArgs } from "node:util";
 import { join } from "node:path";
 import { fileURLToPath as fromFileUrl } from "node:url";
-import { packageNameProblem } from "../src/package_name.ts";
+import { packageNameProblem } from "../src/npm/package_name.ts";
 import {
   ensureNames,
   type FixtureProcess,

@@ -4,12 +4,12 @@
  * @module
  */
 
-import { Cache } from "../src/cache.ts";
-import { BODY_PREFIX, CHECKPOINT_PREFIX } from "../src/keys.ts";
-import { exportEntries } from "../src/export.ts";
+import { Cache } from "../src/storage/cache.ts";
+import { BODY_PREFIX, CHECKPOINT_PREFIX } from "../src/storage/keys.ts";
+import { exportEntries } from "../src/jobs/export.ts";
 import { UsageError } from "./options.ts";
 import process from "node:process";
-import type { StorageDriver } from "../src/storage.ts";
+import type { StorageDriver } from "../src/storage/driver.ts";
 import { type CommandContext, describeStorage } from "./context.ts";
 import { err, formatBytes, out, Progress } from "./io.ts";
 

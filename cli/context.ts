@@ -6,9 +6,9 @@
  */
 
 import { join } from "node:path";
-import type { StorageDriver } from "../src/storage.ts";
-import type { CacheOptions } from "../src/cache.ts";
-import { HttpClient } from "../src/http_client.ts";
+import type { StorageDriver } from "../src/storage/driver.ts";
+import type { CacheOptions } from "../src/storage/cache.ts";
+import { HttpClient } from "../src/http/client.ts";
 import type { GlobalOptions } from "./options.ts";
 
 /** The context a command runs in. */

@@ -9,8 +9,8 @@
  */
 
 import { parseArgs, type ParseArgsOptionsConfig } from "node:util";
-import type { StorageDriver } from "../src/storage.ts";
-import type { Sha256Hasher } from "../src/cache.ts";
+import type { StorageDriver } from "../src/storage/driver.ts";
+import type { Sha256Hasher } from "../src/storage/cache.ts";
 import { VERSION } from "../src/version.ts";
 import type { CommandContext, Listen } from "./context.ts";
 import { err, out } from "./io.ts";

@@ -7,16 +7,16 @@
 import { readFile } from "node:fs/promises";
 import { extname } from "node:path";
 import process from "node:process";
-import { Cache } from "../src/cache.ts";
-import { indexRows } from "../src/create_index.ts";
-import { originKey as deriveOriginKey, packumentKey, type Representation } from "../src/keys.ts";
-import { packageNameProblem, parseNameList } from "../src/package_name.ts";
+import { Cache } from "../src/storage/cache.ts";
+import { indexRows } from "../src/jobs/create_index.ts";
+import { originKey as deriveOriginKey, packumentKey, type Representation } from "../src/storage/keys.ts";
+import { packageNameProblem, parseNameList } from "../src/npm/package_name.ts";
 import {
   fetchPackuments,
   type FetchSummary,
   type PackumentResult,
-} from "../src/packument_fetch.ts";
-import { rangesFromPivots } from "../src/pivots.ts";
+} from "../src/jobs/fetch_packuments.ts";
+import { rangesFromPivots } from "../src/couchdb/pivots.ts";
 import type { CommandContext } from "./context.ts";
 import { bar, duration, err, formatBytes, out, Progress } from "./io.ts";
 import { UsageError } from "./options.ts";

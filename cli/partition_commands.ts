@@ -4,13 +4,13 @@
  * @module
  */
 
-import { Cache } from "../src/cache.ts";
-import { Checkpoint, listPartitionSets, type PartitionStatus } from "../src/checkpoint.ts";
-import { indexBatches } from "../src/create_index.ts";
-import { originKey as deriveOriginKey, parseKey } from "../src/keys.ts";
-import { type RefreshEvent, refreshPartitions } from "../src/partition_refresh.ts";
-import { partitionSetId } from "../src/pivots.ts";
-import { compareKeys } from "../src/_compare.ts";
+import { Cache } from "../src/storage/cache.ts";
+import { Checkpoint, listPartitionSets, type PartitionStatus } from "../src/storage/checkpoint.ts";
+import { indexBatches } from "../src/jobs/create_index.ts";
+import { originKey as deriveOriginKey, parseKey } from "../src/storage/keys.ts";
+import { type RefreshEvent, refreshPartitions } from "../src/jobs/refresh_partitions.ts";
+import { partitionSetId } from "../src/couchdb/pivots.ts";
+import { compareKeys } from "../src/storage/compare.ts";
 import { hostname } from "node:os";
 import process from "node:process";
 import { clientFor, type CommandContext } from "./context.ts";

@@ -8,7 +8,7 @@
 import { readFile } from "node:fs/promises";
 import { extname, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
-import { parsePivots, PivotError, validatePivots } from "../src/pivots.ts";
+import { parsePivots, PivotError, validatePivots } from "../src/couchdb/pivots.ts";
 import { UsageError } from "./options.ts";
 
 /** Reads and validates a pivots file; every problem is a {@linkcode UsageError}. */

@@ -10,8 +10,8 @@
 
 import npmConf from "@pnpm/npm-conf";
 import getAuthToken from "registry-auth-token";
-import { originKey } from "../src/keys.ts";
-import type { RegistryTarget } from "../src/packument_fetch.ts";
+import { originKey } from "../src/storage/keys.ts";
+import type { RegistryTarget } from "../src/jobs/fetch_packuments.ts";
 import type { GlobalOptions } from "./options.ts";
 
 function slash(url: string): string {

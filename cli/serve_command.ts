@@ -6,9 +6,9 @@
  */
 
 import process from "node:process";
-import { Cache } from "../src/cache.ts";
-import { originKey } from "../src/keys.ts";
-import { createReplicaApp } from "../src/replica_app.ts";
+import { Cache } from "../src/storage/cache.ts";
+import { originKey } from "../src/storage/keys.ts";
+import { createReplicaApp } from "../src/replica/app.ts";
 import type { CommandContext, Server } from "./context.ts";
 import { err, out } from "./io.ts";
 import { UsageError } from "./options.ts";

@@ -4,8 +4,8 @@
  * @module
  */
 
-import { compareKeys } from "../src/_compare.ts";
-import type { ListOptions } from "../src/storage.ts";
+import { compareKeys } from "../src/storage/compare.ts";
+import type { ListOptions } from "../src/storage/driver.ts";
 
 const encoder = new TextEncoder();
 

@@ -7,7 +7,7 @@
 
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
-import type { StorageDriver } from "../src/storage.ts";
+import type { StorageDriver } from "../src/storage/driver.ts";
 import { MemoryDriver } from "./memory.ts";
 import { FsDriver, type FsOps } from "./fs.ts";
 import { S3Driver, type S3DriverOptions } from "./s3.ts";

@@ -44,10 +44,10 @@
  * @module
  */
 
-import type { StorageDriver } from "../src/storage.ts";
+import type { StorageDriver } from "../src/storage/driver.ts";
 import { KvLayoutDriver } from "./_kv_layout.ts";
 
-export type { ListOptions, StorageDriver, StorageLimits, StorageValue } from "../src/storage.ts";
+export type { ListOptions, StorageDriver, StorageLimits, StorageValue } from "../src/storage/driver.ts";
 export { DENO_KV_CHUNK_BYTES, DENO_KV_MAX_KEY_BYTES } from "./_kv_layout.ts";
 
 /**

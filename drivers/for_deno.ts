@@ -5,7 +5,7 @@
  * @module
  */
 
-import type { StorageDriver } from "../src/storage.ts";
+import type { StorageDriver } from "../src/storage/driver.ts";
 import { selectStorageDriver, type StorageSettings } from "./_select.ts";
 import { type FsOps, nodeFsOps } from "./fs.ts";
 import { DenoKvDriver } from "./deno_kv.ts";

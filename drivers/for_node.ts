@@ -6,7 +6,7 @@
  * @module
  */
 
-import type { StorageDriver } from "../src/storage.ts";
+import type { StorageDriver } from "../src/storage/driver.ts";
 import { selectStorageDriver, type StorageSettings } from "./_select.ts";
 import { DenoKvDriver } from "./deno_kv_node.ts";
 

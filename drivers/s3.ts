@@ -25,11 +25,11 @@
  * @module
  */
 
-import { compareKeys } from "../src/_compare.ts";
-import type { ListOptions, StorageDriver, StorageLimits, StorageValue } from "../src/storage.ts";
+import { compareKeys } from "../src/storage/compare.ts";
+import type { ListOptions, StorageDriver, StorageLimits, StorageValue } from "../src/storage/driver.ts";
 import { checkKey, checkListOptions, keyBytesAfterPrefix, listedKey } from "./_checks.ts";
 
-export type { ListOptions, StorageDriver, StorageLimits, StorageValue } from "../src/storage.ts";
+export type { ListOptions, StorageDriver, StorageLimits, StorageValue } from "../src/storage/driver.ts";
 
 /** The longest object key S3 accepts, in UTF-8 bytes. */
 export const S3_MAX_KEY_BYTES = 1024;

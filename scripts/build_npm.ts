@@ -49,11 +49,11 @@ const NODE_FLAVOURS: Record<string, string> = {
   "./drivers/deno_kv.ts": "./drivers/deno_kv_node.ts",
 };
 /** The Hono read-replica app, exported as `./replica` once it exists. */
-const REPLICA_APP = "./src/replica_app.ts";
+const REPLICA_APP = "./src/replica/app.ts";
 /**
  * Types for `node:*` imports, installed next to the build (never a package dependency). 22, not
  * 20: the CLI names `ParseArgsOptionsConfig`, which 20's types do not export; the Node 20 runs of
- * `tests/npm_build_test.ts` check that nothing newer than Node 20 is used at run time.
+ * `tests/runtimes/npm_build_test.ts` check that nothing newer than Node 20 is used at run time.
  */
 const TYPES_NODE = "@types/node@22.20.7";
 /** Where {@linkcode TYPES_NODE} is installed. */
@@ -150,7 +150,7 @@ function emitted(source: string): { types: string; import: string } {
 
 /**
  * The package's exports (subpath → source module): those of `deno.json`, with Deno-only
- * modules replaced by their Node flavour, plus `./replica` once `src/replica_app.ts` exists.
+ * modules replaced by their Node flavour, plus `./replica` once `src/replica/app.ts` exists.
  * Throws when the package's subpaths and `deno.json`'s differ.
  */
 export function packageExports(

@@ -21,7 +21,7 @@
 import { parseArgs } from "node:util";
 import { join } from "node:path";
 import { ensureNames, NAMES_FILE, ROOT } from "../bench/_measure.ts";
-import { packageNameProblem } from "../src/package_name.ts";
+import { packageNameProblem } from "../src/npm/package_name.ts";
 import { generatePackument } from "../tests/_support/packuments.ts";
 import { startAllDocsFixture } from "../tests/_support/all_docs_fixture.ts";
 import { startRegistryFixture } from "../tests/_support/registry_fixture.ts";

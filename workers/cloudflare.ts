@@ -1,5 +1,5 @@
 /**
- * The Cloudflare Workers entry of the read replica: the app of `src/replica_app.ts` over a cache
+ * The Cloudflare Workers entry of the read replica: the app of `src/replica/app.ts` over a cache
  * kept in a Workers KV namespace.
  *
  * Bindings (`wrangler.toml` or Miniflare):
@@ -17,8 +17,8 @@
  */
 
 import type { ExecutionContext, Hono } from "hono";
-import { Cache } from "../src/cache.ts";
-import { createReplicaApp } from "../src/replica_app.ts";
+import { Cache } from "../src/storage/cache.ts";
+import { createReplicaApp } from "../src/replica/app.ts";
 import { CloudflareKvDriver, type KvNamespaceLike } from "../drivers/cloudflare_kv.ts";
 
 /** The bindings the Worker reads. */

@@ -22,13 +22,13 @@
  * @module
  */
 
-import { compareKeys } from "../../src/_compare.ts";
+import { compareKeys } from "../../src/storage/compare.ts";
 import {
   AllDocsQueryError,
   DEFAULT_LIMIT as QUERY_DEFAULT_LIMIT,
   MAX_LIMIT as QUERY_MAX_LIMIT,
   parseAllDocsQuery,
-} from "../../src/all_docs_query.ts";
+} from "../../src/couchdb/query.ts";
 import { parseArgs } from "node:util";
 import {
   beforeReply,

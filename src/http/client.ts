@@ -1,0 +1,1020 @@
+/**
+ * The HTTP client: `fetch` with retries, timeouts, a concurrency cap, a rate limit and request
+ * tracing, written against web standards only so it runs on every supported runtime.
+ *
+ * What it does with each request:
+ *
+ * - **Concurrency.** At most `concurrency` requests are in flight. A request holds its slot from
+ *   before it is sent until its response body has been read to the end, cancelled or has
+ *   errored; a response without a body (`HEAD`, 204, 304) and a failed attempt give the slot
+ *   back at once. A caller that neither reads nor cancels a body keeps its slot, so always do
+ *   one or the other.
+ * - **Rate limit.** Every attempt, retries included, takes a token from a
+ *   {@linkcode TokenBucket} (after taking its slot, so tokens are spent when requests are
+ *   actually sent). A `429 Too Many Requests` opens a penalty window: the bucket hands out no
+ *   token to any request of this client until the wait the client computed for that 429
+ *   (`Retry-After`, or the backoff delay when absent) is over. Retries count against the rate
+ *   limit too, or the penalty window would never end.
+ * - **Retries.** Network errors, timeouts, 408, 429 and every 5xx are retried up to `retries`
+ *   times, with exponential backoff and full jitter: the retry after attempt `n` (1-based) waits
+ *   `random() * min(backoffMax, backoffBase * 2 ** (n - 1))`. A `Retry-After` header (seconds
+ *   or an HTTP-date, read relative to `clock.now()`) replaces the backoff; it is capped at
+ *   `retryAfterMax`, and a longer `Retry-After` still waits the cap and then retries instead of
+ *   failing early. The bodies of retried responses are cancelled. When no retry is left the
+ *   request rejects with an {@linkcode HttpError}. Every other status (2xx, 3xx including 304,
+ *   4xx other than 408 and 429) is returned as the `Response`: a 404 is an answer, not an error.
+ * - **Timeouts.** Each attempt gets its own `AbortSignal`, merged with the caller's `signal`
+ *   through `AbortSignal.any`. If the response headers do not arrive within `timeout` ms the
+ *   attempt is aborted and retried. While the body streams, the same value is an idle timeout:
+ *   when a read waits `timeout` ms for the next chunk, the connection is aborted and the body
+ *   stream errors with an {@linkcode HttpError} whose `cause` is a `TimeoutError`
+ *   `DOMException` (a body is never retried: it belongs to the caller by then). Timeouts watch
+ *   real I/O, so they run on their own clock, `timeoutClock` (default {@linkcode systemClock}),
+ *   while `clock` drives backoff, `Retry-After` and the rate limit; tests can fake one without
+ *   the other.
+ * - **Caller aborts.** When the caller's `signal` aborts, the request rejects (or its body
+ *   stream errors) with the signal's reason, and nothing is retried.
+ * - **Body size.** A `Content-Length` above `maxBodyBytes` rejects at once (not retried); a body
+ *   without one that grows past the cap errors its stream with an {@linkcode HttpError}. The
+ *   limit counts decoded bytes while streaming; `Content-Length` counts the bytes on the wire.
+ * - **Tracing.** Every attempt carries a W3C `traceparent` header,
+ *   `00-<32 hex trace id>-<16 hex span id>-01`, from `crypto.getRandomValues`. The trace id
+ *   names the logical request and stays the same across its retries (a caller may pass its own
+ *   `traceId` to tie requests together); the span id is new for every attempt, so the server
+ *   logs of one request can be grouped and its attempts still told apart.
+ * - **Bodies stay streams.** The client never buffers a body it was not asked to; the returned
+ *   `Response` wraps the network stream to enforce the rules above, and keeps the original `url`
+ *   and `redirected`. One exception saves the cost of that wrapper: a body sent without a
+ *   `Content-Encoding` whose `Content-Length` is at most {@linkcode WHOLE_BODY_MAX} and that is
+ *   read whole (`arrayBuffer()`, `bytes()`, `text()`, `json()`) before anything touched its
+ *   stream is read straight from the runtime's response. The same limits hold; `timeout` then
+ *   bounds the whole read of that (small) body rather than each wait for a chunk.
+ *
+ * @module
+ */
+
+import { type Clock, systemClock } from "../clock.ts";
+import { parseContentLength, WHOLE_BODY_MAX } from "./headers.ts";
+import { TokenBucket } from "./token_bucket.ts";
+import { VERSION } from "../version.ts";
+import { detectRuntime } from "../runtime.ts";
+import { describe } from "../_util/describe.ts";
+
+/** A `fetch`-compatible function; the global `fetch` is one. */
+export type FetchFunction = (input: string, init: RequestInit) => Promise<Response>;
+
+/** Why a request is retried: a retryable status, a timeout or a network error. */
+export type RetryReason = "status" | "timeout" | "network";
+
+/** Emitted before every attempt is sent. */
+export interface HttpRequestEvent {
+  /** The event type. */
+  type: "request";
+  /** The requested URL. */
+  url: string;
+  /** The attempt number, from 1. */
+  attempt: number;
+}
+
+/** Emitted when the response headers of an attempt arrive. */
+export interface HttpResponseEvent {
+  /** The event type. */
+  type: "response";
+  /** The requested URL. */
+  url: string;
+  /** The HTTP status. */
+  status: number;
+  /** The attempt number, from 1. */
+  attempt: number;
+}
+
+/** Emitted when a failed attempt is going to be retried, before waiting `delay` ms. */
+export interface HttpRetryEvent {
+  /** The event type. */
+  type: "retry";
+  /** The requested URL. */
+  url: string;
+  /** The number of the attempt that failed, from 1; the next attempt is `attempt + 1`. */
+  attempt: number;
+  /** How long the client waits before the next attempt, in milliseconds. */
+  delay: number;
+  /** Why the attempt failed. */
+  reason: RetryReason;
+  /** The HTTP status when `reason` is `status`, otherwise `undefined`. */
+  status: number | undefined;
+}
+
+/** Everything {@linkcode HttpClientOptions.onEvent} receives. */
+export type HttpEvent = HttpRequestEvent | HttpResponseEvent | HttpRetryEvent;
+
+/** Counters of an {@linkcode HttpClient}. */
+export interface HttpClientStats {
+  /** Attempts sent, retries included. */
+  requests: number;
+  /** Retries scheduled. */
+  retries: number;
+  /** Requests holding a concurrency slot: waiting for a token, awaiting headers or streaming. */
+  inFlight: number;
+}
+
+/** Options for {@linkcode HttpClient}. */
+export interface HttpClientOptions {
+  /** The `fetch` to use. It is always called as a plain function, never as a method.
+   * @default {globalThis.fetch, looked up at every call} */
+  fetch?: FetchFunction;
+  /** The clock for backoff, `Retry-After` and the rate limit.
+   * @default {systemClock} */
+  clock?: Clock;
+  /** The clock for timeouts (header and idle timeouts), which watch real I/O.
+   * @default {systemClock} */
+  timeoutClock?: Clock;
+  /** A source of numbers in `[0, 1)` for the backoff jitter.
+   * @default {Math.random} */
+  random?: () => number;
+  /** The most requests in flight at once; a positive integer, or `Infinity` for no limit.
+   * @default {16} */
+  concurrency?: number;
+  /** Attempts per second, retries included; a positive number, or `Infinity` for no limit.
+   * @default {Infinity} */
+  rateLimit?: number;
+  /** How many attempts may be sent at once after a quiet period; a finite number, at least 1.
+   * @default {Math.max(1, rateLimit)} */
+  burst?: number;
+  /** How many times a failed attempt is retried; a non-negative integer.
+   * @default {5} */
+  retries?: number;
+  /** The backoff cap of the first retry, doubled for each later one, in milliseconds.
+   * @default {250} */
+  backoffBase?: number;
+  /** The largest backoff cap, in milliseconds.
+   * @default {30_000} */
+  backoffMax?: number;
+  /** The longest wait a `Retry-After` header can ask for, in milliseconds; longer ones wait
+   * this long.
+   * @default {300_000} */
+  retryAfterMax?: number;
+  /** Milliseconds to wait for response headers, and then for each body chunk; `Infinity`
+   * disables it (so does any value above 2³¹ − 1).
+   * @default {30_000} */
+  timeout?: number;
+  /** The largest response body accepted, in bytes; a non-negative integer or `Infinity`.
+   * @default {536_870_912 (512 MiB)} */
+  maxBodyBytes?: number;
+  /** The `user-agent` header. An explicit value wins over a `user-agent` in `headers`.
+   * @default {`_all_docs/${VERSION} (${detectRuntime()})`} */
+  userAgent?: string;
+  /** Headers sent with every request; per-request headers override them.
+   * @default {{}} */
+  headers?: HeadersInit;
+  /** Called synchronously for every {@linkcode HttpEvent}; errors it throws are ignored.
+   * @default {undefined} */
+  onEvent?: (event: HttpEvent) => void;
+}
+
+/** Validators for a conditional request. A cache entry's metadata fits as is. */
+export interface ConditionalRequest {
+  /** Sent as `If-None-Match`.
+   * @default {undefined} */
+  etag?: string | undefined;
+  /** Sent as `If-Modified-Since`.
+   * @default {undefined} */
+  lastModified?: string | undefined;
+}
+
+/** Options for {@linkcode HttpClient.request}. */
+export interface RequestOptions {
+  /** The HTTP method.
+   * @default {"GET"} */
+  method?: "GET" | "HEAD" | undefined;
+  /** Headers for this request, over the client's `headers`.
+   * @default {{}} */
+  headers?: HeadersInit | undefined;
+  /** Aborts the request and its body; the request then rejects with the signal's reason.
+   * @default {undefined} */
+  signal?: AbortSignal | undefined;
+  /** Overrides the client's `timeout` for this request.
+   * @default {the client's timeout} */
+  timeout?: number | undefined;
+  /** Overrides the client's `retries` for this request.
+   * @default {the client's retries} */
+  retries?: number | undefined;
+  /** Makes the request conditional; these headers win over the same ones in `headers`.
+   * @default {undefined} */
+  conditional?: ConditionalRequest | undefined;
+  /** The trace id of the `traceparent` header: 32 lowercase hex digits, not all zero.
+   * @default {a random id} */
+  traceId?: string | undefined;
+}
+
+/** Options for {@linkcode HttpError}. */
+export interface HttpErrorOptions {
+  /** The HTTP status of the response involved, if one arrived.
+   * @default {undefined} */
+  status?: number | undefined;
+  /** The wait the server asked for with `Retry-After`, in milliseconds.
+   * @default {undefined} */
+  retryAfter?: number | undefined;
+  /** How many attempts were made.
+   * @default {1} */
+  attempts?: number;
+  /** The underlying error.
+   * @default {undefined} */
+  cause?: unknown;
+}
+
+/**
+ * A request that failed for good: retries exhausted, a body over the size limit, or a body
+ * that stalled or broke while streaming.
+ *
+ * @example Inspect a failure
+ * ```ts
+ * import { HttpError } from "./client.ts";
+ * const error = new HttpError("GET failed", "https://registry.example/x", { status: 503 });
+ * console.assert(error.name === "HttpError" && error.status === 503 && error.attempts === 1);
+ * ```
+ */
+export class HttpError extends Error {
+  /** Always `HttpError`. */
+  override name: string = "HttpError";
+  /** The HTTP status of the response involved; `undefined` when none arrived (network errors,
+   * timeouts before the headers). */
+  readonly status: number | undefined;
+  /** The requested URL. */
+  readonly url: string;
+  /** The wait the last response asked for with `Retry-After` (uncapped), in milliseconds. */
+  readonly retryAfter: number | undefined;
+  /** How many attempts were made. */
+  readonly attempts: number;
+
+  /**
+   * Creates an error.
+   *
+   * @param message What failed.
+   * @param url The requested URL.
+   * @param options Status, `Retry-After`, attempts and cause.
+   */
+  constructor(message: string, url: string, options: HttpErrorOptions = {}) {
+    super(message, "cause" in options ? { cause: options.cause } : undefined);
+    this.status = options.status;
+    this.url = url;
+    this.retryAfter = options.retryAfter;
+    this.attempts = options.attempts ?? 1;
+  }
+}
+
+const MAX_TIMER_MS = 2_147_483_647;
+const NULL_BODY_STATUSES: ReadonlySet<number> = new Set([101, 103, 204, 205, 304]);
+const CLIENT = "Cannot create HTTP client";
+const REQUEST = "Cannot send HTTP request";
+
+/** Why an attempt failed, when it can be retried. */
+interface Failure {
+  reason: RetryReason;
+  status: number | undefined;
+  retryAfter: number | undefined;
+  cause: unknown;
+  message: string;
+}
+
+type Outcome = { response: Response } | { failure: Failure };
+
+/** What one attempt needs to know. */
+interface Attempt {
+  url: string;
+  method: string;
+  headers: Headers;
+  traceId: string;
+  signal: AbortSignal | undefined;
+  timeout: number;
+  number: number;
+}
+
+/**
+ * An HTTP client with retries, timeouts, a concurrency cap and a rate limit. See the module
+ * documentation for the rules it applies.
+ *
+ * @example Fetch a document
+ * ```ts
+ * import { HttpClient } from "./client.ts";
+ * const client = new HttpClient({
+ *   fetch: () => Promise.resolve(new Response('{"name":"left-pad"}')),
+ * });
+ * const response = await client.request("https://registry.example/left-pad");
+ * console.assert(response.status === 200);
+ * console.assert((await response.json()).name === "left-pad");
+ * ```
+ *
+ * @example Retry a 503
+ * ```ts
+ * import { HttpClient } from "./client.ts";
+ * const statuses = [503, 200];
+ * const slept: number[] = [];
+ * const client = new HttpClient({
+ *   fetch: () => Promise.resolve(new Response("ok", { status: statuses.shift() ?? 200 })),
+ *   clock: { now: () => 0, sleep: (ms) => (slept.push(ms), Promise.resolve()) },
+ *   random: () => 0.5,
+ * });
+ * const response = await client.request("https://registry.example/left-pad");
+ * console.assert(response.status === 200 && (await response.text()) === "ok");
+ * console.assert(slept[0] === 125 && client.stats.retries === 1);
+ * ```
+ */
+export class HttpClient {
+  #fetch: FetchFunction;
+  #clock: Clock;
+  #timeoutClock: Clock;
+  #random: () => number;
+  #slots: Slots;
+  #bucket: TokenBucket;
+  #retries: number;
+  #backoffBase: number;
+  #backoffMax: number;
+  #retryAfterMax: number;
+  #timeout: number;
+  #maxBodyBytes: number;
+  #headers: Headers;
+  #onEvent: ((event: HttpEvent) => void) | undefined;
+  #requestCount = 0;
+  #retryCount = 0;
+
+  /**
+   * Creates a client.
+   *
+   * @param options Limits, retry policy, defaults and injected capabilities.
+   * @throws {TypeError} When an option has the wrong type.
+   * @throws {RangeError} When a numeric option is out of range.
+   */
+  constructor(options: HttpClientOptions = {}) {
+    const fetchImpl = optionalFunction(CLIENT, "fetch", options.fetch);
+    this.#fetch = fetchImpl === undefined
+      ? (input, init) => globalThis.fetch(input, init)
+      : (input, init) => fetchImpl(input, init);
+    this.#clock = clockOption(CLIENT, "clock", options.clock);
+    this.#timeoutClock = clockOption(CLIENT, "timeoutClock", options.timeoutClock);
+    this.#random = optionalFunction(CLIENT, "random", options.random) ?? Math.random;
+    const concurrency = numberOption(
+      CLIENT,
+      "concurrency",
+      options.concurrency ?? 16,
+      (n) => n === Infinity || (Number.isInteger(n) && n > 0),
+      "a positive integer",
+    );
+    const rateLimit = numberOption(
+      CLIENT,
+      "rateLimit",
+      options.rateLimit ?? Infinity,
+      (n) => n > 0,
+      "a positive number",
+    );
+    const burst = numberOption(
+      CLIENT,
+      "burst",
+      options.burst ?? Math.max(1, rateLimit),
+      (n) => n >= 1 && (Number.isFinite(n) || rateLimit === Infinity),
+      "a finite number of at least 1",
+    );
+    this.#retries = retriesOption(CLIENT, options.retries ?? 5);
+    this.#backoffBase = delayOption("backoffBase", options.backoffBase ?? 250);
+    this.#backoffMax = delayOption("backoffMax", options.backoffMax ?? 30_000);
+    this.#retryAfterMax = delayOption("retryAfterMax", options.retryAfterMax ?? 300_000);
+    this.#timeout = timeoutOption(CLIENT, options.timeout ?? 30_000);
+    this.#maxBodyBytes = numberOption(
+      CLIENT,
+      "maxBodyBytes",
+      options.maxBodyBytes ?? 512 * 1024 * 1024,
+      (n) => n === Infinity || (Number.isInteger(n) && n >= 0),
+      "a non-negative integer",
+    );
+    if (options.userAgent !== undefined && typeof options.userAgent !== "string") {
+      throw new TypeError(
+        `${CLIENT}: 'userAgent' must be a string, received ${describe(options.userAgent)}`,
+      );
+    }
+    this.#headers = headersOption(CLIENT, options.headers);
+    if (options.userAgent !== undefined || !this.#headers.has("user-agent")) {
+      this.#headers.set(
+        "user-agent",
+        options.userAgent ?? `_all_docs/${VERSION} (${detectRuntime()})`,
+      );
+    }
+    this.#onEvent = optionalFunction(CLIENT, "onEvent", options.onEvent);
+    this.#slots = new Slots(concurrency);
+    this.#bucket = new TokenBucket(rateLimit, { burst, clock: this.#clock });
+  }
+
+  /** A snapshot of the counters. */
+  get stats(): HttpClientStats {
+    return {
+      requests: this.#requestCount,
+      retries: this.#retryCount,
+      inFlight: this.#slots.used,
+    };
+  }
+
+  /**
+   * Sends a request, retrying as the client's policy says.
+   *
+   * @param url The absolute `http:` or `https:` URL.
+   * @param init Method, headers, signal, per-request limits, validators and trace id.
+   * @returns The response, with its body still a stream. Any status that is not retried is
+   *   returned, 4xx included.
+   * @throws {HttpError} When retries are exhausted or `Content-Length` is above
+   *   `maxBodyBytes`.
+   * @throws {TypeError} When `url` or an option has the wrong type.
+   * @throws {RangeError} When an option is out of range.
+   * @throws The reason of `init.signal` when it aborts.
+   *
+   * @example Revalidate a cached document
+   * ```ts
+   * import { HttpClient } from "./client.ts";
+   * const client = new HttpClient({
+   *   fetch: (_url, init) =>
+   *     Promise.resolve(
+   *       new Headers(init.headers).get("if-none-match") === '"v1"'
+   *         ? new Response(null, { status: 304 })
+   *         : new Response("{}", { headers: { etag: '"v1"' } }),
+   *     ),
+   * });
+   * const cached = { etag: '"v1"' };
+   * const response = await client.request("https://registry.example/left-pad", {
+   *   conditional: cached,
+   * });
+   * console.assert(response.status === 304 && response.body === null);
+   * ```
+   */
+  async request(url: string | URL, init: RequestOptions = {}): Promise<Response> {
+    const href = urlArgument(url);
+    const method = init.method ?? "GET";
+    if (method !== "GET" && method !== "HEAD") {
+      const error = typeof method === "string" ? RangeError : TypeError;
+      throw new error(`${REQUEST}: 'method' must be "GET" or "HEAD", received ${describe(method)}`);
+    }
+    const signal = init.signal;
+    if (signal !== undefined && !(signal instanceof AbortSignal)) {
+      throw new TypeError(
+        `${REQUEST}: 'signal' must be an AbortSignal, received ${describe(signal)}`,
+      );
+    }
+    const timeout = init.timeout === undefined
+      ? this.#timeout
+      : timeoutOption(REQUEST, init.timeout);
+    const retries = init.retries === undefined
+      ? this.#retries
+      : retriesOption(REQUEST, init.retries);
+    const traceId = init.traceId ?? randomHex(16);
+    if (typeof traceId !== "string" || !/^[0-9a-f]{32}$/.test(traceId) || /^0+$/.test(traceId)) {
+      const error = typeof traceId === "string" ? RangeError : TypeError;
+      throw new error(
+        `${REQUEST}: 'traceId' must be 32 lowercase hex digits, not all zero, received ${
+          describe(traceId)
+        }`,
+      );
+    }
+    const headers = new Headers(this.#headers);
+    if (init.headers !== undefined) {
+      for (const [name, value] of headersOption(REQUEST, init.headers)) headers.set(name, value);
+    }
+    const conditional = init.conditional;
+    if (conditional !== undefined) {
+      if (typeof conditional !== "object" || conditional === null) {
+        throw new TypeError(
+          `${REQUEST}: 'conditional' must be an object, received ${describe(conditional)}`,
+        );
+      }
+      if (conditional.etag !== undefined) headers.set("if-none-match", conditional.etag);
+      if (conditional.lastModified !== undefined) {
+        headers.set("if-modified-since", conditional.lastModified);
+      }
+    }
+    signal?.throwIfAborted();
+
+    for (let number = 1;; number++) {
+      const outcome = await this.#attempt({
+        url: href,
+        method,
+        headers,
+        traceId,
+        signal,
+        timeout,
+        number,
+      });
+      if ("response" in outcome) return outcome.response;
+      const failure = outcome.failure;
+      const delay = failure.retryAfter !== undefined
+        ? Math.min(failure.retryAfter, this.#retryAfterMax)
+        : this.#random() *
+          Math.min(this.#backoffMax, this.#backoffBase * 2 ** Math.min(number - 1, 1000));
+      if (failure.status === 429) this.#bucket.pauseUntil(this.#clock.now() + delay);
+      if (number > retries) {
+        throw new HttpError(
+          `${method} ${href} failed after ${number} attempt${
+            number === 1 ? "" : "s"
+          }: ${failure.message}`,
+          href,
+          {
+            status: failure.status,
+            retryAfter: failure.retryAfter,
+            attempts: number,
+            cause: failure.cause,
+          },
+        );
+      }
+      this.#retryCount++;
+      this.#emit({
+        type: "retry",
+        url: href,
+        attempt: number,
+        delay,
+        reason: failure.reason,
+        status: failure.status,
+      });
+      await this.#clock.sleep(delay, signal);
+    }
+  }
+
+  async #attempt(attempt: Attempt): Promise<Outcome> {
+    const { url, method, signal, timeout } = attempt;
+    const release = await this.#slots.acquire(signal);
+    try {
+      await this.#bucket.take(signal);
+    } catch (error) {
+      release();
+      throw error;
+    }
+    const headers = new Headers(attempt.headers);
+    headers.set("traceparent", `00-${attempt.traceId}-${randomHex(8)}-01`);
+    this.#requestCount++;
+    this.#emit({ type: "request", url, attempt: attempt.number });
+
+    const controller = new AbortController();
+    const fetchSignal = signal === undefined
+      ? controller.signal
+      : AbortSignal.any([signal, controller.signal]);
+    const stopTimer = this.#startTimer(timeout, () => {
+      controller.abort(
+        new DOMException(`No response headers within ${timeout} ms`, "TimeoutError"),
+      );
+    });
+    let response: Response;
+    try {
+      response = await this.#fetch(url, { method, headers, signal: fetchSignal });
+    } catch (error) {
+      stopTimer();
+      release();
+      if (signal?.aborted) throw signal.reason;
+      if (controller.signal.aborted) {
+        return {
+          failure: {
+            reason: "timeout",
+            status: undefined,
+            retryAfter: undefined,
+            cause: controller.signal.reason,
+            message: `no response headers within ${timeout} ms`,
+          },
+        };
+      }
+      return {
+        failure: {
+          reason: "network",
+          status: undefined,
+          retryAfter: undefined,
+          cause: error,
+          message: `network error (${errorMessage(error)})`,
+        },
+      };
+    }
+    stopTimer();
+    const status = response.status;
+    this.#emit({ type: "response", url, status, attempt: attempt.number });
+
+    if (signal?.aborted) {
+      discard(response);
+      release();
+      throw signal.reason;
+    }
+    if (status === 408 || status === 429 || (status >= 500 && status <= 599)) {
+      const retryAfter = parseRetryAfter(response.headers.get("retry-after"), this.#clock.now());
+      discard(response);
+      release();
+      return {
+        failure: {
+          reason: "status",
+          status,
+          retryAfter,
+          cause: undefined,
+          message: `HTTP ${status}`,
+        },
+      };
+    }
+    if (response.body === null || method === "HEAD" || NULL_BODY_STATUSES.has(status)) {
+      discard(response);
+      release();
+      return { response };
+    }
+    const length = parseContentLength(response.headers.get("content-length"));
+    if (length !== undefined && length > this.#maxBodyBytes) {
+      discard(response);
+      release();
+      throw new HttpError(
+        `The response body of ${method} ${url} is ${length} bytes, more than 'maxBodyBytes' (${this.#maxBodyBytes})`,
+        url,
+        { status, attempts: attempt.number },
+      );
+    }
+    return {
+      response: guardBody(response, response.body, {
+        url,
+        method,
+        status,
+        length,
+        attempts: attempt.number,
+        callerSignal: signal,
+        controller,
+        fetchSignal,
+        timeout,
+        maxBodyBytes: this.#maxBodyBytes,
+        startTimer: (ms, onFire) => this.#startTimer(ms, onFire),
+        release,
+      }),
+    };
+  }
+
+  /** Calls `onFire` after `ms` on the timeout clock; the returned function cancels it. */
+  #startTimer(ms: number, onFire: () => void): () => void {
+    if (!(ms <= MAX_TIMER_MS)) return noop;
+    if (this.#timeoutClock.timer) return this.#timeoutClock.timer(ms, onFire);
+    const controller = new AbortController();
+    let active = true;
+    this.#timeoutClock.sleep(ms, controller.signal).then(() => {
+      if (!active) return;
+      active = false;
+      onFire();
+    }, noop);
+    return () => {
+      if (!active) return;
+      active = false;
+      controller.abort();
+    };
+  }
+
+  #emit(event: HttpEvent): void {
+    if (this.#onEvent === undefined) return;
+    try {
+      this.#onEvent(event);
+    } catch {
+      // A listener's failure must not break requests or leak their slots.
+    }
+  }
+}
+
+/** A counting semaphore with a first-in, first-out queue of waiters. */
+class Slots {
+  #limit: number;
+  #used = 0;
+  #waiters = new Set<() => void>();
+
+  constructor(limit: number) {
+    this.#limit = limit;
+  }
+
+  get used(): number {
+    return this.#used;
+  }
+
+  /** Resolves with a function that releases the slot; calling it more than once is harmless. */
+  acquire(signal: AbortSignal | undefined): Promise<() => void> {
+    if (signal?.aborted) return Promise.reject(signal.reason);
+    if (this.#used < this.#limit) {
+      this.#used++;
+      return Promise.resolve(this.#releaser());
+    }
+    return new Promise((resolve, reject) => {
+      const onAbort = () => {
+        this.#waiters.delete(grant);
+        reject(signal?.reason);
+      };
+      const grant = () => {
+        signal?.removeEventListener("abort", onAbort);
+        resolve(this.#releaser());
+      };
+      this.#waiters.add(grant);
+      signal?.addEventListener("abort", onAbort, { once: true });
+    });
+  }
+
+  #releaser(): () => void {
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      const next = this.#waiters.values().next();
+      if (next.done) {
+        this.#used--;
+        return;
+      }
+      // Hand the slot straight to the next waiter: `used` does not change.
+      this.#waiters.delete(next.value);
+      next.value();
+    };
+  }
+}
+
+/** What {@linkcode guardBody} needs. */
+interface BodyGuard {
+  url: string;
+  method: string;
+  status: number;
+  /** The declared `Content-Length`, when valid. */
+  length: number | undefined;
+  attempts: number;
+  callerSignal: AbortSignal | undefined;
+  /** Aborts the attempt's fetch, which tears the connection down. */
+  controller: AbortController;
+  /** The signal the fetch was given: the caller's and the attempt's. */
+  fetchSignal: AbortSignal;
+  timeout: number;
+  maxBodyBytes: number;
+  startTimer: (ms: number, onFire: () => void) => () => void;
+  release: () => void;
+}
+
+/**
+ * Wraps a response body to enforce the idle timeout, the size limit and caller aborts, and to
+ * release the concurrency slot exactly once when the body ends, is cancelled or errors.
+ *
+ * A body without a `Content-Encoding` that declares at most `WHOLE_BODY_MAX` bytes and is read
+ * whole (`arrayBuffer()`, `bytes()`, `text()`, `json()`) before anything touched its stream is
+ * read straight from the runtime's response, which is much cheaper than through a wrapping
+ * stream; the timeout then covers the whole read.
+ */
+function guardBody(
+  response: Response,
+  source: ReadableStream<Uint8Array>,
+  guard: BodyGuard,
+): Response {
+  let reader: ReadableStreamDefaultReader<Uint8Array> | undefined;
+  const label = `${guard.method} ${guard.url}`;
+  let received = 0;
+  let settled = false;
+  let touched = false;
+  let stopIdle: () => void = noop;
+  let output: ReadableStreamDefaultController<Uint8Array> | undefined;
+
+  const settle = (): boolean => {
+    if (settled) return false;
+    settled = true;
+    stopIdle();
+    guard.fetchSignal.removeEventListener("abort", onAbort);
+    guard.release();
+    return true;
+  };
+  const fail = (error: unknown): void => {
+    if (!settle()) return;
+    output?.error(error);
+    (reader ?? source).cancel(error).catch(noop);
+  };
+  /** Why the fetch signal aborted: the caller's reason, or a stall. */
+  const abortReason = (): unknown => {
+    const caller = guard.callerSignal;
+    if (caller?.aborted) return caller.reason;
+    return new HttpError(
+      `The response body of ${label} stalled: no data for ${guard.timeout} ms`,
+      guard.url,
+      {
+        status: guard.status,
+        attempts: guard.attempts,
+        cause: guard.controller.signal.reason,
+      },
+    );
+  };
+  const onAbort = (): void => fail(abortReason());
+  const readFailure = (error: unknown): HttpError =>
+    new HttpError(`Reading the response body of ${label} failed`, guard.url, {
+      status: guard.status,
+      attempts: guard.attempts,
+      cause: error,
+    });
+  const tooLarge = (): HttpError =>
+    new HttpError(
+      `The response body of ${label} is more than 'maxBodyBytes' (${guard.maxBodyBytes} bytes)`,
+      guard.url,
+      { status: guard.status, attempts: guard.attempts },
+    );
+  const armIdle = (): void => {
+    stopIdle = guard.startTimer(guard.timeout, () => {
+      guard.controller.abort(
+        new DOMException(`No body data within ${guard.timeout} ms`, "TimeoutError"),
+      );
+    });
+  };
+
+  const body = new ReadableStream<Uint8Array>({
+    start(controller) {
+      output = controller;
+      if (guard.fetchSignal.aborted) onAbort();
+      else guard.fetchSignal.addEventListener("abort", onAbort, { once: true });
+    },
+    async pull(controller) {
+      touched = true;
+      if (settled) return;
+      armIdle();
+      let result: ReadableStreamReadResult<Uint8Array>;
+      try {
+        result = await (reader ??= source.getReader()).read();
+      } catch (error) {
+        if (guard.fetchSignal.aborted) return onAbort();
+        return fail(readFailure(error));
+      } finally {
+        stopIdle();
+        stopIdle = noop;
+      }
+      if (settled) return;
+      if (result.done) {
+        settle();
+        controller.close();
+        return;
+      }
+      received += result.value.byteLength;
+      if (received > guard.maxBodyBytes) return fail(tooLarge());
+      controller.enqueue(result.value);
+    },
+    cancel(reason) {
+      touched = true;
+      if (!settle()) return;
+      return (reader ?? source).cancel(reason);
+    },
+  }, { highWaterMark: 0 });
+
+  const wrapped = new Response(body, {
+    status: response.status,
+    statusText: response.statusText,
+    headers: response.headers,
+  });
+  Object.defineProperty(wrapped, "url", { value: response.url, enumerable: true });
+  Object.defineProperty(wrapped, "redirected", { value: response.redirected, enumerable: true });
+
+  // Without a Content-Encoding the declared length is the length of the bytes read (the #attempt
+  // step has refused a length above maxBodyBytes).
+  if (
+    guard.length !== undefined && guard.length <= WHOLE_BODY_MAX &&
+    !response.headers.has("content-encoding")
+  ) {
+    /** The whole body straight from the runtime's response, or `undefined` once the stream
+     * was touched (the caller then reads through it). */
+    const readWhole = async (): Promise<Uint8Array | undefined> => {
+      if (touched || settled) return undefined;
+      touched = true;
+      armIdle();
+      let bytes: Uint8Array;
+      try {
+        bytes = new Uint8Array(await response.arrayBuffer());
+      } catch (error) {
+        const failure = guard.fetchSignal.aborted ? abortReason() : readFailure(error);
+        fail(failure);
+        throw failure;
+      }
+      if (bytes.byteLength > guard.maxBodyBytes) {
+        const failure = tooLarge();
+        fail(failure);
+        throw failure;
+      }
+      settle();
+      // The stream stands for the body just read: reading it again is an error, as with any
+      // used body.
+      output?.error(new TypeError(`The response body of ${label} was already read`));
+      Object.defineProperty(wrapped, "bodyUsed", { value: true, configurable: true });
+      return bytes;
+    };
+    const fallback = Response.prototype;
+    const methods: Record<string, (bytes: Uint8Array) => unknown> = {
+      arrayBuffer: (bytes) => bytes.buffer,
+      bytes: (bytes) => bytes,
+      text: (bytes) => new TextDecoder().decode(bytes),
+      json: (bytes) => JSON.parse(new TextDecoder().decode(bytes)),
+    };
+    for (const [name, convert] of Object.entries(methods)) {
+      const original = (fallback as unknown as Record<string, () => Promise<unknown>>)[name];
+      if (typeof original !== "function") continue;
+      Object.defineProperty(wrapped, name, {
+        value: async () => {
+          const bytes = await readWhole();
+          return bytes === undefined ? await original.call(wrapped) : convert(bytes);
+        },
+        configurable: true,
+      });
+    }
+  }
+  return wrapped;
+}
+
+/** Cancels a body the caller will never see. */
+function discard(response: Response): void {
+  if (response.body !== null && !response.bodyUsed) response.body.cancel().catch(noop);
+}
+
+function noop(): void {}
+
+/** `count` random bytes as lowercase hex, never all zero (W3C trace context forbids it). */
+function randomHex(count: number): string {
+  const bytes = new Uint8Array(count);
+  do {
+    crypto.getRandomValues(bytes);
+  } while (bytes.every((byte) => byte === 0));
+  let hex = "";
+  for (const byte of bytes) hex += byte.toString(16).padStart(2, "0");
+  return hex;
+}
+
+/** A `Retry-After` value in milliseconds: delta-seconds, or an HTTP-date relative to `now`. */
+function parseRetryAfter(value: string | null, now: number): number | undefined {
+  if (value === null) return undefined;
+  const text = value.trim();
+  if (/^\d+$/.test(text)) return Number(text) * 1000;
+  if (!/[a-z]/i.test(text)) return undefined;
+  const date = Date.parse(text);
+  return Number.isNaN(date) ? undefined : Math.max(0, date - now);
+}
+
+function errorMessage(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+function urlArgument(url: unknown): string {
+  let parsed: URL | undefined;
+  if (url instanceof URL) parsed = url;
+  else if (typeof url === "string" && URL.canParse(url)) parsed = new URL(url);
+  if (parsed === undefined || (parsed.protocol !== "http:" && parsed.protocol !== "https:")) {
+    throw new TypeError(
+      `${REQUEST}: 'url' must be an absolute http or https URL, received ${describe(url)}`,
+    );
+  }
+  return parsed.href;
+}
+
+function numberOption(
+  context: string,
+  name: string,
+  value: unknown,
+  valid: (value: number) => boolean,
+  expected: string,
+): number {
+  if (typeof value === "number" && valid(value)) return value;
+  const error = typeof value === "number" ? RangeError : TypeError;
+  throw new error(`${context}: '${name}' must be ${expected}, received ${describe(value)}`);
+}
+
+function retriesOption(context: string, value: unknown): number {
+  return numberOption(
+    context,
+    "retries",
+    value,
+    (n) => Number.isInteger(n) && n >= 0,
+    "a non-negative integer",
+  );
+}
+
+function timeoutOption(context: string, value: unknown): number {
+  return numberOption(context, "timeout", value, (n) => n > 0, "a positive number");
+}
+
+function delayOption(name: string, value: unknown): number {
+  return numberOption(
+    CLIENT,
+    name,
+    value,
+    (n) => Number.isFinite(n) && n >= 0,
+    "a non-negative finite number",
+  );
+}
+
+function optionalFunction<T>(context: string, name: string, value: T | undefined): T | undefined {
+  if (value === undefined || typeof value === "function") return value;
+  throw new TypeError(`${context}: '${name}' must be a function, received ${describe(value)}`);
+}
+
+function clockOption(context: string, name: string, value: unknown): Clock {
+  if (value === undefined) return systemClock;
+  const clock = value as Partial<Clock> | null;
+  if (
+    typeof clock === "object" && clock !== null && typeof clock.now === "function" &&
+    typeof clock.sleep === "function"
+  ) {
+    return clock as Clock;
+  }
+  throw new TypeError(
+    `${context}: '${name}' must have now() and sleep() methods, received ${describe(value)}`,
+  );
+}
+
+function headersOption(context: string, value: HeadersInit | undefined): Headers {
+  try {
+    return new Headers(value);
+  } catch (error) {
+    throw new TypeError(
+      `${context}: 'headers' must be valid headers, received ${describe(value)} (${
+        errorMessage(error)
+      })`,
+      { cause: error },
+    );
+  }
+}

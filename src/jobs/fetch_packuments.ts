@@ -1,0 +1,327 @@
+/**
+ * Fetching packuments into the cache: one representation per call (full by default, or the
+ * abbreviated "corgi" document), with freshness, conditional revalidation, 404s recorded as
+ * results, and bodies streamed to storage byte for byte.
+ *
+ * For each name:
+ * - a cached entry within its `max-age` is used without a request (`cached`);
+ * - an expired one is revalidated with `If-None-Match` / `If-Modified-Since`; a 304 renews its
+ *   freshness without rewriting the body (`revalidated`);
+ * - otherwise the body is streamed into the cache (`fetched`), its `_rev` noted for syncing;
+ * - a 404 is stored with a short freshness and reported (`not-found`);
+ * - transient failures are retried by the HTTP client; a body cut short is fetched again; what
+ *   still fails is reported (`failed`) and the previous entry, if any, is kept.
+ *
+ * `refresh` revalidates every entry now; `offline` uses the cache only (`missing` otherwise).
+ *
+ * @module
+ */
+
+import type { Cache, CacheEntryInfo } from "../storage/cache.ts";
+import type { HttpClient } from "../http/client.ts";
+import { packumentKey, type Representation } from "../storage/keys.ts";
+import { encodePackageName } from "../npm/package_name.ts";
+import { parseContentLength, WHOLE_BODY_MAX } from "../http/headers.ts";
+
+/** The `Accept` header of each representation. */
+export const ACCEPT: Record<Representation, string> = {
+  full: "application/json",
+  abbreviated: "application/vnd.npm.install-v1+json",
+};
+
+/** Where a name's packument comes from. */
+export interface RegistryTarget {
+  /** The registry URL (ending in `/`). */
+  url: string;
+  /** The origin key used in cache keys for this registry. */
+  originKey: string;
+  /** A bearer token for this registry only; never logged. */
+  token?: string | undefined;
+}
+
+/** What happened to one name. */
+export type PackumentOutcome =
+  | "fetched"
+  | "revalidated"
+  | "cached"
+  | "not-found"
+  | "missing"
+  | "failed";
+
+/** The result for one name. */
+export interface PackumentResult {
+  /** The package name. */
+  name: string;
+  /** What happened. */
+  outcome: PackumentOutcome;
+  /** Body bytes downloaded (0 unless fetched). */
+  bytes: number;
+  /** Why it failed. */
+  error?: string;
+}
+
+/** Options for {@linkcode fetchPackument} and {@linkcode fetchPackuments}. */
+export interface FetchPackumentOptions {
+  /** Which registry serves a name (per-scope registries differ). */
+  registryFor: (name: string) => RegistryTarget;
+  /** Which document to fetch.
+   * @default {"full"} */
+  representation?: Representation;
+  /** Revalidate every cached entry now, fresh or not.
+   * @default {false} */
+  refresh?: boolean;
+  /** Use only the cache; never send a request.
+   * @default {false} */
+  offline?: boolean;
+  /** How long a recorded 404 stays fresh, in seconds.
+   * @default {300} */
+  notFoundMaxAge?: number;
+  /** Attempts for a body that breaks off while streaming (the HTTP client retries the rest).
+   * @default {3} */
+  bodyAttempts?: number;
+  /** Aborts the work.
+   * @default {undefined} */
+  signal?: AbortSignal;
+  /** The `_rev` to record for a fetched body that names none (the abbreviated document), such
+   * as the revision a partition row lists. A body's own `_rev` always wins.
+   * @default {undefined} */
+  revFor?: (name: string) => string | undefined;
+}
+
+/** `"_rev":"..."`, looked for within the first 64 KiB of a document. */
+const REV = /"_rev"\s*:\s*"([^"\\]*)"/;
+const REV_SCAN_MAX = 65_536;
+
+/** Finds `"_rev":"..."` near the start of a streamed document without parsing it. */
+function revScanner(): {
+  stream: TransformStream<Uint8Array, Uint8Array>;
+  rev: () => string | undefined;
+} {
+  const decoder = new TextDecoder();
+  let head = "";
+  let rev: string | undefined;
+  let done = false;
+  const stream = new TransformStream<Uint8Array, Uint8Array>({
+    transform(chunk, controller) {
+      if (!done) {
+        head += decoder.decode(chunk, { stream: true });
+        const match = REV.exec(head);
+        if (match) {
+          rev = match[1];
+          done = true;
+        } else if (head.length > REV_SCAN_MAX) done = true;
+      }
+      controller.enqueue(chunk);
+    },
+  });
+  return { stream, rev: () => rev };
+}
+
+/** Finds `"_rev":"..."` near the start of a whole document. */
+function revOf(body: Uint8Array): string | undefined {
+  return REV.exec(new TextDecoder().decode(body.subarray(0, REV_SCAN_MAX)))?.[1];
+}
+
+function cachedOutcome(info: CacheEntryInfo): PackumentOutcome {
+  return info.status === 404 ? "not-found" : "cached";
+}
+
+/**
+ * Brings one packument into the cache.
+ *
+ * @param client The HTTP client.
+ * @param cache The cache.
+ * @param name A valid package name.
+ * @param options Where and how.
+ * @returns What happened.
+ */
+export function fetchPackument(
+  client: HttpClient,
+  cache: Cache,
+  name: string,
+  options: FetchPackumentOptions,
+): Promise<PackumentResult> {
+  const representation = options.representation ?? "full";
+  const target = options.registryFor(name);
+  const key = packumentKey(target.originKey, name, representation);
+  return cache.load(key, async () => {
+    // A name this run has not seen is most often new: the bloom filter, where the cache has
+    // one, answers without a read.
+    const info = await cache.info(key, { absentIfUnseen: true });
+    if (options.offline) {
+      return { name, outcome: info ? cachedOutcome(info) : "missing", bytes: 0 };
+    }
+    if (info && !options.refresh && cache.freshness(info).fresh) {
+      return { name, outcome: cachedOutcome(info), bytes: 0 };
+    }
+    const url = `${target.url}${encodePackageName(name)}`;
+    const headers: Record<string, string> = { accept: ACCEPT[representation] };
+    if (target.token) headers["authorization"] = `Bearer ${target.token}`;
+    const attempts = options.bodyAttempts ?? 3;
+    for (let attempt = 1;; attempt++) {
+      let response: Response;
+      try {
+        response = await client.request(url, {
+          headers,
+          signal: options.signal,
+          conditional: info && info.status === 200 ? info : undefined,
+        });
+      } catch (error) {
+        // The client has already retried what was worth retrying.
+        if (options.signal?.aborted) throw error;
+        return { name, outcome: "failed", bytes: 0, error: (error as Error).message };
+      }
+      try {
+        return await store(response);
+      } catch (error) {
+        // The body broke off while streaming: ask again.
+        if (options.signal?.aborted) throw error;
+        if (attempt >= attempts) {
+          return { name, outcome: "failed", bytes: 0, error: (error as Error).message };
+        }
+      }
+    }
+
+    async function store(response: Response): Promise<PackumentResult> {
+      const meta = {
+        etag: response.headers.get("etag") ?? undefined,
+        lastModified: response.headers.get("last-modified") ?? undefined,
+        cacheControl: response.headers.get("cache-control") ?? undefined,
+      };
+      if (response.status === 304 && info) {
+        await response.body?.cancel();
+        await cache.refresh(key, {
+          ...(meta.cacheControl ? { cacheControl: meta.cacheControl } : {}),
+          ...(meta.etag ? { etag: meta.etag } : {}),
+        });
+        return { name, outcome: "revalidated", bytes: 0 };
+      }
+      if (response.status === 404) {
+        const body = new Uint8Array(await response.arrayBuffer());
+        await cache.put(key, body, {
+          status: 404,
+          cacheControl: `max-age=${options.notFoundMaxAge ?? 300}`,
+          contentType: response.headers.get("content-type") ?? "application/json",
+          representation,
+        }, { absent: info === undefined });
+        return { name, outcome: "not-found", bytes: body.length };
+      }
+      if (response.status !== 200 || !response.body) {
+        const text = await response.text().catch(() => "");
+        return {
+          name,
+          outcome: "failed",
+          bytes: 0,
+          error: `GET ${url} answered ${response.status} ${text.slice(0, 120)}`.trim(),
+        };
+      }
+      const length = parseContentLength(response.headers.get("content-length"));
+      let body: Uint8Array | ReadableStream<Uint8Array>;
+      let revFound: () => string | undefined;
+      // A declared length counts the bytes on the wire: only without a Content-Encoding is it
+      // the size of the body read.
+      if (
+        length !== undefined && length <= WHOLE_BODY_MAX &&
+        !response.headers.has("content-encoding")
+      ) {
+        // A small body costs less read whole than piped through streams.
+        const bytes = new Uint8Array(await response.arrayBuffer());
+        body = bytes;
+        revFound = () => revOf(bytes);
+      } else {
+        const scan = revScanner();
+        body = response.body.pipeThrough(scan.stream);
+        revFound = scan.rev;
+      }
+      const stored = await cache.put(key, body, () => {
+        const rev = revFound() ?? options.revFor?.(name);
+        return {
+          status: 200,
+          ...(meta.etag ? { etag: meta.etag } : {}),
+          ...(meta.lastModified ? { lastModified: meta.lastModified } : {}),
+          ...(meta.cacheControl ? { cacheControl: meta.cacheControl } : {}),
+          contentType: response.headers.get("content-type") ?? ACCEPT[representation],
+          representation,
+          ...(rev ? { rev } : {}),
+        };
+      }, { absent: info === undefined });
+      return { name, outcome: "fetched", bytes: stored.size };
+    }
+  });
+}
+
+/** Totals of a {@linkcode fetchPackuments} run. */
+export interface FetchSummary {
+  /** Names asked for (repeats not counted). */
+  total: number;
+  /** Repeats of a name already handled in this run, skipped. */
+  duplicates: number;
+  /** Count per outcome. */
+  outcomes: Record<PackumentOutcome, number>;
+  /** Body bytes downloaded. */
+  bytes: number;
+  /** Names that failed, with their errors. */
+  failed: PackumentResult[];
+}
+
+/**
+ * Brings many packuments into the cache, `parallel` at a time, reporting each result.
+ *
+ * @param client The HTTP client (its own cap limits requests in flight).
+ * @param cache The cache.
+ * @param names Valid package names (an async iterable is read lazily); repeats are skipped.
+ * @param options Where and how, plus `parallel` and `onResult`.
+ * @returns The totals.
+ */
+export async function fetchPackuments(
+  client: HttpClient,
+  cache: Cache,
+  names: Iterable<string> | AsyncIterable<string>,
+  options: FetchPackumentOptions & {
+    /** Names in progress at once.
+     * @default {16} */
+    parallel?: number;
+    /** Called with each result as it arrives. */
+    onResult?: (result: PackumentResult) => void;
+  },
+): Promise<FetchSummary> {
+  const parallel = options.parallel ?? 16;
+  if (!Number.isInteger(parallel) || parallel < 1) {
+    throw new RangeError(
+      `Cannot fetch packuments: 'parallel' must be a positive integer, received ${parallel}`,
+    );
+  }
+  const summary: FetchSummary = {
+    total: 0,
+    duplicates: 0,
+    outcomes: { fetched: 0, revalidated: 0, cached: 0, "not-found": 0, missing: 0, failed: 0 },
+    bytes: 0,
+    failed: [],
+  };
+  const iterator =
+    (Symbol.asyncIterator in names
+      ? (names as AsyncIterable<string>)[Symbol.asyncIterator]()
+      : (names as Iterable<string>)[Symbol.iterator]()) as
+        | AsyncIterator<string>
+        | Iterator<string>;
+  const seen = new Set<string>();
+  async function worker() {
+    while (true) {
+      const next = await iterator.next();
+      if (next.done) return;
+      if (seen.has(next.value)) {
+        summary.duplicates++;
+        continue;
+      }
+      seen.add(next.value);
+      summary.total++;
+      const result = await fetchPackument(client, cache, next.value, options);
+      summary.outcomes[result.outcome]++;
+      summary.bytes += result.bytes;
+      if (result.outcome === "failed") summary.failed.push(result);
+      options.onResult?.(result);
+    }
+  }
+  await Promise.all(Array.from({ length: parallel }, worker));
+  return summary;
+}

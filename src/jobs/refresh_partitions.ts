@@ -1,0 +1,320 @@
+/**
+ * Refreshes a partition set: fetches every range of `_all_docs` completely into the cache,
+ * recording progress in a checkpoint so a killed run resumes where it stopped.
+ *
+ * - Completed partitions are skipped on resume; partitions left in progress by a dead worker
+ *   (no heartbeat for `leaseMs`) are redone; failed ones get a new set of attempts.
+ * - A range is cached only when it was read completely; the cache keeps the previous version
+ *   until then, so it never holds a half-written range.
+ * - Re-running a completed set starts a new pass that refreshes every range, conditionally
+ *   where the origin gave a validator.
+ * - Several workers may run one set at once: each partition's state is its own record, and a
+ *   partition held by a live worker is left to it.
+ *
+ * A cached range is NDJSON: one `["id","rev"]` line per document, in key order.
+ *
+ * @module
+ */
+
+import { MAX_PAGE_LIMIT, readRange } from "../couchdb/all_docs.ts";
+import type { Cache } from "../storage/cache.ts";
+import { Checkpoint, type PartitionState } from "../storage/checkpoint.ts";
+import { type Clock, systemClock } from "../clock.ts";
+import type { HttpClient } from "../http/client.ts";
+import { type PartitionRange, partitionSetId, rangesFromPivots, validatePivots } from "../couchdb/pivots.ts";
+
+/** Progress events of a refresh. */
+export type RefreshEvent =
+  | { type: "start"; setId: string; partitions: number; pending: number; pass: number }
+  | { type: "partition-start"; index: number; key: string; attempt: number }
+  | { type: "page"; index: number; rows: number }
+  | { type: "partition-done"; index: number; rows: number; unchanged: boolean }
+  | { type: "partition-retry"; index: number; attempt: number; error: string }
+  | { type: "partition-failed"; index: number; attempts: number; error: string }
+  | { type: "partition-wait"; index: number; owner: string };
+
+/** A partition that failed after its attempts. */
+export interface FailedPartition {
+  /** The partition index. */
+  index: number;
+  /** The cache key. */
+  key: string;
+  /** The range start. */
+  startKey: string;
+  /** The range end. */
+  endKey: string;
+  /** The last error. */
+  error: string;
+}
+
+/** The outcome of {@linkcode refreshPartitions}. */
+export interface RefreshSummary {
+  /** The set id. */
+  setId: string;
+  /** The pass this run worked on. */
+  pass: number;
+  /** Partitions in the set. */
+  partitions: number;
+  /** Partitions this run completed (fetched or revalidated). */
+  fetched: number;
+  /** Of those, partitions the origin said were unchanged (304). */
+  unchanged: number;
+  /** Partitions already complete in this pass, skipped. */
+  skipped: number;
+  /** Rows in the partitions this run completed. */
+  rows: number;
+  /** Partitions that failed after their attempts. */
+  failed: FailedPartition[];
+}
+
+/** Options for {@linkcode refreshPartitions}. */
+export interface RefreshPartitionsOptions {
+  /** The origin URL (the replication endpoint). */
+  origin: string;
+  /** The origin key for cache keys. */
+  originKey: string;
+  /** The pivots. */
+  pivots: readonly string[];
+  /** Partitions fetched at once.
+   * @default {4} */
+  parallel?: number;
+  /** Attempts per partition before it is marked failed.
+   * @default {3} */
+  maxAttempts?: number;
+  /** Start the set over, forgetting its checkpoint.
+   * @default {false} */
+  fresh?: boolean;
+  /** Rows per page.
+   * @default {10000} */
+  limit?: number;
+  /** This worker's name in the checkpoint.
+   * @default {a random id} */
+  workerId?: string;
+  /** A partition in progress whose heartbeat is older than this is taken over, in ms.
+   * @default {60000} */
+  leaseMs?: number;
+  /** Tells whether the worker named in an in-progress record still runs; `false` lets this run
+   * take the partition over at once instead of waiting for its lease to run out (the CLI checks
+   * the process id of workers on the same host).
+   * @default {() => true} */
+  isOwnerAlive?: (owner: string) => boolean;
+  /** The clock.
+   * @default {systemClock} */
+  clock?: Clock;
+  /** Aborts the refresh.
+   * @default {undefined} */
+  signal?: AbortSignal;
+  /** Receives progress events. */
+  onEvent?: (event: RefreshEvent) => void;
+}
+
+function positiveInteger(name: string, value: number): number {
+  if (!Number.isInteger(value) || value < 1) {
+    throw new RangeError(
+      `Cannot refresh partitions: '${name}' must be a positive integer, received ${value}`,
+    );
+  }
+  return value;
+}
+
+/**
+ * Fetches every range of a partition set into the cache.
+ *
+ * @param client The HTTP client.
+ * @param cache The cache (its driver also holds the checkpoint).
+ * @param options The set and how to run it.
+ * @returns What the run did; `failed` lists partitions that ran out of attempts.
+ * @throws {PivotError} When the pivots are bad, before any request.
+ */
+export async function refreshPartitions(
+  client: HttpClient,
+  cache: Cache,
+  options: RefreshPartitionsOptions,
+): Promise<RefreshSummary> {
+  const pivots = validatePivots([...options.pivots]);
+  const parallel = positiveInteger("parallel", options.parallel ?? 4);
+  const maxAttempts = positiveInteger("maxAttempts", options.maxAttempts ?? 3);
+  const leaseMs = positiveInteger("leaseMs", options.leaseMs ?? 60_000);
+  const limit = options.limit ?? MAX_PAGE_LIMIT;
+  const clock = options.clock ?? systemClock;
+  const me = options.workerId ?? crypto.randomUUID();
+  const emit = options.onEvent ?? (() => {});
+  const setId = partitionSetId(options.originKey, pivots);
+  const ranges = rangesFromPivots(pivots, options.originKey);
+  const checkpoint = new Checkpoint(cache.driver, options.originKey, setId);
+
+  if (options.fresh) await checkpoint.clear();
+  if (!(await checkpoint.set())) {
+    await checkpoint.writeSet({
+      id: setId,
+      originKey: options.originKey,
+      origin: options.origin,
+      pivots,
+      createdAt: clock.now(),
+    });
+  }
+  const states = await checkpoint.all();
+  let pass = Math.max(1, ...[...states.values()].map((s) => s.pass ?? 1));
+  const complete = (s: PartitionState | undefined) => s?.pass === pass && s.status === "done";
+  if (ranges.every((r) => complete(states.get(r.index)))) pass++;
+  const summary: RefreshSummary = {
+    setId,
+    pass,
+    partitions: ranges.length,
+    fetched: 0,
+    unchanged: 0,
+    skipped: 0,
+    rows: 0,
+    failed: [],
+  };
+  const queue = ranges.filter((r) => !complete(states.get(r.index)));
+  summary.skipped = ranges.length - queue.length;
+  emit({ type: "start", setId, partitions: ranges.length, pending: queue.length, pass });
+
+  async function runPartition(range: PartitionRange, initial: PartitionState | undefined) {
+    let attempts = initial?.pass === pass && initial.status === "in-progress"
+      ? initial.attempts
+      : 0;
+    while (true) {
+      attempts++;
+      const startedAt = clock.now();
+      let chain: Promise<void> = Promise.resolve();
+      const write = (state: PartitionState) =>
+        chain = chain.then(() => checkpoint.put(range.index, state));
+      const working: PartitionState = {
+        status: "in-progress",
+        attempts,
+        rows: 0,
+        startedAt,
+        updatedAt: startedAt,
+        owner: me,
+        pass,
+      };
+      await write(working);
+      const heartbeat = setInterval(() => {
+        write({ ...working, updatedAt: clock.now() }).catch(() => {});
+      }, Math.max(10, Math.floor(leaseMs / 3)));
+      emit({ type: "partition-start", index: range.index, key: range.key, attempt: attempts });
+      try {
+        const { rows, unchanged } = await fetchRange(range);
+        clearInterval(heartbeat);
+        await write({
+          status: "done",
+          attempts,
+          rows,
+          startedAt,
+          updatedAt: clock.now(),
+          finishedAt: clock.now(),
+          pass,
+        });
+        summary.fetched++;
+        if (unchanged) summary.unchanged++;
+        summary.rows += rows;
+        emit({ type: "partition-done", index: range.index, rows, unchanged });
+        return;
+      } catch (error) {
+        clearInterval(heartbeat);
+        if (options.signal?.aborted) throw error;
+        const message = error instanceof Error ? error.message : String(error);
+        const failed = attempts >= maxAttempts;
+        await write({
+          status: failed ? "failed" : "pending",
+          attempts,
+          rows: 0,
+          lastError: message,
+          startedAt,
+          updatedAt: clock.now(),
+          pass,
+        });
+        if (failed) {
+          emit({ type: "partition-failed", index: range.index, attempts, error: message });
+          summary.failed.push({
+            index: range.index,
+            key: range.key,
+            startKey: range.startKey,
+            endKey: range.endKey,
+            error: message,
+          });
+          return;
+        }
+        emit({ type: "partition-retry", index: range.index, attempt: attempts, error: message });
+        await clock.sleep(Math.min(30_000, 1000 * 2 ** (attempts - 1)), options.signal);
+      }
+    }
+  }
+
+  async function fetchRange(range: PartitionRange): Promise<{ rows: number; unchanged: boolean }> {
+    const existing = await cache.info(range.key);
+    const singlePage = existing?.count !== undefined && existing.count < limit;
+    const conditional = existing?.etag && singlePage ? { etag: existing.etag } : undefined;
+    const read = await readRange(client, options.origin, range, {
+      limit,
+      conditional,
+      clock,
+      signal: options.signal,
+      onPage: ({ rows }) => emit({ type: "page", index: range.index, rows }),
+    });
+    if (read.notModified && existing) {
+      await cache.refresh(range.key);
+      return { rows: existing.count ?? 0, unchanged: true };
+    }
+    let rows = 0;
+    let pages = 0;
+    const body = new ReadableStream<Uint8Array>({
+      async pull(controller) {
+        const next = await read.pages.next();
+        if (next.done) return controller.close();
+        rows += next.value.count;
+        pages++;
+        controller.enqueue(next.value.lines);
+      },
+      async cancel() {
+        await read.pages.return(undefined);
+      },
+    });
+    await cache.put(range.key, body, () => ({
+      status: 200,
+      contentType: "application/x-ndjson",
+      representation: "partition",
+      count: rows,
+      ...(pages <= 1 && read.etag ? { etag: read.etag } : {}),
+    }));
+    return { rows, unchanged: false };
+  }
+
+  const deferred: PartitionRange[] = [];
+  async function take(range: PartitionRange, waitForOthers: boolean): Promise<boolean> {
+    const state = await checkpoint.get(range.index);
+    if (complete(state)) {
+      summary.skipped++;
+      return true;
+    }
+    const heldByOther = state?.pass === pass && state.status === "in-progress" &&
+      state.owner !== me && clock.now() - state.updatedAt < leaseMs &&
+      (options.isOwnerAlive?.(state.owner ?? "") ?? true);
+    if (heldByOther) {
+      if (waitForOthers) {
+        emit({ type: "partition-wait", index: range.index, owner: state.owner ?? "" });
+      }
+      return false;
+    }
+    await runPartition(range, state);
+    return true;
+  }
+
+  let next = 0;
+  async function worker() {
+    while (next < queue.length) {
+      const range = queue[next++]!;
+      if (!(await take(range, false))) deferred.push(range);
+    }
+  }
+  await Promise.all(Array.from({ length: Math.min(parallel, queue.length) }, worker));
+  // Partitions another worker holds: wait until they finish or their heartbeat stops.
+  while (deferred.length > 0) {
+    const range = deferred[0]!;
+    if (await take(range, true)) deferred.shift();
+    else await clock.sleep(Math.min(1000, Math.floor(leaseMs / 4)), options.signal);
+  }
+  return summary;
+}

@@ -1,0 +1,847 @@
+/**
+ * The cache: HTTP-style entries (body bytes plus response metadata) over any storage driver.
+ *
+ * Each entry is one record under its own key: a small header (status, validators,
+ * `cache-control`, `content-type`, integrity, size, fetch time, representation, `_rev`) followed
+ * by the body when the body is small (at most `inlineMax` bytes). Larger bodies are streamed to a
+ * separate body key (`v1:body:...`) first, and the header that points at them is written last,
+ * so a reader never sees a header whose body is incomplete. A 304 rewrites only the header.
+ *
+ * Integrity (`sha256-<base64>`, the Subresource Integrity form) is verified on every read: a
+ * corrupt or incomplete entry is reported (`onCorrupt`, `stats.corrupt`) and treated as a miss,
+ * never returned.
+ *
+ * @module
+ */
+
+import type { ListOptions, StorageDriver } from "./driver.ts";
+import { type Clock, systemClock } from "../clock.ts";
+import { BloomFilter } from "../_util/bloom.ts";
+import { Sha256, sha256Integrity } from "../_util/sha256.ts";
+import { concatBytes, readAll } from "../_util/bytes.ts";
+import { BODY_PREFIX, CHECKPOINT_PREFIX } from "./keys.ts";
+
+/** Response metadata stored with a body. */
+export interface CacheMetadata {
+  /** The HTTP status the body came with (200, or 404 for a recorded "not found"). */
+  status: number;
+  /** The `ETag` response header. */
+  etag?: string;
+  /** The `Last-Modified` response header. */
+  lastModified?: string;
+  /** The `Cache-Control` response header. */
+  cacheControl?: string;
+  /** The `Content-Type` response header. */
+  contentType?: string;
+  /** Which representation the body is (`full`, `abbreviated`, `partition`, ...). */
+  representation?: string;
+  /** The document revision (`_rev`) the body holds, when known. */
+  rev?: string;
+  /** A row count or similar figure the writer wants to keep beside the body. */
+  count?: number;
+}
+
+/** What the cache knows about an entry without reading its body. */
+export interface CacheEntryInfo extends CacheMetadata {
+  /** The entry's key. */
+  key: string;
+  /** `sha256-<base64>` of the body bytes. */
+  integrity: string;
+  /** The body size in bytes. */
+  size: number;
+  /** When the body was fetched or last revalidated (ms since the epoch, from the clock). */
+  fetchedAt: number;
+}
+
+/** A verified cache entry: its metadata and ways to read the body. */
+export interface CacheEntry {
+  /** The metadata. */
+  info: CacheEntryInfo;
+  /** The body as a stream. Each call opens a new stream; a stream errors if the bytes changed. */
+  stream(): ReadableStream<Uint8Array>;
+  /** The whole body. */
+  bytes(): Promise<Uint8Array>;
+  /** The body decoded as UTF-8. */
+  text(): Promise<string>;
+  /** The body parsed as JSON. */
+  json(): Promise<unknown>;
+}
+
+/** Freshness of an entry at a moment. */
+export interface Freshness {
+  /** The entry may be used without asking the origin. */
+  fresh: boolean;
+  /** Milliseconds since the entry was fetched or revalidated. */
+  ageMs: number;
+  /** The freshness lifetime in milliseconds. */
+  maxAgeMs: number;
+  /** The entry has a validator (`ETag` or `Last-Modified`) for a conditional request. */
+  canRevalidate: boolean;
+}
+
+/** Options for {@linkcode Cache.open}. */
+export interface CacheOptions {
+  /** The clock for fetch times and freshness.
+   * @default {systemClock} */
+  clock?: Clock;
+  /** Bodies up to this many bytes are stored inside the entry record.
+   * @default {65536} */
+  inlineMax?: number;
+  /** Freshness lifetime for entries whose `Cache-Control` gives none, in milliseconds.
+   * @default {0} */
+  defaultMaxAgeMs?: number;
+  /** Bloom filter sizing, or `false` to go without one. Seeding lists every stored key; past
+   * `seedLimit` keys it stops and the cache goes without a filter (on a large cache most keys
+   * asked for are present, so the filter would save little and cost a long listing).
+   * @default {{ expectedItems: 1_000_000, falsePositiveRate: 0.01, seedLimit: Infinity }} */
+  bloom?: false | { expectedItems?: number; falsePositiveRate?: number; seedLimit?: number };
+  /** Called for each corrupt entry found on a read. */
+  onCorrupt?: (key: string, reason: string) => void;
+  /**
+   * Makes an incremental SHA-256 for bodies that stream. Web standards have no incremental
+   * digest, so the default is a pure TypeScript one; an entry point may pass its runtime's
+   * native hash (`() => createHash("sha256")` from `node:crypto` on Deno and Node, several times
+   * faster).
+   * @default {() => new Sha256()}
+   */
+  createHash?: () => Sha256Hasher;
+}
+
+/** Options for {@linkcode Cache.get}. */
+export interface GetOptions {
+  /**
+   * When to verify a body that is stored apart from its header: `before` reads it once to
+   * check it before returning the entry; `while` checks as the body streams and errors the
+   * stream at its end, withholding the last chunk, when the bytes are wrong.
+   * @default {"before"}
+   */
+  verify?: "before" | "while";
+}
+
+/** Counters kept by a cache. */
+export interface CacheStats {
+  /** Reads that found a valid entry. */
+  hits: number;
+  /** Reads that found nothing (including corrupt entries). */
+  misses: number;
+  /** Corrupt entries found. */
+  corrupt: number;
+  /** Entries written. */
+  puts: number;
+  /** `has()` and `info(key, { absentIfUnseen: true })` calls answered by the bloom filter
+   * alone. */
+  bloomNegatives: number;
+}
+
+const MAGIC = new Uint8Array([0x41, 0x44, 0x31, 0x0a]); // "AD1\n"
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+interface StoredHeader extends CacheEntryInfo {
+  /** The body key, or null when the body follows the header. */
+  body: string | null;
+}
+
+class CorruptEntry extends Error {
+  override name = "CorruptEntry";
+}
+
+/** Raised by a body stream whose bytes do not match the entry's integrity. */
+export class CacheIntegrityError extends Error {
+  /** The error name. */
+  override name = "CacheIntegrityError";
+  /** The key of the entry. */
+  key: string;
+  /**
+   * Creates the error.
+   *
+   * @param key The key of the entry.
+   * @param message What was wrong.
+   */
+  constructor(key: string, message: string) {
+    super(message);
+    this.key = key;
+  }
+}
+
+function encodeRecord(header: StoredHeader, inline?: Uint8Array): Uint8Array {
+  const json = encoder.encode(JSON.stringify(header));
+  const out = new Uint8Array(8 + json.length + (inline?.length ?? 0));
+  out.set(MAGIC, 0);
+  new DataView(out.buffer).setUint32(4, json.length);
+  out.set(json, 8);
+  if (inline) out.set(inline, 8 + json.length);
+  return out;
+}
+
+function decodeRecord(key: string, raw: Uint8Array): { header: StoredHeader; inline: Uint8Array } {
+  if (raw.length < 8 || MAGIC.some((b, i) => raw[i] !== b)) {
+    throw new CorruptEntry("record does not start with the entry magic");
+  }
+  const length = new DataView(raw.buffer, raw.byteOffset, raw.byteLength).getUint32(4);
+  if (8 + length > raw.length) throw new CorruptEntry("record header is truncated");
+  let header: StoredHeader;
+  try {
+    header = JSON.parse(decoder.decode(raw.subarray(8, 8 + length)));
+  } catch {
+    throw new CorruptEntry("record header is not JSON");
+  }
+  if (
+    typeof header !== "object" || header === null || header.key !== key ||
+    typeof header.integrity !== "string" || typeof header.size !== "number" ||
+    typeof header.status !== "number" || typeof header.fetchedAt !== "number"
+  ) {
+    throw new CorruptEntry("record header is incomplete");
+  }
+  const inline = raw.subarray(8 + length);
+  if (header.body === null && inline.length !== header.size) {
+    throw new CorruptEntry(`inline body is ${inline.length} bytes, expected ${header.size}`);
+  }
+  return { header, inline };
+}
+
+/** The integrity of a whole body, hashed natively (WebCrypto) since it is in memory. */
+async function integrityOf(
+  bytes: Uint8Array,
+  createHash: (() => Sha256Hasher) | undefined,
+): Promise<string> {
+  // A native incremental hash, when one is given, is cheaper than a round trip through
+  // crypto.subtle for the small bodies stored inline.
+  if (createHash) {
+    const hash = createHash();
+    hash.update(bytes);
+    return sha256Integrity(hash.digest());
+  }
+  const view = bytes.buffer instanceof ArrayBuffer
+    ? new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+    : bytes.slice();
+  return sha256Integrity(
+    new Uint8Array(await crypto.subtle.digest("SHA-256", view as Uint8Array<ArrayBuffer>)),
+  );
+}
+
+function infoOf(header: StoredHeader): CacheEntryInfo {
+  const { body: _body, ...info } = header;
+  return info;
+}
+
+function randomId(): string {
+  const bytes = crypto.getRandomValues(new Uint8Array(8));
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/**
+ * Parses the freshness lifetime out of a `Cache-Control` value.
+ *
+ * @param cacheControl The header value.
+ * @returns Seconds, or `undefined` when the header gives no lifetime.
+ */
+export function maxAgeSeconds(cacheControl: string | undefined): number | undefined {
+  if (!cacheControl) return undefined;
+  const directives = cacheControl.toLowerCase().split(",").map((d) => d.trim());
+  if (directives.some((d) => d === "no-cache" || d === "no-store")) return 0;
+  for (const d of directives) {
+    const m = /^max-age\s*=\s*"?(\d+)"?$/.exec(d);
+    if (m) return Number(m[1]);
+  }
+  return undefined;
+}
+
+/**
+ * Tells whether an entry is fresh at `now`.
+ *
+ * @param info The entry's metadata.
+ * @param now The current time in ms since the epoch.
+ * @param defaultMaxAgeMs The lifetime to use when `Cache-Control` gives none.
+ * @returns The freshness.
+ *
+ * @example
+ * ```ts
+ * import { freshness } from "./cache.ts";
+ * const info = { cacheControl: "public, max-age=300", fetchedAt: 0, etag: '"a"' };
+ * console.assert(freshness(info, 299_000).fresh);
+ * const later = freshness(info, 300_000);
+ * console.assert(!later.fresh && later.canRevalidate);
+ * ```
+ */
+export function freshness(
+  info: Pick<CacheEntryInfo, "cacheControl" | "fetchedAt" | "etag" | "lastModified">,
+  now: number,
+  defaultMaxAgeMs = 0,
+): Freshness {
+  const seconds = maxAgeSeconds(info.cacheControl);
+  const maxAgeMs = seconds === undefined ? defaultMaxAgeMs : seconds * 1000;
+  const ageMs = Math.max(0, now - info.fetchedAt);
+  return {
+    fresh: ageMs < maxAgeMs,
+    ageMs,
+    maxAgeMs,
+    canRevalidate: info.etag !== undefined || info.lastModified !== undefined,
+  };
+}
+
+/** An incremental SHA-256: what {@linkcode CacheOptions.createHash} returns. */
+export interface Sha256Hasher {
+  /** Adds bytes. */
+  update(data: Uint8Array): unknown;
+  /** The 32-byte digest of everything added. */
+  digest(): Uint8Array;
+}
+
+/** Hashes and counts bytes passing through. */
+function measuring(createHash: () => Sha256Hasher): {
+  stream: TransformStream<Uint8Array, Uint8Array>;
+  result: () => { integrity: string; size: number };
+} {
+  const hash = createHash();
+  let size = 0;
+  const stream = new TransformStream<Uint8Array, Uint8Array>({
+    transform(chunk, controller) {
+      hash.update(chunk);
+      size += chunk.length;
+      controller.enqueue(chunk);
+    },
+  });
+  return { stream, result: () => ({ integrity: sha256Integrity(hash.digest()), size }) };
+}
+
+/** Passes bytes through, withholding the last chunk until the integrity matched. */
+function verifying(
+  key: string,
+  expected: CacheEntryInfo,
+  createHash: () => Sha256Hasher,
+): TransformStream<Uint8Array, Uint8Array> {
+  const hash = createHash();
+  let size = 0;
+  let held: Uint8Array | undefined;
+  return new TransformStream<Uint8Array, Uint8Array>({
+    transform(chunk, controller) {
+      hash.update(chunk);
+      size += chunk.length;
+      if (held) controller.enqueue(held);
+      held = chunk;
+    },
+    flush(controller) {
+      const integrity = sha256Integrity(hash.digest());
+      if (size !== expected.size || integrity !== expected.integrity) {
+        controller.error(
+          new CacheIntegrityError(key, `Cache entry '${key}' is corrupt: the body changed`),
+        );
+        return;
+      }
+      if (held) controller.enqueue(held);
+    },
+  });
+}
+
+/** Reads at most `limit + 1` bytes, returning them and a reader for the rest. */
+async function readPrefix(
+  stream: ReadableStream<Uint8Array>,
+  limit: number,
+): Promise<{ head: Uint8Array; done: boolean; reader: ReadableStreamDefaultReader<Uint8Array> }> {
+  const reader = stream.getReader();
+  const chunks: Uint8Array[] = [];
+  let length = 0;
+  while (length <= limit) {
+    const { value, done } = await reader.read();
+    if (done) {
+      return { head: concatBytes(chunks), done: true, reader };
+    }
+    chunks.push(value);
+    length += value.length;
+  }
+  return { head: concatBytes(chunks), done: false, reader };
+}
+
+function streamOf(bytes: Uint8Array): ReadableStream<Uint8Array> {
+  return new ReadableStream<Uint8Array>({
+    start(controller) {
+      if (bytes.length > 0) controller.enqueue(bytes);
+      controller.close();
+    },
+  });
+}
+
+function entryOf(
+  info: CacheEntryInfo,
+  open: () => ReadableStream<Uint8Array>,
+  whole?: Uint8Array,
+): CacheEntry {
+  const bytes = () => whole ? Promise.resolve(whole.slice()) : readAll(open());
+  return {
+    info,
+    stream: open,
+    bytes,
+    text: async () => decoder.decode(await bytes()),
+    json: async () => JSON.parse(decoder.decode(await bytes())),
+  };
+}
+
+/** A read-only async Map over a cache: keys to body bytes. */
+export interface CacheMap extends AsyncIterable<[string, Uint8Array]> {
+  /** The body of `key`, or `undefined`. */
+  get(key: string): Promise<Uint8Array | undefined>;
+  /** Stores `value` under `key` as a 200 response. */
+  set(key: string, value: Uint8Array): Promise<CacheMap>;
+  /** Whether `key` is present. */
+  has(key: string): Promise<boolean>;
+  /** Removes `key`; resolves `true` when it was present. */
+  delete(key: string): Promise<boolean>;
+  /** Keys in order. */
+  keys(prefix?: string): AsyncIterable<string>;
+  /** Keys and bodies in order. */
+  entries(prefix?: string): AsyncIterable<[string, Uint8Array]>;
+}
+
+/**
+ * HTTP-style cache entries over a {@linkcode StorageDriver}.
+ *
+ * @example Store and read an entry
+ * ```ts
+ * import { Cache } from "./cache.ts";
+ * import { MemoryDriver } from "../../drivers/memory.ts";
+ * const cache = await Cache.open(new MemoryDriver());
+ * await cache.put("v1:packument:npm:6d73", new TextEncoder().encode('{"name":"ms"}'), {
+ *   status: 200,
+ *   etag: '"1"',
+ * });
+ * const entry = await cache.get("v1:packument:npm:6d73");
+ * console.assert((await entry?.json() as { name: string }).name === "ms");
+ * ```
+ */
+export class Cache {
+  /** The storage driver underneath. */
+  readonly driver: StorageDriver;
+  /** The clock. */
+  readonly clock: Clock;
+  #inlineMax: number;
+  #createHash: () => Sha256Hasher;
+  #nativeHash: (() => Sha256Hasher) | undefined;
+  #defaultMaxAgeMs: number;
+  #bloom: BloomFilter | undefined;
+  #bloomSeeded = false;
+  #seedLimit: number;
+  #seeded: Promise<void> = Promise.resolve();
+  #onCorrupt: ((key: string, reason: string) => void) | undefined;
+  #inflight = new Map<string, Promise<unknown>>();
+  #stats: CacheStats = { hits: 0, misses: 0, corrupt: 0, puts: 0, bloomNegatives: 0 };
+
+  private constructor(driver: StorageDriver, options: CacheOptions) {
+    const inlineMax = options.inlineMax ?? 65536;
+    if (!Number.isInteger(inlineMax) || inlineMax < 0) {
+      throw new RangeError(
+        `Cannot open cache: 'inlineMax' must be a non-negative integer, received ${inlineMax}`,
+      );
+    }
+    const defaultMaxAgeMs = options.defaultMaxAgeMs ?? 0;
+    if (!(defaultMaxAgeMs >= 0)) {
+      throw new RangeError(
+        `Cannot open cache: 'defaultMaxAgeMs' must be a non-negative number, received ${defaultMaxAgeMs}`,
+      );
+    }
+    const seedLimit = options.bloom ? options.bloom.seedLimit ?? Infinity : Infinity;
+    if (!(seedLimit === Infinity || (Number.isInteger(seedLimit) && seedLimit >= 0))) {
+      throw new RangeError(
+        `Cannot open cache: 'bloom.seedLimit' must be a non-negative integer or Infinity, received ${seedLimit}`,
+      );
+    }
+    this.driver = driver;
+    this.#seedLimit = seedLimit;
+    this.clock = options.clock ?? systemClock;
+    this.#inlineMax = inlineMax;
+    this.#createHash = options.createHash ?? (() => new Sha256());
+    this.#nativeHash = options.createHash;
+    this.#defaultMaxAgeMs = defaultMaxAgeMs;
+    this.#onCorrupt = options.onCorrupt;
+    if (options.bloom !== false) {
+      this.#bloom = new BloomFilter({
+        expectedItems: options.bloom?.expectedItems ?? 1_000_000,
+        falsePositiveRate: options.bloom?.falsePositiveRate ?? 0.01,
+      });
+    }
+  }
+
+  /**
+   * Opens a cache over a driver. The bloom filter is seeded in the background from the keys
+   * already stored; `has()` waits for the seeding, so keys written by earlier runs are never
+   * reported missing.
+   *
+   * @param driver The storage driver.
+   * @param options Cache options.
+   * @returns The cache.
+   * @throws {RangeError} When an option is out of range.
+   */
+  static async open(driver: StorageDriver, options: CacheOptions = {}): Promise<Cache> {
+    const cache = new Cache(driver, options);
+    const bloom = cache.#bloom;
+    if (bloom) {
+      cache.#seeded = (async () => {
+        let count = 0;
+        for await (const key of cache.keys()) {
+          if (++count > cache.#seedLimit) {
+            cache.#bloom = undefined;
+            return;
+          }
+          bloom.add(key);
+        }
+        cache.#bloomSeeded = true;
+      })();
+      // A failed seeding surfaces from has(); avoid an unhandled rejection meanwhile.
+      cache.#seeded.catch(() => {});
+    }
+    return await Promise.resolve(cache);
+  }
+
+  /** Counters since the cache was opened. */
+  get stats(): CacheStats {
+    return { ...this.#stats };
+  }
+
+  /** Resolves once the bloom filter holds every key stored when the cache opened. */
+  ready(): Promise<void> {
+    return this.#seeded;
+  }
+
+  #corrupt(key: string, reason: string): undefined {
+    this.#stats.corrupt++;
+    this.#stats.misses++;
+    this.#onCorrupt?.(key, reason);
+    return undefined;
+  }
+
+  async #readHeader(
+    key: string,
+  ): Promise<{ header: StoredHeader; inline: Uint8Array } | undefined> {
+    const raw = await this.driver.get(key);
+    if (raw === undefined) return undefined;
+    try {
+      return decodeRecord(key, raw);
+    } catch (error) {
+      if (error instanceof CorruptEntry) return this.#corrupt(key, error.message);
+      throw error;
+    }
+  }
+
+  /**
+   * The metadata of an entry, without reading a separately stored body.
+   *
+   * @param key The entry key.
+   * @param options `absentIfUnseen: true` answers `undefined` without reading storage when the
+   *   bloom filter is seeded and has never seen `key`: cheaper for keys that are probably new,
+   *   but blind to an entry another process wrote after this cache opened.
+   * @returns The metadata, or `undefined` when absent or corrupt.
+   */
+  async info(
+    key: string,
+    options: { absentIfUnseen?: boolean } = {},
+  ): Promise<CacheEntryInfo | undefined> {
+    if (options.absentIfUnseen && this.#bloomSeeded && !this.#bloom?.has(key)) {
+      this.#stats.bloomNegatives++;
+      return undefined;
+    }
+    const record = await this.#readHeader(key);
+    return record && infoOf(record.header);
+  }
+
+  /**
+   * Reads a verified entry.
+   *
+   * @param key The entry key.
+   * @param options When to verify a separately stored body.
+   * @returns The entry, or `undefined` when absent or corrupt (corruption is reported).
+   */
+  async get(key: string, options: GetOptions = {}): Promise<CacheEntry | undefined> {
+    const record = await this.#readHeader(key);
+    if (!record) {
+      this.#stats.misses++;
+      return undefined;
+    }
+    const { header, inline } = record;
+    const info = infoOf(header);
+    if (header.body === null) {
+      if ((await integrityOf(inline, this.#nativeHash)) !== header.integrity) {
+        return this.#corrupt(key, "inline body does not match its integrity");
+      }
+      this.#stats.hits++;
+      const whole = inline;
+      return entryOf(info, () => streamOf(whole), whole);
+    }
+    const bodyKey = header.body;
+    if (options.verify !== "while") {
+      const stream = await this.driver.getStream(bodyKey);
+      if (!stream) return this.#corrupt(key, "body is missing");
+      const m = measuring(this.#createHash);
+      await stream.pipeThrough(m.stream).pipeTo(new WritableStream());
+      const seen = m.result();
+      if (seen.size !== header.size || seen.integrity !== header.integrity) {
+        return this.#corrupt(key, "body does not match its integrity");
+      }
+    } else if (!(await this.driver.has(bodyKey))) {
+      return this.#corrupt(key, "body is missing");
+    }
+    this.#stats.hits++;
+    const driver = this.driver;
+    const createHash = this.#createHash;
+    const open = () => {
+      let source: ReadableStreamDefaultReader<Uint8Array> | undefined;
+      return new ReadableStream<Uint8Array>({
+        async pull(controller) {
+          if (!source) {
+            const stream = await driver.getStream(bodyKey);
+            if (!stream) {
+              controller.error(new CacheIntegrityError(key, `Cache entry '${key}' lost its body`));
+              return;
+            }
+            source = stream.pipeThrough(verifying(key, info, createHash)).getReader();
+          }
+          const { value, done } = await source.read();
+          if (done) controller.close();
+          else controller.enqueue(value);
+        },
+        cancel(reason) {
+          return source?.cancel(reason);
+        },
+      });
+    };
+    return entryOf(info, open);
+  }
+
+  /**
+   * Stores a body with its metadata, replacing any earlier entry. A stream is written without
+   * holding it in memory; its integrity and size are computed on the way.
+   *
+   * @param key The entry key.
+   * @param body The body bytes or stream.
+   * @param metadata The response metadata, or a function called once the body has been read
+   *   (for figures such as a row count that are known only at the end).
+   * @param options `absent: true` when the caller has just found no entry under `key`, which
+   *   saves reading it again (an entry written meanwhile by another process would only leave
+   *   an orphaned body, which `cache verify --fix` removes).
+   * @returns The stored entry's metadata.
+   */
+  async put(
+    key: string,
+    body: Uint8Array | ReadableStream<Uint8Array>,
+    metadata: CacheMetadata | (() => CacheMetadata),
+    options: { absent?: boolean } = {},
+  ): Promise<CacheEntryInfo> {
+    const meta = () => typeof metadata === "function" ? metadata() : metadata;
+    const fetchedAt = this.clock.now();
+    let inline: Uint8Array | undefined;
+    let bodyStream: ReadableStream<Uint8Array> | undefined;
+    if (body instanceof Uint8Array) {
+      if (body.length <= this.#inlineMax) inline = body;
+      else bodyStream = streamOf(body);
+    } else {
+      const prefix = await readPrefix(body, this.#inlineMax);
+      if (prefix.done) inline = prefix.head;
+      else {
+        const { head, reader } = prefix;
+        let first = true;
+        bodyStream = new ReadableStream<Uint8Array>({
+          async pull(controller) {
+            if (first) {
+              first = false;
+              controller.enqueue(head);
+              return;
+            }
+            const { value, done } = await reader.read();
+            if (done) controller.close();
+            else controller.enqueue(value);
+          },
+          cancel(reason) {
+            return reader.cancel(reason);
+          },
+        });
+      }
+    }
+    const previous = options.absent
+      ? undefined
+      : await this.#readHeader(key).catch(() => undefined);
+    let header: StoredHeader;
+    if (inline) {
+      header = {
+        ...meta(),
+        key,
+        integrity: await integrityOf(inline, this.#nativeHash),
+        size: inline.length,
+        fetchedAt,
+        body: null,
+      };
+      await this.driver.put(key, encodeRecord(header, inline));
+    } else {
+      const bodyKey = `${BODY_PREFIX}${key.replace(/^v1:/, "")}:${randomId()}`;
+      const m = measuring(this.#createHash);
+      try {
+        await this.driver.put(bodyKey, bodyStream!.pipeThrough(m.stream));
+      } catch (error) {
+        await this.driver.delete(bodyKey).catch(() => {});
+        throw error;
+      }
+      header = { ...meta(), key, ...m.result(), fetchedAt, body: bodyKey };
+      await this.driver.put(key, encodeRecord(header));
+    }
+    const oldBody = previous?.header.body;
+    if (oldBody && oldBody !== header.body) await this.driver.delete(oldBody);
+    this.#bloom?.add(key);
+    this.#stats.puts++;
+    return infoOf(header);
+  }
+
+  /**
+   * Updates an entry's metadata without rewriting a separately stored body: the 304 path.
+   * `fetchedAt` becomes now unless the patch says otherwise.
+   *
+   * @param key The entry key.
+   * @param patch Metadata to change.
+   * @returns The new metadata, or `undefined` when the entry is absent or corrupt.
+   */
+  async refresh(
+    key: string,
+    patch: Partial<CacheMetadata> & { fetchedAt?: number } = {},
+  ): Promise<CacheEntryInfo | undefined> {
+    const record = await this.#readHeader(key);
+    if (!record) return undefined;
+    const header: StoredHeader = {
+      ...record.header,
+      ...patch,
+      fetchedAt: patch.fetchedAt ?? this.clock.now(),
+    };
+    await this.driver.put(
+      key,
+      encodeRecord(header, header.body === null ? record.inline : undefined),
+    );
+    return infoOf(header);
+  }
+
+  /**
+   * Whether an entry is present. Answered by the bloom filter alone when it can.
+   *
+   * @param key The entry key.
+   * @returns `true` when present.
+   */
+  async has(key: string): Promise<boolean> {
+    if (this.#bloom) {
+      await this.#seeded;
+      if (this.#bloom && !this.#bloom.has(key)) {
+        this.#stats.bloomNegatives++;
+        return false;
+      }
+    }
+    return await this.driver.has(key);
+  }
+
+  /**
+   * Removes an entry and its separately stored body.
+   *
+   * @param key The entry key.
+   * @returns `true` when something was removed.
+   */
+  async delete(key: string): Promise<boolean> {
+    const raw = await this.driver.get(key);
+    if (raw === undefined) return false;
+    let bodyKey: string | null = null;
+    try {
+      bodyKey = decodeRecord(key, raw).header.body;
+    } catch {
+      // A corrupt record is deleted all the same.
+    }
+    await this.driver.delete(key);
+    if (bodyKey) await this.driver.delete(bodyKey);
+    return true;
+  }
+
+  /**
+   * Entry keys in key order (internal body and checkpoint keys are left out).
+   *
+   * @param prefix Only keys that start with this.
+   * @param options Further range options for the driver.
+   * @returns The keys.
+   */
+  async *keys(prefix = "", options: Omit<ListOptions, "prefix"> = {}): AsyncGenerator<string> {
+    for await (const key of this.driver.list({ ...options, prefix })) {
+      if (!key.startsWith(BODY_PREFIX) && !key.startsWith(CHECKPOINT_PREFIX)) yield key;
+    }
+  }
+
+  /**
+   * Verified entries in key order; corrupt ones are reported and skipped.
+   *
+   * @param prefix Only keys that start with this.
+   * @returns Pairs of key and entry.
+   */
+  async *entries(prefix = ""): AsyncGenerator<[string, CacheEntry]> {
+    for await (const key of this.keys(prefix)) {
+      const entry = await this.get(key);
+      if (entry) yield [key, entry];
+    }
+  }
+
+  /**
+   * Separately stored bodies that no entry points at: left by a writer that stopped between
+   * writing a body and its header, or by concurrent writers of one key.
+   *
+   * @returns The body keys, in key order.
+   */
+  async *orphanBodies(): AsyncGenerator<string> {
+    for await (const bodyKey of this.driver.list({ prefix: BODY_PREFIX })) {
+      const entryKey = `v1:${bodyKey.slice(BODY_PREFIX.length).replace(/:[0-9a-f]+$/, "")}`;
+      const record = await this.#readHeader(entryKey).catch(() => undefined);
+      if (record?.header.body !== bodyKey) yield bodyKey;
+    }
+  }
+
+  /**
+   * Runs `loader` for `key` unless a load of the same key is already running, in which case the
+   * caller shares that load's result. Concurrent requests for one document become one fetch.
+   *
+   * @param key The key being loaded.
+   * @param loader Does the work (fetching, storing) and returns its result.
+   * @returns The loader's result.
+   */
+  load<T>(key: string, loader: () => Promise<T>): Promise<T> {
+    const running = this.#inflight.get(key);
+    if (running) return running as Promise<T>;
+    const promise = Promise.resolve().then(loader).finally(() => this.#inflight.delete(key));
+    this.#inflight.set(key, promise);
+    return promise;
+  }
+
+  /**
+   * Freshness of an entry now, by its `Cache-Control` and the clock.
+   *
+   * @param info The entry's metadata.
+   * @returns The freshness.
+   */
+  freshness(info: CacheEntryInfo): Freshness {
+    return freshness(info, this.clock.now(), this.#defaultMaxAgeMs);
+  }
+
+  /**
+   * A Map-like view whose values are body bytes.
+   *
+   * @returns The view.
+   */
+  asMap(): CacheMap {
+    // deno-lint-ignore no-this-alias
+    const cache = this;
+    async function* entries(prefix = ""): AsyncGenerator<[string, Uint8Array]> {
+      for await (const [key, entry] of cache.entries(prefix)) yield [key, await entry.bytes()];
+    }
+    const view: CacheMap = {
+      async get(key) {
+        return await (await cache.get(key))?.bytes();
+      },
+      async set(key, value) {
+        await cache.put(key, value, { status: 200 });
+        return view;
+      },
+      has: (key) => cache.has(key),
+      delete: (key) => cache.delete(key),
+      keys: (prefix) => cache.keys(prefix),
+      entries,
+      [Symbol.asyncIterator]: () => entries(),
+    };
+    return view;
+  }
+}

@@ -1,0 +1,323 @@
+import assert from "node:assert/strict";
+import { Cache } from "../../src/storage/cache.ts";
+import type { Clock } from "../../src/clock.ts";
+import { HttpClient } from "../../src/http/client.ts";
+import { originKey, packumentKey } from "../../src/storage/keys.ts";
+import {
+  fetchPackument,
+  type FetchPackumentOptions,
+  fetchPackuments,
+} from "../../src/jobs/fetch_packuments.ts";
+import { MemoryDriver } from "../../drivers/memory.ts";
+import { loadFixturePackuments } from "../_support/packuments.ts";
+import {
+  type Fault,
+  onlyName,
+  type RegistryFixture,
+  startRegistryFixture,
+} from "../_support/registry_fixture.ts";
+
+function fakeClock(): Clock & { t: number } {
+  return {
+    t: 1_800_000_000_000,
+    now() {
+      return this.t;
+    },
+    sleep(ms: number) {
+      this.t += ms;
+      return Promise.resolve();
+    },
+  };
+}
+
+async function setup(options: Parameters<typeof startRegistryFixture>[0] = {}) {
+  const packuments = await loadFixturePackuments();
+  const fixture = await startRegistryFixture({ packuments, ...options });
+  const clock = fakeClock();
+  const client = new HttpClient({ fetch: (i, init) => fetch(i, init), clock, retries: 4 });
+  const cache = await Cache.open(new MemoryDriver(), { clock });
+  const target = { url: fixture.url, originKey: originKey(fixture.url) };
+  const opts: FetchPackumentOptions = { registryFor: () => target };
+  return { fixture, clock, client, cache, opts, names: [...packuments.keys()], target };
+}
+
+async function body(cache: Cache, key: string): Promise<Uint8Array> {
+  const entry = await cache.get(key);
+  assert.ok(entry, `${key} is cached`);
+  return await entry.bytes();
+}
+
+function requestsFor(fixture: RegistryFixture, name: string) {
+  return fixture.requests.filter((r) => r.name === name);
+}
+
+Deno.test("fetchPackuments() fetches each name once and stores bodies byte for byte", async () => {
+  const { fixture, client, cache, opts, names, target } = await setup();
+  try {
+    const summary = await fetchPackuments(client, cache, [...names, ...names], {
+      ...opts,
+      parallel: 8,
+    });
+    assert.equal(summary.outcomes.fetched, names.length);
+    assert.equal(summary.duplicates, names.length);
+    for (const name of names) {
+      assert.equal(requestsFor(fixture, name).length, 1, name);
+      assert.deepEqual(
+        await body(cache, packumentKey(target.originKey, name)),
+        fixture.expectedBody(name, "full"),
+      );
+    }
+    // Concurrent loads of one name share one request.
+    await Promise.all(
+      Array.from(
+        { length: 5 },
+        () => fetchPackument(client, cache, names[0]!, { ...opts, representation: "abbreviated" }),
+      ),
+    );
+    assert.equal(requestsFor(fixture, names[0]!).length, 2);
+  } finally {
+    await fixture.close();
+  }
+});
+
+Deno.test("fetchPackument() keeps the full and abbreviated documents apart", async () => {
+  const { fixture, client, cache, opts, target } = await setup();
+  try {
+    const abbreviated = await fetchPackument(client, cache, "ms", {
+      ...opts,
+      representation: "abbreviated",
+    });
+    assert.equal(abbreviated.outcome, "fetched");
+    assert.equal(fixture.requests[0]!.representation, "corgi");
+    // A full request is never answered from the corgi entry.
+    assert.equal((await fetchPackument(client, cache, "ms", opts)).outcome, "fetched");
+    assert.equal(fixture.requests[1]!.representation, "full");
+    const full = await body(cache, packumentKey(target.originKey, "ms"));
+    const corgi = await body(cache, packumentKey(target.originKey, "ms", "abbreviated"));
+    assert.deepEqual(full, fixture.expectedBody("ms", "full"));
+    assert.deepEqual(corgi, fixture.expectedBody("ms", "corgi"));
+    assert.notDeepEqual(full, corgi);
+    const info = await cache.info(packumentKey(target.originKey, "ms", "abbreviated"));
+    assert.equal(info?.representation, "abbreviated");
+    assert.equal(info?.contentType, "application/vnd.npm.install-v1+json");
+    assert.equal(info?.etag, fixture.etag("ms", "corgi"));
+  } finally {
+    await fixture.close();
+  }
+});
+
+Deno.test("fetchPackument() uses fresh entries, revalidates stale ones, and refetches changes", async () => {
+  const { fixture, clock, client, cache, opts, target } = await setup();
+  try {
+    const key = packumentKey(target.originKey, "left-pad");
+    assert.equal((await fetchPackument(client, cache, "left-pad", opts)).outcome, "fetched");
+    const first = await cache.info(key);
+    clock.t += 299_000;
+    assert.equal((await fetchPackument(client, cache, "left-pad", opts)).outcome, "cached");
+    assert.equal(fixture.requests.length, 1, "no request within max-age");
+    clock.t += 2_000;
+    assert.equal((await fetchPackument(client, cache, "left-pad", opts)).outcome, "revalidated");
+    const last = fixture.requests.at(-1)!;
+    assert.equal(last.status, 304);
+    assert.equal(last.ifNoneMatch, first!.etag);
+    const second = await cache.info(key);
+    assert.equal(second!.fetchedAt, clock.t);
+    assert.equal(second!.integrity, first!.integrity);
+    // --refresh revalidates at once, and downloads only what changed.
+    assert.equal(
+      (await fetchPackument(client, cache, "left-pad", { ...opts, refresh: true })).outcome,
+      "revalidated",
+    );
+    const changed = JSON.parse(new TextDecoder().decode(fixture.expectedBody("left-pad", "full")));
+    changed["dist-tags"].next = "9.9.9";
+    fixture.set("left-pad", JSON.stringify(changed));
+    const result = await fetchPackument(client, cache, "left-pad", { ...opts, refresh: true });
+    assert.equal(result.outcome, "fetched");
+    assert.deepEqual(await body(cache, key), fixture.expectedBody("left-pad", "full"));
+  } finally {
+    await fixture.close();
+  }
+});
+
+Deno.test("fetchPackument() revalidates with If-Modified-Since where there is no ETag", async () => {
+  const { fixture, clock, client, cache, opts, target } = await setup({ etags: false });
+  try {
+    const key = packumentKey(target.originKey, "left-pad");
+    assert.equal((await fetchPackument(client, cache, "left-pad", opts)).outcome, "fetched");
+    const first = await cache.info(key);
+    assert.equal(first!.etag, undefined, "the registry sent no ETag");
+    assert.equal(first!.lastModified, fixture.lastModified("left-pad"));
+    assert.ok(first!.lastModified);
+    const puts: string[] = [];
+    const put = cache.put.bind(cache);
+    cache.put = (...args: Parameters<Cache["put"]>) => {
+      puts.push(args[0]);
+      return put(...args);
+    };
+    clock.t += 301_000;
+    assert.equal(cache.freshness(first!).fresh, false);
+    assert.equal((await fetchPackument(client, cache, "left-pad", opts)).outcome, "revalidated");
+    const last = fixture.requests.at(-1)!;
+    assert.equal(last.status, 304);
+    assert.equal(last.ifModifiedSince, first!.lastModified);
+    assert.equal(last.ifNoneMatch, undefined);
+    assert.deepEqual(puts, [], "a 304 does not rewrite the body");
+    const second = await cache.info(key);
+    assert.equal(second!.fetchedAt, clock.t, "the 304 renewed its freshness");
+    assert.equal(second!.integrity, first!.integrity);
+    assert.equal(second!.lastModified, first!.lastModified);
+    assert.deepEqual(await body(cache, key), fixture.expectedBody("left-pad", "full"));
+    clock.t += 299_000;
+    assert.equal((await fetchPackument(client, cache, "left-pad", opts)).outcome, "cached");
+    assert.equal(fixture.requests.length, 2, "fresh again: no request");
+    // A document modified since is sent whole and stored.
+    const changed = JSON.parse(new TextDecoder().decode(fixture.expectedBody("left-pad", "full")));
+    changed["dist-tags"].next = "9.9.9";
+    changed.time.modified = new Date(Date.parse(first!.lastModified!) + 86_400_000).toISOString();
+    fixture.set("left-pad", JSON.stringify(changed));
+    clock.t += 2_000;
+    assert.equal((await fetchPackument(client, cache, "left-pad", opts)).outcome, "fetched");
+    assert.equal(fixture.requests.at(-1)!.ifModifiedSince, first!.lastModified);
+    assert.deepEqual(puts, [key]);
+    assert.deepEqual(await body(cache, key), fixture.expectedBody("left-pad", "full"));
+    assert.equal((await cache.info(key))!.lastModified, fixture.lastModified("left-pad"));
+  } finally {
+    await fixture.close();
+  }
+});
+
+Deno.test("fetchPackument() records a 404 as a result, fresh for a short while", async () => {
+  const { fixture, clock, client, cache, opts, target } = await setup();
+  try {
+    const result = await fetchPackument(client, cache, "no-such-package", opts);
+    assert.equal(result.outcome, "not-found");
+    assert.equal(
+      (await cache.info(packumentKey(target.originKey, "no-such-package")))?.status,
+      404,
+    );
+    assert.equal(
+      (await fetchPackument(client, cache, "no-such-package", opts)).outcome,
+      "not-found",
+    );
+    assert.equal(fixture.requests.length, 1);
+    clock.t += 301_000;
+    await fetchPackument(client, cache, "no-such-package", opts);
+    assert.equal(fixture.requests.length, 2);
+    assert.equal(fixture.requests[1]!.ifNoneMatch, undefined, "a 404 is not revalidated");
+  } finally {
+    await fixture.close();
+  }
+});
+
+Deno.test("fetchPackument() offline uses the cache only", async () => {
+  const { fixture, client, cache, opts } = await setup();
+  try {
+    await fetchPackument(client, cache, "ms", opts);
+    const summary = await fetchPackuments(client, cache, ["ms", "chalk"], {
+      ...opts,
+      offline: true,
+    });
+    assert.equal(summary.outcomes.cached, 1);
+    assert.equal(summary.outcomes.missing, 1);
+    assert.equal(fixture.requests.length, 1);
+  } finally {
+    await fixture.close();
+  }
+});
+
+Deno.test("fetchPackuments() loses nothing to 429, 5xx, resets and truncated bodies", async () => {
+  const faults: Fault[] = [
+    { kind: "status", status: 429, retryAfter: "3" },
+    { kind: "status", status: 503 },
+    { kind: "reset" },
+    { kind: "truncate" },
+  ];
+  const plans = new Map<string, Fault>([
+    ["ms", faults[0]!],
+    ["chalk", faults[1]!],
+    ["debug", faults[2]!],
+    ["left-pad", faults[3]!],
+  ]);
+  const perName = [...plans].map(([name, fault]) =>
+    onlyName(name, ({ n }) => (n === 0 ? fault : undefined))
+  );
+  const { fixture, client, cache, opts, names, target } = await setup({
+    faults: (request) => perName.map((plan) => plan(request)).find(Boolean),
+  });
+  try {
+    const summary = await fetchPackuments(client, cache, names, opts);
+    assert.deepEqual(summary.failed, []);
+    for (const name of names) {
+      assert.deepEqual(
+        await body(cache, packumentKey(target.originKey, name)),
+        fixture.expectedBody(name, "full"),
+        name,
+      );
+    }
+    const kinds = new Set(fixture.requests.map((r) => r.fault?.kind).filter(Boolean));
+    assert.deepEqual([...kinds].sort(), ["reset", "status", "truncate"]);
+    assert.ok(client.stats.retries >= 3);
+  } finally {
+    await fixture.close();
+  }
+});
+
+Deno.test("fetchPackument() reports a name that keeps failing and keeps the old entry", async () => {
+  const { fixture, clock, client, cache, opts, target } = await setup();
+  try {
+    await fetchPackument(client, cache, "ms", opts);
+    await fixture.close();
+    const broken = await startRegistryFixture({
+      packuments: new Map([["ms", fixture.expectedBody("ms", "full")]]),
+      faults: () => ({ kind: "status", status: 503 }),
+    });
+    try {
+      clock.t += 400_000;
+      const result = await fetchPackument(client, cache, "ms", {
+        registryFor: () => ({ ...target, url: broken.url }),
+      });
+      assert.equal(result.outcome, "failed");
+      assert.match(result.error!, /503/);
+      assert.deepEqual(
+        await body(cache, packumentKey(target.originKey, "ms")),
+        fixture.expectedBody("ms", "full"),
+      );
+    } finally {
+      await broken.close();
+    }
+  } finally {
+    await fixture.close().catch(() => {});
+  }
+});
+
+Deno.test("fetchPackument() sends a token only to the registry it belongs to", async () => {
+  const packuments = await loadFixturePackuments();
+  const open = await startRegistryFixture({ packuments });
+  const private_ = await startRegistryFixture({
+    packuments: new Map([["@corp/tool", packuments.get("ms")!]]),
+    token: "s3cret-token",
+  });
+  try {
+    const clock = fakeClock();
+    const client = new HttpClient({ fetch: (i, init) => fetch(i, init), clock });
+    const cache = await Cache.open(new MemoryDriver(), { clock });
+    const registryFor = (name: string) =>
+      name.startsWith("@corp/")
+        ? { url: private_.url, originKey: originKey(private_.url), token: "s3cret-token" }
+        : { url: open.url, originKey: originKey(open.url) };
+    const summary = await fetchPackuments(client, cache, ["@corp/tool", "ms"], { registryFor });
+    assert.deepEqual(summary.failed, []);
+    assert.equal(private_.requests[0]!.authorization, true);
+    assert.equal(private_.requests[0]!.path, "/@corp%2ftool");
+    assert.equal(open.requests[0]!.authorization, false);
+    const denied = await fetchPackument(client, cache, "@corp/tool", {
+      registryFor: () => ({ url: private_.url, originKey: "other" }),
+    });
+    assert.equal(denied.outcome, "failed");
+    assert.match(denied.error!, /401/);
+    assert.doesNotMatch(JSON.stringify([summary, denied]), /s3cret/);
+  } finally {
+    await open.close();
+    await private_.close();
+  }
+});
