@@ -29,6 +29,7 @@ export * from "./src/_util/bloom.ts";
 export * from "./src/runtime.ts";
 export * from "./src/version.ts";
 export * from "./src/couchdb/pivots.ts";
+export * from "./src/couchdb/rows.ts";
 export * from "./src/couchdb/all_docs.ts";
 export * from "./src/storage/checkpoint.ts";
 export * from "./src/jobs/refresh_partitions.ts";

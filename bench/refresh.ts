@@ -22,7 +22,7 @@
 import { parseArgs } from "node:util";
 import { join } from "node:path";
 import { fileURLToPath as fromFileUrl } from "node:url";
-import { compareKeys } from "../src/storage/compare.ts";
+import { compareKeys } from "../src/storage/driver.ts";
 import {
   ensureNames,
   type FixtureProcess,

@@ -9,7 +9,11 @@ import { extname } from "node:path";
 import process from "node:process";
 import { Cache } from "../src/storage/cache.ts";
 import { indexRows } from "../src/jobs/create_index.ts";
-import { originKey as deriveOriginKey, packumentKey, type Representation } from "../src/storage/keys.ts";
+import {
+  originKey as deriveOriginKey,
+  packumentKey,
+  type Representation,
+} from "../src/storage/keys.ts";
 import { packageNameProblem, parseNameList } from "../src/npm/package_name.ts";
 import {
   fetchPackuments,

@@ -7,10 +7,10 @@
 import { Cache } from "../src/storage/cache.ts";
 import { Checkpoint, listPartitionSets, type PartitionStatus } from "../src/storage/checkpoint.ts";
 import { indexBatches } from "../src/jobs/create_index.ts";
-import { originKey as deriveOriginKey, parseKey } from "../src/storage/keys.ts";
+import { originKey as deriveOriginKey, parseKey, PARTITION_PREFIX } from "../src/storage/keys.ts";
 import { type RefreshEvent, refreshPartitions } from "../src/jobs/refresh_partitions.ts";
 import { partitionSetId } from "../src/couchdb/pivots.ts";
-import { compareKeys } from "../src/storage/compare.ts";
+import { compareKeys } from "../src/storage/driver.ts";
 import { hostname } from "node:os";
 import process from "node:process";
 import { clientFor, type CommandContext } from "./context.ts";
@@ -223,7 +223,7 @@ export async function partitionList(ctx: CommandContext): Promise<number> {
     const cache = await Cache.open(driver, ctx.cacheOptions);
     const now = Date.now();
     const items = [];
-    for await (const key of cache.keys("v1:partition:")) {
+    for await (const key of cache.keys(PARTITION_PREFIX)) {
       const info = await cache.info(key);
       const parts = parseKey(key);
       if (!info || parts.type !== "partition") continue;

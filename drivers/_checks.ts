@@ -4,7 +4,7 @@
  * @module
  */
 
-import { compareKeys } from "../src/storage/compare.ts";
+import { compareKeys } from "../src/storage/driver.ts";
 import type { ListOptions } from "../src/storage/driver.ts";
 
 const encoder = new TextEncoder();

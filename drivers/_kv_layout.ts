@@ -7,8 +7,13 @@
  * @module
  */
 
-import { compareKeys } from "../src/storage/compare.ts";
-import type { ListOptions, StorageDriver, StorageLimits, StorageValue } from "../src/storage/driver.ts";
+import { compareKeys } from "../src/storage/driver.ts";
+import type {
+  ListOptions,
+  StorageDriver,
+  StorageLimits,
+  StorageValue,
+} from "../src/storage/driver.ts";
 import { checkKey, checkListOptions } from "./_checks.ts";
 
 /** One part of a KV key. */

@@ -24,12 +24,22 @@
  * @module
  */
 
-import { compareKeys } from "../src/storage/compare.ts";
-import type { ListOptions, StorageDriver, StorageLimits, StorageValue } from "../src/storage/driver.ts";
+import { compareKeys } from "../src/storage/driver.ts";
+import type {
+  ListOptions,
+  StorageDriver,
+  StorageLimits,
+  StorageValue,
+} from "../src/storage/driver.ts";
 import { checkKey, checkListOptions, keyBytesAfterPrefix, listedKey } from "./_checks.ts";
 import { concatBytes } from "../src/_util/bytes.ts";
 
-export type { ListOptions, StorageDriver, StorageLimits, StorageValue } from "../src/storage/driver.ts";
+export type {
+  ListOptions,
+  StorageDriver,
+  StorageLimits,
+  StorageValue,
+} from "../src/storage/driver.ts";
 
 /** The longest key Workers KV accepts, in UTF-8 bytes. */
 export const KV_MAX_KEY_BYTES = 512;

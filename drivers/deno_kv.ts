@@ -47,7 +47,12 @@
 import type { StorageDriver } from "../src/storage/driver.ts";
 import { KvLayoutDriver } from "./_kv_layout.ts";
 
-export type { ListOptions, StorageDriver, StorageLimits, StorageValue } from "../src/storage/driver.ts";
+export type {
+  ListOptions,
+  StorageDriver,
+  StorageLimits,
+  StorageValue,
+} from "../src/storage/driver.ts";
 export { DENO_KV_CHUNK_BYTES, DENO_KV_MAX_KEY_BYTES } from "./_kv_layout.ts";
 
 /**

@@ -62,10 +62,20 @@
  */
 
 import * as fsp from "node:fs/promises";
-import type { ListOptions, StorageDriver, StorageLimits, StorageValue } from "../src/storage/driver.ts";
+import type {
+  ListOptions,
+  StorageDriver,
+  StorageLimits,
+  StorageValue,
+} from "../src/storage/driver.ts";
 import { checkKey, checkListOptions } from "./_checks.ts";
 
-export type { ListOptions, StorageDriver, StorageLimits, StorageValue } from "../src/storage/driver.ts";
+export type {
+  ListOptions,
+  StorageDriver,
+  StorageLimits,
+  StorageValue,
+} from "../src/storage/driver.ts";
 
 /** The longest key, in UTF-8 bytes, that {@linkcode FsDriver} accepts. */
 export const FS_MAX_KEY_BYTES = 800;

@@ -21,12 +21,22 @@
  * @module
  */
 
-import { compareKeys } from "../src/storage/compare.ts";
-import type { ListOptions, StorageDriver, StorageLimits, StorageValue } from "../src/storage/driver.ts";
+import { compareKeys } from "../src/storage/driver.ts";
+import type {
+  ListOptions,
+  StorageDriver,
+  StorageLimits,
+  StorageValue,
+} from "../src/storage/driver.ts";
 import { checkKey, checkListOptions } from "./_checks.ts";
 import { readAll } from "../src/_util/bytes.ts";
 
-export type { ListOptions, StorageDriver, StorageLimits, StorageValue } from "../src/storage/driver.ts";
+export type {
+  ListOptions,
+  StorageDriver,
+  StorageLimits,
+  StorageValue,
+} from "../src/storage/driver.ts";
 
 /** The longest key, in UTF-8 bytes, that {@linkcode MemoryDriver} accepts. */
 export const MEMORY_MAX_KEY_BYTES = 2048;

@@ -25,11 +25,21 @@
  * @module
  */
 
-import { compareKeys } from "../src/storage/compare.ts";
-import type { ListOptions, StorageDriver, StorageLimits, StorageValue } from "../src/storage/driver.ts";
+import { compareKeys } from "../src/storage/driver.ts";
+import type {
+  ListOptions,
+  StorageDriver,
+  StorageLimits,
+  StorageValue,
+} from "../src/storage/driver.ts";
 import { checkKey, checkListOptions, keyBytesAfterPrefix, listedKey } from "./_checks.ts";
 
-export type { ListOptions, StorageDriver, StorageLimits, StorageValue } from "../src/storage/driver.ts";
+export type {
+  ListOptions,
+  StorageDriver,
+  StorageLimits,
+  StorageValue,
+} from "../src/storage/driver.ts";
 
 /** The longest object key S3 accepts, in UTF-8 bytes. */
 export const S3_MAX_KEY_BYTES = 1024;

@@ -15,25 +15,15 @@
  * @module
  */
 
-import { compareKeys } from "../storage/compare.ts";
+import { compareKeys } from "../storage/driver.ts";
 import type { Clock } from "../clock.ts";
 import { systemClock } from "../clock.ts";
 import type { ConditionalRequest, HttpClient } from "../http/client.ts";
 import { HttpError } from "../http/client.ts";
 import { BadResponseError, type ParsedPage, parsePage, scanPage } from "./all_docs_page.ts";
+import { type KeyRange, MAX_PAGE_LIMIT } from "./rows.ts";
 
 export { BadResponseError };
-
-/** The largest page npm answers. */
-export const MAX_PAGE_LIMIT = 10_000;
-
-/** One row: a document id and its current revision. */
-export interface AllDocsRow {
-  /** The document id (the package name). */
-  id: string;
-  /** The current `_rev`. */
-  rev: string;
-}
 
 /** One page of a range. */
 export interface AllDocsPage {
@@ -41,14 +31,6 @@ export interface AllDocsPage {
   count: number;
   /** The rows in the body format of a cached partition: one `["id","rev"]` line each. */
   lines: Uint8Array;
-}
-
-/** A key range; `""` is an open end. */
-export interface KeyRange {
-  /** First key, inclusive, or `""`. */
-  startKey: string;
-  /** End key, exclusive, or `""`. */
-  endKey: string;
 }
 
 /** Options for {@linkcode readRange}. */

@@ -5,8 +5,8 @@
  * @module
  */
 
-import { compareKeys } from "../storage/compare.ts";
-import type { AllDocsRow } from "./all_docs.ts";
+import { compareKeys } from "../storage/driver.ts";
+import type { AllDocsRow } from "./rows.ts";
 import { encodePartitionLines } from "./partition_lines.ts";
 
 /** A page that cannot be used: retried like a network failure. */

@@ -6,7 +6,7 @@
  * @module
  */
 
-import type { AllDocsRow } from "./all_docs.ts";
+import type { AllDocsRow } from "./rows.ts";
 
 const encoder = new TextEncoder();
 

@@ -9,7 +9,7 @@
  * @module
  */
 
-import { compareKeys } from "../storage/compare.ts";
+import { compareKeys } from "../storage/driver.ts";
 import { partitionKey } from "../storage/keys.ts";
 import { Sha256 } from "../_util/sha256.ts";
 

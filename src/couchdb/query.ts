@@ -9,12 +9,8 @@
  * @module
  */
 
-import { compareKeys } from "../storage/compare.ts";
-
-/** The largest `limit` accepted. */
-export const MAX_LIMIT = 10_000;
-/** The `limit` of a request without one. */
-export const DEFAULT_LIMIT = 1_000;
+import { compareKeys } from "../storage/driver.ts";
+import { DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT } from "./rows.ts";
 
 /** A request the endpoint refuses (answered 400 `bad_request` with this message as reason). */
 export class AllDocsQueryError extends Error {
@@ -89,14 +85,16 @@ export function parseAllDocsQuery(rawQuery: string): AllDocsQuery {
   if (includeDocs !== undefined && parseBool("include_docs", includeDocs)) {
     throw new AllDocsQueryError("include_docs is not supported");
   }
-  let limit = DEFAULT_LIMIT;
+  let limit = DEFAULT_PAGE_LIMIT;
   const rawLimit = get("limit");
   if (rawLimit !== undefined) {
     if (!/^[0-9]+$/.test(rawLimit)) {
       throw new AllDocsQueryError("limit must be a non-negative integer");
     }
     limit = Number(rawLimit);
-    if (limit > MAX_LIMIT) throw new AllDocsQueryError(`limit must be at most ${MAX_LIMIT}`);
+    if (limit > MAX_PAGE_LIMIT) {
+      throw new AllDocsQueryError(`limit must be at most ${MAX_PAGE_LIMIT}`);
+    }
   }
   const rawDescending = get("descending");
   const descending = rawDescending !== undefined && parseBool("descending", rawDescending);

@@ -9,10 +9,10 @@
  * @module
  */
 
-import { compareKeys } from "../storage/compare.ts";
-import type { AllDocsRow } from "../couchdb/all_docs.ts";
+import { compareKeys } from "../storage/driver.ts";
+import type { AllDocsRow } from "../couchdb/rows.ts";
 import type { Cache } from "../storage/cache.ts";
-import { parseKey } from "../storage/keys.ts";
+import { keyPrefix, parseKey } from "../storage/keys.ts";
 import { partitionBatches } from "../couchdb/partition_lines.ts";
 
 interface Source {
@@ -91,7 +91,7 @@ export async function* indexBatches(
   originKey?: string,
   only?: Iterable<string>,
 ): AsyncGenerator<AllDocsRow[]> {
-  const prefix = originKey ? `v1:partition:${originKey}:` : "v1:partition:";
+  const prefix = keyPrefix("partition", originKey || undefined);
   const sources: Source[] = [];
   const keys = only ? [...only].filter((k) => k.startsWith(prefix)) : cache.keys(prefix);
   for await (const key of keys) {

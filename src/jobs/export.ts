@@ -12,7 +12,7 @@
  */
 
 import type { Cache, CacheEntry } from "../storage/cache.ts";
-import { parseKey } from "../storage/keys.ts";
+import { KEY_VERSION, keyPrefix, parseKey, PARTITION_PREFIX } from "../storage/keys.ts";
 
 /** Which documents to export. */
 export interface ExportOptions {
@@ -112,7 +112,9 @@ export function exportEntries(
   cache: Cache,
   options: ExportOptions = {},
 ): ReadableStream<Uint8Array> {
-  const prefix = `${options.type ? `v1:${options.type}:` : "v1:"}${options.prefix ?? ""}`;
+  const prefix = `${options.type ? keyPrefix(options.type) : `${KEY_VERSION}:`}${
+    options.prefix ?? ""
+  }`;
   const keys = cache.keys(prefix);
   let current: ReadableStreamDefaultReader<Uint8Array> | undefined;
   return new ReadableStream<Uint8Array>({
@@ -131,7 +133,7 @@ export function exportEntries(
         const head = lineHead(next.value, entry);
         if (head === undefined) continue;
         const body = entry.info.representation === "partition" ||
-            next.value.startsWith("v1:partition:")
+            next.value.startsWith(PARTITION_PREFIX)
           ? entry.stream().pipeThrough(partitionArray())
           : entry.info.size === 0
           ? new Response("null").body!

@@ -16,12 +16,18 @@
  * @module
  */
 
-import { MAX_PAGE_LIMIT, readRange } from "../couchdb/all_docs.ts";
+import { readRange } from "../couchdb/all_docs.ts";
+import { MAX_PAGE_LIMIT } from "../couchdb/rows.ts";
 import type { Cache } from "../storage/cache.ts";
 import { Checkpoint, type PartitionState } from "../storage/checkpoint.ts";
 import { type Clock, systemClock } from "../clock.ts";
 import type { HttpClient } from "../http/client.ts";
-import { type PartitionRange, partitionSetId, rangesFromPivots, validatePivots } from "../couchdb/pivots.ts";
+import {
+  type PartitionRange,
+  partitionSetId,
+  rangesFromPivots,
+  validatePivots,
+} from "../couchdb/pivots.ts";
 
 /** Progress events of a refresh. */
 export type RefreshEvent =

@@ -47,12 +47,12 @@
 
 import { Hono } from "hono";
 import type { Context } from "hono";
-import { compareKeys } from "../storage/compare.ts";
+import { compareKeys } from "../storage/driver.ts";
 import { Sha256, sha256Integrity } from "../_util/sha256.ts";
-import type { AllDocsRow } from "../couchdb/all_docs.ts";
+import type { AllDocsRow } from "../couchdb/rows.ts";
 import type { Cache, CacheEntry, CacheEntryInfo } from "../storage/cache.ts";
 import type { Clock } from "../clock.ts";
-import { packumentKey, parseKey } from "../storage/keys.ts";
+import { keyPrefix, packumentKey, parseKey } from "../storage/keys.ts";
 import { partitionRows } from "../couchdb/partition_lines.ts";
 import { packageNameProblem } from "../npm/package_name.ts";
 import { type AllDocsQuery, AllDocsQueryError, parseAllDocsQuery } from "../couchdb/query.ts";
@@ -342,7 +342,7 @@ class PartitionIndex {
 
   constructor(cache: Cache, origin: string | undefined) {
     this.#cache = cache;
-    this.#prefix = origin === undefined ? "v1:partition:" : `v1:partition:${origin}:`;
+    this.#prefix = keyPrefix("partition", origin);
   }
 
   /** The clusters of the partitions cached now, with their row counts. */

@@ -2,7 +2,9 @@
  * The storage driver interface: the small capability every backend implements.
  *
  * Keys are strings (valid Unicode, no lone surrogates) ordered by their UTF-8 bytes, which is the
- * same as code-point order. Values are bytes, given either whole or as a stream.
+ * same as code-point order ({@linkcode compareKeys}). Values are bytes, given either whole or as a
+ * stream. A driver throws `TypeError`/`RangeError` for misuse (a bad key or option) and
+ * {@linkcode StorageError} when the service or disk behind it fails.
  *
  * @module
  */
@@ -55,4 +57,88 @@ export interface StorageDriver {
   list(options?: ListOptions): AsyncIterable<string>;
   /** Releases resources (open handles, databases). Further calls are errors. */
   close(): Promise<void>;
+}
+
+/** Characters at or above the first surrogate: where UTF-16 order and code-point order part. */
+const HIGH = /[\ud800-\uffff]/;
+
+/**
+ * The order of keys that every driver's `list` follows. Compares two strings in code-point order (the same as UTF-8 byte order), unlike the `<`
+ * operator, which compares UTF-16 code units. The two orders differ only where a surrogate
+ * (part of a code point above U+FFFF) meets a code unit from U+E000 to U+FFFF, so strings
+ * without any code unit from U+D800 up are compared natively.
+ *
+ * @param a A key.
+ * @param b Another key.
+ * @returns A negative number, zero or a positive number.
+ *
+ * @example
+ * ```ts
+ * import { compareKeys } from "./driver.ts";
+ * console.assert(compareKeys("\u{1f600}", "\ufffd") > 0); // "<" says the opposite
+ * ```
+ */
+export function compareKeys(a: string, b: string): number {
+  if (a === b) return 0;
+  if (!HIGH.test(a) || !HIGH.test(b)) return a < b ? -1 : 1;
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) {
+    const x = a.charCodeAt(i);
+    const y = b.charCodeAt(i);
+    if (x === y) continue;
+    // Surrogates (0xD800-0xDFFF) encode code points above 0xFFFF, which sort after every BMP
+    // code unit, including 0xE000-0xFFFF.
+    const xs = x >= 0xd800 && x <= 0xdfff;
+    const ys = y >= 0xd800 && y <= 0xdfff;
+    if (xs === ys) return x - y;
+    return xs ? 1 : -1;
+  }
+  return a.length - b.length;
+}
+
+/** Options for {@linkcode StorageError}. */
+export interface StorageErrorOptions {
+  /** The driver that failed (its {@linkcode StorageDriver.name}). */
+  driver?: string;
+  /** The key being read or written, when there is one. */
+  key?: string;
+  /** The HTTP status or system error code the service answered, when there is one. */
+  code?: string | number;
+  /** The underlying error. */
+  cause?: unknown;
+}
+
+/**
+ * A storage service or disk failed: a network error, a 5xx, a full or read-only disk, a
+ * conflict the driver could not resolve. Misuse (a bad key, a bad option) is a `TypeError` or
+ * `RangeError` instead, so callers can tell "try again later" from "fix the call".
+ *
+ * @example
+ * ```ts
+ * import { StorageError } from "./driver.ts";
+ * const error = new StorageError("Cannot put key: disk full", { driver: "fs", code: "ENOSPC" });
+ * console.assert(error.name === "StorageError" && error.code === "ENOSPC");
+ * ```
+ */
+export class StorageError extends Error {
+  /** The driver that failed. */
+  readonly driver: string | undefined;
+  /** The key being read or written, when there is one. */
+  readonly key: string | undefined;
+  /** The HTTP status or system error code, when there is one. */
+  readonly code: string | number | undefined;
+
+  /**
+   * Creates the error.
+   *
+   * @param message What failed, in sentence case.
+   * @param options The driver, key, code and cause.
+   */
+  constructor(message: string, options: StorageErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = "StorageError";
+    this.driver = options.driver;
+    this.key = options.key;
+    this.code = options.code;
+  }
 }

@@ -17,9 +17,10 @@
  * @module
  */
 
+import { bytesToHex } from "../_util/hex.ts";
+
 const encoder = new TextEncoder();
 const strictDecoder = new TextDecoder("utf-8", { fatal: true });
-const HEX: string[] = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, "0"));
 
 /** The version prefix of every key this package writes. */
 export const KEY_VERSION = "v1";
@@ -29,6 +30,33 @@ export const BODY_PREFIX = "v1:body:";
 
 /** The key prefix of partition-set checkpoints (plain JSON records, not cache entries). */
 export const CHECKPOINT_PREFIX = "v1:checkpoint:";
+
+/** The key prefix of cached partitions (every origin). */
+export const PARTITION_PREFIX = "v1:partition:";
+
+/** The key prefix of cached full packuments (every origin). */
+export const PACKUMENT_PREFIX = "v1:packument:";
+
+/** The key prefix of cached abbreviated ("corgi") packuments (every origin). */
+export const CORGI_PREFIX = "v1:corgi:";
+
+/**
+ * The key prefix of an entry type, for one origin or for all of them.
+ *
+ * @param type `partition`, `packument` (full documents) or `corgi` (abbreviated ones).
+ * @param origin An origin key; every origin when omitted.
+ * @returns `v1:{type}:` or `v1:{type}:{origin}:`.
+ *
+ * @example
+ * ```ts
+ * import { keyPrefix } from "./keys.ts";
+ * console.assert(keyPrefix("partition", "npm") === "v1:partition:npm:");
+ * console.assert(keyPrefix("corgi") === "v1:corgi:");
+ * ```
+ */
+export function keyPrefix(type: "partition" | "packument" | "corgi", origin?: string): string {
+  return origin === undefined ? `${KEY_VERSION}:${type}:` : `${KEY_VERSION}:${type}:${origin}:`;
+}
 
 /** A packument representation: the full document or the abbreviated install document. */
 export type Representation = "full" | "abbreviated";
@@ -46,10 +74,7 @@ export type Representation = "full" | "abbreviated";
  * ```
  */
 export function hex(text: string): string {
-  const bytes = encoder.encode(text);
-  let out = "";
-  for (const b of bytes) out += HEX[b];
-  return out;
+  return bytesToHex(encoder.encode(text));
 }
 
 /**

@@ -22,13 +22,9 @@
  * @module
  */
 
-import { compareKeys } from "../../src/storage/compare.ts";
-import {
-  AllDocsQueryError,
-  DEFAULT_LIMIT as QUERY_DEFAULT_LIMIT,
-  MAX_LIMIT as QUERY_MAX_LIMIT,
-  parseAllDocsQuery,
-} from "../../src/couchdb/query.ts";
+import { compareKeys } from "../../src/storage/driver.ts";
+import { AllDocsQueryError, parseAllDocsQuery } from "../../src/couchdb/query.ts";
+import { DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT } from "../../src/couchdb/rows.ts";
 import { parseArgs } from "node:util";
 import {
   beforeReply,
@@ -144,9 +140,9 @@ export interface AllDocsFixture {
 }
 
 /** The largest `limit` the endpoint accepts. */
-export const MAX_LIMIT: number = QUERY_MAX_LIMIT;
+export const MAX_LIMIT: number = MAX_PAGE_LIMIT;
 /** The `limit` used when a request has none. */
-export const DEFAULT_LIMIT: number = QUERY_DEFAULT_LIMIT;
+export const DEFAULT_LIMIT: number = DEFAULT_PAGE_LIMIT;
 
 /** Compares two strings in code-point order (the order of their UTF-8 bytes), as npm sorts ids. */
 export const compareCodePoints: (a: string, b: string) => number = compareKeys;

@@ -2,7 +2,7 @@ import { duration } from "../../cli/io.ts";
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { join } from "node:path";
-import { compareKeys } from "../../src/storage/compare.ts";
+import { compareKeys } from "../../src/storage/driver.ts";
 import { Cache } from "../../src/storage/cache.ts";
 import { originKey as deriveOriginKey } from "../../src/storage/keys.ts";
 import { partitionSetId, rangesFromPivots } from "../../src/couchdb/pivots.ts";

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { BadResponseError, parsePage, scanPage } from "../../src/couchdb/all_docs_page.ts";
-import type { AllDocsRow } from "../../src/couchdb/all_docs.ts";
+import type { AllDocsRow } from "../../src/couchdb/rows.ts";
 import { encodePartitionLines, parsePartitionLines } from "../../src/couchdb/partition_lines.ts";
 
 const encoder = new TextEncoder();

@@ -9,7 +9,7 @@ import {
   rangesFromPivots,
   validatePivots,
 } from "../../src/couchdb/pivots.ts";
-import { compareKeys } from "../../src/storage/compare.ts";
+import { compareKeys } from "../../src/storage/driver.ts";
 
 Deno.test("validatePivots() names the index and value of every kind of bad pivot", () => {
   const cases: [unknown, number, RegExp][] = [
