@@ -11,7 +11,8 @@
 
 import { compareKeys } from "../storage/driver.ts";
 import { partitionKey } from "../storage/keys.ts";
-import { Sha256 } from "../_util/sha256.ts";
+import { sha256 } from "@noble/hashes/sha2";
+import { bytesToHex } from "../_util/hex.ts";
 
 /** A bad pivot list. `index` and `value` name the pivot at fault. */
 export class PivotError extends Error {
@@ -182,7 +183,6 @@ export function rangesFromPivots(pivots: readonly string[], origin: string): Par
  * @returns 16 lowercase hex digits.
  */
 export function partitionSetId(origin: string, pivots: readonly string[]): string {
-  const digest = new Sha256().update(new TextEncoder().encode(JSON.stringify([origin, pivots])))
-    .digest();
-  return Array.from(digest.subarray(0, 8), (b) => b.toString(16).padStart(2, "0")).join("");
+  const digest = sha256(new TextEncoder().encode(JSON.stringify([origin, pivots])));
+  return bytesToHex(digest.subarray(0, 8));
 }

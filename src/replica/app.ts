@@ -48,7 +48,8 @@
 import { Hono } from "hono";
 import type { Context } from "hono";
 import { compareKeys } from "../storage/driver.ts";
-import { Sha256, sha256Integrity } from "../_util/sha256.ts";
+import { sha256 } from "@noble/hashes/sha2";
+import { sha256Integrity } from "../storage/integrity.ts";
 import type { AllDocsRow } from "../couchdb/rows.ts";
 import type { Cache, CacheEntry, CacheEntryInfo } from "../storage/cache.ts";
 import type { Clock } from "../clock.ts";
@@ -800,7 +801,7 @@ export function createReplicaApp(options: ReplicaAppOptions): Hono {
     let item = derived.get(full.info.integrity);
     if (!item) {
       const body = encoder.encode(JSON.stringify(abbreviatePackument(await full.json())));
-      item = { body, etag: `"${sha256Integrity(new Sha256().update(body).digest())}"` };
+      item = { body, etag: `"${sha256Integrity(sha256(body))}"` };
       derived.set(full.info.integrity, item);
     }
     const headers = packumentHeaders(item.etag, CORGI_MEDIA_TYPE);

@@ -17,67 +17,28 @@
 import type { ListOptions, StorageDriver } from "./driver.ts";
 import { type Clock, systemClock } from "../clock.ts";
 import { BloomFilter } from "../_util/bloom.ts";
-import { Sha256, sha256Integrity } from "../_util/sha256.ts";
-import { concatBytes, readAll } from "../_util/bytes.ts";
-import { BODY_PREFIX, CHECKPOINT_PREFIX } from "./keys.ts";
+import { concatBytes } from "../_util/bytes.ts";
+import { randomHex } from "../_util/hex.ts";
+import { SingleFlight } from "../_util/single_flight.ts";
+import { BODY_PREFIX, CHECKPOINT_PREFIX, KEY_VERSION } from "./keys.ts";
+import { type CacheEntry, type CacheEntryInfo, type CacheMetadata, entryOf } from "./entry.ts";
+import { CorruptEntry, decodeRecord, encodeRecord, infoOf, type RecordHeader } from "./record.ts";
+import { type Freshness, freshness } from "./freshness.ts";
+import {
+  CacheIntegrityError,
+  createSha256,
+  integrityOf,
+  measuring,
+  type Sha256Hasher,
+  verifying,
+} from "./integrity.ts";
+import { type CacheMap, cacheMap } from "./cache_map.ts";
 
-/** Response metadata stored with a body. */
-export interface CacheMetadata {
-  /** The HTTP status the body came with (200, or 404 for a recorded "not found"). */
-  status: number;
-  /** The `ETag` response header. */
-  etag?: string;
-  /** The `Last-Modified` response header. */
-  lastModified?: string;
-  /** The `Cache-Control` response header. */
-  cacheControl?: string;
-  /** The `Content-Type` response header. */
-  contentType?: string;
-  /** Which representation the body is (`full`, `abbreviated`, `partition`, ...). */
-  representation?: string;
-  /** The document revision (`_rev`) the body holds, when known. */
-  rev?: string;
-  /** A row count or similar figure the writer wants to keep beside the body. */
-  count?: number;
-}
-
-/** What the cache knows about an entry without reading its body. */
-export interface CacheEntryInfo extends CacheMetadata {
-  /** The entry's key. */
-  key: string;
-  /** `sha256-<base64>` of the body bytes. */
-  integrity: string;
-  /** The body size in bytes. */
-  size: number;
-  /** When the body was fetched or last revalidated (ms since the epoch, from the clock). */
-  fetchedAt: number;
-}
-
-/** A verified cache entry: its metadata and ways to read the body. */
-export interface CacheEntry {
-  /** The metadata. */
-  info: CacheEntryInfo;
-  /** The body as a stream. Each call opens a new stream; a stream errors if the bytes changed. */
-  stream(): ReadableStream<Uint8Array>;
-  /** The whole body. */
-  bytes(): Promise<Uint8Array>;
-  /** The body decoded as UTF-8. */
-  text(): Promise<string>;
-  /** The body parsed as JSON. */
-  json(): Promise<unknown>;
-}
-
-/** Freshness of an entry at a moment. */
-export interface Freshness {
-  /** The entry may be used without asking the origin. */
-  fresh: boolean;
-  /** Milliseconds since the entry was fetched or revalidated. */
-  ageMs: number;
-  /** The freshness lifetime in milliseconds. */
-  maxAgeMs: number;
-  /** The entry has a validator (`ETag` or `Last-Modified`) for a conditional request. */
-  canRevalidate: boolean;
-}
+// What moved out of this module stays importable from here (and from mod.ts) as before.
+export type { CacheEntry, CacheEntryInfo, CacheMetadata } from "./entry.ts";
+export { type Freshness, freshness, maxAgeSeconds } from "./freshness.ts";
+export { CacheIntegrityError, type Sha256Hasher } from "./integrity.ts";
+export type { CacheMap } from "./cache_map.ts";
 
 /** Options for {@linkcode Cache.open}. */
 export interface CacheOptions {
@@ -99,10 +60,10 @@ export interface CacheOptions {
   onCorrupt?: (key: string, reason: string) => void;
   /**
    * Makes an incremental SHA-256 for bodies that stream. Web standards have no incremental
-   * digest, so the default is a pure TypeScript one; an entry point may pass its runtime's
-   * native hash (`() => createHash("sha256")` from `node:crypto` on Deno and Node, several times
-   * faster).
-   * @default {() => new Sha256()}
+   * digest, so the default is `@noble/hashes`' SHA-256 in pure JavaScript; an entry point may
+   * pass its runtime's native hash (`() => createHash("sha256")` from `node:crypto` on Deno and
+   * Node, several times faster).
+   * @default {() => sha256.create()}
    */
   createHash?: () => Sha256Hasher;
 }
@@ -131,266 +92,6 @@ export interface CacheStats {
   /** `has()` and `info(key, { absentIfUnseen: true })` calls answered by the bloom filter
    * alone. */
   bloomNegatives: number;
-}
-
-const MAGIC = new Uint8Array([0x41, 0x44, 0x31, 0x0a]); // "AD1\n"
-const encoder = new TextEncoder();
-const decoder = new TextDecoder();
-
-interface StoredHeader extends CacheEntryInfo {
-  /** The body key, or null when the body follows the header. */
-  body: string | null;
-}
-
-class CorruptEntry extends Error {
-  override name = "CorruptEntry";
-}
-
-/** Raised by a body stream whose bytes do not match the entry's integrity. */
-export class CacheIntegrityError extends Error {
-  /** The error name. */
-  override name = "CacheIntegrityError";
-  /** The key of the entry. */
-  key: string;
-  /**
-   * Creates the error.
-   *
-   * @param key The key of the entry.
-   * @param message What was wrong.
-   */
-  constructor(key: string, message: string) {
-    super(message);
-    this.key = key;
-  }
-}
-
-function encodeRecord(header: StoredHeader, inline?: Uint8Array): Uint8Array {
-  const json = encoder.encode(JSON.stringify(header));
-  const out = new Uint8Array(8 + json.length + (inline?.length ?? 0));
-  out.set(MAGIC, 0);
-  new DataView(out.buffer).setUint32(4, json.length);
-  out.set(json, 8);
-  if (inline) out.set(inline, 8 + json.length);
-  return out;
-}
-
-function decodeRecord(key: string, raw: Uint8Array): { header: StoredHeader; inline: Uint8Array } {
-  if (raw.length < 8 || MAGIC.some((b, i) => raw[i] !== b)) {
-    throw new CorruptEntry("record does not start with the entry magic");
-  }
-  const length = new DataView(raw.buffer, raw.byteOffset, raw.byteLength).getUint32(4);
-  if (8 + length > raw.length) throw new CorruptEntry("record header is truncated");
-  let header: StoredHeader;
-  try {
-    header = JSON.parse(decoder.decode(raw.subarray(8, 8 + length)));
-  } catch {
-    throw new CorruptEntry("record header is not JSON");
-  }
-  if (
-    typeof header !== "object" || header === null || header.key !== key ||
-    typeof header.integrity !== "string" || typeof header.size !== "number" ||
-    typeof header.status !== "number" || typeof header.fetchedAt !== "number"
-  ) {
-    throw new CorruptEntry("record header is incomplete");
-  }
-  const inline = raw.subarray(8 + length);
-  if (header.body === null && inline.length !== header.size) {
-    throw new CorruptEntry(`inline body is ${inline.length} bytes, expected ${header.size}`);
-  }
-  return { header, inline };
-}
-
-/** The integrity of a whole body, hashed natively (WebCrypto) since it is in memory. */
-async function integrityOf(
-  bytes: Uint8Array,
-  createHash: (() => Sha256Hasher) | undefined,
-): Promise<string> {
-  // A native incremental hash, when one is given, is cheaper than a round trip through
-  // crypto.subtle for the small bodies stored inline.
-  if (createHash) {
-    const hash = createHash();
-    hash.update(bytes);
-    return sha256Integrity(hash.digest());
-  }
-  const view = bytes.buffer instanceof ArrayBuffer
-    ? new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength)
-    : bytes.slice();
-  return sha256Integrity(
-    new Uint8Array(await crypto.subtle.digest("SHA-256", view as Uint8Array<ArrayBuffer>)),
-  );
-}
-
-function infoOf(header: StoredHeader): CacheEntryInfo {
-  const { body: _body, ...info } = header;
-  return info;
-}
-
-function randomId(): string {
-  const bytes = crypto.getRandomValues(new Uint8Array(8));
-  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
-}
-
-/**
- * Parses the freshness lifetime out of a `Cache-Control` value.
- *
- * @param cacheControl The header value.
- * @returns Seconds, or `undefined` when the header gives no lifetime.
- */
-export function maxAgeSeconds(cacheControl: string | undefined): number | undefined {
-  if (!cacheControl) return undefined;
-  const directives = cacheControl.toLowerCase().split(",").map((d) => d.trim());
-  if (directives.some((d) => d === "no-cache" || d === "no-store")) return 0;
-  for (const d of directives) {
-    const m = /^max-age\s*=\s*"?(\d+)"?$/.exec(d);
-    if (m) return Number(m[1]);
-  }
-  return undefined;
-}
-
-/**
- * Tells whether an entry is fresh at `now`.
- *
- * @param info The entry's metadata.
- * @param now The current time in ms since the epoch.
- * @param defaultMaxAgeMs The lifetime to use when `Cache-Control` gives none.
- * @returns The freshness.
- *
- * @example
- * ```ts
- * import { freshness } from "./cache.ts";
- * const info = { cacheControl: "public, max-age=300", fetchedAt: 0, etag: '"a"' };
- * console.assert(freshness(info, 299_000).fresh);
- * const later = freshness(info, 300_000);
- * console.assert(!later.fresh && later.canRevalidate);
- * ```
- */
-export function freshness(
-  info: Pick<CacheEntryInfo, "cacheControl" | "fetchedAt" | "etag" | "lastModified">,
-  now: number,
-  defaultMaxAgeMs = 0,
-): Freshness {
-  const seconds = maxAgeSeconds(info.cacheControl);
-  const maxAgeMs = seconds === undefined ? defaultMaxAgeMs : seconds * 1000;
-  const ageMs = Math.max(0, now - info.fetchedAt);
-  return {
-    fresh: ageMs < maxAgeMs,
-    ageMs,
-    maxAgeMs,
-    canRevalidate: info.etag !== undefined || info.lastModified !== undefined,
-  };
-}
-
-/** An incremental SHA-256: what {@linkcode CacheOptions.createHash} returns. */
-export interface Sha256Hasher {
-  /** Adds bytes. */
-  update(data: Uint8Array): unknown;
-  /** The 32-byte digest of everything added. */
-  digest(): Uint8Array;
-}
-
-/** Hashes and counts bytes passing through. */
-function measuring(createHash: () => Sha256Hasher): {
-  stream: TransformStream<Uint8Array, Uint8Array>;
-  result: () => { integrity: string; size: number };
-} {
-  const hash = createHash();
-  let size = 0;
-  const stream = new TransformStream<Uint8Array, Uint8Array>({
-    transform(chunk, controller) {
-      hash.update(chunk);
-      size += chunk.length;
-      controller.enqueue(chunk);
-    },
-  });
-  return { stream, result: () => ({ integrity: sha256Integrity(hash.digest()), size }) };
-}
-
-/** Passes bytes through, withholding the last chunk until the integrity matched. */
-function verifying(
-  key: string,
-  expected: CacheEntryInfo,
-  createHash: () => Sha256Hasher,
-): TransformStream<Uint8Array, Uint8Array> {
-  const hash = createHash();
-  let size = 0;
-  let held: Uint8Array | undefined;
-  return new TransformStream<Uint8Array, Uint8Array>({
-    transform(chunk, controller) {
-      hash.update(chunk);
-      size += chunk.length;
-      if (held) controller.enqueue(held);
-      held = chunk;
-    },
-    flush(controller) {
-      const integrity = sha256Integrity(hash.digest());
-      if (size !== expected.size || integrity !== expected.integrity) {
-        controller.error(
-          new CacheIntegrityError(key, `Cache entry '${key}' is corrupt: the body changed`),
-        );
-        return;
-      }
-      if (held) controller.enqueue(held);
-    },
-  });
-}
-
-/** Reads at most `limit + 1` bytes, returning them and a reader for the rest. */
-async function readPrefix(
-  stream: ReadableStream<Uint8Array>,
-  limit: number,
-): Promise<{ head: Uint8Array; done: boolean; reader: ReadableStreamDefaultReader<Uint8Array> }> {
-  const reader = stream.getReader();
-  const chunks: Uint8Array[] = [];
-  let length = 0;
-  while (length <= limit) {
-    const { value, done } = await reader.read();
-    if (done) {
-      return { head: concatBytes(chunks), done: true, reader };
-    }
-    chunks.push(value);
-    length += value.length;
-  }
-  return { head: concatBytes(chunks), done: false, reader };
-}
-
-function streamOf(bytes: Uint8Array): ReadableStream<Uint8Array> {
-  return new ReadableStream<Uint8Array>({
-    start(controller) {
-      if (bytes.length > 0) controller.enqueue(bytes);
-      controller.close();
-    },
-  });
-}
-
-function entryOf(
-  info: CacheEntryInfo,
-  open: () => ReadableStream<Uint8Array>,
-  whole?: Uint8Array,
-): CacheEntry {
-  const bytes = () => whole ? Promise.resolve(whole.slice()) : readAll(open());
-  return {
-    info,
-    stream: open,
-    bytes,
-    text: async () => decoder.decode(await bytes()),
-    json: async () => JSON.parse(decoder.decode(await bytes())),
-  };
-}
-
-/** A read-only async Map over a cache: keys to body bytes. */
-export interface CacheMap extends AsyncIterable<[string, Uint8Array]> {
-  /** The body of `key`, or `undefined`. */
-  get(key: string): Promise<Uint8Array | undefined>;
-  /** Stores `value` under `key` as a 200 response. */
-  set(key: string, value: Uint8Array): Promise<CacheMap>;
-  /** Whether `key` is present. */
-  has(key: string): Promise<boolean>;
-  /** Removes `key`; resolves `true` when it was present. */
-  delete(key: string): Promise<boolean>;
-  /** Keys in order. */
-  keys(prefix?: string): AsyncIterable<string>;
-  /** Keys and bodies in order. */
-  entries(prefix?: string): AsyncIterable<[string, Uint8Array]>;
 }
 
 /**
@@ -423,7 +124,7 @@ export class Cache {
   #seedLimit: number;
   #seeded: Promise<void> = Promise.resolve();
   #onCorrupt: ((key: string, reason: string) => void) | undefined;
-  #inflight = new Map<string, Promise<unknown>>();
+  #loads = new SingleFlight();
   #stats: CacheStats = { hits: 0, misses: 0, corrupt: 0, puts: 0, bloomNegatives: 0 };
 
   private constructor(driver: StorageDriver, options: CacheOptions) {
@@ -449,7 +150,7 @@ export class Cache {
     this.#seedLimit = seedLimit;
     this.clock = options.clock ?? systemClock;
     this.#inlineMax = inlineMax;
-    this.#createHash = options.createHash ?? (() => new Sha256());
+    this.#createHash = options.createHash ?? createSha256;
     this.#nativeHash = options.createHash;
     this.#defaultMaxAgeMs = defaultMaxAgeMs;
     this.#onCorrupt = options.onCorrupt;
@@ -511,7 +212,7 @@ export class Cache {
 
   async #readHeader(
     key: string,
-  ): Promise<{ header: StoredHeader; inline: Uint8Array } | undefined> {
+  ): Promise<{ header: RecordHeader; inline: Uint8Array } | undefined> {
     const raw = await this.driver.get(key);
     if (raw === undefined) return undefined;
     try {
@@ -658,7 +359,7 @@ export class Cache {
     const previous = options.absent
       ? undefined
       : await this.#readHeader(key).catch(() => undefined);
-    let header: StoredHeader;
+    let header: RecordHeader;
     if (inline) {
       header = {
         ...meta(),
@@ -670,7 +371,7 @@ export class Cache {
       };
       await this.driver.put(key, encodeRecord(header, inline));
     } else {
-      const bodyKey = `${BODY_PREFIX}${key.replace(/^v1:/, "")}:${randomId()}`;
+      const bodyKey = bodyKeyOf(key);
       const m = measuring(this.#createHash);
       try {
         await this.driver.put(bodyKey, bodyStream!.pipeThrough(m.stream));
@@ -702,7 +403,7 @@ export class Cache {
   ): Promise<CacheEntryInfo | undefined> {
     const record = await this.#readHeader(key);
     if (!record) return undefined;
-    const header: StoredHeader = {
+    const header: RecordHeader = {
       ...record.header,
       ...patch,
       fetchedAt: patch.fetchedAt ?? this.clock.now(),
@@ -785,7 +486,7 @@ export class Cache {
    */
   async *orphanBodies(): AsyncGenerator<string> {
     for await (const bodyKey of this.driver.list({ prefix: BODY_PREFIX })) {
-      const entryKey = `v1:${bodyKey.slice(BODY_PREFIX.length).replace(/:[0-9a-f]+$/, "")}`;
+      const entryKey = entryKeyOf(bodyKey);
       const record = await this.#readHeader(entryKey).catch(() => undefined);
       if (record?.header.body !== bodyKey) yield bodyKey;
     }
@@ -800,11 +501,7 @@ export class Cache {
    * @returns The loader's result.
    */
   load<T>(key: string, loader: () => Promise<T>): Promise<T> {
-    const running = this.#inflight.get(key);
-    if (running) return running as Promise<T>;
-    const promise = Promise.resolve().then(loader).finally(() => this.#inflight.delete(key));
-    this.#inflight.set(key, promise);
-    return promise;
+    return this.#loads.run(key, loader);
   }
 
   /**
@@ -823,25 +520,47 @@ export class Cache {
    * @returns The view.
    */
   asMap(): CacheMap {
-    // deno-lint-ignore no-this-alias
-    const cache = this;
-    async function* entries(prefix = ""): AsyncGenerator<[string, Uint8Array]> {
-      for await (const [key, entry] of cache.entries(prefix)) yield [key, await entry.bytes()];
-    }
-    const view: CacheMap = {
-      async get(key) {
-        return await (await cache.get(key))?.bytes();
-      },
-      async set(key, value) {
-        await cache.put(key, value, { status: 200 });
-        return view;
-      },
-      has: (key) => cache.has(key),
-      delete: (key) => cache.delete(key),
-      keys: (prefix) => cache.keys(prefix),
-      entries,
-      [Symbol.asyncIterator]: () => entries(),
-    };
-    return view;
+    return cacheMap(this);
   }
+}
+
+/** Reads at most `limit + 1` bytes, returning them and a reader for the rest. */
+async function readPrefix(
+  stream: ReadableStream<Uint8Array>,
+  limit: number,
+): Promise<{ head: Uint8Array; done: boolean; reader: ReadableStreamDefaultReader<Uint8Array> }> {
+  const reader = stream.getReader();
+  const chunks: Uint8Array[] = [];
+  let length = 0;
+  while (length <= limit) {
+    const { value, done } = await reader.read();
+    if (done) {
+      return { head: concatBytes(chunks), done: true, reader };
+    }
+    chunks.push(value);
+    length += value.length;
+  }
+  return { head: concatBytes(chunks), done: false, reader };
+}
+
+/** A stream of `bytes` in one chunk. */
+function streamOf(bytes: Uint8Array): ReadableStream<Uint8Array> {
+  return new ReadableStream<Uint8Array>({
+    start(controller) {
+      if (bytes.length > 0) controller.enqueue(bytes);
+      controller.close();
+    },
+  });
+}
+
+const VERSION_PART = new RegExp(`^${KEY_VERSION}:`);
+
+/** A new key for a body of the entry `key`, stored apart: `v1:body:{key less v1:}:{16 hex}`. */
+function bodyKeyOf(key: string): string {
+  return `${BODY_PREFIX}${key.replace(VERSION_PART, "")}:${randomHex(8)}`;
+}
+
+/** The entry key a body key of {@linkcode bodyKeyOf} was made for. */
+function entryKeyOf(bodyKey: string): string {
+  return `${KEY_VERSION}:${bodyKey.slice(BODY_PREFIX.length).replace(/:[0-9a-f]+$/, "")}`;
 }
