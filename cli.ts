@@ -8,7 +8,7 @@ import { createHash } from "node:crypto";
 import process from "node:process";
 import { main } from "./cli/main.ts";
 import type { Listen } from "./cli/context.ts";
-import { createStorageDriver } from "./drivers/for_deno.ts";
+import { createStorageDriver } from "./drivers/select.deno.ts";
 
 /** `serve` on `Deno.serve`. */
 const listen: Listen = async ({ hostname, port, fetch, onError }) => {

@@ -2,7 +2,7 @@
 /**
  * The `_all_docs` command line for Node: the `_all_docs` bin of the npm package
  * (`node cli_node.js <command> [options]`). The same CLI as `cli.ts`, with Node's storage
- * drivers (`drivers/for_node.ts`: the Deno KV driver runs on `@deno/kv`) and `serve` on
+ * drivers (`drivers/select.node.ts`: the Deno KV driver runs on `@deno/kv`) and `serve` on
  * `@hono/node-server`.
  *
  * @module
@@ -13,7 +13,7 @@ import process from "node:process";
 import { serve as nodeServe } from "@hono/node-server";
 import { main } from "./cli/main.ts";
 import type { Listen } from "./cli/context.ts";
-import { createStorageDriver } from "./drivers/for_node.ts";
+import { createStorageDriver } from "./drivers/select.node.ts";
 
 /** `serve` on `@hono/node-server`. */
 const listen: Listen = ({ hostname, port, fetch, onError }) =>

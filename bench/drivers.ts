@@ -18,8 +18,8 @@ import * as fsp from "node:fs/promises";
 import { join } from "node:path";
 import cacache from "npm:cacache@20.0.4";
 import { FsDriver } from "../drivers/fs.ts";
-import { denoFsOps } from "../drivers/for_deno.ts";
-import { DenoKvDriver } from "../drivers/deno_kv.ts";
+import { denoFsOps } from "../drivers/fs.deno.ts";
+import { DenoKvDriver } from "../drivers/deno_kv.deno.ts";
 import type { StorageDriver } from "../src/storage/driver.ts";
 
 const quick = Deno.args.includes("--quick");

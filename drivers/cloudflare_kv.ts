@@ -20,11 +20,14 @@
  *   every stored key differ from them.
  * - Consistency: what Workers KV gives, which is eventual across locations; a replica that is
  *   filled from elsewhere and only read at the edge needs no more.
+ * - Errors: a binding call that fails (KV unreachable, a limit of the account) is a
+ *   {@linkcode StorageError} whose `cause` is the binding's error; a bad key or option, or a
+ *   closed driver, is a `TypeError` or `RangeError`.
  *
  * @module
  */
 
-import { compareKeys } from "../src/storage/driver.ts";
+import { compareKeys, StorageError } from "../src/storage/driver.ts";
 import type {
   ListOptions,
   StorageDriver,
@@ -144,7 +147,7 @@ export class CloudflareKvDriver implements StorageDriver {
    */
   async get(key: string): Promise<Uint8Array | undefined> {
     const stored = this.#check("get", key);
-    const value = await this.#kv.get(stored, "arrayBuffer");
+    const value = await this.#read("get", key, stored);
     return value === null ? undefined : new Uint8Array(value);
   }
 
@@ -183,7 +186,11 @@ export class CloudflareKvDriver implements StorageDriver {
       bytes = await readBounded(key, value);
     }
     this.#assertOpen("put");
-    await this.#kv.put(stored, bytes);
+    try {
+      await this.#kv.put(stored, bytes);
+    } catch (error) {
+      throw bindingFailure("put", key, error);
+    }
   }
 
   /**
@@ -194,7 +201,11 @@ export class CloudflareKvDriver implements StorageDriver {
    */
   async delete(key: string): Promise<void> {
     const stored = this.#check("delete", key);
-    await this.#kv.delete(stored);
+    try {
+      await this.#kv.delete(stored);
+    } catch (error) {
+      throw bindingFailure("delete", key, error);
+    }
   }
 
   /**
@@ -205,7 +216,7 @@ export class CloudflareKvDriver implements StorageDriver {
    */
   async has(key: string): Promise<boolean> {
     const stored = this.#check("check", key);
-    return (await this.#kv.get(stored, "arrayBuffer")) !== null;
+    return (await this.#read("check", key, stored)) !== null;
   }
 
   /**
@@ -238,7 +249,12 @@ export class CloudflareKvDriver implements StorageDriver {
         limit: want,
       };
       if (cursor !== undefined) request.cursor = cursor;
-      const page = await this.#kv.list(request);
+      let page: KvListResult;
+      try {
+        page = await this.#kv.list(request);
+      } catch (error) {
+        throw bindingFailure("list", undefined, error);
+      }
       for (const { name } of page.keys) {
         const key = listedKey(name, this.#prefix, checked);
         if (key === null) return;
@@ -268,6 +284,15 @@ export class CloudflareKvDriver implements StorageDriver {
     if (this.#closed) throw new TypeError(`Cannot ${op} key: the cloudflare_kv driver is closed`);
   }
 
+  /** Reads the stored key `stored`; a failing binding is a {@linkcode StorageError}. */
+  async #read(op: string, key: string, stored: string): Promise<ArrayBuffer | null> {
+    try {
+      return await this.#kv.get(stored, "arrayBuffer");
+    } catch (error) {
+      throw bindingFailure(op, key, error);
+    }
+  }
+
   /** Checks `key` and returns the key stored in KV. */
   #check(op: string, key: string): string {
     this.#assertOpen(op);
@@ -281,6 +306,17 @@ export class CloudflareKvDriver implements StorageDriver {
     }
     return stored;
   }
+}
+
+/** A binding call that threw, as a {@linkcode StorageError}. */
+function bindingFailure(op: string, key: string | undefined, error: unknown): StorageError {
+  const what = key === undefined ? "keys" : `key ${JSON.stringify(key)}`;
+  const reason = error instanceof Error ? error.message : String(error);
+  return new StorageError(`Cannot ${op} ${what}: Workers KV failed: ${reason}`, {
+    driver: "cloudflare_kv",
+    ...(key === undefined ? {} : { key }),
+    cause: error,
+  });
 }
 
 /** Throws when a value of `size` bytes is too large for KV. */

@@ -19,7 +19,8 @@
  *   or `..`. An empty `R` is the type letter alone.
  *
  * For example `v1:packument:npm:40626162656c2f636f7265` is stored at
- * `sv1/cpa/cck/sument/cnp/sm/c40/c62/v6162656c2f636f7265`.
+ * `sv1/cpa/cck/sument/cnp/sm/c40/c62/v6162656c2f636f7265`. The layout's code (the path of a key,
+ * the in-order walk of the trie) is in `./_fs_layout.ts`.
  *
  * ## Durability
  *
@@ -45,6 +46,18 @@
  * directories. A `put` whose directory vanishes before its temporary file is open (a delete in
  * this or another process emptied it) makes the directory again.
  *
+ * ## Errors
+ *
+ * A file operation that fails for any reason but a missing path (`EIO`, `ENOSPC`, `EROFS`,
+ * `EACCES`, `ENOTDIR`, `EISDIR`, ...) is a {@linkcode StorageError} whose `code` is the system
+ * error code and whose `cause` is the original error. A bad key or option, or a closed driver, is
+ * a `TypeError` or `RangeError`; an error of a stream being put is passed on as it is.
+ *
+ * ## Runtimes
+ *
+ * The default file operations are `node:fs/promises` ({@linkcode nodeFsOps}); on Deno,
+ * `denoFsOps` from `./fs.deno.ts` are several times cheaper for whole-file work.
+ *
  * @example Store and list
  * ```ts
  * import { FsDriver } from "./fs.ts";
@@ -62,6 +75,7 @@
  */
 
 import * as fsp from "node:fs/promises";
+import { StorageError } from "../src/storage/driver.ts";
 import type {
   ListOptions,
   StorageDriver,
@@ -69,6 +83,8 @@ import type {
   StorageValue,
 } from "../src/storage/driver.ts";
 import { checkKey, checkListOptions } from "./_checks.ts";
+import { locate, walkKeys } from "./_fs_layout.ts";
+import { randomHex } from "../src/_util/hex.ts";
 
 export type {
   ListOptions,
@@ -91,8 +107,8 @@ export interface FsDriverOptions {
   /**
    * The file operations for whole-file work (reads, writes, renames, directories). The default
    * uses `node:fs/promises`, which runs on Deno and Node; a runtime's entry point may pass
-   * native ones (on Deno, {@linkcode denoFsOps} in `drivers/for_deno.ts` is several times
-   * cheaper). Streaming reads and writes always use `node:fs/promises`.
+   * native ones (on Deno, `denoFsOps` from `./fs.deno.ts` is several times cheaper). Streaming
+   * reads and writes always use `node:fs/promises`.
    * @default {nodeFsOps}
    */
   ops?: FsOps;
@@ -137,138 +153,9 @@ export const nodeFsOps: FsOps = {
 };
 
 const encoder = new TextEncoder();
-const decoder = new TextDecoder();
-const COLON = 0x3a;
 const READ_CHUNK = 64 * 1024;
 /** Tries at making a directory and opening a file in it, when deletes keep removing it. */
 const MAKE_DIR_ATTEMPTS = 8;
-
-/** The chunk size in bytes at `level` within a segment. */
-function chunkSize(level: number): number {
-  return level < 2 ? 2 : 64;
-}
-
-/** esc() of every byte. */
-const ESCAPE: readonly string[] = Array.from({ length: 256 }, (_, b) => {
-  const literal = (b >= 0x61 && b <= 0x7a) || (b >= 0x30 && b <= 0x39) || b === 0x5f ||
-    b === 0x2d;
-  return literal ? String.fromCharCode(b) : "%" + b.toString(16).padStart(2, "0");
-});
-
-/** The byte value of a hex digit, or -1. */
-function hexValue(code: number): number {
-  if (code >= 0x30 && code <= 0x39) return code - 0x30;
-  if (code >= 0x61 && code <= 0x66) return code - 0x61 + 10;
-  return -1;
-}
-
-/** esc() of `bytes[from:to]`. */
-function escapeBytes(bytes: Uint8Array, from: number, to: number): string {
-  let out = "";
-  for (let i = from; i < to; i++) out += ESCAPE[bytes[i]!];
-  return out;
-}
-
-/** The bytes an escaped name (without its type letter) stands for, or `undefined` if invalid. */
-function unescapeName(name: string): Uint8Array | undefined {
-  const out = new Uint8Array(name.length - 1);
-  let n = 0;
-  for (let i = 1; i < name.length; i++) {
-    const code = name.charCodeAt(i);
-    if (code === 0x25) {
-      const hi = hexValue(name.charCodeAt(i + 1));
-      const lo = hexValue(name.charCodeAt(i + 2));
-      if (hi < 0 || lo < 0) return undefined;
-      out[n++] = hi * 16 + lo;
-      i += 2;
-    } else if (code < 128 && ESCAPE[code]!.length === 1) {
-      out[n++] = code;
-    } else {
-      return undefined;
-    }
-  }
-  return out.subarray(0, n);
-}
-
-/** Where a key lives: its directory relative to the root (`""` for the root) and file name. */
-interface Location {
-  dir: string;
-  file: string;
-}
-
-/**
- * The relative directory and file name of a key, as documented in the module doc.
- *
- * @param bytes The key's UTF-8 bytes.
- * @returns The location of the key's file.
- */
-function locate(bytes: Uint8Array): Location {
-  let dir = "";
-  let from = 0;
-  while (true) {
-    let to = bytes.indexOf(COLON, from);
-    const last = to < 0;
-    if (last) to = bytes.length;
-    let level = 0;
-    while (to - from > chunkSize(level)) {
-      const k = chunkSize(level);
-      dir += (dir === "" ? "c" : "/c") + escapeBytes(bytes, from, from + k);
-      from += k;
-      level++;
-    }
-    const name = escapeBytes(bytes, from, to);
-    if (last) return { dir, file: "v" + name };
-    dir += (dir === "" ? "s" : "/s") + name;
-    from = to + 1;
-  }
-}
-
-/** Compares two byte strings. */
-function compareBytes(a: Uint8Array, b: Uint8Array): number {
-  const n = Math.min(a.length, b.length);
-  for (let i = 0; i < n; i++) {
-    const d = a[i]! - b[i]!;
-    if (d !== 0) return d;
-  }
-  return a.length - b.length;
-}
-
-/** Whether `bytes` starts with `prefix`. */
-function startsWith(bytes: Uint8Array, prefix: Uint8Array): boolean {
-  if (prefix.length > bytes.length) return false;
-  for (let i = 0; i < prefix.length; i++) if (bytes[i] !== prefix[i]) return false;
-  return true;
-}
-
-/** `a` followed by `b`, and optionally one more byte. */
-function concat(a: Uint8Array, b: Uint8Array, extra?: number): Uint8Array {
-  const out = new Uint8Array(a.length + b.length + (extra === undefined ? 0 : 1));
-  out.set(a, 0);
-  out.set(b, a.length);
-  if (extra !== undefined) out[a.length + b.length] = extra;
-  return out;
-}
-
-/** An entry of a directory during `list()`. */
-interface Node {
-  /** `v` file, `s` segment directory, `c` chunk directory. */
-  kind: "v" | "s" | "c";
-  /** Its full path. */
-  path: string;
-  /** The exact key (`v`) or the prefix every key below it starts with (`s`, `c`). */
-  key: Uint8Array;
-  /** For `c`: the chunk level of its children. */
-  level: number;
-  /** For `c`: the path of the sibling segment directory with the same bytes, merged into it. */
-  merged?: string;
-}
-
-/** Sorts nodes in key order; a file sorts before a chunk directory with the same bytes. */
-function compareNodes(a: Node, b: Node): number {
-  const d = compareBytes(a.key, b.key);
-  if (d !== 0) return d;
-  return a.kind === "v" ? -1 : b.kind === "v" ? 1 : 0;
-}
 
 /** The error code of a Node.js system error, if any. */
 function errorCode(error: unknown): unknown {
@@ -281,6 +168,40 @@ function errorCode(error: unknown): unknown {
 function isMissing(error: unknown): boolean {
   const code = errorCode(error);
   return code === "ENOENT" || code === "ENOTDIR";
+}
+
+/** A system error's code when it is a string (`EIO`, `ENOSPC`, ...). */
+function systemCode(error: unknown): string | undefined {
+  const code = errorCode(error);
+  return typeof code === "string" ? code : undefined;
+}
+
+/**
+ * A failed file operation as a {@linkcode StorageError} carrying the system error code (`EIO`,
+ * `ENOSPC`, `EROFS`, `EACCES`, `ENOTDIR`, ...). An error without a code is not the disk's: it
+ * is passed on as it is.
+ */
+function fsFailure(op: string, key: string | undefined, error: unknown): unknown {
+  if (error instanceof StorageError) return error;
+  const code = systemCode(error);
+  if (code === undefined) return error;
+  const what = key === undefined ? "keys" : `key ${JSON.stringify(key)}`;
+  const reason = error instanceof Error ? error.message : String(error);
+  return new StorageError(`Cannot ${op} ${what}: the file system failed: ${reason}`, {
+    driver: "fs",
+    ...(key === undefined ? {} : { key }),
+    code,
+    cause: error,
+  });
+}
+
+/** Carries an error of the stream being written, so that it is passed on as it is. */
+class SourceFailure {
+  /** The stream's error. */
+  readonly error: unknown;
+  constructor(error: unknown) {
+    this.error = error;
+  }
 }
 
 /** Writes all of `chunk` through `handle` at its current position. */
@@ -381,9 +302,7 @@ export class FsDriver implements StorageDriver {
     this.#root = dir.length > 1 && dir.endsWith("/") ? dir.slice(0, -1) : dir;
     this.#fsync = options.fsync ?? false;
     this.#ops = options.ops ?? nodeFsOps;
-    const random = new Uint8Array(6);
-    crypto.getRandomValues(random);
-    this.#tmpPrefix = Array.from(random, (b) => b.toString(16).padStart(2, "0")).join("");
+    this.#tmpPrefix = randomHex(6);
   }
 
   /**
@@ -398,7 +317,7 @@ export class FsDriver implements StorageDriver {
       return await this.#ops.readFile(path);
     } catch (error) {
       if (isMissing(error)) return undefined;
-      throw error;
+      throw fsFailure("get", key, error);
     }
   }
 
@@ -417,7 +336,7 @@ export class FsDriver implements StorageDriver {
       handle = await fsp.open(path, "r");
     } catch (error) {
       if (isMissing(error)) return undefined;
-      throw error;
+      throw fsFailure("get", key, error);
     }
     let open = true;
     async function close(): Promise<void> {
@@ -438,7 +357,7 @@ export class FsDriver implements StorageDriver {
           controller.enqueue(bytesRead === READ_CHUNK ? buffer : buffer.slice(0, bytesRead));
         } catch (error) {
           await close().catch(() => {});
-          controller.error(error);
+          controller.error(fsFailure("get", key, error));
         }
       },
       async cancel(): Promise<void> {
@@ -462,11 +381,12 @@ export class FsDriver implements StorageDriver {
       await this.#writeTmp(dir, dirPath, tmp, value);
       // The directory holds the temporary file, so no delete can remove it before the rename.
       await this.#ops.rename(tmp, path);
+      if (this.#fsync) await syncDir(dirPath);
     } catch (error) {
       await this.#ops.unlink(tmp).catch(() => {});
-      throw error;
+      // The caller's stream failing is its own error; the disk failing is a StorageError.
+      throw error instanceof SourceFailure ? error.error : fsFailure("put", key, error);
     }
-    if (this.#fsync) await syncDir(dirPath);
   }
 
   /**
@@ -499,12 +419,17 @@ export class FsDriver implements StorageDriver {
         const reader = value.getReader();
         try {
           while (true) {
-            const { done, value: chunk } = await reader.read();
-            if (done) break;
-            await writeAll(handle, chunk);
+            let step: ReadableStreamReadResult<Uint8Array>;
+            try {
+              step = await reader.read();
+            } catch (error) {
+              throw new SourceFailure(error);
+            }
+            if (step.done) break;
+            await writeAll(handle, step.value);
           }
         } catch (error) {
-          await reader.cancel(error).catch(() => {});
+          await reader.cancel(error instanceof SourceFailure ? error.error : error).catch(() => {});
           throw error;
         } finally {
           reader.releaseLock();
@@ -529,7 +454,7 @@ export class FsDriver implements StorageDriver {
     try {
       await this.#ops.unlink(path);
     } catch (error) {
-      if (!isMissing(error)) throw error;
+      if (!isMissing(error)) throw fsFailure("delete", key, error);
       return;
     }
     await this.#prune(dir);
@@ -563,7 +488,7 @@ export class FsDriver implements StorageDriver {
       return true;
     } catch (error) {
       if (isMissing(error)) return false;
-      throw error;
+      throw fsFailure("check", key, error);
     }
   }
 
@@ -578,69 +503,21 @@ export class FsDriver implements StorageDriver {
     this.#assertOpen("list");
     const checked = checkListOptions(options);
     if (checked.limit === 0) return;
-    const prefix = encoder.encode(checked.prefix);
-    const start = checked.start === undefined ? undefined : encoder.encode(checked.start);
-    const end = checked.end === undefined ? undefined : encoder.encode(checked.end);
-    const limit = checked.limit;
-
-    // Go straight to the deepest directory the prefix determines.
-    let dir = "";
-    let level = 0;
-    let from = 0;
-    while (true) {
-      const colon = prefix.indexOf(COLON, from);
-      const to = colon < 0 ? prefix.length : colon;
-      level = 0;
-      while (to - from > chunkSize(level)) {
-        const k = chunkSize(level);
-        dir += "/c" + escapeBytes(prefix, from, from + k);
-        from += k;
-        level++;
+    const ops = this.#ops;
+    const readDir = async (path: string): Promise<string[]> => {
+      try {
+        return await ops.readdir(path);
+      } catch (error) {
+        if (isMissing(error)) return [];
+        throw fsFailure("list", undefined, error);
       }
-      if (colon < 0) break;
-      dir += "/s" + escapeBytes(prefix, from, to);
-      from = to + 1;
-    }
-
-    let count = 0;
-    const stack: { nodes: Node[]; next: number }[] = [{
-      nodes: await readNodes(
-        this.#ops,
-        this.#root + dir,
-        level,
-        prefix.subarray(0, from),
-        undefined,
-      ),
-      next: 0,
-    }];
-    while (stack.length > 0) {
-      const frame = stack[stack.length - 1]!;
-      const node = frame.nodes[frame.next++];
-      if (node === undefined) {
-        stack.pop();
-        continue;
-      }
-      const q = node.key;
-      if (end !== undefined && compareBytes(q, end) >= 0) return;
-      if (!startsWith(q, prefix)) {
-        if (compareBytes(q, prefix) > 0) return;
-        if (node.kind === "v" || !startsWith(prefix, q)) continue;
-      }
-      if (node.kind === "v") {
-        if (start !== undefined && compareBytes(q, start) < 0) continue;
-        yield decoder.decode(q);
-        if (++count >= limit) return;
-        this.#assertOpen("list");
-        continue;
-      }
-      // Every key below starts with q: skip the block when all of them are before start.
-      if (start !== undefined && compareBytes(q, start) < 0 && !startsWith(start, q)) continue;
-      const childLevel = node.kind === "c" ? node.level : 0;
-      stack.push({
-        nodes: await readNodes(this.#ops, node.path, childLevel, q, node.merged),
-        next: 0,
-      });
-    }
+    };
+    yield* walkKeys(readDir, this.#root, {
+      prefix: encoder.encode(checked.prefix),
+      start: checked.start === undefined ? undefined : encoder.encode(checked.start),
+      end: checked.end === undefined ? undefined : encoder.encode(checked.end),
+      limit: checked.limit,
+    }, () => this.#assertOpen("list"));
   }
 
   /**
@@ -733,61 +610,4 @@ export class FsDriver implements StorageDriver {
       throw error;
     }
   }
-}
-
-/** Reads a directory into nodes sorted in key order; `acc` is the key prefix it stands for. */
-async function readNodes(
-  ops: FsOps,
-  path: string,
-  level: number,
-  acc: Uint8Array,
-  merged: string | undefined,
-): Promise<Node[]> {
-  let names: string[];
-  try {
-    names = await ops.readdir(path);
-  } catch (error) {
-    if (isMissing(error)) names = [];
-    else throw error;
-  }
-  const k = chunkSize(level);
-  const nodes: Node[] = [];
-  let segments: Map<string, Node> | undefined;
-  let chunks: Map<string, Node> | undefined;
-  for (const name of names) {
-    const kind = name[0];
-    if (kind !== "v" && kind !== "s" && kind !== "c") continue;
-    const bytes = unescapeName(name);
-    if (bytes === undefined) continue;
-    const full = `${path}/${name}`;
-    if (kind === "v") {
-      nodes.push({ kind, path: full, key: concat(acc, bytes), level: 0 });
-    } else if (kind === "s") {
-      const node: Node = { kind, path: full, key: concat(acc, bytes, COLON), level: 0 };
-      nodes.push(node);
-      (segments ??= new Map()).set(name.slice(1), node);
-    } else if (bytes.length === k) {
-      const node: Node = { kind, path: full, key: concat(acc, bytes), level: level + 1 };
-      nodes.push(node);
-      (chunks ??= new Map()).set(name.slice(1), node);
-    }
-  }
-  // A segment directory X holds keys `X:...` and the chunk directory X keys `X<byte>...`, which
-  // interleave (`-` and digits sort before `:`). Walk the segment directory from inside the
-  // chunk directory, where it sorts as the entry `:`.
-  let result = nodes;
-  if (segments !== undefined && chunks !== undefined) {
-    const drop = new Set<Node>();
-    for (const [bytes, chunk] of chunks) {
-      const segment = segments.get(bytes);
-      if (segment === undefined) continue;
-      chunk.merged = segment.path;
-      drop.add(segment);
-    }
-    if (drop.size > 0) result = nodes.filter((node) => !drop.has(node));
-  }
-  if (merged !== undefined) {
-    result.push({ kind: "s", path: merged, key: concat(acc, new Uint8Array(0), COLON), level: 0 });
-  }
-  return result.sort(compareNodes);
 }

@@ -9,14 +9,17 @@
  *    `_all_docs` bin, `engines.node >= 20`, `dependencies` from the import map and nothing else)
  *    and runs `npm install --omit=dev --ignore-scripts` in `npm/`, so the compiler resolves bare
  *    specifiers against exactly the packages a consumer gets.
- * 3. Compiles `mod.ts`, `cli_node.ts`, `cli/`, `drivers/` (less the Deno-only modules) and `src/`
- *    with `module`/`moduleResolution` `NodeNext`, `rewriteRelativeImportExtensions`, declarations,
- *    target ES2022 and the strict options of `deno.json`, into `npm/` as `.js` + `.d.ts`. Bare
+ * 3. Compiles `mod.ts`, `cli_node.ts`, `cli/`, `drivers/` and `src/` with `module`/
+ *    `moduleResolution` `NodeNext`, `rewriteRelativeImportExtensions`, declarations, target
+ *    ES2022 and the strict options of `deno.json`, into `npm/` as `.js` + `.d.ts`. Runtime
+ *    variants are named `NAME.deno.ts` / `NAME.node.ts`: the Deno-only `.deno.ts` modules are
+ *    left out, and an export of one is its `.node.ts` sibling in the package. Bare
  *    specifiers stay bare, but one the import map sends to a subpath (`registry-auth-token/
  *    registry-url` → `npm:registry-auth-token@5.1.1/registry-url.js`) is written as that subpath
  *    (`registry-auth-token/registry-url.js`).
- * 4. Fails when the exports of `deno.json` and of the package differ (`./drivers/deno_kv` is the
- *    Deno module in one and the `@deno/kv` one in the other), copies README.md and LICENSE, and
+ * 4. Fails when the exports of `deno.json` and of the package differ (`./drivers/deno_kv` is
+ *    `drivers/deno_kv.deno.ts` in one and `drivers/deno_kv.node.ts` in the other), or when a
+ *    compiled module imports a `.deno.ts` one, copies README.md and LICENSE, and
  *    makes `cli_node.js` executable with its `#!/usr/bin/env node` line.
  *
  * A build whose inputs (sources, `deno.json`, README, LICENSE, this script) are unchanged since
@@ -38,16 +41,18 @@ import { parseArgs } from "node:util";
 /** The repository root. */
 export const ROOT: string = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 
-/** Folders compiled whole (less {@linkcode DENO_ONLY} and tests). */
+/** Folders compiled whole (less Deno-only modules and tests). */
 const SOURCE_DIRS = ["src", "cli", "drivers"];
 /** Single files compiled. */
 const SOURCE_FILES = ["mod.ts", "cli_node.ts"];
-/** Modules that use `Deno.*` and have a Node counterpart (or none): never compiled. */
-const DENO_ONLY = ["drivers/deno_kv.ts", "drivers/for_deno.ts"];
-/** Sources of `deno.json` exports replaced by a Node module in the package. */
-const NODE_FLAVOURS: Record<string, string> = {
-  "./drivers/deno_kv.ts": "./drivers/deno_kv_node.ts",
-};
+/**
+ * Runtime variants are named `NAME.deno.ts` / `NAME.node.ts`. A `.deno.ts` module uses `Deno.*`
+ * and is never compiled; an export of one in `deno.json` is its `.node.ts` sibling in the
+ * package.
+ */
+const DENO_SUFFIX = ".deno.ts";
+/** The suffix of a Deno-only module's Node flavour. */
+const NODE_SUFFIX = ".node.ts";
 /** The Hono read-replica app, exported as `./replica` once it exists. */
 const REPLICA_APP = "./src/replica/app.ts";
 /**
@@ -148,6 +153,19 @@ function emitted(source: string): { types: string; import: string } {
   return { types: `${base}.d.ts`, import: `${base}.js` };
 }
 
+/** Whether a module is Deno-only (`NAME.deno.ts`). */
+function isDenoOnly(path: string): boolean {
+  return path.endsWith(DENO_SUFFIX);
+}
+
+/**
+ * The module the npm package uses for `source`: its Node flavour (`NAME.node.ts`) when `source`
+ * is Deno-only (`NAME.deno.ts`), else `source` itself.
+ */
+export function nodeFlavour(source: string): string {
+  return isDenoOnly(source) ? source.slice(0, -DENO_SUFFIX.length) + NODE_SUFFIX : source;
+}
+
 /**
  * The package's exports (subpath → source module): those of `deno.json`, with Deno-only
  * modules replaced by their Node flavour, plus `./replica` once `src/replica/app.ts` exists.
@@ -159,7 +177,7 @@ export function packageExports(
 ): Record<string, string> {
   const out: Record<string, string> = {};
   for (const [subpath, source] of Object.entries(denoExports)) {
-    out[subpath] = NODE_FLAVOURS[source] ?? source;
+    out[subpath] = nodeFlavour(source);
   }
   const wanted = new Set(Object.keys(out));
   if (replicaExists && !wanted.has("./replica")) {
@@ -196,22 +214,26 @@ export function assertSameSubpaths(
   }
 }
 
-/** Lists the `.ts` files to compile, relative to the root with `/` separators, sorted. */
-async function sourceFiles(): Promise<string[]> {
+/**
+ * Lists the `.ts` files to compile and the Deno-only ones left out, relative to the root with
+ * `/` separators, sorted.
+ */
+async function sourceFiles(): Promise<{ files: string[]; denoOnly: string[] }> {
   const files = [...SOURCE_FILES];
+  const denoOnly: string[] = [];
   for (const dir of SOURCE_DIRS) {
     for (const entry of await fsp.readdir(join(ROOT, dir), { recursive: true })) {
       const path = `${dir}/${String(entry).split(sep).join("/")}`;
       if (!path.endsWith(".ts") || path.endsWith(".d.ts")) continue;
-      if (/_(test|bench)\.ts$/.test(path) || DENO_ONLY.includes(path)) continue;
-      files.push(path);
+      if (/_(test|bench)\.ts$/.test(path)) continue;
+      (isDenoOnly(path) ? denoOnly : files).push(path);
     }
   }
-  return files.sort();
+  return { files: files.sort(), denoOnly: denoOnly.sort() };
 }
 
 /** A hash of every input of the build. */
-async function inputsHash(files: string[]): Promise<string> {
+async function inputsHash(files: string[], denoOnly: string[]): Promise<string> {
   const hash = createHash("sha256");
   const inputs = [
     ...files,
@@ -219,7 +241,7 @@ async function inputsHash(files: string[]): Promise<string> {
     "README.md",
     "LICENSE",
     "scripts/build_npm.ts",
-    ...DENO_ONLY,
+    ...denoOnly,
   ];
   for (const file of inputs.sort()) {
     hash.update(`${file}\0`);
@@ -431,7 +453,7 @@ function compile(
     .map((s) => s.fileName)
     .filter((name) => !name.includes("/node_modules/") && !name.startsWith(TOOLS_DIR))
     .map((name) => relative(ROOT, name).split(sep).join("/"))
-    .filter((name) => DENO_ONLY.includes(name));
+    .filter(isDenoOnly);
   if (outside.length > 0) {
     throw new Error(
       `Cannot build the npm package: Deno-only modules are imported: ${outside.join(", ")}`,
@@ -465,8 +487,8 @@ export async function buildNpm(options: BuildOptions = {}): Promise<BuildResult>
   const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
   const started = performance.now();
   const deno = JSON.parse(await fsp.readFile(join(ROOT, "deno.json"), "utf8")) as DenoJson;
-  const files = await sourceFiles();
-  const stamp = await inputsHash(files);
+  const { files, denoOnly } = await sourceFiles();
+  const stamp = await inputsHash(files, denoOnly);
   const stampFile = join(outDir, "node_modules", ".all-docs-build-stamp");
   if (!options.force && existsSync(join(outDir, "node_modules"))) {
     try {

@@ -10,8 +10,9 @@
  */
 
 import assert from "node:assert/strict";
-import type { ListOptions, StorageDriver } from "../../src/storage/driver.ts";
+import { type ListOptions, type StorageDriver, StorageError } from "../../src/storage/driver.ts";
 import { readAll } from "../../src/_util/bytes.ts";
+import { bytesToHex } from "../../src/_util/hex.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -234,7 +235,7 @@ const ORDER_KEYS: readonly string[] = [
 
 /** The hex of a string's UTF-8 bytes, as the real key format writes package names. */
 function hex(text: string): string {
-  return Array.from(encoder.encode(text), (b) => b.toString(16).padStart(2, "0")).join("");
+  return bytesToHex(encoder.encode(text));
 }
 
 /** Package names shaped like the registry's. */
@@ -727,13 +728,62 @@ export async function runDriverContract(
     );
   });
 
-  await step("a closed driver rejects further calls", async (driver) => {
+  await step("a stream that fails a put rejects it with the stream's own error", async (driver) => {
+    for (const size of [10, 300_000]) {
+      const error = await driver.put("k", failingStream(0x55, size, "source failed")).then(
+        () => undefined,
+        (error: unknown) => error,
+      );
+      assert.ok(error instanceof Error, `size ${size}: the put rejects`);
+      assert.equal(error.message, "source failed", `size ${size}: the stream's error, unwrapped`);
+      assert.ok(!(error instanceof StorageError), `size ${size}: not a storage failure`);
+    }
+    assert.equal(await driver.has("k"), false);
+  });
+
+  await step("a closed driver rejects further calls with a TypeError (misuse)", async (driver) => {
     await driver.put("k", new Uint8Array(1));
     await driver.close();
-    await assert.rejects(driver.get("k"));
-    await assert.rejects(driver.put("k", new Uint8Array(1)));
-    await assert.rejects(listAll(driver));
+    await assert.rejects(driver.get("k"), TypeError);
+    await assert.rejects(driver.put("k", new Uint8Array(1)), TypeError);
+    await assert.rejects(listAll(driver), TypeError);
   });
+}
+
+/** What {@linkcode assertStorageError} expects of the error. */
+export interface ExpectedStorageError {
+  /** The driver name. */
+  driver: string;
+  /** The key, when the failure was about one (`undefined` for a listing). */
+  key?: string | undefined;
+  /** The system error code or HTTP status, when one is expected. */
+  code?: string | number;
+  /** Whether the error must carry the underlying error as `cause`.
+   * @default {true} */
+  hasCause?: boolean;
+}
+
+/**
+ * Asserts that `promise` rejects with a {@linkcode StorageError} (a service or disk failure,
+ * not misuse) naming the driver, the key and the code.
+ *
+ * @param promise The call that must fail.
+ * @param expected What the error must say.
+ * @returns The error, for further checks.
+ */
+export async function assertStorageError(
+  promise: Promise<unknown>,
+  expected: ExpectedStorageError,
+): Promise<StorageError> {
+  const error = await promise.then(() => undefined, (error: unknown) => error);
+  assert.ok(error instanceof StorageError, `expected a StorageError, received ${error}`);
+  assert.equal(error.name, "StorageError");
+  assert.equal(error.driver, expected.driver);
+  if ("key" in expected) assert.equal(error.key, expected.key);
+  if (expected.code !== undefined) assert.equal(error.code, expected.code);
+  if (expected.hasCause ?? true) assert.ok(error.cause !== undefined, "the cause is kept");
+  assert.match(error.message, /^Cannot /);
+  return error;
 }
 
 /** Helpers shared with the driver tests. */

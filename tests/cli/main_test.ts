@@ -7,7 +7,7 @@ import { Cache } from "../../src/storage/cache.ts";
 import { packumentKey, partitionKey } from "../../src/storage/keys.ts";
 import { VERSION } from "../../src/version.ts";
 import { FsDriver } from "../../drivers/fs.ts";
-import { DenoKvDriver } from "../../drivers/deno_kv.ts";
+import { DenoKvDriver } from "../../drivers/deno_kv.deno.ts";
 
 const enc = new TextEncoder();
 

@@ -6,7 +6,7 @@ import { compareKeys } from "../../src/storage/driver.ts";
 import { Cache } from "../../src/storage/cache.ts";
 import { originKey as deriveOriginKey } from "../../src/storage/keys.ts";
 import { partitionSetId, rangesFromPivots } from "../../src/couchdb/pivots.ts";
-import { createStorageDriver } from "../../drivers/for_deno.ts";
+import { createStorageDriver } from "../../drivers/select.deno.ts";
 import { runCli, runCliMeasured } from "../_support/run_cli.ts";
 import {
   type AllDocsFixture,

@@ -1,10 +1,24 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { contractHelpers, runDriverContract } from "../_support/driver_contract.ts";
-import { denoFsOps } from "../../drivers/for_deno.ts";
+import {
+  assertStorageError,
+  contractHelpers,
+  runDriverContract,
+} from "../_support/driver_contract.ts";
+import { denoFsOps } from "../../drivers/fs.deno.ts";
 import { MemoryDriver } from "../../drivers/memory.ts";
 import { FsDriver } from "../../drivers/fs.ts";
-import { DENO_KV_CHUNK_BYTES, DenoKvDriver } from "../../drivers/deno_kv.ts";
+import { DENO_KV_CHUNK_BYTES, DenoKvDriver } from "../../drivers/deno_kv.deno.ts";
+import {
+  DenoKvDriver as KvDriver,
+  type KvAtomicLike,
+  type KvHandle,
+} from "../../drivers/deno_kv.ts";
+import {
+  CloudflareKvDriver,
+  KV_MAX_VALUE_BYTES,
+  type KvNamespaceLike,
+} from "../../drivers/cloudflare_kv.ts";
 
 const { readAll, sorted, failingStream, streamOf, hex, listAll } = contractHelpers;
 const encoder = new TextEncoder();
@@ -229,7 +243,11 @@ Deno.test("fs driver", async (t) => {
           else controller.error(Object.assign(new Error("source gone"), { code: "ENOENT" }));
         },
       });
-      await assert.rejects(driver.put("a:b:c", failing), /source gone/);
+      await assert.rejects(driver.put("a:b:c", failing), (error: Error) => {
+        assert.equal(error.message, "source gone");
+        assert.equal((error as Error & { code?: string }).code, "ENOENT", "not wrapped");
+        return true;
+      });
       assert.equal(pulls, 2);
       assert.equal(await driver.has("a:b:c"), false);
       assert.deepEqual((await walk(dir)).filter((p) => p.includes(".tmp-")), []);
@@ -384,7 +402,7 @@ Deno.test("deno_kv driver", async (t) => {
     let read = 0;
     for (let i = 0; i < 10; i++) read += (await reader.read()).value!.byteLength;
     await driver.put("k", new Uint8Array(DENO_KV_CHUNK_BYTES * 2).fill(2));
-    await assert.rejects(reader.read(), TypeError);
+    await assertStorageError(reader.read(), { driver: "deno_kv", key: "k", hasCause: false });
     assert.equal(read, DENO_KV_CHUNK_BYTES * 10);
     assert.equal((await driver.get("k"))?.[0], 2);
     await driver.close();
@@ -402,4 +420,228 @@ Deno.test("deno_kv driver", async (t) => {
       await second.close();
     });
   });
+});
+
+Deno.test("fs driver: disk failures are StorageErrors carrying the system code", async (t) => {
+  for (const [name, ops] of [["node:fs", undefined], ["Deno", denoFsOps]] as const) {
+    await t.step(`a store under a regular file cannot be written (${name})`, async () => {
+      // ENOTDIR stops root too, where a read-only directory would not.
+      await withTempDir(async (dir) => {
+        await Deno.writeTextFile(join(dir, "file"), "not a directory");
+        const driver = new FsDriver(join(dir, "file", "store"), ops ? { ops } : {});
+        await assertStorageError(driver.put("a:b", new Uint8Array([1])), {
+          driver: "fs",
+          key: "a:b",
+          code: "ENOTDIR",
+        });
+        await assertStorageError(driver.put("a:b", streamOf(new Uint8Array(100))), {
+          driver: "fs",
+          key: "a:b",
+          code: "ENOTDIR",
+        });
+        // Nothing there to read is not a failure.
+        assert.equal(await driver.get("a:b"), undefined);
+        assert.equal(await driver.has("a:b"), false);
+        assert.deepEqual(await listAll(driver), []);
+        await driver.close();
+      });
+    });
+
+    await t.step(
+      `a key whose file is a directory cannot be read or replaced (${name})`,
+      async () => {
+        await withTempDir(async (dir) => {
+          const driver = new FsDriver(dir, ops ? { ops } : {});
+          await Deno.mkdir(join(dir, "vk"));
+          await Deno.writeTextFile(join(dir, "vk", "keep"), "x");
+          await assertStorageError(driver.get("k"), { driver: "fs", key: "k", code: "EISDIR" });
+          const stream = await driver.getStream("k");
+          await assertStorageError(readAll(stream!), { driver: "fs", key: "k", code: "EISDIR" });
+          const replaced = await assertStorageError(driver.put("k", new Uint8Array([1])), {
+            driver: "fs",
+            key: "k",
+          });
+          assert.ok(["EISDIR", "ENOTEMPTY", "EEXIST"].includes(String(replaced.code)));
+          assert.deepEqual((await walk(dir)).filter((p) => p.includes(".tmp-")), []);
+          await driver.close();
+        });
+      },
+    );
+  }
+
+  await t.step("every file operation's failure, through injected file operations", async () => {
+    await withTempDir(async (dir) => {
+      const fail = (code: string) => () =>
+        Promise.reject(Object.assign(new Error(`${code}: simulated`), { code }));
+      const broken = new FsDriver(dir, {
+        ops: {
+          ...denoFsOps,
+          readFile: fail("EIO"),
+          writeFileExclusive: fail("ENOSPC"),
+          access: fail("EACCES"),
+          readdir: fail("EIO"),
+        },
+      });
+      const put = await assertStorageError(broken.put("a:b", new Uint8Array([1])), {
+        driver: "fs",
+        key: "a:b",
+        code: "ENOSPC",
+      });
+      assert.equal((put.cause as Error).message, "ENOSPC: simulated");
+      assert.match(put.message, /^Cannot put key "a:b": the file system failed: ENOSPC/);
+      await assertStorageError(broken.get("a:b"), { driver: "fs", key: "a:b", code: "EIO" });
+      await assertStorageError(broken.has("a:b"), { driver: "fs", key: "a:b", code: "EACCES" });
+      await assertStorageError(listAll(broken), { driver: "fs", key: undefined, code: "EIO" });
+      const readOnly = new FsDriver(dir, { ops: { ...denoFsOps, rename: fail("EROFS") } });
+      await assertStorageError(readOnly.put("c", new Uint8Array([1])), {
+        driver: "fs",
+        key: "c",
+        code: "EROFS",
+      });
+      const undeletable = new FsDriver(dir, { ops: { ...denoFsOps, unlink: fail("EPERM") } });
+      await undeletable.put("d", new Uint8Array([1]));
+      await assertStorageError(undeletable.delete("d"), { driver: "fs", key: "d", code: "EPERM" });
+      // Misuse is not a storage failure.
+      await assert.rejects(broken.put("\uD800", new Uint8Array([1])), TypeError);
+      await assert.rejects(broken.get("x".repeat(801)), RangeError);
+      for (const driver of [broken, readOnly, undeletable]) await driver.close();
+    });
+  });
+});
+
+/** A KV handle over `kv` whose calls fail as `failures` says. */
+function failingKv(
+  kv: Deno.Kv,
+  failures: { get?: boolean; getMany?: boolean; list?: boolean; commit?: "throw" | "reject" },
+): KvHandle {
+  const boom = () => new Error("database is locked");
+  return {
+    get: (key) => failures.get ? Promise.reject(boom()) : kv.get(key),
+    getMany: (keys) => failures.getMany ? Promise.reject(boom()) : kv.getMany(keys as Deno.KvKey[]),
+    list: (selector, options) => {
+      if (!failures.list) return kv.list(selector, options);
+      return (async function* () {
+        yield* kv.list(selector, { ...options, limit: 1 });
+        throw boom();
+      })();
+    },
+    atomic: () => {
+      const op = kv.atomic();
+      const wrapped: KvAtomicLike = {
+        check: (...checks) => (op.check(...checks), wrapped),
+        set: (key, value) => (op.set(key as Deno.KvKey, value), wrapped),
+        delete: (key) => (op.delete(key as Deno.KvKey), wrapped),
+        commit: () =>
+          failures.commit === "throw"
+            ? Promise.reject(boom())
+            : failures.commit === "reject"
+            ? Promise.resolve({ ok: false })
+            : op.commit(),
+      };
+      return wrapped;
+    },
+    close: () => kv.close(),
+  };
+}
+
+Deno.test("deno_kv driver: KV failures are StorageErrors", async (t) => {
+  const big = new Uint8Array(DENO_KV_CHUNK_BYTES * 3);
+
+  await t.step("reads that throw", async () => {
+    const kv = await Deno.openKv(":memory:");
+    const healthy = new KvDriver(kv);
+    await healthy.put("small", new Uint8Array([1]));
+    await healthy.put("big", big);
+    const broken = new KvDriver(failingKv(kv, { get: true }));
+    const error = await assertStorageError(broken.get("small"), {
+      driver: "deno_kv",
+      key: "small",
+    });
+    assert.match(error.message, /^Cannot get key "small": Deno KV failed: database is locked$/);
+    await assertStorageError(broken.has("small"), { driver: "deno_kv", key: "small" });
+    await assertStorageError(broken.getStream("small"), { driver: "deno_kv", key: "small" });
+    await assertStorageError(broken.delete("small"), { driver: "deno_kv", key: "small" });
+    const chunks = new KvDriver(failingKv(kv, { getMany: true }));
+    await assertStorageError(chunks.get("big"), { driver: "deno_kv", key: "big" });
+    assert.deepEqual(await chunks.get("small"), new Uint8Array([1]));
+    const listing = new KvDriver(failingKv(kv, { list: true }));
+    await assertStorageError(listAll(listing), { driver: "deno_kv", key: undefined });
+    kv.close();
+  });
+
+  await t.step("commits that throw or are rejected, leaving the old value", async () => {
+    const kv = await Deno.openKv(":memory:");
+    await new KvDriver(kv).put("k", new Uint8Array([7]));
+    for (const commit of ["throw", "reject"] as const) {
+      const broken = new KvDriver(failingKv(kv, { commit }));
+      await assertStorageError(broken.put("k", big), {
+        driver: "deno_kv",
+        key: "k",
+        hasCause: commit === "throw",
+      });
+      if (commit === "throw") {
+        await assertStorageError(broken.put("k", new Uint8Array([8])), {
+          driver: "deno_kv",
+          key: "k",
+        });
+        await assertStorageError(broken.delete("k"), { driver: "deno_kv", key: "k" });
+      }
+    }
+    assert.deepEqual(await new KvDriver(kv).get("k"), new Uint8Array([7]));
+    assert.equal((await Array.fromAsync(kv.list({ prefix: ["c"] }))).length, 0, "no chunk left");
+    kv.close();
+  });
+
+  await t.step("a database closed under the driver", async () => {
+    const kv = await Deno.openKv(":memory:");
+    const driver = new KvDriver(kv);
+    await driver.put("k", new Uint8Array([1]));
+    kv.close();
+    await assertStorageError(driver.get("k"), { driver: "deno_kv", key: "k" });
+    await assertStorageError(driver.put("k", new Uint8Array([2])), { driver: "deno_kv", key: "k" });
+    // The driver itself closed is misuse.
+    await driver.close();
+    await assert.rejects(driver.get("k"), TypeError);
+  });
+
+  await t.step("chunks that do not match their manifest", async () => {
+    const kv = await Deno.openKv(":memory:");
+    const driver = new KvDriver(kv);
+    await driver.put("k", big);
+    const [first] = await Array.fromAsync(kv.list({ prefix: ["c", "k"] }));
+    await kv.set(first!.key, new Uint8Array(DENO_KV_CHUNK_BYTES + 1));
+    await assertStorageError(driver.get("k"), { driver: "deno_kv", key: "k", hasCause: false });
+    await kv.set(["m", "odd"], new Uint8Array([9]));
+    await assertStorageError(driver.get("odd"), { driver: "deno_kv", key: "odd", hasCause: false });
+    kv.close();
+  });
+});
+
+Deno.test("cloudflare_kv driver: binding failures are StorageErrors", async () => {
+  const outage = () => Promise.reject(new Error("KV GET failed: 503 Service Unavailable"));
+  const namespace: KvNamespaceLike = {
+    get: outage,
+    put: outage,
+    delete: outage,
+    list: outage,
+  };
+  const driver = new CloudflareKvDriver(namespace, { keyPrefix: "c:" });
+  const error = await assertStorageError(driver.get("k"), { driver: "cloudflare_kv", key: "k" });
+  assert.match(error.message, /^Cannot get key "k": Workers KV failed: KV GET failed: 503/);
+  await assertStorageError(driver.has("k"), { driver: "cloudflare_kv", key: "k" });
+  await assertStorageError(driver.getStream("k"), { driver: "cloudflare_kv", key: "k" });
+  await assertStorageError(driver.put("k", new Uint8Array([1])), {
+    driver: "cloudflare_kv",
+    key: "k",
+  });
+  await assertStorageError(driver.delete("k"), { driver: "cloudflare_kv", key: "k" });
+  await assertStorageError(listAll(driver), { driver: "cloudflare_kv", key: undefined });
+  // Misuse is checked before the binding is called.
+  await assert.rejects(driver.put("k".repeat(600), new Uint8Array([1])), RangeError);
+  await assert.rejects(
+    driver.put("k", new Uint8Array(KV_MAX_VALUE_BYTES + 1)),
+    RangeError,
+  );
+  await driver.close();
+  await assert.rejects(driver.get("k"), TypeError);
 });

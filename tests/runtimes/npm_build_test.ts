@@ -116,10 +116,19 @@ Deno.test("import map plan: npm: targets become bare specifiers and dependencies
 
 Deno.test("export lists: the build fails when deno.json and package.json differ", () => {
   const pkg = packageExports(
-    { ".": "./mod.ts", "./drivers/deno_kv": "./drivers/deno_kv.ts" },
+    {
+      ".": "./mod.ts",
+      "./drivers/fs": "./drivers/fs.ts",
+      "./drivers/deno_kv": "./drivers/deno_kv.deno.ts",
+    },
     false,
   );
-  assert.deepStrictEqual(pkg["./drivers/deno_kv"], "./drivers/deno_kv_node.ts");
+  // A Deno-only module (NAME.deno.ts) is its Node flavour (NAME.node.ts) in the package.
+  assert.deepStrictEqual(pkg, {
+    ".": "./mod.ts",
+    "./drivers/fs": "./drivers/fs.ts",
+    "./drivers/deno_kv": "./drivers/deno_kv.node.ts",
+  });
   let threw = 0;
   try {
     assertSameSubpaths({ ".": 1, "./a": 1 }, { ".": 1 });

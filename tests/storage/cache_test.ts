@@ -6,7 +6,7 @@ import type { Clock } from "../../src/clock.ts";
 import type { StorageDriver, StorageValue } from "../../src/storage/driver.ts";
 import { MemoryDriver } from "../../drivers/memory.ts";
 import { FsDriver } from "../../drivers/fs.ts";
-import { DenoKvDriver } from "../../drivers/deno_kv.ts";
+import { DenoKvDriver } from "../../drivers/deno_kv.deno.ts";
 
 const enc = new TextEncoder();
 

@@ -1,6 +1,7 @@
 /**
- * The storage choice shared by the per-runtime entry modules (`for_deno.ts`,
- * `for_node.ts`): each passes what differs on its runtime (file operations, how to open Deno KV).
+ * Storage selection: which driver the CLI's `--storage` and `--cache-dir` settings open. Shared
+ * by the runtime flavours `./select.deno.ts` and `./select.node.ts`, which pass what differs on
+ * their runtime (file operations, how to open Deno KV) and export `createStorageDriver`.
  *
  * @module
  */

@@ -1,14 +1,15 @@
 /**
- * Storage selection for Node (the npm package's CLI, `cli_node.ts`): the counterpart of
- * `./for_deno.ts`, with the Deno KV driver on the `@deno/kv` package instead of `Deno.openKv`.
- * The same settings open the same files: `fs` under `cacheDir/fs`, `kv` in `cacheDir/deno.kv`.
+ * Storage selection on Node (the npm package's CLI, `cli_node.ts`): the counterpart of
+ * `./select.deno.ts`, with the fs driver on `node:fs/promises` and Deno KV on the `@deno/kv`
+ * package (`./deno_kv.node.ts`). The same settings open the same files: `fs` under
+ * `cacheDir/fs`, `kv` in `cacheDir/deno.kv`.
  *
  * @module
  */
 
 import type { StorageDriver } from "../src/storage/driver.ts";
-import { selectStorageDriver, type StorageSettings } from "./_select.ts";
-import { DenoKvDriver } from "./deno_kv_node.ts";
+import { selectStorageDriver, type StorageSettings } from "./select.ts";
+import { DenoKvDriver } from "./deno_kv.node.ts";
 
 export type { StorageSettings };
 

@@ -1,14 +1,25 @@
 /**
- * Storage selection for the Deno runtime (CLI and Deno Deploy): statically imports only the
- * drivers that run on Deno and picks one from settings.
+ * The fs driver's file operations on Deno's own file APIs ({@linkcode denoFsOps}): several
+ * times cheaper on Deno than `node:fs/promises` for writes, renames and directories. Pass them
+ * as `new FsDriver(dir, { ops: denoFsOps })`; the driver itself is in `./fs.ts`.
+ *
+ * @example
+ * ```ts
+ * import { FsDriver } from "./fs.ts";
+ * import { denoFsOps } from "./fs.deno.ts";
+ *
+ * const dir = await Deno.makeTempDir();
+ * const driver = new FsDriver(dir, { ops: denoFsOps });
+ * await driver.put("a:b", new Uint8Array([1]));
+ * console.assert(await driver.has("a:b"));
+ * await driver.close();
+ * await Deno.remove(dir, { recursive: true });
+ * ```
  *
  * @module
  */
 
-import type { StorageDriver } from "../src/storage/driver.ts";
-import { selectStorageDriver, type StorageSettings } from "./_select.ts";
 import { type FsOps, nodeFsOps } from "./fs.ts";
-import { DenoKvDriver } from "./deno_kv.ts";
 
 /** Runs a short blocking call; a throw becomes a rejection. */
 const blocking = <T>(call: () => T): Promise<T> => new Promise((resolve) => resolve(call()));
@@ -17,8 +28,8 @@ const blocking = <T>(call: () => T): Promise<T> => new Promise((resolve) => reso
 const SYNC_WRITE_MAX = 256 * 1024;
 
 /**
- * {@linkcode FsOps} on Deno's own file APIs: several times cheaper on Deno than
- * `node:fs/promises` for writes, renames and directories. Deno's errors carry Node's `code`.
+ * {@linkcode FsOps} on Deno's own file APIs. Deno's errors carry Node's `code`, as the driver
+ * needs.
  *
  * Renames, directory calls and small writes are made with Deno's blocking calls: each takes
  * tens of microseconds, and handing it to a worker thread and back cost about twice the CPU on
@@ -46,27 +57,3 @@ export const denoFsOps: FsOps = {
     return names;
   },
 };
-
-export type { StorageSettings };
-
-/**
- * Creates the storage driver the settings ask for.
- *
- * @param settings The storage kind and cache directory.
- * @returns An open driver; close it when done.
- *
- * @example In memory
- * ```ts
- * import { createStorageDriver } from "./for_deno.ts";
- * const driver = await createStorageDriver({ storage: "memory", cacheDir: "" });
- * await driver.put("k", new Uint8Array([1]));
- * console.assert(await driver.has("k"));
- * await driver.close();
- * ```
- */
-export function createStorageDriver(settings: StorageSettings): Promise<StorageDriver> {
-  return selectStorageDriver(settings, {
-    fsOps: denoFsOps,
-    openKv: (path) => DenoKvDriver.open(path),
-  });
-}
