@@ -6,9 +6,12 @@
  * @module
  */
 
+import type { ListOptions } from "../src/storage/driver.ts";
 import { bytesToHex } from "../src/_util/hex.ts";
 import { concatBytes } from "../src/_util/bytes.ts";
+import { checkListOptions } from "./_checks.ts";
 
+const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 const COLON = 0x3a;
 const COLON_BYTES = new Uint8Array([COLON]);
@@ -133,38 +136,40 @@ function compareNodes(a: Node, b: Node): number {
   return a.kind === "v" ? -1 : b.kind === "v" ? 1 : 0;
 }
 
-/** The names in a directory, `[]` when it does not exist. */
-export type ReadDir = (path: string) => Promise<string[]>;
-
-/** What {@linkcode walkKeys} lists: checked list options, the prefix and bounds as bytes. */
-export interface WalkRange {
-  /** Only keys that start with these bytes. */
-  prefix: Uint8Array;
-  /** Only keys at or after these bytes. */
-  start: Uint8Array | undefined;
-  /** Only keys before these bytes. */
-  end: Uint8Array | undefined;
-  /** At most this many keys (at least 1). */
-  limit: number;
+/** How {@linkcode walkKeys} reads directories. */
+export interface DirReader {
+  /** The names in a directory. */
+  readdir(path: string): Promise<string[]>;
+  /** What to make of a failed `readdir`: `[]` for a missing directory, else it throws. */
+  failed(error: unknown): string[];
 }
 
 /**
- * The keys stored under `root` in `range`, in code-point order: walks the trie depth-first from
- * the deepest directory the prefix determines, skipping directories outside the prefix and range.
+ * The keys stored under `root` that match `options`, in code-point order: walks the trie
+ * depth-first from the deepest directory the prefix determines, skipping directories outside
+ * the prefix and range.
  *
- * @param readDir Lists a directory.
+ * @param dirs Lists directories.
  * @param root The driver's base directory.
- * @param range What to list.
- * @param afterYield Called after each key is consumed (the driver checks it is still open).
+ * @param options Prefix, inclusive start, exclusive end and limit (checked on the first step).
+ * @param assertOpen Throws when the driver is closed; called on the first step and after each
+ *   key is consumed.
  * @returns The keys.
  */
 export async function* walkKeys(
-  readDir: ReadDir,
+  dirs: DirReader,
   root: string,
-  range: WalkRange,
-  afterYield: () => void,
+  options: ListOptions,
+  assertOpen: () => void,
 ): AsyncGenerator<string> {
-  const { prefix, start, end, limit } = range;
+  assertOpen();
+  const checked = checkListOptions(options);
+  const limit = checked.limit;
+  if (limit === 0) return;
+  const prefix = encoder.encode(checked.prefix);
+  const start = checked.start === undefined ? undefined : encoder.encode(checked.start);
+  const end = checked.end === undefined ? undefined : encoder.encode(checked.end);
+
   // Go straight to the deepest directory the prefix determines.
   let dir = "";
   let level = 0;
@@ -186,7 +191,7 @@ export async function* walkKeys(
 
   let count = 0;
   const stack: { nodes: Node[]; next: number }[] = [{
-    nodes: await readNodes(readDir, root + dir, level, prefix.subarray(0, from), undefined),
+    nodes: await readNodes(dirs, root + dir, level, prefix.subarray(0, from), undefined),
     next: 0,
   }];
   while (stack.length > 0) {
@@ -206,14 +211,14 @@ export async function* walkKeys(
       if (start !== undefined && compareBytes(q, start) < 0) continue;
       yield decoder.decode(q);
       if (++count >= limit) return;
-      afterYield();
+      assertOpen();
       continue;
     }
     // Every key below starts with q: skip the block when all of them are before start.
     if (start !== undefined && compareBytes(q, start) < 0 && !startsWith(start, q)) continue;
     const childLevel = node.kind === "c" ? node.level : 0;
     stack.push({
-      nodes: await readNodes(readDir, node.path, childLevel, q, node.merged),
+      nodes: await readNodes(dirs, node.path, childLevel, q, node.merged),
       next: 0,
     });
   }
@@ -221,13 +226,18 @@ export async function* walkKeys(
 
 /** Reads a directory into nodes sorted in key order; `acc` is the key prefix it stands for. */
 async function readNodes(
-  readDir: ReadDir,
+  dirs: DirReader,
   path: string,
   level: number,
   acc: Uint8Array,
   merged: string | undefined,
 ): Promise<Node[]> {
-  const names = await readDir(path);
+  let names: string[];
+  try {
+    names = await dirs.readdir(path);
+  } catch (error) {
+    names = dirs.failed(error);
+  }
   const k = chunkSize(level);
   const nodes: Node[] = [];
   let segments: Map<string, Node> | undefined;

@@ -82,8 +82,8 @@ import type {
   StorageLimits,
   StorageValue,
 } from "../src/storage/driver.ts";
-import { checkKey, checkListOptions } from "./_checks.ts";
-import { locate, walkKeys } from "./_fs_layout.ts";
+import { checkKey } from "./_checks.ts";
+import { type DirReader, locate, walkKeys } from "./_fs_layout.ts";
 import { randomHex } from "../src/_util/hex.ts";
 
 export type {
@@ -499,26 +499,22 @@ export class FsDriver implements StorageDriver {
    * @param options Prefix, inclusive start, exclusive end and limit.
    * @returns The matching keys, in order.
    */
-  async *list(options: ListOptions = {}): AsyncIterable<string> {
-    this.#assertOpen("list");
-    const checked = checkListOptions(options);
-    if (checked.limit === 0) return;
-    const ops = this.#ops;
-    const readDir = async (path: string): Promise<string[]> => {
-      try {
-        return await ops.readdir(path);
-      } catch (error) {
-        if (isMissing(error)) return [];
-        throw fsFailure("list", undefined, error);
-      }
-    };
-    yield* walkKeys(readDir, this.#root, {
-      prefix: encoder.encode(checked.prefix),
-      start: checked.start === undefined ? undefined : encoder.encode(checked.start),
-      end: checked.end === undefined ? undefined : encoder.encode(checked.end),
-      limit: checked.limit,
-    }, () => this.#assertOpen("list"));
+  list(options: ListOptions = {}): AsyncIterable<string> {
+    // The walk is a generator itself: no further layer per key, and every check runs on the
+    // first step, as it would in a generator here.
+    return walkKeys(this.#lister, this.#root, options, this.#assertListOpen);
   }
+
+  /** Directories for `list()`: a missing one is empty, a failing one a StorageError. */
+  #lister: DirReader = {
+    readdir: (path) => this.#ops.readdir(path),
+    failed(error): string[] {
+      if (isMissing(error)) return [];
+      throw fsFailure("list", undefined, error);
+    },
+  };
+
+  #assertListOpen = (): void => this.#assertOpen("list");
 
   /**
    * Marks the driver closed; further calls are errors. Closing twice is fine.
