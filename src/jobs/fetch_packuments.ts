@@ -23,6 +23,7 @@ import { packumentKey, type Representation } from "../storage/keys.ts";
 import { encodePackageName } from "../npm/package_name.ts";
 import { parseContentLength, WHOLE_BODY_MAX } from "../http/headers.ts";
 import { readRev, revScanner } from "../npm/rev.ts";
+import { runPool } from "../_util/pool.ts";
 
 /** The `Accept` header of each representation. */
 export const ACCEPT: Record<Representation, string> = {
@@ -265,30 +266,19 @@ export async function fetchPackuments(
     bytes: 0,
     failed: [],
   };
-  const iterator =
-    (Symbol.asyncIterator in names
-      ? (names as AsyncIterable<string>)[Symbol.asyncIterator]()
-      : (names as Iterable<string>)[Symbol.iterator]()) as
-        | AsyncIterator<string>
-        | Iterator<string>;
   const seen = new Set<string>();
-  async function worker() {
-    while (true) {
-      const next = await iterator.next();
-      if (next.done) return;
-      if (seen.has(next.value)) {
-        summary.duplicates++;
-        continue;
-      }
-      seen.add(next.value);
-      summary.total++;
-      const result = await fetchPackument(client, cache, next.value, options);
-      summary.outcomes[result.outcome]++;
-      summary.bytes += result.bytes;
-      if (result.outcome === "failed") summary.failed.push(result);
-      options.onResult?.(result);
+  await runPool(names, async (name) => {
+    if (seen.has(name)) {
+      summary.duplicates++;
+      return;
     }
-  }
-  await Promise.all(Array.from({ length: parallel }, worker));
+    seen.add(name);
+    summary.total++;
+    const result = await fetchPackument(client, cache, name, options);
+    summary.outcomes[result.outcome]++;
+    summary.bytes += result.bytes;
+    if (result.outcome === "failed") summary.failed.push(result);
+    options.onResult?.(result);
+  }, { concurrency: parallel });
   return summary;
 }
