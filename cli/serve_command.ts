@@ -1,6 +1,6 @@
 /**
  * `serve`: the read replica over the embedded storage, served the runtime's way (`Deno.serve`
- * from `cli.ts`, `@hono/node-server` from `cli_node.ts`).
+ * from `cli.ts`, `@hono/node-server` from `cli.node.ts`).
  *
  * @module
  */
