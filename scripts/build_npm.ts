@@ -9,7 +9,7 @@
  *    `_all_docs` bin, `engines.node >= 20`, `dependencies` from the import map and nothing else)
  *    and runs `npm install --omit=dev --ignore-scripts` in `npm/`, so the compiler resolves bare
  *    specifiers against exactly the packages a consumer gets.
- * 3. Compiles `mod.ts`, `cli_node.ts`, `cli/`, `drivers/` (less the Deno-only modules) and `src/`
+ * 3. Compiles `mod.ts`, `cli.node.ts`, `cli/`, `drivers/` (less the Deno-only modules) and `src/`
  *    with `module`/`moduleResolution` `NodeNext`, `rewriteRelativeImportExtensions`, declarations,
  *    target ES2022 and the strict options of `deno.json`, into `npm/` as `.js` + `.d.ts`. Bare
  *    specifiers stay bare, but one the import map sends to a subpath (`registry-auth-token/
@@ -17,7 +17,7 @@
  *    (`registry-auth-token/registry-url.js`).
  * 4. Fails when the exports of `deno.json` and of the package differ (`./drivers/deno_kv` is the
  *    Deno module in one and the `@deno/kv` one in the other), copies README.md and LICENSE, and
- *    makes `cli_node.js` executable with its `#!/usr/bin/env node` line.
+ *    makes `cli.node.js` executable with its `#!/usr/bin/env node` line.
  *
  * A build whose inputs (sources, `deno.json`, README, LICENSE, this script) are unchanged since
  * the last one is skipped (`npm/node_modules/.all-docs-build-stamp`); `--force` builds anyway. `--out DIR` builds
@@ -41,7 +41,7 @@ export const ROOT: string = resolve(dirname(fileURLToPath(import.meta.url)), "..
 /** Folders compiled whole (less {@linkcode DENO_ONLY} and tests). */
 const SOURCE_DIRS = ["src", "cli", "drivers"];
 /** Single files compiled. */
-const SOURCE_FILES = ["mod.ts", "cli_node.ts"];
+const SOURCE_FILES = ["mod.ts", "cli.node.ts"];
 /** Modules that use `Deno.*` and have a Node counterpart (or none): never compiled. */
 const DENO_ONLY = ["drivers/deno_kv.ts", "drivers/for_deno.ts"];
 /** Sources of `deno.json` exports replaced by a Node module in the package. */
@@ -61,7 +61,7 @@ const TOOLS_DIR = join(ROOT, ".tmp", "npm-build-tools");
 /** TS7016: a package has JavaScript but no declarations. */
 const UNTYPED_PACKAGE = 7016;
 /** The package's bin. */
-const BIN = { name: "_all_docs", source: "./cli_node.ts" };
+const BIN = { name: "_all_docs", source: "./cli.node.ts" };
 
 /** What the build needs of `deno.json`. */
 interface DenoJson {
