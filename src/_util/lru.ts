@@ -105,7 +105,8 @@ export class Lru<K, V> {
    *
    * @param key The key.
    * @param value The value.
-   * @returns `false` when the value is larger than `maxEntryBytes` and was not kept.
+   * @returns `false` when the value is larger than `maxEntryBytes`: it is not kept (and an
+   *   earlier value of `key` is forgotten).
    */
   set(key: K, value: V): boolean {
     const size = this.#sizeOf(value);
