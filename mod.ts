@@ -40,4 +40,5 @@ export * from "./src/jobs/fetch_packuments.ts";
 export * from "./src/jobs/sync_packuments.ts";
 export * from "./src/jobs/partition_status.ts";
 export * from "./src/jobs/index_lines.ts";
+export * from "./src/npm/media_types.ts";
 export * from "./src/jobs/export.ts";

@@ -21,15 +21,10 @@ import type { Cache, CacheEntryInfo } from "../storage/cache.ts";
 import type { HttpClient } from "../http/client.ts";
 import { packumentKey, type Representation } from "../storage/keys.ts";
 import { encodePackageName } from "../npm/package_name.ts";
+import { ACCEPT } from "../npm/media_types.ts";
 import { parseContentLength, WHOLE_BODY_MAX } from "../http/headers.ts";
 import { readRev, revScanner } from "../npm/rev.ts";
 import { runPool } from "../_util/pool.ts";
-
-/** The `Accept` header of each representation. */
-export const ACCEPT: Record<Representation, string> = {
-  full: "application/json",
-  abbreviated: "application/vnd.npm.install-v1+json",
-};
 
 /** Where a name's packument comes from. */
 export interface RegistryTarget {
