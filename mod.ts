@@ -37,4 +37,8 @@ export * from "./src/couchdb/partition_lines.ts";
 export * from "./src/jobs/create_index.ts";
 export * from "./src/npm/package_name.ts";
 export * from "./src/jobs/fetch_packuments.ts";
+export * from "./src/jobs/sync_packuments.ts";
+export * from "./src/jobs/partition_status.ts";
+export * from "./src/jobs/index_lines.ts";
+export * from "./src/npm/media_types.ts";
 export * from "./src/jobs/export.ts";

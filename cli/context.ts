@@ -1,15 +1,36 @@
 /**
- * What every command receives: resolved options, its own flags and positionals, and a way to
- * open the embedded storage.
+ * What a command is (its words, usage, help, flags and handler) and what every command receives:
+ * resolved options, its own flags and positionals, a way to open the embedded storage, and the
+ * helpers several commands share (the origin key, the storage description, the HTTP client).
  *
  * @module
  */
 
 import { join } from "node:path";
+import type { ParseArgsOptionsConfig } from "node:util";
 import type { StorageDriver } from "../src/storage/driver.ts";
 import type { CacheOptions } from "../src/storage/cache.ts";
 import { HttpClient } from "../src/http/client.ts";
+import { originKey } from "../src/storage/keys.ts";
 import type { GlobalOptions } from "./options.ts";
+
+/** A command: what `--help` says about it, the flags it takes, and what it runs. */
+export interface Command {
+  /** One or two words; a one-word command has no second word. */
+  words: readonly [string] | readonly [string, string];
+  /** The usage line, after `_all_docs `. */
+  usage: string;
+  /** One line for the command list. */
+  summary: string;
+  /** The command's own help, between its usage line and the global options. */
+  help: string;
+  /** Its own flags (the global ones are always accepted). */
+  flags: ParseArgsOptionsConfig;
+  /** Positional arguments it takes at most. */
+  maxArgs: number;
+  /** Runs it; resolves to the exit status. */
+  run(ctx: CommandContext): Promise<number>;
+}
 
 /** The context a command runs in. */
 export interface CommandContext {
@@ -49,6 +70,14 @@ export type Listen = (options: {
   fetch: (request: Request) => Response | Promise<Response>;
   onError: (error: unknown) => Response;
 }) => Promise<Server>;
+
+/**
+ * The origin key the options name: `--origin-key`, else the key derived from `--origin`, else
+ * `undefined`.
+ */
+export function originKeyOf(options: GlobalOptions): string | undefined {
+  return options.originKey ?? (options.origin ? originKey(options.origin) : undefined);
+}
 
 /** Where the selected storage lives, for messages. */
 export function describeStorage(options: GlobalOptions): { kind: string; location: string } {

@@ -1,5 +1,5 @@
 /**
- * Storage selection on Node (the npm package's CLI, `cli_node.ts`): the counterpart of
+ * Storage selection on Node (the npm package's CLI, `cli.node.ts`): the counterpart of
  * `./select.deno.ts`, with the fs driver on `node:fs/promises` and Deno KV on the `@deno/kv`
  * package (`./deno_kv.node.ts`). The same settings open the same files: `fs` under
  * `cacheDir/fs`, `kv` in `cacheDir/deno.kv`.

@@ -9,7 +9,7 @@
  *    `_all_docs` bin, `engines.node >= 20`, `dependencies` from the import map and nothing else)
  *    and runs `npm install --omit=dev --ignore-scripts` in `npm/`, so the compiler resolves bare
  *    specifiers against exactly the packages a consumer gets.
- * 3. Compiles `mod.ts`, `cli_node.ts`, `cli/`, `drivers/` and `src/` with `module`/
+ * 3. Compiles `mod.ts`, `cli.node.ts`, `cli/`, `drivers/` and `src/` with `module`/
  *    `moduleResolution` `NodeNext`, `rewriteRelativeImportExtensions`, declarations, target
  *    ES2022 and the strict options of `deno.json`, into `npm/` as `.js` + `.d.ts`. Runtime
  *    variants are named `NAME.deno.ts` / `NAME.node.ts`: the Deno-only `.deno.ts` modules are
@@ -20,7 +20,7 @@
  * 4. Fails when the exports of `deno.json` and of the package differ (`./drivers/deno_kv` is
  *    `drivers/deno_kv.deno.ts` in one and `drivers/deno_kv.node.ts` in the other), or when a
  *    compiled module imports a `.deno.ts` one, copies README.md and LICENSE, and
- *    makes `cli_node.js` executable with its `#!/usr/bin/env node` line.
+ *    makes `cli.node.js` executable with its `#!/usr/bin/env node` line.
  *
  * A build whose inputs (sources, `deno.json`, README, LICENSE, this script) are unchanged since
  * the last one is skipped (`npm/node_modules/.all-docs-build-stamp`); `--force` builds anyway. `--out DIR` builds
@@ -44,7 +44,7 @@ export const ROOT: string = resolve(dirname(fileURLToPath(import.meta.url)), "..
 /** Folders compiled whole (less Deno-only modules and tests). */
 const SOURCE_DIRS = ["src", "cli", "drivers"];
 /** Single files compiled. */
-const SOURCE_FILES = ["mod.ts", "cli_node.ts"];
+const SOURCE_FILES = ["mod.ts", "cli.node.ts"];
 /**
  * Runtime variants are named `NAME.deno.ts` / `NAME.node.ts`. A `.deno.ts` module uses `Deno.*`
  * and is never compiled; an export of one in `deno.json` is its `.node.ts` sibling in the
@@ -66,7 +66,7 @@ const TOOLS_DIR = join(ROOT, ".tmp", "npm-build-tools");
 /** TS7016: a package has JavaScript but no declarations. */
 const UNTYPED_PACKAGE = 7016;
 /** The package's bin. */
-const BIN = { name: "_all_docs", source: "./cli_node.ts" };
+const BIN = { name: "_all_docs", source: "./cli.node.ts" };
 
 /** What the build needs of `deno.json`. */
 interface DenoJson {

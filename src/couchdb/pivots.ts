@@ -13,6 +13,7 @@ import { compareKeys } from "../storage/driver.ts";
 import { partitionKey } from "../storage/keys.ts";
 import { sha256 } from "@noble/hashes/sha2";
 import { bytesToHex } from "../_util/hex.ts";
+import { parseLineList } from "../_util/line_list.ts";
 
 /** A bad pivot list. `index` and `value` name the pivot at fault. */
 export class PivotError extends Error {
@@ -123,8 +124,9 @@ export function validatePivots(pivots: unknown): string[] {
 }
 
 /**
- * Parses pivots from the text of a `.json` file (an array) or a `.txt` file (one key per line;
- * blank lines and lines starting with `#` are ignored), then validates them.
+ * Parses pivots from the text of a `.json` file (an array) or a `.txt` file (one key per line,
+ * not trimmed; blank lines and lines starting with `#` in the first column are ignored), then
+ * validates them.
  *
  * @param text The file contents.
  * @param format `json` or `txt`.
@@ -145,8 +147,8 @@ export function parsePivots(text: string, format: "json" | "txt"): string[] {
     }
     return validatePivots(value);
   }
-  const lines = text.split(/\r?\n/).filter((line) => line.trim() !== "" && !line.startsWith("#"));
-  return validatePivots(lines);
+  // Keys are taken as written: a pivot may begin or end with whitespace.
+  return validatePivots(parseLineList(text, { trim: false }).map((entry) => entry.value));
 }
 
 /**

@@ -21,13 +21,10 @@ import type { Cache, CacheEntryInfo } from "../storage/cache.ts";
 import type { HttpClient } from "../http/client.ts";
 import { packumentKey, type Representation } from "../storage/keys.ts";
 import { encodePackageName } from "../npm/package_name.ts";
+import { ACCEPT } from "../npm/media_types.ts";
 import { parseContentLength, WHOLE_BODY_MAX } from "../http/headers.ts";
-
-/** The `Accept` header of each representation. */
-export const ACCEPT: Record<Representation, string> = {
-  full: "application/json",
-  abbreviated: "application/vnd.npm.install-v1+json",
-};
+import { readRev, revScanner } from "../npm/rev.ts";
+import { runPool } from "../_util/pool.ts";
 
 /** Where a name's packument comes from. */
 export interface RegistryTarget {
@@ -86,40 +83,6 @@ export interface FetchPackumentOptions {
    * as the revision a partition row lists. A body's own `_rev` always wins.
    * @default {undefined} */
   revFor?: (name: string) => string | undefined;
-}
-
-/** `"_rev":"..."`, looked for within the first 64 KiB of a document. */
-const REV = /"_rev"\s*:\s*"([^"\\]*)"/;
-const REV_SCAN_MAX = 65_536;
-
-/** Finds `"_rev":"..."` near the start of a streamed document without parsing it. */
-function revScanner(): {
-  stream: TransformStream<Uint8Array, Uint8Array>;
-  rev: () => string | undefined;
-} {
-  const decoder = new TextDecoder();
-  let head = "";
-  let rev: string | undefined;
-  let done = false;
-  const stream = new TransformStream<Uint8Array, Uint8Array>({
-    transform(chunk, controller) {
-      if (!done) {
-        head += decoder.decode(chunk, { stream: true });
-        const match = REV.exec(head);
-        if (match) {
-          rev = match[1];
-          done = true;
-        } else if (head.length > REV_SCAN_MAX) done = true;
-      }
-      controller.enqueue(chunk);
-    },
-  });
-  return { stream, rev: () => rev };
-}
-
-/** Finds `"_rev":"..."` near the start of a whole document. */
-function revOf(body: Uint8Array): string | undefined {
-  return REV.exec(new TextDecoder().decode(body.subarray(0, REV_SCAN_MAX)))?.[1];
 }
 
 function cachedOutcome(info: CacheEntryInfo): PackumentOutcome {
@@ -227,7 +190,7 @@ export function fetchPackument(
         // A small body costs less read whole than piped through streams.
         const bytes = new Uint8Array(await response.arrayBuffer());
         body = bytes;
-        revFound = () => revOf(bytes);
+        revFound = () => readRev(bytes);
       } else {
         const scan = revScanner();
         body = response.body.pipeThrough(scan.stream);
@@ -298,30 +261,19 @@ export async function fetchPackuments(
     bytes: 0,
     failed: [],
   };
-  const iterator =
-    (Symbol.asyncIterator in names
-      ? (names as AsyncIterable<string>)[Symbol.asyncIterator]()
-      : (names as Iterable<string>)[Symbol.iterator]()) as
-        | AsyncIterator<string>
-        | Iterator<string>;
   const seen = new Set<string>();
-  async function worker() {
-    while (true) {
-      const next = await iterator.next();
-      if (next.done) return;
-      if (seen.has(next.value)) {
-        summary.duplicates++;
-        continue;
-      }
-      seen.add(next.value);
-      summary.total++;
-      const result = await fetchPackument(client, cache, next.value, options);
-      summary.outcomes[result.outcome]++;
-      summary.bytes += result.bytes;
-      if (result.outcome === "failed") summary.failed.push(result);
-      options.onResult?.(result);
+  await runPool(names, async (name) => {
+    if (seen.has(name)) {
+      summary.duplicates++;
+      return;
     }
-  }
-  await Promise.all(Array.from({ length: parallel }, worker));
+    seen.add(name);
+    summary.total++;
+    const result = await fetchPackument(client, cache, name, options);
+    summary.outcomes[result.outcome]++;
+    summary.bytes += result.bytes;
+    if (result.outcome === "failed") summary.failed.push(result);
+    options.onResult?.(result);
+  }, { concurrency: parallel });
   return summary;
 }

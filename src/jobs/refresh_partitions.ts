@@ -22,6 +22,7 @@ import type { Cache } from "../storage/cache.ts";
 import { Checkpoint, type PartitionState } from "../storage/checkpoint.ts";
 import { type Clock, systemClock } from "../clock.ts";
 import type { HttpClient } from "../http/client.ts";
+import { runPool } from "../_util/pool.ts";
 import {
   type PartitionRange,
   partitionSetId,
@@ -308,14 +309,9 @@ export async function refreshPartitions(
     return true;
   }
 
-  let next = 0;
-  async function worker() {
-    while (next < queue.length) {
-      const range = queue[next++]!;
-      if (!(await take(range, false))) deferred.push(range);
-    }
-  }
-  await Promise.all(Array.from({ length: Math.min(parallel, queue.length) }, worker));
+  await runPool(queue, async (range) => {
+    if (!(await take(range, false))) deferred.push(range);
+  }, { concurrency: parallel });
   // Partitions another worker holds: wait until they finish or their heartbeat stops.
   while (deferred.length > 0) {
     const range = deferred[0]!;

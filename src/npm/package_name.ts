@@ -6,6 +6,8 @@
  * @module
  */
 
+import { parseLineList } from "../_util/line_list.ts";
+
 /**
  * Tells what is wrong with a package name, if anything.
  *
@@ -90,8 +92,8 @@ export interface NameList {
 
 /**
  * Parses a list of names: a JSON array of names, or text with one `name` or `name@range` per
- * line (blank lines and `#` comments ignored; the range is dropped, since a packument holds every
- * version).
+ * line (blank lines and `#` comments ignored, each line trimmed; the range is dropped, since a
+ * packument holds every version).
  *
  * @param text The file contents.
  * @param format `json` or `txt`.
@@ -133,12 +135,10 @@ export function parseNameList(
       } else entries.push({ at: i, value: item, name: item });
     });
   } else {
-    text.split("\n").forEach((raw, i) => {
-      const line = raw.replace(/\r$/, "").trim();
-      if (line === "" || line.startsWith("#")) return;
-      const at = line.indexOf("@", 1);
-      entries.push({ at: i + 1, value: line, name: at === -1 ? line : line.slice(0, at) });
-    });
+    for (const { line, value } of parseLineList(text)) {
+      const at = value.indexOf("@", 1);
+      entries.push({ at: line, value, name: at === -1 ? value : value.slice(0, at) });
+    }
   }
   const seen = new Set<string>();
   let duplicates = 0;

@@ -16,10 +16,9 @@
  *     registry does; `application/json` alone, or no `Accept`, gets the full document.
  *   - An abbreviated request is answered from the cached corgi entry, or, when only the full
  *     document is cached (or the full one was fetched more recently), from an abbreviated form
- *     derived from it by {@linkcode abbreviatePackument}: `name`, `modified` (`time.modified`,
- *     else the latest date in `time`), `dist-tags`, and per version only the install fields of
- *     {@linkcode ABBREVIATED_VERSION_FIELDS}. A full request is never answered from a corgi
- *     entry: when only the corgi is cached it answers 404.
+ *     derived from it by {@linkcode abbreviatePackument} (`src/npm/corgi.ts`): `name`,
+ *     `modified`, `dist-tags`, and per version only the install fields. A full request is never
+ *     answered from a corgi entry: when only the corgi is cached it answers 404.
  *   - Stored bodies stream from storage (verified against their sha256 integrity as they go;
  *     a corrupt body errors the response instead of being served). `Content-Type` is the one
  *     stored (else the representation's type), `ETag` is the strong `"sha256-..."` integrity of
@@ -35,28 +34,32 @@
  *   10000, `include_docs=true`, `skip` or any unknown or repeated parameter, a key that is not a
  *   JSON string, a range whose start lies past its end, and any `..` in the raw query.
  *   Partitions are grouped into disjoint clusters by their key ranges (overlapping partition
- *   sets merge, the most recently fetched row winning); a page reads only the clusters its
- *   range touches, so a seek into millions of rows costs at most the partitions around it.
+ *   sets merge, the most recently fetched row winning; see {@linkcode PartitionIndex}); a page
+ *   reads only the clusters its range touches, so a seek into millions of rows costs at most
+ *   the partitions around it.
  *   `total_rows` counts every row; `offset` counts the rows before the first one returned (from
  *   the top when descending).
  * - `GET /`: `{"db_name":"registry","engine":"_all_docs replica","doc_count":N,"update_seq":0}`.
  * - `GET /-/ping`: `{}` (what `npm ping` expects). Other `/-/...` paths answer 404.
  *
+ * Requests are logged by {@linkcode requestLog} when a `log` is given.
+ *
  * @module
  */
 
-import { Hono } from "hono";
-import type { Context } from "hono";
-import { compareKeys } from "../storage/driver.ts";
+import { type Context, Hono } from "hono";
 import { sha256 } from "@noble/hashes/sha2";
 import { sha256Integrity } from "../storage/integrity.ts";
-import type { AllDocsRow } from "../couchdb/rows.ts";
+import { Lru } from "../_util/lru.ts";
 import type { Cache, CacheEntry, CacheEntryInfo } from "../storage/cache.ts";
 import type { Clock } from "../clock.ts";
-import { keyPrefix, packumentKey, parseKey } from "../storage/keys.ts";
-import { partitionRows } from "../couchdb/partition_lines.ts";
-import { packageNameProblem } from "../npm/package_name.ts";
+import { packumentKey } from "../storage/keys.ts";
 import { type AllDocsQuery, AllDocsQueryError, parseAllDocsQuery } from "../couchdb/query.ts";
+import { packageNameProblem } from "../npm/package_name.ts";
+import { abbreviatePackument } from "../npm/corgi.ts";
+import { acceptsAbbreviated, CORGI_MEDIA_TYPE, FULL_MEDIA_TYPE } from "../npm/media_types.ts";
+import { PartitionIndex } from "./partition_index.ts";
+import { rawTarget, requestLog } from "./request_log.ts";
 
 /** Options of {@linkcode createReplicaApp}. */
 export interface ReplicaAppOptions {
@@ -73,151 +76,13 @@ export interface ReplicaAppOptions {
   clock?: Pick<Clock, "now">;
 }
 
-/** The media type of abbreviated ("corgi") package documents. */
-export const CORGI_MEDIA_TYPE = "application/vnd.npm.install-v1+json";
-
-/**
- * The per-version fields an abbreviated document keeps, in the order they are written.
- *
- * @example
- * ```ts
- * import { ABBREVIATED_VERSION_FIELDS } from "./app.ts";
- * console.assert(ABBREVIATED_VERSION_FIELDS.includes("dist"));
- * console.assert(!ABBREVIATED_VERSION_FIELDS.includes("readme"));
- * ```
- */
-export const ABBREVIATED_VERSION_FIELDS: readonly string[] = [
-  "name",
-  "version",
-  "deprecated",
-  "dependencies",
-  "optionalDependencies",
-  "devDependencies",
-  "bundleDependencies",
-  "peerDependencies",
-  "peerDependenciesMeta",
-  "bin",
-  "directories",
-  "dist",
-  "engines",
-  "os",
-  "cpu",
-  "_hasShrinkwrap",
-  "hasInstallScript",
-  "funding",
-  "acceptDependencies",
-  "libc",
-];
-
 const CACHE_CONTROL = "public, max-age=300";
-/** Derived abbreviated bodies kept in memory, and their total size bound. */
+/** Derived abbreviated bodies kept in memory, their total size bound, and the largest kept. */
 const DERIVED_ENTRIES = 64;
 const DERIVED_BYTES = 32 * 1024 * 1024;
+const DERIVED_MAX_BYTES = DERIVED_BYTES / 4;
 
 const encoder = new TextEncoder();
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
-}
-
-/**
- * When a package document was last modified: `time.modified`, else the latest date in `time`.
- *
- * @param full A full package document.
- * @returns The date as written in the document, or `undefined` when it has none.
- */
-export function modifiedOf(full: unknown): string | undefined {
-  if (!isRecord(full) || !isRecord(full.time)) return undefined;
-  const time = full.time;
-  if (typeof time.modified === "string") return time.modified;
-  let best: string | undefined;
-  let bestMs = -Infinity;
-  for (const value of Object.values(time)) {
-    if (typeof value !== "string") continue;
-    const ms = Date.parse(value);
-    if (Number.isFinite(ms) && ms > bestMs) {
-      bestMs = ms;
-      best = value;
-    }
-  }
-  return best;
-}
-
-/**
- * Derives the abbreviated ("corgi") document from a full package document: `name`,
- * `dist-tags`, `versions` with only the fields of {@linkcode ABBREVIATED_VERSION_FIELDS} that
- * are present, and `modified` (`time.modified`, else the latest date in `time`; left out when
- * there is none).
- *
- * @param full The parsed full document.
- * @returns The abbreviated document.
- * @throws {TypeError} When `full` is not an object with a string `name`.
- *
- * @example
- * ```ts
- * import { abbreviatePackument } from "./app.ts";
- * const corgi = abbreviatePackument({
- *   name: "ms",
- *   readme: "long text",
- *   time: { modified: "2024-01-01T00:00:00.000Z" },
- *   "dist-tags": { latest: "1.0.0" },
- *   versions: { "1.0.0": { name: "ms", version: "1.0.0", scripts: {}, dist: { shasum: "0" } } },
- * });
- * console.assert(JSON.stringify(corgi) === JSON.stringify({
- *   name: "ms",
- *   "dist-tags": { latest: "1.0.0" },
- *   versions: { "1.0.0": { name: "ms", version: "1.0.0", dist: { shasum: "0" } } },
- *   modified: "2024-01-01T00:00:00.000Z",
- * }));
- * ```
- */
-export function abbreviatePackument(full: unknown): Record<string, unknown> {
-  if (!isRecord(full) || typeof full.name !== "string") {
-    throw new TypeError("Cannot abbreviate: expected a package document with a string name");
-  }
-  const versions: Record<string, Record<string, unknown>> = {};
-  if (isRecord(full.versions)) {
-    for (const [version, manifest] of Object.entries(full.versions)) {
-      if (!isRecord(manifest)) continue;
-      const slim: Record<string, unknown> = {};
-      for (const field of ABBREVIATED_VERSION_FIELDS) {
-        if (Object.hasOwn(manifest, field) && manifest[field] !== undefined) {
-          slim[field] = manifest[field];
-        }
-      }
-      versions[version] = slim;
-    }
-  }
-  const out: Record<string, unknown> = {
-    name: full.name,
-    "dist-tags": isRecord(full["dist-tags"]) ? full["dist-tags"] : {},
-    versions,
-  };
-  const modified = modifiedOf(full);
-  if (modified !== undefined) out.modified = modified;
-  return out;
-}
-
-/**
- * Whether an `Accept` header gets the abbreviated document: it names
- * `application/vnd.npm.install-v1+json` or contains `*\/*`, as npm's registry decides.
- *
- * @param accept The header value, or `null`/`undefined` when absent.
- * @returns `true` for the abbreviated document, `false` for the full one.
- *
- * @example
- * ```ts
- * import { acceptsAbbreviated } from "./app.ts";
- * console.assert(acceptsAbbreviated("application/vnd.npm.install-v1+json; q=1.0, *\/*"));
- * console.assert(!acceptsAbbreviated("application/json"));
- * console.assert(!acceptsAbbreviated(undefined));
- * ```
- */
-export function acceptsAbbreviated(accept: string | null | undefined): boolean {
-  if (!accept) return false;
-  const lower = accept.toLowerCase();
-  return lower.includes(CORGI_MEDIA_TYPE) || lower.includes("*/*");
-}
 
 // ---------------------------------------------------------------------------------------------
 // Responses
@@ -237,275 +102,22 @@ function notFound(): Response {
   return json(404, { error: "Not found" });
 }
 
-/** The request target as sent (path and query), from the raw request URL. */
-function rawTarget(url: string): string {
-  const scheme = url.indexOf("://");
-  const start = url.indexOf("/", scheme < 0 ? 0 : scheme + 3);
-  return start < 0 ? "/" : url.slice(start);
+/**
+ * The path of a request as sent, not percent-decoded: the app routes on it (Hono's default
+ * decodes `%5F` to `_`, which would make `/%5Fall_docs` the `_all_docs` endpoint instead of a
+ * package name), and a package name is decoded exactly once, by its route.
+ */
+function rawPath(request: Request): string {
+  const target = rawTarget(request.url);
+  const cut = target.search(/[?#]/);
+  return cut < 0 ? target : target.slice(0, cut);
 }
 
-function etagMatches(header: string | undefined, etag: string): boolean {
-  if (!header) return false;
-  const bare = etag.replace(/^W\//, "");
-  return header.split(",").some((candidate) => {
-    const tag = candidate.trim();
-    return tag === "*" || tag.replace(/^W\//, "") === bare;
-  });
-}
-
-// ---------------------------------------------------------------------------------------------
-// Partitions
-
-interface PartitionSource {
-  key: string;
-  startKey: string;
-  endKey: string;
-  fetchedAt: number;
-  count: number | undefined;
-  integrity: string;
-}
-
-/** Partitions whose ranges overlap, merged; clusters are disjoint and in key order. */
-interface Cluster {
-  startKey: string;
-  /** Exclusive; `""` is open. */
-  endKey: string;
-  sources: PartitionSource[];
-  rows: number;
-}
-
-interface Cursor {
-  row: AllDocsRow;
-  fetchedAt: number;
-  rest: AsyncGenerator<AllDocsRow>;
-}
-
-async function* cachedRows(cache: Cache, key: string): AsyncGenerator<AllDocsRow> {
-  const entry = await cache.get(key, { verify: "while" });
-  if (entry && entry.info.status === 200) yield* partitionRows(entry.stream());
-}
-
-/** The rows of a cluster in id order, one per id, the most recently fetched winning. */
-async function* clusterRows(cache: Cache, cluster: Cluster): AsyncGenerator<AllDocsRow> {
-  const sources = cluster.sources;
-  if (sources.length === 1) {
-    yield* cachedRows(cache, sources[0]!.key);
-    return;
-  }
-  const cursors: Cursor[] = [];
-  let next = 0;
-  try {
-    while (true) {
-      // Open every partition that could hold a row at or before the current smallest id.
-      while (next < sources.length) {
-        const smallest = cursors.reduce<string | undefined>(
-          (min, c) => min === undefined || compareKeys(c.row.id, min) < 0 ? c.row.id : min,
-          undefined,
-        );
-        if (smallest !== undefined && compareKeys(sources[next]!.startKey, smallest) > 0) break;
-        const source = sources[next++]!;
-        const rest = cachedRows(cache, source.key);
-        const first = await rest.next();
-        if (!first.done) cursors.push({ row: first.value, fetchedAt: source.fetchedAt, rest });
-      }
-      if (cursors.length === 0) return;
-      let best = cursors[0]!;
-      for (const cursor of cursors) {
-        const order = compareKeys(cursor.row.id, best.row.id);
-        if (order < 0 || (order === 0 && cursor.fetchedAt > best.fetchedAt)) best = cursor;
-      }
-      const id = best.row.id;
-      yield best.row;
-      for (let i = cursors.length - 1; i >= 0; i--) {
-        const cursor = cursors[i]!;
-        if (cursor.row.id !== id) continue;
-        const step = await cursor.rest.next();
-        if (step.done) cursors.splice(i, 1);
-        else cursor.row = step.value;
-      }
-    }
-  } finally {
-    await Promise.all(cursors.map((c) => c.rest.return(undefined)));
-  }
-}
-
-function endOfBoth(a: string, b: string): string {
-  if (a === "" || b === "") return "";
-  return compareKeys(a, b) >= 0 ? a : b;
-}
-
-/** Reads the cached partitions as pages of `_all_docs`. */
-class PartitionIndex {
-  #cache: Cache;
-  #prefix: string;
-  /** Row counts of multi-partition clusters, by the identity of their partitions. */
-  #counts = new Map<string, number>();
-
-  constructor(cache: Cache, origin: string | undefined) {
-    this.#cache = cache;
-    this.#prefix = keyPrefix("partition", origin);
-  }
-
-  /** The clusters of the partitions cached now, with their row counts. */
-  async clusters(): Promise<Cluster[]> {
-    const sources: PartitionSource[] = [];
-    for await (const key of this.#cache.keys(this.#prefix)) {
-      let parts;
-      try {
-        parts = parseKey(key);
-      } catch {
-        continue;
-      }
-      if (parts.type !== "partition") continue;
-      const info = await this.#cache.info(key);
-      if (!info || info.status !== 200) continue;
-      sources.push({
-        key,
-        startKey: parts.startKey,
-        endKey: parts.endKey,
-        fetchedAt: info.fetchedAt,
-        count: info.count,
-        integrity: info.integrity,
-      });
-    }
-    sources.sort((a, b) => compareKeys(a.startKey, b.startKey) || compareKeys(a.key, b.key));
-    const clusters: Cluster[] = [];
-    for (const source of sources) {
-      const last = clusters.at(-1);
-      if (last && (last.endKey === "" || compareKeys(source.startKey, last.endKey) < 0)) {
-        last.sources.push(source);
-        last.endKey = endOfBoth(last.endKey, source.endKey);
-      } else {
-        clusters.push({
-          startKey: source.startKey,
-          endKey: source.endKey,
-          sources: [source],
-          rows: 0,
-        });
-      }
-    }
-    for (const cluster of clusters) cluster.rows = await this.#count(cluster);
-    return clusters;
-  }
-
-  async #count(cluster: Cluster): Promise<number> {
-    const only = cluster.sources[0]!;
-    if (cluster.sources.length === 1 && only.count !== undefined) return only.count;
-    const id = cluster.sources.map((s) => `${s.key} ${s.integrity} ${s.fetchedAt}`).join("\n");
-    const known = this.#counts.get(id);
-    if (known !== undefined) return known;
-    let rows = 0;
-    for await (const _ of clusterRows(this.#cache, cluster)) rows++;
-    if (this.#counts.size >= 1024) this.#counts.clear();
-    this.#counts.set(id, rows);
-    return rows;
-  }
-
-  /** Rows from `start` upward; `offset` counts the rows before `start`. */
-  async ascending(
-    clusters: Cluster[],
-    query: AllDocsQuery,
-  ): Promise<{ offset: number; rows: AllDocsRow[] }> {
-    const { start, end, inclusiveEnd, limit } = query;
-    let i = 0;
-    let offset = 0;
-    if (start !== undefined) {
-      // Clusters that end at or before `start` hold only rows before it.
-      while (
-        i < clusters.length && clusters[i]!.endKey !== "" &&
-        compareKeys(clusters[i]!.endKey, start) <= 0
-      ) {
-        offset += clusters[i++]!.rows;
-      }
-    }
-    const rows: AllDocsRow[] = [];
-    scan: for (; i < clusters.length; i++) {
-      const cluster = clusters[i]!;
-      if (end !== undefined) {
-        const order = compareKeys(cluster.startKey, end);
-        if (order > 0 || (order === 0 && !inclusiveEnd)) break;
-      }
-      for await (const row of clusterRows(this.#cache, cluster)) {
-        if (start !== undefined && compareKeys(row.id, start) < 0) {
-          offset++;
-          continue;
-        }
-        if (end !== undefined) {
-          const order = compareKeys(row.id, end);
-          if (order > 0 || (order === 0 && !inclusiveEnd)) break scan;
-        }
-        if (rows.length >= limit) break scan;
-        rows.push(row);
-      }
-    }
-    return { offset, rows };
-  }
-
-  /** Rows from `start` downward; `offset` counts the rows after `start`. */
-  async descending(
-    clusters: Cluster[],
-    query: AllDocsQuery,
-  ): Promise<{ offset: number; rows: AllDocsRow[] }> {
-    const { start, end, inclusiveEnd, limit } = query;
-    let i = clusters.length - 1;
-    let offset = 0;
-    if (start !== undefined) {
-      // Clusters that begin after `start` hold only rows after it.
-      while (i >= 0 && compareKeys(clusters[i]!.startKey, start) > 0) offset += clusters[i--]!.rows;
-    }
-    const rows: AllDocsRow[] = [];
-    for (let first = true; i >= 0; i--, first = false) {
-      const cluster = clusters[i]!;
-      if (!first && rows.length >= limit) break;
-      if (end !== undefined && cluster.endKey !== "" && compareKeys(cluster.endKey, end) <= 0) {
-        break;
-      }
-      // Keep the last `want` rows of the cluster that fall in the range (bounded memory).
-      const want = limit - rows.length;
-      if (want === 0 && start === undefined) break;
-      let kept: AllDocsRow[] = [];
-      let seen = 0;
-      for await (const row of clusterRows(this.#cache, cluster)) {
-        if (start !== undefined && compareKeys(row.id, start) > 0) {
-          offset += cluster.rows - seen;
-          break;
-        }
-        seen++;
-        if (end !== undefined) {
-          const order = compareKeys(row.id, end);
-          if (order < 0 || (order === 0 && !inclusiveEnd)) continue;
-        }
-        if (want === 0) continue;
-        kept.push(row);
-        if (kept.length >= 2 * want) kept = kept.slice(-want);
-      }
-      if (want > 0) rows.push(...kept.slice(-want).reverse());
-    }
-    return { offset, rows };
-  }
-
-  /** The revisions of those of `ids` that are cached, by id. */
-  async lookup(clusters: Cluster[], ids: string[]): Promise<Map<string, string>> {
-    const found = new Map<string, string>();
-    const wanted = new Map<Cluster, Set<string>>();
-    for (const id of ids) {
-      const cluster = clusters.find((c) =>
-        compareKeys(c.startKey, id) <= 0 && (c.endKey === "" || compareKeys(id, c.endKey) < 0)
-      );
-      if (!cluster) continue;
-      let set = wanted.get(cluster);
-      if (!set) wanted.set(cluster, set = new Set());
-      set.add(id);
-    }
-    for (const [cluster, set] of wanted) {
-      const last = [...set].reduce((a, b) => compareKeys(a, b) >= 0 ? a : b);
-      for await (const row of clusterRows(this.#cache, cluster)) {
-        if (set.has(row.id)) found.set(row.id, row.rev);
-        if (compareKeys(row.id, last) >= 0) break;
-      }
-    }
-    return found;
-  }
+/** The query of a request as sent (without `?` and fragment), `""` when it has none. */
+function rawQuery(request: Request): string {
+  const target = rawTarget(request.url);
+  const cut = target.search(/[?#]/);
+  return cut < 0 || target[cut] === "#" ? "" : target.slice(cut + 1).replace(/#.*$/, "");
 }
 
 function rowJson(id: string, rev: string): string {
@@ -521,35 +133,10 @@ function pageJson(total: number, offset: number, rows: string[]): string {
 // ---------------------------------------------------------------------------------------------
 // Package documents
 
+/** A derived abbreviated body and its ETag. */
 interface Derived {
   body: Uint8Array;
   etag: string;
-}
-
-/** A small LRU of derived abbreviated bodies, keyed by the full document's integrity. */
-class DerivedCache {
-  #items = new Map<string, Derived>();
-  #bytes = 0;
-
-  get(key: string): Derived | undefined {
-    const item = this.#items.get(key);
-    if (item) {
-      this.#items.delete(key);
-      this.#items.set(key, item);
-    }
-    return item;
-  }
-
-  set(key: string, item: Derived): void {
-    if (item.body.length > DERIVED_BYTES / 4) return;
-    this.#items.set(key, item);
-    this.#bytes += item.body.length;
-    for (const [oldKey, old] of this.#items) {
-      if (this.#items.size <= DERIVED_ENTRIES && this.#bytes <= DERIVED_BYTES) break;
-      this.#items.delete(oldKey);
-      this.#bytes -= old.body.length;
-    }
-  }
 }
 
 function packumentHeaders(
@@ -577,6 +164,35 @@ function pickAbbreviated(
   }
   if (full) return full.status === 200 ? "full" : "none";
   return "none";
+}
+
+function etagMatches(header: string | undefined, etag: string): boolean {
+  if (!header) return false;
+  const bare = etag.replace(/^W\//, "");
+  return header.split(",").some((candidate) => {
+    const tag = candidate.trim();
+    return tag === "*" || tag.replace(/^W\//, "") === bare;
+  });
+}
+
+/**
+ * Answers a package document conditionally: 304 with its headers when `If-None-Match` names
+ * its ETag, else 200 with `Content-Length` and the body (none for `HEAD`). `hono/etag` is not
+ * used because it decides after the handler has made the body: for a stored document that
+ * means opening the body (on Workers KV, reading the whole value) only to cancel it, on every
+ * revalidation npm sends.
+ */
+function conditional(
+  c: Context,
+  headers: Record<string, string>,
+  size: number,
+  body: () => BodyInit,
+): Response {
+  if (etagMatches(c.req.header("if-none-match"), headers.etag!)) {
+    return new Response(null, { status: 304, headers });
+  }
+  headers["content-length"] = String(size);
+  return new Response(c.req.method === "HEAD" ? null : body(), { status: 200, headers });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -627,76 +243,17 @@ export function createReplicaApp(options: ReplicaAppOptions): Hono {
       `Cannot create replica: 'partitionsOrigin' must be characters of [A-Za-z0-9._-], received '${partitionsOrigin}'`,
     );
   }
-  const now = (): number => (options.clock ?? Date).now();
   const index = new PartitionIndex(cache, partitionsOrigin);
-  const derived = new DerivedCache();
-  const app = new Hono();
-
-  function logged(response: Response, method: string, target: string, started: number): Response {
-    if (!log) return response;
-    const status = response.status;
-    let written = false;
-    const write = (bytes: number, error?: string): void => {
-      if (written) return;
-      written = true;
-      const line: Record<string, unknown> = {
-        method,
-        path: target.length > 2048 ? `${target.slice(0, 2048)}...` : target,
-        status,
-        bytes,
-        ms: Math.round((now() - started) * 10) / 10,
-      };
-      if (error !== undefined) line.error = error;
-      log(JSON.stringify(line));
-    };
-    if (!response.body || method === "HEAD") {
-      write(0);
-      return response;
-    }
-    const reader = response.body.getReader();
-    let bytes = 0;
-    const body = new ReadableStream<Uint8Array>({
-      async pull(controller) {
-        try {
-          const { value, done } = await reader.read();
-          if (done) {
-            controller.close();
-            write(bytes);
-          } else {
-            bytes += value.byteLength;
-            controller.enqueue(value);
-          }
-        } catch (error) {
-          write(bytes, error instanceof Error ? error.message : String(error));
-          controller.error(error);
-        }
-      },
-      cancel(reason) {
-        write(bytes, "cancelled");
-        return reader.cancel(reason);
-      },
-    });
-    return new Response(body, response);
-  }
-
-  app.use(async (c, next) => {
-    const started = now();
-    const method = c.req.method;
-    const target = rawTarget(c.req.url);
-    if (method !== "GET" && method !== "HEAD") {
-      return logged(
-        json(405, { error: "method_not_allowed", reason: "Only GET,HEAD allowed" }, {
-          allow: "GET, HEAD",
-        }),
-        method,
-        target,
-        started,
-      );
-    }
-    await next();
-    c.res = logged(c.res, method, target, started);
-    return c.res;
+  const derived = new Lru<string, Derived>({
+    maxEntries: DERIVED_ENTRIES,
+    maxBytes: DERIVED_BYTES,
+    maxEntryBytes: DERIVED_MAX_BYTES,
+    sizeOf: (item) => item.body.length,
   });
+  // Hono answers HEAD from the GET routes, dropping the body.
+  const app = new Hono({ getPath: rawPath });
+
+  if (log) app.use(requestLog(log, { now: () => (options.clock ?? Date).now() }));
 
   app.onError((error) => {
     return json(500, {
@@ -705,27 +262,7 @@ export function createReplicaApp(options: ReplicaAppOptions): Hono {
     });
   });
 
-  app.get("*", async (c) => {
-    const target = rawTarget(c.req.url);
-    const cut = target.search(/[?#]/);
-    const path = cut < 0 ? target : target.slice(0, cut);
-    const query = cut < 0 || target[cut] === "#" ? "" : target.slice(cut + 1).replace(/#.*$/, "");
-    const head = c.req.method === "HEAD";
-    let response: Response;
-    if (path === "/") response = await dbInfo();
-    else if (path === "/-/ping") response = json(200, {});
-    else if (path === "/_all_docs") response = await allDocs(query);
-    else if (path.startsWith("/-/")) response = notFound();
-    else if (query.includes("..")) response = badRequest("path traversal is not allowed");
-    else response = await packument(c, path.slice(1), head);
-    if (head && response.body) {
-      await response.body.cancel();
-      return new Response(null, response);
-    }
-    return response;
-  });
-
-  async function dbInfo(): Promise<Response> {
+  app.get("/", async () => {
     const clusters = await index.clusters();
     const count = clusters.reduce((sum, c) => sum + c.rows, 0);
     return json(200, {
@@ -734,7 +271,25 @@ export function createReplicaApp(options: ReplicaAppOptions): Hono {
       doc_count: count,
       update_seq: 0,
     });
-  }
+  });
+
+  app.get("/-/ping", () => json(200, {}));
+
+  app.get("/_all_docs", (c) => allDocs(rawQuery(c.req.raw)));
+
+  // npm's own namespace: nothing else of it is served.
+  app.get("/-/:rest{.*}", () => notFound());
+
+  app.get("*", (c) => {
+    if (rawQuery(c.req.raw).includes("..")) return badRequest("path traversal is not allowed");
+    return packument(c, c.req.path.slice(1));
+  });
+
+  app.all("*", () => {
+    return json(405, { error: "method_not_allowed", reason: "Only GET,HEAD allowed" }, {
+      allow: "GET, HEAD",
+    });
+  });
 
   async function allDocs(rawQuery: string): Promise<Response> {
     let query: AllDocsQuery;
@@ -772,7 +327,7 @@ export function createReplicaApp(options: ReplicaAppOptions): Hono {
     return new Response(body, { status: 200, headers: { "content-type": "application/json" } });
   }
 
-  async function packument(c: Context, encoded: string, head: boolean): Promise<Response> {
+  async function packument(c: Context, encoded: string): Promise<Response> {
     let name: string;
     try {
       name = decodeURIComponent(encoded);
@@ -782,19 +337,18 @@ export function createReplicaApp(options: ReplicaAppOptions): Hono {
     const problem = packageNameProblem(name);
     if (problem) return badRequest(`Invalid package name: ${problem}`);
     const origin = packumentOrigin(name);
-    const ifNoneMatch = c.req.header("if-none-match");
     const fullKey = packumentKey(origin, name, "full");
     if (!acceptsAbbreviated(c.req.header("accept"))) {
       const entry = await cache.get(fullKey, { verify: "while" });
       if (!entry || entry.info.status !== 200) return notFound();
-      return stored(entry, "application/json", ifNoneMatch, head);
+      return stored(c, entry, FULL_MEDIA_TYPE);
     }
     const [corgi, fullInfo] = await Promise.all([
       cache.get(packumentKey(origin, name, "abbreviated"), { verify: "while" }),
       cache.info(fullKey),
     ]);
     const pick = pickAbbreviated(corgi, fullInfo);
-    if (pick === "corgi") return stored(corgi!, CORGI_MEDIA_TYPE, ifNoneMatch, head);
+    if (pick === "corgi") return stored(c, corgi!, CORGI_MEDIA_TYPE);
     if (pick === "none") return notFound();
     const full = await cache.get(fullKey, { verify: "while" });
     if (!full || full.info.status !== 200) return notFound();
@@ -804,23 +358,19 @@ export function createReplicaApp(options: ReplicaAppOptions): Hono {
       item = { body, etag: `"${sha256Integrity(sha256(body))}"` };
       derived.set(full.info.integrity, item);
     }
-    const headers = packumentHeaders(item.etag, CORGI_MEDIA_TYPE);
-    if (etagMatches(ifNoneMatch, item.etag)) return new Response(null, { status: 304, headers });
-    headers["content-length"] = String(item.body.length);
-    return new Response(head ? null : item.body.slice(), { status: 200, headers });
+    const { body } = item;
+    return conditional(
+      c,
+      packumentHeaders(item.etag, CORGI_MEDIA_TYPE),
+      body.length,
+      () => body.slice(),
+    );
   }
 
-  function stored(
-    entry: CacheEntry,
-    fallbackType: string,
-    ifNoneMatch: string | undefined,
-    head: boolean,
-  ): Response {
+  function stored(c: Context, entry: CacheEntry, fallbackType: string): Response {
     const etag = `"${entry.info.integrity}"`;
     const headers = packumentHeaders(etag, entry.info.contentType ?? fallbackType, entry.info);
-    if (etagMatches(ifNoneMatch, etag)) return new Response(null, { status: 304, headers });
-    headers["content-length"] = String(entry.info.size);
-    return new Response(head ? null : entry.stream(), { status: 200, headers });
+    return conditional(c, headers, entry.info.size, () => entry.stream());
   }
 
   return app;

@@ -2,7 +2,7 @@ import {
   ABBREVIATED_VERSION_FIELDS,
   abbreviatePackument,
   modifiedOf,
-} from "../../src/replica/app.ts";
+} from "../../src/npm/corgi.ts";
 /**
  * Package documents ("packuments") for tests and benchmarks: the real ones kept under
  * `tests/fixtures/packuments/`, deterministic generated ones of any size (up to and past

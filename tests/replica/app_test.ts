@@ -6,7 +6,8 @@ import { HttpClient } from "../../src/http/client.ts";
 import { packumentKey } from "../../src/storage/keys.ts";
 import { refreshPartitions } from "../../src/jobs/refresh_partitions.ts";
 import { parsePartitionLines } from "../../src/couchdb/partition_lines.ts";
-import { abbreviatePackument, createReplicaApp } from "../../src/replica/app.ts";
+import { createReplicaApp } from "../../src/replica/app.ts";
+import { abbreviatePackument } from "../../src/npm/corgi.ts";
 import type { StorageDriver } from "../../src/storage/driver.ts";
 import { MemoryDriver } from "../../drivers/memory.ts";
 import { type AllDocsFixture, startAllDocsFixture } from "../_support/all_docs_fixture.ts";
@@ -219,6 +220,39 @@ Deno.test("replica app: package documents", async (t) => {
     await crossed.body?.cancel();
   });
 
+  await t.step("a 304 keeps the caching headers and never opens a stored body", async () => {
+    const driver = countingDriver(new MemoryDriver());
+    const cache = await Cache.open(driver, { bloom: false });
+    const lastModified = "Tue, 02 Jan 2024 03:04:05 GMT";
+    await cache.put(packumentKey(ORIGIN, "big", "full"), encoder.encode(big), {
+      status: 200,
+      contentType: "application/json",
+      lastModified,
+    });
+    const conditional = createReplicaApp({ cache, packumentOrigin: () => ORIGIN });
+    const first = await conditional.request("/big");
+    const etag = first.headers.get("etag")!;
+    await first.body?.cancel();
+    const from = driver.reads.length;
+    for (const method of ["GET", "HEAD"]) {
+      const response = await conditional.request("/big", {
+        method,
+        headers: { "if-none-match": etag },
+      });
+      assert.equal(response.status, 304, method);
+      assert.deepEqual(Object.fromEntries(response.headers), {
+        "cache-control": "public, max-age=300",
+        "content-type": "application/json",
+        etag,
+        "last-modified": lastModified,
+        vary: "Accept",
+      });
+      assert.equal(await bodyOf(response), "");
+    }
+    const bodies = driver.reads.slice(from).filter((key) => key.startsWith("v1:body:"));
+    assert.deepEqual(bodies, [], "the body stored apart was not read");
+  });
+
   await t.step("HEAD answers the headers of GET without a body", async () => {
     for (const accept of ["application/json", CORGI]) {
       const get = await app.request("/ms", { headers: { accept } });
@@ -356,6 +390,21 @@ Deno.test("replica app: database info, ping, methods and path tricks", async (t)
     const ping = await app.request("/-/ping?write=true");
     assert.equal(ping.status, 200);
     assert.deepEqual(await ping.json(), {});
+  });
+
+  await t.step("routes match the path as sent, not as percent-decoded", async () => {
+    // `%5F` is `_`: a name with a leading underscore, not the `_all_docs` endpoint.
+    const encoded = await app.request("/%5Fall_docs");
+    assert.equal(encoded.status, 400);
+    assert.match(String((await errorOf(encoded)).reason), /Invalid package name/);
+    // `/-` is a package name; `/-/...` is npm's own namespace.
+    assert.equal((await errorOf(await app.request("/-"))).error, "Not found");
+    for (const path of ["/-/", "/-/whoami", "/-/v1/search", "/-/ping/"]) {
+      const response = await app.request(path);
+      assert.equal(response.status, 404, path);
+      assert.deepEqual(await errorOf(response), { error: "Not found" }, path);
+    }
+    assert.equal((await app.request("/_all_docs/")).status, 400);
   });
 
   await t.step("every method but GET and HEAD answers 405", async () => {

@@ -153,7 +153,7 @@ Deno.test("npm build", async (t) => {
     assert.deepStrictEqual(pkg.name, denoJson.name);
     assert.deepStrictEqual(pkg.version, denoJson.version);
     assert.deepStrictEqual(pkg.type, "module");
-    assert.deepStrictEqual(pkg.bin, { _all_docs: "./cli_node.js" });
+    assert.deepStrictEqual(pkg.bin, { _all_docs: "./cli.node.js" });
     assert.deepStrictEqual(pkg.engines, { node: ">=20" });
     assert.deepStrictEqual(pkg.devDependencies, undefined);
     assert.deepStrictEqual(Object.keys(pkg.exports).sort(), Object.keys(denoJson.exports).sort());
@@ -204,21 +204,21 @@ Deno.test("npm build", async (t) => {
   });
 
   await t.step("the bin runs under node", async () => {
-    const help = await node([join(NPM_DIR, "cli_node.js"), "--help"]);
+    const help = await node([join(NPM_DIR, "cli.node.js"), "--help"]);
     assertOk(help, "_all_docs --help");
     assert.ok(help.text.includes("Usage: _all_docs"), help.text);
-    const version = await node([join(NPM_DIR, "cli_node.js"), "--version"]);
+    const version = await node([join(NPM_DIR, "cli.node.js"), "--version"]);
     assertOk(version, "_all_docs --version");
     assert.ok(version.text.includes(denoJson.version), version.text);
-    const first = await Deno.readTextFile(join(NPM_DIR, "cli_node.js"));
+    const first = await Deno.readTextFile(join(NPM_DIR, "cli.node.js"));
     assert.ok(first.startsWith("#!/usr/bin/env node\n"));
-    assert.ok((Deno.statSync(join(NPM_DIR, "cli_node.js")).mode! & 0o111) !== 0, "executable");
+    assert.ok((Deno.statSync(join(NPM_DIR, "cli.node.js")).mode! & 0o111) !== 0, "executable");
   });
 
   const packuments = await loadFixturePackuments();
   const fixture = await startRegistryFixture({ packuments });
   const names = [...packuments.keys()];
-  const bin = join(NPM_DIR, "cli_node.js");
+  const bin = join(NPM_DIR, "cli.node.js");
   const tmp = await Deno.makeTempDir({ prefix: "all_docs_npm_build_" });
   try {
     await t.step(

@@ -1,17 +1,34 @@
 /**
- * `cache stats`, `cache verify` and `cache clear`.
+ * `cache create-index`, `cache export`, `cache stats`, `cache verify` and `cache clear`: their
+ * usage, help, flags and handlers.
  *
  * @module
  */
 
-import { Cache } from "../src/storage/cache.ts";
-import { BODY_PREFIX, CHECKPOINT_PREFIX } from "../src/storage/keys.ts";
-import { exportEntries } from "../src/jobs/export.ts";
-import { UsageError } from "./options.ts";
 import process from "node:process";
-import type { StorageDriver } from "../src/storage/driver.ts";
-import { type CommandContext, describeStorage } from "./context.ts";
-import { err, formatBytes, out, Progress } from "./io.ts";
+import { Cache } from "../../src/storage/cache.ts";
+import type { StorageDriver } from "../../src/storage/driver.ts";
+import { BODY_PREFIX, CHECKPOINT_PREFIX } from "../../src/storage/keys.ts";
+import { exportEntries } from "../../src/jobs/export.ts";
+import { indexLines } from "../../src/jobs/index_lines.ts";
+import { type Command, type CommandContext, describeStorage, originKeyOf } from "../context.ts";
+import { err, formatBytes, out, Progress } from "../io.ts";
+import { UsageError } from "../options.ts";
+
+/** `cache create-index`: {@linkcode indexLines} on stdout. */
+async function cacheCreateIndex(ctx: CommandContext): Promise<number> {
+  const originKey = originKeyOf(ctx.options);
+  const driver = await ctx.openDriver();
+  try {
+    const cache = await Cache.open(driver, ctx.cacheOptions);
+    for await (const text of indexLines(cache, originKey !== undefined ? { originKey } : {})) {
+      await out(text);
+    }
+    return 0;
+  } finally {
+    await driver.close();
+  }
+}
 
 function keyType(key: string): string {
   if (key.startsWith(BODY_PREFIX)) return "body";
@@ -21,7 +38,7 @@ function keyType(key: string): string {
 }
 
 /** `cache stats`: entries by type, body bytes, storage. */
-export async function cacheStats(ctx: CommandContext): Promise<number> {
+async function cacheStats(ctx: CommandContext): Promise<number> {
   const driver = await ctx.openDriver();
   try {
     const cache = await Cache.open(driver, ctx.cacheOptions);
@@ -74,7 +91,7 @@ export async function cacheStats(ctx: CommandContext): Promise<number> {
 }
 
 /** `cache verify [--fix]`: checks every entry's integrity and finds orphaned bodies. */
-export async function cacheVerify(ctx: CommandContext): Promise<number> {
+async function cacheVerify(ctx: CommandContext): Promise<number> {
   const fix = ctx.values["fix"] === true;
   const driver = await ctx.openDriver();
   try {
@@ -126,7 +143,7 @@ async function deleteAll(driver: StorageDriver, prefix: string): Promise<number>
 }
 
 /** `cache clear [--prefix P]`: removes every stored key (or those under a prefix). */
-export async function cacheClear(ctx: CommandContext): Promise<number> {
+async function cacheClear(ctx: CommandContext): Promise<number> {
   const prefix = typeof ctx.values["prefix"] === "string" ? ctx.values["prefix"] : "";
   const driver = await ctx.openDriver();
   try {
@@ -140,7 +157,7 @@ export async function cacheClear(ctx: CommandContext): Promise<number> {
 }
 
 /** `cache export [--type T] [--prefix P]`: NDJSON, one cached document a line, on stdout. */
-export async function cacheExport(ctx: CommandContext): Promise<number> {
+async function cacheExport(ctx: CommandContext): Promise<number> {
   const type = ctx.values["type"];
   if (type !== undefined && type !== "packument" && type !== "corgi" && type !== "partition") {
     throw new UsageError(
@@ -161,3 +178,66 @@ export async function cacheExport(ctx: CommandContext): Promise<number> {
     await driver.close();
   }
 }
+
+/** The `cache` commands, in the order `--help` lists them. */
+export const CACHE_COMMANDS: readonly Command[] = [
+  {
+    words: ["cache", "create-index"],
+    usage: "cache create-index",
+    summary: "id,rev lines of every cached document, sorted",
+    help: "Writes one `id,rev` line per document in the cached partitions to stdout,\n" +
+      "de-duplicated and sorted by id in code-point order, streamed. With --origin or\n" +
+      "--origin-key, only that origin's partitions.",
+    flags: {},
+    maxArgs: 0,
+    run: cacheCreateIndex,
+  },
+  {
+    words: ["cache", "export"],
+    usage: "cache export [--type T] [--prefix P]",
+    summary: "every cached document as NDJSON on stdout",
+    help: "Writes one JSON line per cached document to stdout, streamed: key, type, origin,\n" +
+      "name (packuments) or startKey/endKey (partitions), status, fetchedAt, and body (the\n" +
+      "document itself; a partition's body is its array of [id, rev] rows). Pipe it into jq\n" +
+      "or DuckDB.\n\n" +
+      "Options:\n" +
+      "  --type T      packument (full), corgi (abbreviated) or partition (default: all)\n" +
+      "  --prefix P    only keys starting with P after the type, e.g. the origin key",
+    flags: { type: { type: "string" }, prefix: { type: "string" } },
+    maxArgs: 0,
+    run: cacheExport,
+  },
+  {
+    words: ["cache", "stats"],
+    usage: "cache stats [--json]",
+    summary: "count cached entries by type and their bytes",
+    help: "Counts the entries in the embedded storage by type (partition, packument, corgi)\n" +
+      "and sums their body bytes. --json prints one JSON object.",
+    flags: {},
+    maxArgs: 0,
+    run: cacheStats,
+  },
+  {
+    words: ["cache", "verify"],
+    usage: "cache verify [--fix] [--json]",
+    summary: "check every entry's integrity; find orphaned bodies",
+    help: "Reads every entry and checks its body against its sha256 integrity. Corrupt\n" +
+      "entries and bodies no entry points at (left by an interrupted write) are listed on\n" +
+      "stderr. Exit status 1 when a corrupt entry is found, unless --fix removed them.\n\n" +
+      "Options:\n  --fix    remove corrupt entries and orphaned bodies",
+    flags: { fix: { type: "boolean" } },
+    maxArgs: 0,
+    run: cacheVerify,
+  },
+  {
+    words: ["cache", "clear"],
+    usage: "cache clear [--prefix KEY-PREFIX]",
+    summary: "remove cached entries",
+    help: "Removes every key of the embedded storage, or only those under a key prefix such\n" +
+      "as v1:packument: (see the key format in the README).\n\n" +
+      "Options:\n  --prefix P    only keys that start with P",
+    flags: { prefix: { type: "string" } },
+    maxArgs: 0,
+    run: cacheClear,
+  },
+];

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /**
  * The `_all_docs` command line for Node: the `_all_docs` bin of the npm package
- * (`node cli_node.js <command> [options]`). The same CLI as `cli.ts`, with Node's storage
+ * (`node cli.node.js <command> [options]`). The same CLI as `cli.ts`, with Node's storage
  * drivers (`drivers/select.node.ts`: the Deno KV driver runs on `@deno/kv`) and `serve` on
  * `@hono/node-server`.
  *

@@ -1,5 +1,6 @@
 /**
- * `packument fetch`, `packument fetch-list`, `packument fetch-partitions` and `packument show`.
+ * `packument fetch`, `packument fetch-list`, `packument fetch-partitions` and `packument show`:
+ * their usage, help, flags and handlers.
  *
  * @module
  */
@@ -7,26 +8,22 @@
 import { readFile } from "node:fs/promises";
 import { extname } from "node:path";
 import process from "node:process";
-import { Cache } from "../src/storage/cache.ts";
-import { indexRows } from "../src/jobs/create_index.ts";
+import { Cache } from "../../src/storage/cache.ts";
+import type { HttpClient } from "../../src/http/client.ts";
+import { packumentKey, type Representation } from "../../src/storage/keys.ts";
+import { packageNameProblem, parseNameList } from "../../src/npm/package_name.ts";
 import {
-  originKey as deriveOriginKey,
-  packumentKey,
-  type Representation,
-} from "../src/storage/keys.ts";
-import { packageNameProblem, parseNameList } from "../src/npm/package_name.ts";
-import {
+  type FetchPackumentOptions,
   fetchPackuments,
   type FetchSummary,
   type PackumentResult,
-} from "../src/jobs/fetch_packuments.ts";
-import { rangesFromPivots } from "../src/couchdb/pivots.ts";
-import type { CommandContext } from "./context.ts";
-import { bar, duration, err, formatBytes, out, Progress } from "./io.ts";
-import { UsageError } from "./options.ts";
-import { clientFor } from "./context.ts";
-import { loadPivots } from "./pivots_file.ts";
-import { registryResolver } from "./registry.ts";
+} from "../../src/jobs/fetch_packuments.ts";
+import { syncPackuments } from "../../src/jobs/sync_packuments.ts";
+import { clientFor, type Command, type CommandContext, originKeyOf } from "../context.ts";
+import { bar, duration, err, formatBytes, out, Progress } from "../io.ts";
+import { UsageError } from "../options.ts";
+import { loadPivots } from "../pivots_file.ts";
+import { registryResolver } from "../registry.ts";
 
 /** Keys a fetch run lists to seed its bloom filter before giving the filter up. */
 const FETCH_BLOOM_SEED_LIMIT = 100_000;
@@ -57,19 +54,24 @@ function describeProblems(
   }${more}`;
 }
 
-/** Runs a fetch over names with progress, summary and exit status. */
+/** What a fetch command hands its fetch: where and how, and a callback per result. */
+type FetchRunOptions = FetchPackumentOptions & {
+  parallel: number;
+  onResult: (result: PackumentResult) => void;
+};
+
+/** One fetch over a cache: its totals, with the names skipped for an unchanged `_rev`. */
+type FetchRun = (
+  client: HttpClient,
+  cache: Cache,
+  options: FetchRunOptions,
+) => Promise<FetchSummary & { sameRev?: number }>;
+
+/** Runs a fetch with progress, summary and exit status; `total` is the names when known. */
 async function runFetch(
   ctx: CommandContext,
-  names: Iterable<string> | AsyncIterable<string>,
   total: number | undefined,
-  extra: {
-    skippedUnchanged?: () => number;
-    afterResult?: (r: PackumentResult) => void;
-    /** Ask the registry even when the cached entry is fresh (its _rev is known stale). */
-    forceRefresh?: boolean;
-    /** The _rev to record for a fetched body that names none. */
-    revFor?: (name: string) => string | undefined;
-  } = {},
+  fetch: FetchRun,
 ): Promise<number> {
   const { options } = ctx;
   const { refresh, offline } = modeOf(ctx);
@@ -93,12 +95,11 @@ async function runFetch(
         expectedItems: FETCH_BLOOM_SEED_LIMIT + (total ?? 1_000_000),
       },
     });
-    const summary: FetchSummary = await fetchPackuments(client, cache, names, {
+    const summary = await fetch(client, cache, {
       registryFor,
       representation,
-      refresh: refresh || extra.forceRefresh === true,
+      refresh,
       offline,
-      ...(extra.revFor ? { revFor: extra.revFor } : {}),
       parallel: options.concurrency,
       onResult(result) {
         done++;
@@ -106,7 +107,6 @@ async function runFetch(
         if (options.json) {
           writes = writes.then(() => out(JSON.stringify({ type: "packument", ...result }) + "\n"));
         }
-        extra.afterResult?.(result);
         const elapsed = Date.now() - started;
         const rate = done / Math.max(elapsed / 1000, 0.001);
         const eta = total && total > done ? ((total - done) / Math.max(rate, 0.001)) * 1000 : 0;
@@ -120,14 +120,14 @@ async function runFetch(
     progress.done();
     const seconds = (Date.now() - started) / 1000;
     const o = summary.outcomes;
-    const skippedUnchanged = extra.skippedUnchanged?.();
+    const { sameRev } = summary;
     const result = {
       type: "summary",
-      total: summary.total + (skippedUnchanged ?? 0),
+      total: summary.total + (sameRev ?? 0),
       fetched: o.fetched,
       revalidated: o.revalidated,
       unchanged: o.cached,
-      ...(skippedUnchanged !== undefined ? { skippedSameRev: skippedUnchanged } : {}),
+      ...(sameRev !== undefined ? { skippedSameRev: sameRev } : {}),
       notFound: o["not-found"],
       missing: o.missing,
       failed: summary.failed.map((f) => ({ name: f.name, error: f.error })),
@@ -140,7 +140,7 @@ async function runFetch(
     else if (!options.quiet) {
       await out(
         `fetched ${o.fetched}, revalidated ${o.revalidated}, unchanged ${o.cached}` +
-          (skippedUnchanged !== undefined ? `, skipped (same _rev) ${skippedUnchanged}` : "") +
+          (sameRev !== undefined ? `, skipped (same _rev) ${sameRev}` : "") +
           `, not found ${o["not-found"]}` + (offline ? `, missing ${o.missing}` : "") +
           `, failed ${summary.failed.length}, ${formatBytes(summary.bytes)}, ` +
           `${seconds.toFixed(1)} s\n`,
@@ -156,7 +156,7 @@ async function runFetch(
 }
 
 /** `packument fetch NAME...`. */
-export function packumentFetch(ctx: CommandContext): Promise<number> {
+function packumentFetch(ctx: CommandContext): Promise<number> {
   if (ctx.args.length === 0) throw new UsageError("Missing package names: packument fetch NAME...");
   const problems = ctx.args.flatMap((name, i) => {
     const problem = packageNameProblem(name);
@@ -164,11 +164,15 @@ export function packumentFetch(ctx: CommandContext): Promise<number> {
   });
   if (problems.length > 0) throw new UsageError(describeProblems(problems, "the arguments"));
   const names = [...new Set(ctx.args)];
-  return runFetch(ctx, names, names.length);
+  return runFetch(
+    ctx,
+    names.length,
+    (client, cache, options) => fetchPackuments(client, cache, names, options),
+  );
 }
 
 /** `packument fetch-list FILE`. */
-export async function packumentFetchList(ctx: CommandContext): Promise<number> {
+async function packumentFetchList(ctx: CommandContext): Promise<number> {
   const file = ctx.args[0];
   if (file === undefined) throw new UsageError("Missing FILE: packument fetch-list FILE");
   let text: string;
@@ -179,61 +183,34 @@ export async function packumentFetchList(ctx: CommandContext): Promise<number> {
   }
   const list = parseNameList(text, extname(file).toLowerCase() === ".json" ? "json" : "txt");
   if ("problems" in list) throw new UsageError(describeProblems(list.problems, file));
-  return runFetch(ctx, list.names, list.names.length);
+  return runFetch(
+    ctx,
+    list.names.length,
+    (client, cache, options) => fetchPackuments(client, cache, list.names, options),
+  );
 }
 
-/** `packument fetch-partitions [--pivots FILE]`. */
-export async function packumentFetchPartitions(ctx: CommandContext): Promise<number> {
-  const { options } = ctx;
-  if (!options.origin && !options.originKey) {
+/** `packument fetch-partitions [--pivots FILE]`: {@linkcode syncPackuments} with progress. */
+async function packumentFetchPartitions(ctx: CommandContext): Promise<number> {
+  const originKey = originKeyOf(ctx.options);
+  if (originKey === undefined) {
     throw new UsageError(
       "Missing origin: set --origin URL (or --origin-key) to name the partitions to read",
     );
   }
-  const partitionsOrigin = options.originKey ?? deriveOriginKey(options.origin!);
   const pivotsFile = ctx.values["pivots"];
-  const only = typeof pivotsFile === "string"
-    ? rangesFromPivots(await loadPivots(pivotsFile), partitionsOrigin).map((r) => r.key)
-    : undefined;
+  const pivots = typeof pivotsFile === "string" ? await loadPivots(pivotsFile) : undefined;
   modeOf(ctx);
-  const representation = representationOf(ctx);
-  const registryFor = registryResolver(options);
-  // A second handle for the comparison pass: the fetch run opens its own.
-  const driver = await ctx.openDriver();
-  const cache = await Cache.open(driver, ctx.cacheOptions);
-  let skipped = 0;
-  const revs = new Map<string, string>();
-  async function* changed(): AsyncGenerator<string> {
-    for await (const row of indexRows(cache, partitionsOrigin, only)) {
-      const target = registryFor(row.id);
-      const info = await cache.info(packumentKey(target.originKey, row.id, representation));
-      if (info?.rev === row.rev && info.status === 200) {
-        skipped++;
-        continue;
-      }
-      revs.set(row.id, row.rev);
-      yield row.id;
-    }
-  }
-  try {
-    return await runFetch(ctx, changed(), undefined, {
-      skippedUnchanged: () => skipped,
-      forceRefresh: true,
-      // A full document carries its own _rev, noted when it is stored: that is what the cache
-      // holds, even when the registry still serves an older body than the partition lists, and
-      // a 304 (possibly for a stale ETag) changes nothing. Only a body stored without a _rev of
-      // its own (the abbreviated document) takes the partition's, so a document that is still
-      // behind is asked for again next run.
-      revFor: (name) => revs.get(name),
-      afterResult: (result) => revs.delete(result.name),
-    });
-  } finally {
-    await driver.close();
-  }
+  return runFetch(ctx, undefined, (client, cache, options) =>
+    syncPackuments(client, cache, {
+      ...options,
+      originKey,
+      ...(pivots !== undefined ? { pivots } : {}),
+    }));
 }
 
 /** `packument show NAME`: the cached body on stdout, byte for byte. */
-export async function packumentShow(ctx: CommandContext): Promise<number> {
+async function packumentShow(ctx: CommandContext): Promise<number> {
   const name = ctx.args[0];
   if (name === undefined) throw new UsageError("Missing NAME: packument show NAME");
   const problem = packageNameProblem(name);
@@ -262,3 +239,79 @@ export async function packumentShow(ctx: CommandContext): Promise<number> {
     await driver.close();
   }
 }
+
+const PACKUMENT_FLAGS = {
+  abbreviated: { type: "boolean" },
+  refresh: { type: "boolean" },
+  offline: { type: "boolean" },
+} as const;
+
+/** What every packument fetch command does, and their shared options. */
+const FETCH_HELP =
+  "Each name is fetched once. A cached entry within its max-age is used without a\n" +
+  "request; an expired one is revalidated with If-None-Match / If-Modified-Since (a 304\n" +
+  "renews it without rewriting the body); a 404 is recorded and reported as not found.\n" +
+  "Bodies stream to storage byte for byte with a sha256 integrity. Transient failures\n" +
+  "(network errors, 408, 429, 5xx, timeouts, cut bodies) are retried; names that still\n" +
+  "fail are listed and the run exits 1. A killed run resumes: what it stored is fresh.\n\n" +
+  "Output: a progress bar on a terminal; otherwise a summary (fetched, revalidated,\n" +
+  "unchanged, not found, failed, bytes, seconds). --json prints an NDJSON line per name\n" +
+  'and a final {"type":"summary",...} object.\n\n' +
+  "Options:\n" +
+  "  --abbreviated   the abbreviated (corgi) document instead of the full one\n" +
+  "  --refresh       revalidate every cached entry now, fresh or not\n" +
+  "  --offline       use only the cache; report what is missing (exit 1)\n\n";
+
+/** The `packument` commands, in the order `--help` lists them. */
+export const PACKUMENT_COMMANDS: readonly Command[] = [
+  {
+    words: ["packument", "fetch"],
+    usage: "packument fetch NAME...",
+    summary: "fetch the packuments of the named packages",
+    help: "Fetches each named package's document from the registry (--registry, else npm's\n" +
+      "configuration, including @scope:registry= and tokens from .npmrc) into the cache.\n" +
+      FETCH_HELP +
+      "Names npm could never have served (empty, over 214 characters, a leading . or _,\n" +
+      "whitespace, a / outside @scope/name, characters that do not survive URL encoding)\n" +
+      "exit 2 before any request.",
+    flags: PACKUMENT_FLAGS,
+    maxArgs: Infinity,
+    run: packumentFetch,
+  },
+  {
+    words: ["packument", "fetch-list"],
+    usage: "packument fetch-list FILE",
+    summary: "fetch the packuments of a list of names",
+    help: "Like 'packument fetch' for the names in FILE: a .json array of names (such as the\n" +
+      "lists of the npm-high-impact package), or text with one name or name@range per line\n" +
+      "(blank lines and # comments ignored; the range is dropped). Duplicates are fetched\n" +
+      "once. A bad name exits 2, naming its line or index, before any request.\n\n" +
+      FETCH_HELP.trimEnd(),
+    flags: PACKUMENT_FLAGS,
+    maxArgs: 1,
+    run: packumentFetchList,
+  },
+  {
+    words: ["packument", "fetch-partitions"],
+    usage: "packument fetch-partitions [--pivots FILE]",
+    summary: "fetch new or changed packuments of the cached partitions",
+    help: "Reads every id and _rev of the cached partitions of --origin (or only those of the\n" +
+      "set --pivots FILE makes) and fetches the packuments whose cached _rev differs or which\n" +
+      "are not cached. Unchanged ones cost no request and are counted as skipped.\n\n" +
+      FETCH_HELP.trimEnd() + "\n  --pivots FILE   only the partitions of this set",
+    flags: { ...PACKUMENT_FLAGS, pivots: { type: "string" } },
+    maxArgs: 0,
+    run: packumentFetchPartitions,
+  },
+  {
+    words: ["packument", "show"],
+    usage: "packument show NAME [--abbreviated]",
+    summary: "write a cached packument to stdout, byte for byte",
+    help: "Streams the cached body of NAME to stdout exactly as the registry sent it.\n" +
+      "Exit 1 when it is not cached (or was recorded as not found).\n\n" +
+      "Options:\n  --abbreviated   the abbreviated (corgi) document",
+    flags: { abbreviated: { type: "boolean" } },
+    maxArgs: 1,
+    run: packumentShow,
+  },
+];

@@ -1,18 +1,17 @@
 /**
  * `serve`: the read replica over the embedded storage, served the runtime's way (`Deno.serve`
- * from `cli.ts`, `@hono/node-server` from `cli_node.ts`).
+ * from `cli.ts`, `@hono/node-server` from `cli.node.ts`); its usage, help, flags and handler.
  *
  * @module
  */
 
 import process from "node:process";
-import { Cache } from "../src/storage/cache.ts";
-import { originKey } from "../src/storage/keys.ts";
-import { createReplicaApp } from "../src/replica/app.ts";
-import type { CommandContext, Server } from "./context.ts";
-import { err, out } from "./io.ts";
-import { UsageError } from "./options.ts";
-import { registryResolver } from "./registry.ts";
+import { Cache } from "../../src/storage/cache.ts";
+import { createReplicaApp } from "../../src/replica/app.ts";
+import { type Command, type CommandContext, originKeyOf, type Server } from "../context.ts";
+import { err, out } from "../io.ts";
+import { UsageError } from "../options.ts";
+import { registryResolver } from "../registry.ts";
 
 /** The port `serve` listens on when `--port` is not given (CouchDB's). */
 export const DEFAULT_PORT = 5984;
@@ -38,7 +37,7 @@ export function isLoopback(hostname: string): boolean {
 }
 
 /** `serve`: answers from the cache until SIGINT or SIGTERM. */
-export async function serve(ctx: CommandContext): Promise<number> {
+async function serve(ctx: CommandContext): Promise<number> {
   const { options, values } = ctx;
   const port = parsePort(values["port"]);
   const rawHost = values["hostname"];
@@ -51,8 +50,7 @@ export async function serve(ctx: CommandContext): Promise<number> {
         "the cache to other machines",
     );
   }
-  const partitionsOrigin = options.originKey ??
-    (options.origin ? originKey(options.origin) : undefined);
+  const partitionsOrigin = originKeyOf(options);
   const resolve = registryResolver(options);
   const driver = await ctx.openDriver();
   let server: Server | undefined;
@@ -99,3 +97,32 @@ export async function serve(ctx: CommandContext): Promise<number> {
     await driver.close();
   }
 }
+
+/** The `serve` command. */
+export const SERVE_COMMAND: Command = {
+  // A one-word command: the second word is the absent positional.
+  words: ["serve"],
+  usage: "serve [--port N] [--hostname H] [--public]",
+  summary: "serve the cache as a read-only registry and _all_docs",
+  help: "Serves the cache over HTTP, read only; it never contacts an origin.\n\n" +
+    "  GET /NAME, /@SCOPE%2fNAME  a cached packument: the abbreviated document for\n" +
+    "                             Accept: application/vnd.npm.install-v1+json or */*\n" +
+    "                             (derived from the full one when only that is cached),\n" +
+    "                             else the full one; ETag, If-None-Match -> 304\n" +
+    "  GET /_all_docs             the cached partitions, CouchDB-style: startkey, endkey,\n" +
+    "                             key, keys, inclusive_end, descending, limit (<= 10000)\n" +
+    "  GET /                      database info\n" +
+    "  GET /-/ping                {} (for npm ping)\n\n" +
+    "Packuments are looked up under the registry 'packument fetch' used (--registry, else\n" +
+    "npm's configuration); _all_docs serves the partitions of --origin / --origin-key, or\n" +
+    "all cached ones. Tarball URLs keep pointing at the origin.\n\n" +
+    "Prints 'listening http://HOST:PORT/' on stdout when ready, and one JSON line per\n" +
+    "request on stderr (none with --quiet). Stops on SIGINT or SIGTERM.\n\n" +
+    "Options:\n" +
+    "  --port N       0 to 65535; 0 picks a free port (default 5984)\n" +
+    "  --hostname H   address to bind (default 127.0.0.1)\n" +
+    "  --public       required to bind an address that is not loopback",
+  flags: { port: { type: "string" }, hostname: { type: "string" }, public: { type: "boolean" } },
+  maxArgs: 0,
+  run: serve,
+};
