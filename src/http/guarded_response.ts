@@ -306,9 +306,9 @@ class BodyGuard implements UnderlyingDefaultSource<Uint8Array> {
     let bytes: ArrayBuffer;
     try {
       // A failure (an abort, a stall) ends the read even if `abort` cannot stop the original.
-      const failed = Promise.withResolvers<never>();
-      this.#stopWhole = failed.reject;
-      bytes = await Promise.race([this.#response.arrayBuffer(), failed.promise]);
+      // (Not Promise.withResolvers: Node 20 lacks it.)
+      const failed = new Promise<never>((_, reject) => this.#stopWhole = reject);
+      bytes = await Promise.race([this.#response.arrayBuffer(), failed]);
     } catch (error) {
       if (this.#error !== undefined) throw this.#error;
       const failure = this.#signal?.aborted ? this.#abortReason() : this.#readFailure(error);
