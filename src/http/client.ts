@@ -525,11 +525,13 @@ export class HttpClient {
 
   async #attempt(attempt: Attempt): Promise<Outcome> {
     const { url, method, signal, timeout } = attempt;
-    // A body made for this attempt: a function's stream can be read only once.
-    const body = typeof attempt.body === "function" ? attempt.body() : attempt.body;
     const release = await this.#slots.acquire(signal);
+    let body: BodyInit | undefined;
     try {
       await this.#bucket.take(signal);
+      // A body made for this attempt, once it is about to be sent: a function's stream can be
+      // read only once.
+      body = typeof attempt.body === "function" ? attempt.body() : attempt.body as BodyInit;
     } catch (error) {
       release();
       throw error;
@@ -552,7 +554,7 @@ export class HttpClient {
     try {
       const init: RequestInit & { duplex?: "half" } = { method, headers, signal: fetchSignal };
       if (body !== undefined) {
-        init.body = body as BodyInit;
+        init.body = body;
         // A stream body needs it (and only a stream body accepts it everywhere).
         if (body instanceof ReadableStream) init.duplex = "half";
       }
@@ -560,6 +562,8 @@ export class HttpClient {
     } catch (error) {
       stopTimer();
       release();
+      // A stream fetch never took is not read by anyone else.
+      if (body instanceof ReadableStream && !body.locked) body.cancel(error).catch(noop);
       if (signal?.aborted) throw signal.reason;
       if (controller.signal.aborted) {
         return {
