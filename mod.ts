@@ -24,6 +24,7 @@ export * from "./src/storage/cache.ts";
 export * from "./src/clock.ts";
 export * from "./src/storage/driver.ts";
 export * from "./src/http/client.ts";
+export * from "./src/http/errors.ts";
 export * from "./src/http/token_bucket.ts";
 export * from "./src/_util/bloom.ts";
 export * from "./src/runtime.ts";

@@ -19,11 +19,9 @@ import { compareKeys } from "../storage/driver.ts";
 import type { Clock } from "../clock.ts";
 import { systemClock } from "../clock.ts";
 import type { ConditionalRequest, HttpClient } from "../http/client.ts";
-import { HttpError } from "../http/client.ts";
-import { BadResponseError, type ParsedPage, parsePage, scanPage } from "./all_docs_page.ts";
+import { BadResponseError, HttpError } from "../http/errors.ts";
+import { type ParsedPage, parsePage, scanPage } from "./all_docs_page.ts";
 import { type KeyRange, MAX_PAGE_LIMIT } from "./rows.ts";
-
-export { BadResponseError };
 
 /** One page of a range. */
 export interface AllDocsPage {

@@ -8,12 +8,7 @@
 import { compareKeys } from "../storage/driver.ts";
 import type { AllDocsRow } from "./rows.ts";
 import { encodePartitionLines } from "./partition_lines.ts";
-
-/** A page that cannot be used: retried like a network failure. */
-export class BadResponseError extends Error {
-  /** The error name. */
-  override name = "BadResponseError";
-}
+import { BadResponseError } from "../http/errors.ts";
 
 /** A page read and checked: its rows as partition lines. */
 export interface ParsedPage {

@@ -15,6 +15,10 @@
  *   token to any request of this client until the wait the client computed for that 429
  *   (`Retry-After`, or the backoff delay when absent) is over. Retries count against the rate
  *   limit too, or the penalty window would never end.
+ * - **Methods and bodies.** Any method but CONNECT, TRACE and TRACK, with a body that can be
+ *   sent again: a string, `Uint8Array`, `ArrayBuffer`, `Blob` or `URLSearchParams`, or a
+ *   function that makes a new body (a stream, say) for each attempt. A retry sends the same
+ *   bytes again.
  * - **Retries.** Network errors, timeouts, 408, 429 and every 5xx are retried up to `retries`
  *   times, with exponential backoff and full jitter: the retry after attempt `n` (1-based) waits
  *   `random() * min(backoffMax, backoffBase * 2 ** (n - 1))`. A `Retry-After` header (seconds
@@ -23,6 +27,9 @@
  *   failing early. The bodies of retried responses are cancelled. When no retry is left the
  *   request rejects with an {@linkcode HttpError}. Every other status (2xx, 3xx including 304,
  *   4xx other than 408 and 429) is returned as the `Response`: a 404 is an answer, not an error.
+ *   A request that is not idempotent (POST, PATCH and every method but GET, HEAD, OPTIONS, PUT
+ *   and DELETE, unless the caller says `idempotent: true`) is never retried: each of those
+ *   failures may come after the server acted on it, so it rejects after its one attempt.
  * - **Timeouts.** Each attempt gets its own `AbortSignal`, merged with the caller's `signal`
  *   through `AbortSignal.any`. If the response headers do not arrive within `timeout` ms the
  *   attempt is aborted and retried. While the body streams, the same value is an idle timeout:
@@ -42,23 +49,44 @@
  *   names the logical request and stays the same across its retries (a caller may pass its own
  *   `traceId` to tie requests together); the span id is new for every attempt, so the server
  *   logs of one request can be grouped and its attempts still told apart.
- * - **Bodies stay streams.** The client never buffers a body it was not asked to; the returned
- *   `Response` wraps the network stream to enforce the rules above, and keeps the original `url`
- *   and `redirected`. One exception saves the cost of that wrapper: a body sent without a
- *   `Content-Encoding` whose `Content-Length` is at most {@linkcode WHOLE_BODY_MAX} and that is
- *   read whole (`arrayBuffer()`, `bytes()`, `text()`, `json()`) before anything touched its
- *   stream is read straight from the runtime's response. The same limits hold; `timeout` then
- *   bounds the whole read of that (small) body rather than each wait for a chunk.
+ * - **Bodies stay streams.** The client never buffers a body it was not asked to; a response
+ *   with a body is a {@linkcode GuardedResponse} over the network stream, which enforces the
+ *   rules above and keeps the original `url` and `redirected`. A small body read whole skips
+ *   the watching stream (see {@linkcode GuardedResponse}); `timeout` then bounds the whole read
+ *   of that body rather than each wait for a chunk.
  *
  * @module
  */
 
-import { type Clock, systemClock } from "../clock.ts";
-import { parseContentLength, WHOLE_BODY_MAX } from "./headers.ts";
+import type { Clock } from "../clock.ts";
+import { parseContentLength, parseRetryAfter } from "./headers.ts";
 import { TokenBucket } from "./token_bucket.ts";
+import { Slots } from "./slots.ts";
+import { GuardedResponse } from "./guarded_response.ts";
+import { HttpError } from "./errors.ts";
 import { VERSION } from "../version.ts";
 import { detectRuntime } from "../runtime.ts";
 import { describe } from "../_util/describe.ts";
+import { randomHex } from "../_util/hex.ts";
+import {
+  bodyOption,
+  clockOption,
+  delayOption,
+  errorMessage,
+  headersOption,
+  isIdempotentMethod,
+  methodOption,
+  numberOption,
+  optionalBoolean,
+  optionalFunction,
+  retriesOption,
+  timeoutOption,
+  traceIdOption,
+  urlOption,
+} from "./_options.ts";
+
+export { HttpError } from "./errors.ts";
+export type { HttpErrorOptions } from "./errors.ts";
 
 /** A `fetch`-compatible function; the global `fetch` is one. */
 export type FetchFunction = (input: string, init: RequestInit) => Promise<Response>;
@@ -181,11 +209,34 @@ export interface ConditionalRequest {
   lastModified?: string | undefined;
 }
 
+/**
+ * A request body the client can send again on a retry: bytes or text kept as given, or a
+ * function returning a new body for each attempt (use one for a stream, which can be read only
+ * once).
+ */
+export type RequestBody =
+  | string
+  | Uint8Array
+  | ArrayBuffer
+  | Blob
+  | URLSearchParams
+  | (() => BodyInit);
+
 /** Options for {@linkcode HttpClient.request}. */
 export interface RequestOptions {
-  /** The HTTP method.
+  /** The HTTP method: any token but CONNECT, TRACE and TRACK. `DELETE`, `GET`, `HEAD`,
+   * `OPTIONS`, `POST` and `PUT` are sent in upper case whatever the case given, as `fetch`
+   * does.
    * @default {"GET"} */
-  method?: "GET" | "HEAD" | undefined;
+  method?: string | undefined;
+  /** The body, sent again as is on each retry; none with GET and HEAD.
+   * @default {undefined} */
+  body?: RequestBody | undefined;
+  /** Whether the request may be sent again after it may have reached the server. When
+   * `false`, the request makes one attempt whatever `retries` says. Set it to `true` for a
+   * POST or PATCH that is safe to repeat.
+   * @default {true for GET, HEAD, OPTIONS, PUT and DELETE; false for every other method} */
+  idempotent?: boolean | undefined;
   /** Headers for this request, over the client's `headers`.
    * @default {{}} */
   headers?: HeadersInit | undefined;
@@ -204,62 +255,6 @@ export interface RequestOptions {
   /** The trace id of the `traceparent` header: 32 lowercase hex digits, not all zero.
    * @default {a random id} */
   traceId?: string | undefined;
-}
-
-/** Options for {@linkcode HttpError}. */
-export interface HttpErrorOptions {
-  /** The HTTP status of the response involved, if one arrived.
-   * @default {undefined} */
-  status?: number | undefined;
-  /** The wait the server asked for with `Retry-After`, in milliseconds.
-   * @default {undefined} */
-  retryAfter?: number | undefined;
-  /** How many attempts were made.
-   * @default {1} */
-  attempts?: number;
-  /** The underlying error.
-   * @default {undefined} */
-  cause?: unknown;
-}
-
-/**
- * A request that failed for good: retries exhausted, a body over the size limit, or a body
- * that stalled or broke while streaming.
- *
- * @example Inspect a failure
- * ```ts
- * import { HttpError } from "./client.ts";
- * const error = new HttpError("GET failed", "https://registry.example/x", { status: 503 });
- * console.assert(error.name === "HttpError" && error.status === 503 && error.attempts === 1);
- * ```
- */
-export class HttpError extends Error {
-  /** Always `HttpError`. */
-  override name: string = "HttpError";
-  /** The HTTP status of the response involved; `undefined` when none arrived (network errors,
-   * timeouts before the headers). */
-  readonly status: number | undefined;
-  /** The requested URL. */
-  readonly url: string;
-  /** The wait the last response asked for with `Retry-After` (uncapped), in milliseconds. */
-  readonly retryAfter: number | undefined;
-  /** How many attempts were made. */
-  readonly attempts: number;
-
-  /**
-   * Creates an error.
-   *
-   * @param message What failed.
-   * @param url The requested URL.
-   * @param options Status, `Retry-After`, attempts and cause.
-   */
-  constructor(message: string, url: string, options: HttpErrorOptions = {}) {
-    super(message, "cause" in options ? { cause: options.cause } : undefined);
-    this.status = options.status;
-    this.url = url;
-    this.retryAfter = options.retryAfter;
-    this.attempts = options.attempts ?? 1;
-  }
 }
 
 const MAX_TIMER_MS = 2_147_483_647;
@@ -283,6 +278,7 @@ interface Attempt {
   url: string;
   method: string;
   headers: Headers;
+  body: RequestBody | undefined;
   traceId: string;
   signal: AbortSignal | undefined;
   timeout: number;
@@ -336,6 +332,8 @@ export class HttpClient {
   #onEvent: ((event: HttpEvent) => void) | undefined;
   #requestCount = 0;
   #retryCount = 0;
+  /** {@linkcode HttpClient.#startTimer}, bound once for every guarded body. */
+  #timer = (ms: number, onFire: () => void): () => void => this.#startTimer(ms, onFire);
 
   /**
    * Creates a client.
@@ -374,9 +372,9 @@ export class HttpClient {
       "a finite number of at least 1",
     );
     this.#retries = retriesOption(CLIENT, options.retries ?? 5);
-    this.#backoffBase = delayOption("backoffBase", options.backoffBase ?? 250);
-    this.#backoffMax = delayOption("backoffMax", options.backoffMax ?? 30_000);
-    this.#retryAfterMax = delayOption("retryAfterMax", options.retryAfterMax ?? 300_000);
+    this.#backoffBase = delayOption(CLIENT, "backoffBase", options.backoffBase ?? 250);
+    this.#backoffMax = delayOption(CLIENT, "backoffMax", options.backoffMax ?? 30_000);
+    this.#retryAfterMax = delayOption(CLIENT, "retryAfterMax", options.retryAfterMax ?? 300_000);
     this.#timeout = timeoutOption(CLIENT, options.timeout ?? 30_000);
     this.#maxBodyBytes = numberOption(
       CLIENT,
@@ -443,12 +441,11 @@ export class HttpClient {
    * ```
    */
   async request(url: string | URL, init: RequestOptions = {}): Promise<Response> {
-    const href = urlArgument(url);
-    const method = init.method ?? "GET";
-    if (method !== "GET" && method !== "HEAD") {
-      const error = typeof method === "string" ? RangeError : TypeError;
-      throw new error(`${REQUEST}: 'method' must be "GET" or "HEAD", received ${describe(method)}`);
-    }
+    const href = urlOption(REQUEST, url);
+    const method = init.method === undefined ? "GET" : methodOption(REQUEST, init.method);
+    const body = bodyOption(REQUEST, method, init.body);
+    const idempotent = optionalBoolean(REQUEST, "idempotent", init.idempotent) ??
+      isIdempotentMethod(method);
     const signal = init.signal;
     if (signal !== undefined && !(signal instanceof AbortSignal)) {
       throw new TypeError(
@@ -458,18 +455,11 @@ export class HttpClient {
     const timeout = init.timeout === undefined
       ? this.#timeout
       : timeoutOption(REQUEST, init.timeout);
-    const retries = init.retries === undefined
-      ? this.#retries
-      : retriesOption(REQUEST, init.retries);
-    const traceId = init.traceId ?? randomHex(16);
-    if (typeof traceId !== "string" || !/^[0-9a-f]{32}$/.test(traceId) || /^0+$/.test(traceId)) {
-      const error = typeof traceId === "string" ? RangeError : TypeError;
-      throw new error(
-        `${REQUEST}: 'traceId' must be 32 lowercase hex digits, not all zero, received ${
-          describe(traceId)
-        }`,
-      );
-    }
+    let retries = init.retries === undefined ? this.#retries : retriesOption(REQUEST, init.retries);
+    if (!idempotent) retries = 0;
+    const traceId = init.traceId === undefined
+      ? randomId(16)
+      : traceIdOption(REQUEST, init.traceId);
     const headers = new Headers(this.#headers);
     if (init.headers !== undefined) {
       for (const [name, value] of headersOption(REQUEST, init.headers)) headers.set(name, value);
@@ -493,6 +483,7 @@ export class HttpClient {
         url: href,
         method,
         headers,
+        body,
         traceId,
         signal,
         timeout,
@@ -535,14 +526,18 @@ export class HttpClient {
   async #attempt(attempt: Attempt): Promise<Outcome> {
     const { url, method, signal, timeout } = attempt;
     const release = await this.#slots.acquire(signal);
+    let body: BodyInit | undefined;
     try {
       await this.#bucket.take(signal);
+      // A body made for this attempt, once it is about to be sent: a function's stream can be
+      // read only once.
+      body = typeof attempt.body === "function" ? attempt.body() : attempt.body as BodyInit;
     } catch (error) {
       release();
       throw error;
     }
     const headers = new Headers(attempt.headers);
-    headers.set("traceparent", `00-${attempt.traceId}-${randomHex(8)}-01`);
+    headers.set("traceparent", `00-${attempt.traceId}-${randomId(8)}-01`);
     this.#requestCount++;
     this.#emit({ type: "request", url, attempt: attempt.number });
 
@@ -557,10 +552,18 @@ export class HttpClient {
     });
     let response: Response;
     try {
-      response = await this.#fetch(url, { method, headers, signal: fetchSignal });
+      const init: RequestInit & { duplex?: "half" } = { method, headers, signal: fetchSignal };
+      if (body !== undefined) {
+        init.body = body;
+        // A stream body needs it (and only a stream body accepts it everywhere).
+        if (body instanceof ReadableStream) init.duplex = "half";
+      }
+      response = await this.#fetch(url, init);
     } catch (error) {
       stopTimer();
       release();
+      // A stream fetch never took is not read by anyone else.
+      if (body instanceof ReadableStream && !body.locked) body.cancel(error).catch(noop);
       if (signal?.aborted) throw signal.reason;
       if (controller.signal.aborted) {
         return {
@@ -622,19 +625,17 @@ export class HttpClient {
       );
     }
     return {
-      response: guardBody(response, response.body, {
-        url,
+      response: new GuardedResponse(response, {
         method,
-        status,
-        length,
+        url,
         attempts: attempt.number,
+        signal: fetchSignal,
         callerSignal: signal,
-        controller,
-        fetchSignal,
+        abort: (reason) => controller.abort(reason),
         timeout,
         maxBodyBytes: this.#maxBodyBytes,
-        startTimer: (ms, onFire) => this.#startTimer(ms, onFire),
-        release,
+        startTimer: this.#timer,
+        onSettle: release,
       }),
     };
   }
@@ -667,246 +668,6 @@ export class HttpClient {
   }
 }
 
-/** A counting semaphore with a first-in, first-out queue of waiters. */
-class Slots {
-  #limit: number;
-  #used = 0;
-  #waiters = new Set<() => void>();
-
-  constructor(limit: number) {
-    this.#limit = limit;
-  }
-
-  get used(): number {
-    return this.#used;
-  }
-
-  /** Resolves with a function that releases the slot; calling it more than once is harmless. */
-  acquire(signal: AbortSignal | undefined): Promise<() => void> {
-    if (signal?.aborted) return Promise.reject(signal.reason);
-    if (this.#used < this.#limit) {
-      this.#used++;
-      return Promise.resolve(this.#releaser());
-    }
-    return new Promise((resolve, reject) => {
-      const onAbort = () => {
-        this.#waiters.delete(grant);
-        reject(signal?.reason);
-      };
-      const grant = () => {
-        signal?.removeEventListener("abort", onAbort);
-        resolve(this.#releaser());
-      };
-      this.#waiters.add(grant);
-      signal?.addEventListener("abort", onAbort, { once: true });
-    });
-  }
-
-  #releaser(): () => void {
-    let released = false;
-    return () => {
-      if (released) return;
-      released = true;
-      const next = this.#waiters.values().next();
-      if (next.done) {
-        this.#used--;
-        return;
-      }
-      // Hand the slot straight to the next waiter: `used` does not change.
-      this.#waiters.delete(next.value);
-      next.value();
-    };
-  }
-}
-
-/** What {@linkcode guardBody} needs. */
-interface BodyGuard {
-  url: string;
-  method: string;
-  status: number;
-  /** The declared `Content-Length`, when valid. */
-  length: number | undefined;
-  attempts: number;
-  callerSignal: AbortSignal | undefined;
-  /** Aborts the attempt's fetch, which tears the connection down. */
-  controller: AbortController;
-  /** The signal the fetch was given: the caller's and the attempt's. */
-  fetchSignal: AbortSignal;
-  timeout: number;
-  maxBodyBytes: number;
-  startTimer: (ms: number, onFire: () => void) => () => void;
-  release: () => void;
-}
-
-/**
- * Wraps a response body to enforce the idle timeout, the size limit and caller aborts, and to
- * release the concurrency slot exactly once when the body ends, is cancelled or errors.
- *
- * A body without a `Content-Encoding` that declares at most `WHOLE_BODY_MAX` bytes and is read
- * whole (`arrayBuffer()`, `bytes()`, `text()`, `json()`) before anything touched its stream is
- * read straight from the runtime's response, which is much cheaper than through a wrapping
- * stream; the timeout then covers the whole read.
- */
-function guardBody(
-  response: Response,
-  source: ReadableStream<Uint8Array>,
-  guard: BodyGuard,
-): Response {
-  let reader: ReadableStreamDefaultReader<Uint8Array> | undefined;
-  const label = `${guard.method} ${guard.url}`;
-  let received = 0;
-  let settled = false;
-  let touched = false;
-  let stopIdle: () => void = noop;
-  let output: ReadableStreamDefaultController<Uint8Array> | undefined;
-
-  const settle = (): boolean => {
-    if (settled) return false;
-    settled = true;
-    stopIdle();
-    guard.fetchSignal.removeEventListener("abort", onAbort);
-    guard.release();
-    return true;
-  };
-  const fail = (error: unknown): void => {
-    if (!settle()) return;
-    output?.error(error);
-    (reader ?? source).cancel(error).catch(noop);
-  };
-  /** Why the fetch signal aborted: the caller's reason, or a stall. */
-  const abortReason = (): unknown => {
-    const caller = guard.callerSignal;
-    if (caller?.aborted) return caller.reason;
-    return new HttpError(
-      `The response body of ${label} stalled: no data for ${guard.timeout} ms`,
-      guard.url,
-      {
-        status: guard.status,
-        attempts: guard.attempts,
-        cause: guard.controller.signal.reason,
-      },
-    );
-  };
-  const onAbort = (): void => fail(abortReason());
-  const readFailure = (error: unknown): HttpError =>
-    new HttpError(`Reading the response body of ${label} failed`, guard.url, {
-      status: guard.status,
-      attempts: guard.attempts,
-      cause: error,
-    });
-  const tooLarge = (): HttpError =>
-    new HttpError(
-      `The response body of ${label} is more than 'maxBodyBytes' (${guard.maxBodyBytes} bytes)`,
-      guard.url,
-      { status: guard.status, attempts: guard.attempts },
-    );
-  const armIdle = (): void => {
-    stopIdle = guard.startTimer(guard.timeout, () => {
-      guard.controller.abort(
-        new DOMException(`No body data within ${guard.timeout} ms`, "TimeoutError"),
-      );
-    });
-  };
-
-  const body = new ReadableStream<Uint8Array>({
-    start(controller) {
-      output = controller;
-      if (guard.fetchSignal.aborted) onAbort();
-      else guard.fetchSignal.addEventListener("abort", onAbort, { once: true });
-    },
-    async pull(controller) {
-      touched = true;
-      if (settled) return;
-      armIdle();
-      let result: ReadableStreamReadResult<Uint8Array>;
-      try {
-        result = await (reader ??= source.getReader()).read();
-      } catch (error) {
-        if (guard.fetchSignal.aborted) return onAbort();
-        return fail(readFailure(error));
-      } finally {
-        stopIdle();
-        stopIdle = noop;
-      }
-      if (settled) return;
-      if (result.done) {
-        settle();
-        controller.close();
-        return;
-      }
-      received += result.value.byteLength;
-      if (received > guard.maxBodyBytes) return fail(tooLarge());
-      controller.enqueue(result.value);
-    },
-    cancel(reason) {
-      touched = true;
-      if (!settle()) return;
-      return (reader ?? source).cancel(reason);
-    },
-  }, { highWaterMark: 0 });
-
-  const wrapped = new Response(body, {
-    status: response.status,
-    statusText: response.statusText,
-    headers: response.headers,
-  });
-  Object.defineProperty(wrapped, "url", { value: response.url, enumerable: true });
-  Object.defineProperty(wrapped, "redirected", { value: response.redirected, enumerable: true });
-
-  // Without a Content-Encoding the declared length is the length of the bytes read (the #attempt
-  // step has refused a length above maxBodyBytes).
-  if (
-    guard.length !== undefined && guard.length <= WHOLE_BODY_MAX &&
-    !response.headers.has("content-encoding")
-  ) {
-    /** The whole body straight from the runtime's response, or `undefined` once the stream
-     * was touched (the caller then reads through it). */
-    const readWhole = async (): Promise<Uint8Array | undefined> => {
-      if (touched || settled) return undefined;
-      touched = true;
-      armIdle();
-      let bytes: Uint8Array;
-      try {
-        bytes = new Uint8Array(await response.arrayBuffer());
-      } catch (error) {
-        const failure = guard.fetchSignal.aborted ? abortReason() : readFailure(error);
-        fail(failure);
-        throw failure;
-      }
-      if (bytes.byteLength > guard.maxBodyBytes) {
-        const failure = tooLarge();
-        fail(failure);
-        throw failure;
-      }
-      settle();
-      // The stream stands for the body just read: reading it again is an error, as with any
-      // used body.
-      output?.error(new TypeError(`The response body of ${label} was already read`));
-      Object.defineProperty(wrapped, "bodyUsed", { value: true, configurable: true });
-      return bytes;
-    };
-    const fallback = Response.prototype;
-    const methods: Record<string, (bytes: Uint8Array) => unknown> = {
-      arrayBuffer: (bytes) => bytes.buffer,
-      bytes: (bytes) => bytes,
-      text: (bytes) => new TextDecoder().decode(bytes),
-      json: (bytes) => JSON.parse(new TextDecoder().decode(bytes)),
-    };
-    for (const [name, convert] of Object.entries(methods)) {
-      const original = (fallback as unknown as Record<string, () => Promise<unknown>>)[name];
-      if (typeof original !== "function") continue;
-      Object.defineProperty(wrapped, name, {
-        value: async () => {
-          const bytes = await readWhole();
-          return bytes === undefined ? await original.call(wrapped) : convert(bytes);
-        },
-        configurable: true,
-      });
-    }
-  }
-  return wrapped;
-}
-
 /** Cancels a body the caller will never see. */
 function discard(response: Response): void {
   if (response.body !== null && !response.bodyUsed) response.body.cancel().catch(noop);
@@ -914,107 +675,10 @@ function discard(response: Response): void {
 
 function noop(): void {}
 
-/** `count` random bytes as lowercase hex, never all zero (W3C trace context forbids it). */
-function randomHex(count: number): string {
-  const bytes = new Uint8Array(count);
-  do {
-    crypto.getRandomValues(bytes);
-  } while (bytes.every((byte) => byte === 0));
-  let hex = "";
-  for (const byte of bytes) hex += byte.toString(16).padStart(2, "0");
-  return hex;
-}
-
-/** A `Retry-After` value in milliseconds: delta-seconds, or an HTTP-date relative to `now`. */
-function parseRetryAfter(value: string | null, now: number): number | undefined {
-  if (value === null) return undefined;
-  const text = value.trim();
-  if (/^\d+$/.test(text)) return Number(text) * 1000;
-  if (!/[a-z]/i.test(text)) return undefined;
-  const date = Date.parse(text);
-  return Number.isNaN(date) ? undefined : Math.max(0, date - now);
-}
-
-function errorMessage(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
-}
-
-function urlArgument(url: unknown): string {
-  let parsed: URL | undefined;
-  if (url instanceof URL) parsed = url;
-  else if (typeof url === "string" && URL.canParse(url)) parsed = new URL(url);
-  if (parsed === undefined || (parsed.protocol !== "http:" && parsed.protocol !== "https:")) {
-    throw new TypeError(
-      `${REQUEST}: 'url' must be an absolute http or https URL, received ${describe(url)}`,
-    );
-  }
-  return parsed.href;
-}
-
-function numberOption(
-  context: string,
-  name: string,
-  value: unknown,
-  valid: (value: number) => boolean,
-  expected: string,
-): number {
-  if (typeof value === "number" && valid(value)) return value;
-  const error = typeof value === "number" ? RangeError : TypeError;
-  throw new error(`${context}: '${name}' must be ${expected}, received ${describe(value)}`);
-}
-
-function retriesOption(context: string, value: unknown): number {
-  return numberOption(
-    context,
-    "retries",
-    value,
-    (n) => Number.isInteger(n) && n >= 0,
-    "a non-negative integer",
-  );
-}
-
-function timeoutOption(context: string, value: unknown): number {
-  return numberOption(context, "timeout", value, (n) => n > 0, "a positive number");
-}
-
-function delayOption(name: string, value: unknown): number {
-  return numberOption(
-    CLIENT,
-    name,
-    value,
-    (n) => Number.isFinite(n) && n >= 0,
-    "a non-negative finite number",
-  );
-}
-
-function optionalFunction<T>(context: string, name: string, value: T | undefined): T | undefined {
-  if (value === undefined || typeof value === "function") return value;
-  throw new TypeError(`${context}: '${name}' must be a function, received ${describe(value)}`);
-}
-
-function clockOption(context: string, name: string, value: unknown): Clock {
-  if (value === undefined) return systemClock;
-  const clock = value as Partial<Clock> | null;
-  if (
-    typeof clock === "object" && clock !== null && typeof clock.now === "function" &&
-    typeof clock.sleep === "function"
-  ) {
-    return clock as Clock;
-  }
-  throw new TypeError(
-    `${context}: '${name}' must have now() and sleep() methods, received ${describe(value)}`,
-  );
-}
-
-function headersOption(context: string, value: HeadersInit | undefined): Headers {
-  try {
-    return new Headers(value);
-  } catch (error) {
-    throw new TypeError(
-      `${context}: 'headers' must be valid headers, received ${describe(value)} (${
-        errorMessage(error)
-      })`,
-      { cause: error },
-    );
+/** Random hex for a W3C trace or span id, never all zero (trace context forbids it). */
+function randomId(byteCount: number): string {
+  for (;;) {
+    const id = randomHex(byteCount);
+    if (!/^0+$/.test(id)) return id;
   }
 }

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { BadResponseError, parsePage, scanPage } from "../../src/couchdb/all_docs_page.ts";
+import { parsePage, scanPage } from "../../src/couchdb/all_docs_page.ts";
+import { BadResponseError } from "../../src/http/errors.ts";
 import type { AllDocsRow } from "../../src/couchdb/rows.ts";
 import { encodePartitionLines, parsePartitionLines } from "../../src/couchdb/partition_lines.ts";
 

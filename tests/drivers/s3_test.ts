@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import { createHash, createHmac } from "node:crypto";
 import { contractHelpers, runDriverContract } from "../_support/driver_contract.ts";
-import { S3_DEFAULT_PART_BYTES, S3Driver, signS3Request } from "../../drivers/s3.ts";
+import { S3_DEFAULT_PART_BYTES, S3Driver, StorageError } from "../../drivers/s3.ts";
+import { HttpClient, HttpError } from "../../src/http/client.ts";
 import { S3RVER_CREDENTIALS, startS3rver } from "../_support/s3rver.ts";
 
 const { readAll, listAll } = contractHelpers;
@@ -62,11 +63,17 @@ Deno.test("s3 driver", async (t) => {
       const good = driver("creds:");
       await good.put("k", encoder.encode("v"));
       const wrongSecret = driver("creds:", { accessKeyId: "S3RVER", secretAccessKey: "nope" });
-      await assert.rejects(
-        wrongSecret.get("k"),
-        (error: Error) =>
-          /^Cannot get key "k": S3 answered HTTP 403: SignatureDoesNotMatch/.test(error.message),
-      );
+      await assert.rejects(wrongSecret.get("k"), (error: unknown) => {
+        assert.ok(error instanceof StorageError);
+        assert.match(
+          error.message,
+          /^Cannot get key "k": S3 answered HTTP 403: SignatureDoesNotMatch/,
+        );
+        assert.equal(error.code, 403);
+        assert.equal(error.driver, "s3");
+        assert.equal(error.key, "k");
+        return true;
+      });
       await assert.rejects(
         wrongSecret.put("k", encoder.encode("changed")),
         /Cannot put key "k": S3 answered HTTP 403: SignatureDoesNotMatch/,
@@ -85,7 +92,7 @@ Deno.test("s3 driver", async (t) => {
       });
       await assert.rejects(
         lost.get("k"),
-        /^Error: Cannot get key "k": S3 answered HTTP 404: NoSuchBucket/,
+        /^StorageError: Cannot get key "k": S3 answered HTTP 404: NoSuchBucket/,
       );
       await assert.rejects(lost.getStream("k"), /HTTP 404: NoSuchBucket/);
       await assert.rejects(lost.delete("k"), /Cannot delete key "k": S3 answered HTTP 404/);
@@ -129,7 +136,7 @@ Deno.test("s3 driver", async (t) => {
         bucket: server.bucket,
         prefix: "exact:",
         credentials: S3RVER_CREDENTIALS,
-        fetch: counting,
+        http: { fetch: counting },
       });
       await d.put("one", patternStream(S3_DEFAULT_PART_BYTES));
       assert.deepEqual(sent, ["PUT "]);
@@ -192,68 +199,144 @@ Deno.test("s3 driver", async (t) => {
   }
 });
 
-Deno.test("signS3Request matches a hand-built Signature Version 4", async () => {
+/** Signature Version 4 recomputed with node:crypto from a request as sent, as S3 does. */
+function expectedSignature(
+  method: string,
+  url: URL,
+  headers: Headers,
+  secretAccessKey: string,
+): { authorization: string; canonical: string } {
+  const rfc3986 = (text: string) =>
+    encodeURIComponent(text).replace(
+      /[!'()*]/g,
+      (c) => "%" + c.charCodeAt(0).toString(16).toUpperCase(),
+    );
+  const auth =
+    /^AWS4-HMAC-SHA256 Credential=([^/]+)\/(\d{8})\/([^/]+)\/s3\/aws4_request, SignedHeaders=([^,]+), Signature=[0-9a-f]{64}$/
+      .exec(headers.get("authorization") ?? "");
+  assert.ok(auth, `authorization header: ${headers.get("authorization")}`);
+  const [, accessKeyId, day, region, signedHeaders] = auth;
+  const query = url.search === "" ? "" : url.search.slice(1).split("&")
+    .map((pair) => pair.split("=").map((part) => rfc3986(decodeURIComponent(part ?? ""))))
+    .map(([name, value = ""]) => `${name}=${value}`)
+    .sort()
+    .join("&");
+  const canonical = [
+    method,
+    url.pathname.split("/").map((part) => rfc3986(decodeURIComponent(part))).join("/"),
+    query,
+    signedHeaders!.split(";")
+      .map((name) => `${name}:${name === "host" ? url.host : headers.get(name)}\n`)
+      .join(""),
+    signedHeaders,
+    headers.get("x-amz-content-sha256"),
+  ].join("\n");
+  const stringToSign = [
+    "AWS4-HMAC-SHA256",
+    headers.get("x-amz-date"),
+    `${day}/${region}/s3/aws4_request`,
+    createHash("sha256").update(canonical).digest("hex"),
+  ].join("\n");
+  let key = createHmac("sha256", "AWS4" + secretAccessKey).update(day!).digest();
+  for (const part of [region!, "s3", "aws4_request"]) {
+    key = createHmac("sha256", key).update(part).digest();
+  }
+  const signature = createHmac("sha256", key).update(stringToSign).digest("hex");
+  return {
+    authorization: `AWS4-HMAC-SHA256 Credential=${accessKeyId}/${day}/${region}/s3/aws4_request, ` +
+      `SignedHeaders=${signedHeaders}, Signature=${signature}`,
+    canonical,
+  };
+}
+
+Deno.test("s3 driver signs requests with Signature Version 4 as S3 reads them", async () => {
   const credentials = {
     accessKeyId: "AKIDEXAMPLE",
     secretAccessKey: "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
     sessionToken: "token/with+chars=",
   };
+  const sent: { method: string; url: URL; headers: Headers; body: unknown }[] = [];
+  const driver = new S3Driver({
+    endpoint: "http://127.0.0.1:9000",
+    bucket: "bucket",
+    prefix: "v1:",
+    region: "eu-west-3",
+    credentials,
+    http: {
+      fetch: (input, init) => {
+        sent.push({
+          method: init.method ?? "GET",
+          url: new URL(input),
+          headers: new Headers(init.headers),
+          body: init.body,
+        });
+        return Promise.resolve(new Response("", { status: 200 }));
+      },
+    },
+  });
   const body = encoder.encode("hello, s3");
-  const payloadHash = createHash("sha256").update(body).digest("hex");
-  const date = new Date(Date.UTC(2024, 0, 2, 3, 4, 5));
-  // The key "v1:a b/é~" with "/" kept and every other reserved byte encoded.
-  const url = new URL(
-    "http://127.0.0.1:9000/bucket/v1%3Aa%20b/%C3%A9~?uploadId=x%2By&partNumber=2",
-  );
-  const signed = await signS3Request({
-    method: "PUT",
-    url,
-    payloadHash,
-    credentials,
-    region: "eu-west-3",
-    date,
-  });
+  // Raw !*'() (which the URL parser leaves as they are), a space, "+", "%", a slash and UTF-8.
+  await driver.put("a!b*c'(d) e+f%/é~", body);
+  await driver.delete("x");
+  await Array.fromAsync(driver.list({ prefix: "p q" }));
 
-  const canonical = "PUT\n" +
-    "/bucket/v1%3Aa%20b/%C3%A9~\n" +
-    "partNumber=2&uploadId=x%2By\n" +
-    "host:127.0.0.1:9000\n" +
-    `x-amz-content-sha256:${payloadHash}\n` +
-    "x-amz-date:20240102T030405Z\n" +
-    "x-amz-security-token:token/with+chars=\n" +
-    "\n" +
-    "host;x-amz-content-sha256;x-amz-date;x-amz-security-token\n" +
-    payloadHash;
-  assert.equal(signed.canonicalRequest, canonical);
-  const stringToSign = "AWS4-HMAC-SHA256\n20240102T030405Z\n20240102/eu-west-3/s3/aws4_request\n" +
-    createHash("sha256").update(canonical).digest("hex");
-  assert.equal(signed.stringToSign, stringToSign);
-  let key = createHmac("sha256", "AWS4" + credentials.secretAccessKey).update("20240102").digest();
-  for (const part of ["eu-west-3", "s3", "aws4_request"]) {
-    key = createHmac("sha256", key).update(part).digest();
-  }
-  const signature = createHmac("sha256", key).update(stringToSign).digest("hex");
-  assert.equal(signed.signature, signature);
+  assert.equal(sent.length, 3);
+  const [put, del, list] = sent;
+  assert.equal(put!.url.pathname, "/bucket/v1%3Aa%21b%2Ac%27%28d%29%20e%2Bf%25/%C3%A9~");
   assert.equal(
-    signed.headers["authorization"],
-    "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20240102/eu-west-3/s3/aws4_request, " +
-      "SignedHeaders=host;x-amz-content-sha256;x-amz-date;x-amz-security-token, " +
-      `Signature=${signature}`,
+    put!.headers.get("x-amz-content-sha256"),
+    createHash("sha256").update(body).digest("hex"),
   );
-  assert.equal(signed.headers["x-amz-security-token"], credentials.sessionToken);
-  assert.equal(signed.headers["host"], undefined);
+  assert.equal(put!.headers.get("x-amz-security-token"), credentials.sessionToken);
+  assert.match(put!.headers.get("x-amz-date") ?? "", /^\d{8}T\d{6}Z$/);
+  assert.equal(
+    del!.headers.get("x-amz-content-sha256"),
+    "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+  );
+  assert.equal(list!.url.searchParams.get("prefix"), "v1:p q");
+  for (const request of sent) {
+    const expected = expectedSignature(
+      request.method,
+      request.url,
+      request.headers,
+      credentials.secretAccessKey,
+    );
+    assert.equal(request.headers.get("authorization"), expected.authorization, expected.canonical);
+    const signed = expected.authorization.split("SignedHeaders=")[1]!.split(",")[0]!.split(";");
+    for (const name of ["host", "x-amz-content-sha256", "x-amz-date", "x-amz-security-token"]) {
+      assert.ok(signed.includes(name), `${name} is signed`);
+    }
+  }
+  const canonicalPath = expectedSignature(put!.method, put!.url, put!.headers, "x").canonical
+    .split("\n")[1];
+  assert.equal(canonicalPath, "/bucket/v1%3Aa%21b%2Ac%27%28d%29%20e%2Bf%25/%C3%A9~");
+});
 
-  // A path as the URL parser leaves it (with `!*'()` and `:` raw) signs as S3 reads it: each
-  // segment encoded once.
-  const raw = await signS3Request({
-    method: "GET",
-    url: new URL("http://127.0.0.1:9000/bucket/a!b*c'(d):e"),
-    payloadHash,
-    credentials,
-    region: "eu-west-3",
-    date,
-  });
-  assert.equal(raw.canonicalRequest.split("\n")[1], "/bucket/a%21b%2Ac%27%28d%29%3Ae");
+Deno.test("s3 driver's signatures are accepted by a peer that checks them, for any key", async () => {
+  const server = await startS3rver("s3-signing-test");
+  try {
+    const driver = new S3Driver({
+      endpoint: server.endpoint,
+      bucket: server.bucket,
+      prefix: "sig/",
+      credentials: S3RVER_CREDENTIALS,
+    });
+    const keys = ["a!b*c'(d):e", "x+y z", "100%", "semi;colon=eq&amp", "é/中/~", "(", "*"];
+    for (const key of keys) await driver.put(key, encoder.encode(key));
+    for (const key of keys) {
+      assert.equal(new TextDecoder().decode(await driver.get(key)), key);
+      assert.equal(await driver.has(key), true);
+    }
+    assert.deepEqual(await listAll(driver), [...keys].sort());
+    assert.deepEqual(await Array.fromAsync(driver.list({ start: "a!b*c'(d):e", limit: 2 })), [
+      "a!b*c'(d):e",
+      "semi;colon=eq&amp",
+    ]);
+    for (const key of keys) await driver.delete(key);
+    assert.deepEqual(await listAll(driver), []);
+  } finally {
+    await server.close();
+  }
 });
 
 Deno.test("s3 driver rejects bad options before any request", () => {
@@ -293,7 +376,7 @@ Deno.test("s3 driver decodes url-encoded listings and pages with continuation to
     bucket: "bucket",
     prefix: "p:",
     credentials: S3RVER_CREDENTIALS,
-    fetch: fake,
+    http: { fetch: fake },
   });
   assert.deepEqual(await listAll(driver), ["a b+cé", "d&e<"]);
   assert.equal(requests.length, 2);
@@ -311,18 +394,24 @@ Deno.test("s3 driver refuses a listing that says it goes on but gives no token",
     endpoint: "http://127.0.0.1:1",
     bucket: "bucket",
     credentials: S3RVER_CREDENTIALS,
-    fetch: () => Promise.resolve(new Response(page, { status: 200 })),
+    http: { fetch: () => Promise.resolve(new Response(page, { status: 200 })) },
   });
-  await assert.rejects(listAll(driver), /goes on but gave no continuation token/);
+  await assert.rejects(listAll(driver), (error: unknown) => {
+    assert.ok(error instanceof StorageError);
+    assert.match(error.message, /goes on but gave no continuation token/);
+    return true;
+  });
 });
 
-Deno.test("s3 driver sends a request again after 5xx, network errors and timeouts, then gives up", async (t) => {
-  /** A driver over a fetch that plays `script`, one entry per call. */
-  function scripted(script: ("503" | "500" | "reset" | "hang" | "404" | "ok")[]) {
+Deno.test("s3 driver sends requests through HttpClient: retries with jitter and Retry-After, then a StorageError", async (t) => {
+  type Step = "503" | "503-retry-after" | "500" | "reset" | "hang" | "404" | "403" | "ok";
+  /** A driver over a fetch that plays `script`, one entry per call, with a recording clock. */
+  function scripted(script: Step[]) {
     const calls: string[] = [];
+    const sleeps: number[] = [];
     const fake: typeof fetch = (_input, init) => {
       const step = script[calls.length] ?? "ok";
-      calls.push(`${step} ${new Headers(init?.headers).get("x-amz-date")}`);
+      calls.push(`${init?.method} ${step}`);
       switch (step) {
         case "reset":
           return Promise.reject(new TypeError("connection reset"));
@@ -331,10 +420,25 @@ Deno.test("s3 driver sends a request again after 5xx, network errors and timeout
             init?.signal?.addEventListener("abort", () => reject(init.signal!.reason));
           });
         case "ok":
-          return Promise.resolve(new Response("value", { status: 200 }));
+          return Promise.resolve(
+            new Response("<R><UploadId>u1</UploadId></R>", {
+              status: 200,
+              headers: { etag: '"e"' },
+            }),
+          );
         case "404":
           return Promise.resolve(
             new Response("<Error><Code>NoSuchKey</Code></Error>", { status: 404 }),
+          );
+        case "403":
+          return Promise.resolve(
+            new Response("<Error><Code>AccessDenied</Code><Message>no</Message></Error>", {
+              status: 403,
+            }),
+          );
+        case "503-retry-after":
+          return Promise.resolve(
+            new Response("slow down", { status: 503, headers: { "retry-after": "2" } }),
           );
         default:
           return Promise.resolve(new Response("busy", { status: Number(step) }));
@@ -344,18 +448,33 @@ Deno.test("s3 driver sends a request again after 5xx, network errors and timeout
       endpoint: "http://127.0.0.1:1",
       bucket: "bucket",
       credentials: S3RVER_CREDENTIALS,
-      fetch: fake,
-      retries: 3,
-      retryDelayMs: 1,
-      timeoutMs: 50,
+      http: {
+        fetch: fake,
+        retries: 3,
+        backoffBase: 100,
+        timeout: 50,
+        random: () => 0.5,
+        clock: {
+          now: () => 0,
+          sleep: (ms) => (sleeps.push(ms), Promise.resolve()),
+        },
+      },
     });
-    return { driver, calls };
+    return { driver, calls, sleeps };
   }
 
-  await t.step("503, a reset and a hang, then the value", async () => {
-    const { driver, calls } = scripted(["503", "reset", "hang", "ok"]);
-    assert.deepEqual(await driver.get("k"), new TextEncoder().encode("value"));
+  await t.step("503, a reset and a hang, then the value, after jittered backoffs", async () => {
+    const { driver, calls, sleeps } = scripted(["503", "reset", "hang", "ok"]);
+    assert.deepEqual(await driver.get("k"), encoder.encode("<R><UploadId>u1</UploadId></R>"));
     assert.equal(calls.length, 4);
+    // random() * min(backoffMax, 100 * 2 ** (n - 1)), with random() = 0.5.
+    assert.deepEqual(sleeps, [50, 100, 200]);
+  });
+
+  await t.step("a 503 with Retry-After waits what S3 asked for", async () => {
+    const { driver, sleeps } = scripted(["503-retry-after", "ok"]);
+    assert.equal(await driver.has("k"), true);
+    assert.deepEqual(sleeps, [2000]);
   });
 
   await t.step("a 404 is an answer, sent once", async () => {
@@ -364,27 +483,83 @@ Deno.test("s3 driver sends a request again after 5xx, network errors and timeout
     assert.equal(calls.length, 1);
   });
 
-  await t.step("after its retries the last failure is the error", async () => {
-    const busy = scripted(["503", "503", "503", "503", "ok"]);
-    await assert.rejects(busy.driver.get("k"), /Cannot get key "k": S3 answered HTTP 503/);
-    assert.equal(busy.calls.length, 4);
-    const hung = scripted(["hang", "hang", "hang", "hang"]);
-    await assert.rejects(hung.driver.get("k"), /no response headers within 50 ms/);
-    assert.equal(hung.calls.length, 4);
+  await t.step("a 403 is a StorageError at once", async () => {
+    const { driver, calls } = scripted(["403"]);
+    await assert.rejects(driver.delete("k"), (error: unknown) => {
+      assert.ok(error instanceof StorageError);
+      assert.equal(error.message, 'Cannot delete key "k": S3 answered HTTP 403: AccessDenied (no)');
+      assert.equal(error.code, 403);
+      return true;
+    });
+    assert.equal(calls.length, 1);
   });
 
-  await t.step("bad retry options are refused", () => {
-    for (const bad of [{ retries: -1 }, { retryDelayMs: 1.5 }, { timeoutMs: NaN }]) {
-      assert.throws(
-        () =>
-          new S3Driver({
-            endpoint: "http://127.0.0.1:1",
-            bucket: "bucket",
-            credentials: S3RVER_CREDENTIALS,
-            ...bad,
-          }),
-        RangeError,
+  await t.step("after its retries the last failure is a StorageError", async () => {
+    const busy = scripted(["503", "503", "503", "503", "ok"]);
+    await assert.rejects(busy.driver.get("k"), (error: unknown) => {
+      assert.ok(error instanceof StorageError);
+      assert.equal(error.message, 'Cannot get key "k": S3 answered HTTP 503 after 4 attempts');
+      assert.equal(error.code, 503);
+      assert.equal(error.key, "k");
+      assert.ok(error.cause instanceof HttpError);
+      return true;
+    });
+    assert.equal(busy.calls.length, 4);
+    const hung = scripted(["hang", "hang", "hang", "hang"]);
+    await assert.rejects(hung.driver.get("k"), (error: unknown) => {
+      assert.ok(error instanceof StorageError);
+      assert.match(
+        error.message,
+        /^Cannot get key "k": S3 request failed: .*no response headers within 50 ms/,
       );
-    }
+      assert.equal(error.code, undefined);
+      return true;
+    });
+    assert.equal(hung.calls.length, 4);
+    const reset = scripted(["reset", "reset", "reset", "reset"]);
+    await assert.rejects(reset.driver.put("k", encoder.encode("v")), StorageError);
+    assert.deepEqual(reset.calls, ["PUT reset", "PUT reset", "PUT reset", "PUT reset"]);
+  });
+
+  await t.step("the multipart POSTs are sent again too", async () => {
+    const { driver, calls } = scripted(["503", "ok", "ok", "ok", "500", "ok"]);
+    await driver.put("big", patternStream(S3_DEFAULT_PART_BYTES + 1));
+    assert.deepEqual(calls, [
+      "POST 503",
+      "POST ok",
+      "PUT ok",
+      "PUT ok",
+      "POST 500",
+      "POST ok",
+    ]);
+  });
+
+  await t.step("client options are checked, and a client can be given", async () => {
+    const base = {
+      endpoint: "http://127.0.0.1:1",
+      bucket: "bucket",
+      credentials: S3RVER_CREDENTIALS,
+    };
+    assert.throws(
+      () => new S3Driver({ ...base, http: { retries: -1 } }),
+      new RangeError(
+        "Cannot create HTTP client: 'retries' must be a non-negative integer, received -1",
+      ),
+    );
+    assert.throws(() => new S3Driver({ ...base, http: { timeout: NaN } }), RangeError);
+    const client = new HttpClient({
+      fetch: () => Promise.resolve(new Response(null, { status: 200 })),
+    });
+    assert.throws(
+      () => new S3Driver({ ...base, client, http: {} }),
+      new TypeError("Cannot use S3 client: give 'client' or 'http', not both"),
+    );
+    assert.throws(
+      () => new S3Driver({ ...base, client: {} as HttpClient }),
+      new TypeError("Cannot use S3 client: 'client' must be an HttpClient"),
+    );
+    const driver = new S3Driver({ ...base, client });
+    assert.equal(await driver.has("k"), true);
+    assert.equal(client.stats.requests, 1);
   });
 });

@@ -5,6 +5,7 @@ import {
   type HttpClientOptions,
   HttpError,
   type HttpEvent,
+  type RequestOptions,
 } from "../../src/http/client.ts";
 import { TokenBucket } from "../../src/http/token_bucket.ts";
 import { VERSION } from "../../src/version.ts";
@@ -890,6 +891,191 @@ Deno.test("HttpClient sends a W3C traceparent on every attempt", async (t) => {
   });
 });
 
+/** What a server saw of each request: method, body bytes and a header. */
+interface Seen {
+  method: string;
+  body: Uint8Array;
+  contentType: string | null;
+}
+
+/** A server answering from `statuses` in turn (the last repeats), recording every request. */
+async function withRecordingServer(
+  statuses: number[],
+  fn: (base: string, seen: Seen[]) => Promise<void>,
+): Promise<void> {
+  const seen: Seen[] = [];
+  await withServer(async (request) => {
+    const body = new Uint8Array(await request.arrayBuffer());
+    seen.push({ method: request.method, body, contentType: request.headers.get("content-type") });
+    const status = statuses[Math.min(seen.length - 1, statuses.length - 1)]!;
+    return new Response(status === 200 ? "stored" : `status ${status}`, { status });
+  }, (base) => fn(base, seen));
+}
+
+Deno.test("HttpClient sends any method with a body, and sends the same body on a retry", async (t) => {
+  const bytes = new Uint8Array(300_000).map((_, i) => (i * 7) & 0xff);
+
+  await t.step("PUT bytes: a 503, then the same bytes again", async () => {
+    await withRecordingServer([503, 200], async (base, seen) => {
+      const { client, events } = makeClient();
+      const response = await client.request(`${base}/object`, { method: "PUT", body: bytes });
+      assert.equal(response.status, 200);
+      assert.equal(await response.text(), "stored");
+      assert.deepEqual(seen.map((s) => s.method), ["PUT", "PUT"]);
+      assert.deepEqual(seen[0]!.body, bytes);
+      assert.deepEqual(seen[1]!.body, bytes);
+      assert.equal(events.filter((e) => e.type === "retry").length, 1);
+      assert.equal(client.stats.inFlight, 0);
+    });
+  });
+
+  await t.step("every replayable kind of body arrives whole after a retry", async () => {
+    const bodies: [string, () => RequestOptions["body"], string][] = [
+      ["string", () => "héllo", "héllo"],
+      ["ArrayBuffer", () => encoder.encode("buffer").buffer as ArrayBuffer, "buffer"],
+      ["a view into a larger buffer", () => encoder.encode("xxviewxx").subarray(2, 6), "view"],
+      ["Blob", () => new Blob(["blob"], { type: "text/x-blob" }), "blob"],
+      ["URLSearchParams", () => new URLSearchParams({ a: "1", b: "two words" }), "a=1&b=two+words"],
+    ];
+    for (const [name, make, expected] of bodies) {
+      await withRecordingServer([500, 200], async (base, seen) => {
+        const { client } = makeClient();
+        const response = await client.request(`${base}/x`, {
+          method: "PATCH",
+          body: make(),
+          idempotent: true,
+        });
+        await response.body?.cancel();
+        assert.deepEqual(seen.map((s) => decoder.decode(s.body)), [expected, expected], name);
+      });
+    }
+  });
+
+  await t.step("a stream body from a function: a new stream for each attempt", async () => {
+    await withRecordingServer([503, 502, 200], async (base, seen) => {
+      const { client } = makeClient();
+      let made = 0;
+      const response = await client.request(`${base}/stream`, {
+        method: "PUT",
+        body: () => {
+          made++;
+          let sent = 0;
+          return new ReadableStream<Uint8Array>({
+            pull(controller) {
+              if (sent >= bytes.length) return controller.close();
+              controller.enqueue(bytes.slice(sent, sent + 65_536));
+              sent += 65_536;
+            },
+          });
+        },
+      });
+      assert.equal(response.status, 200);
+      await response.body?.cancel();
+      assert.equal(made, 3);
+      assert.equal(seen.length, 3);
+      for (const request of seen) assert.deepEqual(request.body, bytes);
+    });
+  });
+
+  await t.step("a body function that throws rejects with its error and holds no slot", async () => {
+    const client = new HttpClient({ fetch: () => assert.fail("fetch must not be called") });
+    const broken = new Error("no body today");
+    await assert.rejects(
+      client.request("http://127.0.0.1:9/x", {
+        method: "PUT",
+        body: () => {
+          throw broken;
+        },
+      }),
+      (error) => error === broken,
+    );
+    assert.equal(client.stats.inFlight, 0);
+  });
+
+  await t.step("methods are sent as fetch writes them", async () => {
+    await withRecordingServer([200], async (base, seen) => {
+      const { client } = makeClient();
+      for (const method of ["delete", "options", "post", "PATCH", "PROPFIND"]) {
+        const response = await client.request(`${base}/m`, { method });
+        await response.body?.cancel();
+      }
+      assert.deepEqual(seen.map((s) => s.method), [
+        "DELETE",
+        "OPTIONS",
+        "POST",
+        "PATCH",
+        "PROPFIND",
+      ]);
+    });
+  });
+});
+
+Deno.test("HttpClient sends a request that is not idempotent once, unless told it may repeat", async (t) => {
+  await t.step("POST answered 503: one attempt, then HttpError", async () => {
+    await withRecordingServer([503, 200], async (base, seen) => {
+      const { client, events } = makeClient();
+      await assert.rejects(
+        client.request(`${base}/x`, { method: "POST", body: "once", retries: 5 }),
+        (error: unknown) => {
+          assert.ok(error instanceof HttpError);
+          assert.equal(error.status, 503);
+          assert.equal(error.attempts, 1);
+          assert.match(
+            error.message,
+            /^POST http:\/\/127\.0\.0\.1:\d+\/x failed after 1 attempt: HTTP 503$/,
+          );
+          return true;
+        },
+      );
+      assert.equal(seen.length, 1);
+      assert.equal(events.some((e) => e.type === "retry"), false);
+      assert.equal(client.stats.inFlight, 0);
+    });
+  });
+
+  await t.step("PATCH cut off mid-answer: one attempt", async () => {
+    let connections = 0;
+    await withTcpServer(async (conn) => {
+      connections++;
+      await readHead(conn);
+      await writeAll(conn, "HTTP/1.1 200 OK\r\nContent-Le");
+      conn.close();
+    }, async (base) => {
+      const { client } = makeClient();
+      await assert.rejects(
+        client.request(`${base}/x`, { method: "PATCH", body: "{}" }),
+        (error: unknown) => error instanceof HttpError && error.attempts === 1,
+      );
+      assert.equal(connections, 1);
+    });
+  });
+
+  await t.step("POST with idempotent: true is retried with the same body", async () => {
+    await withRecordingServer([503, 429, 200], async (base, seen) => {
+      const { client } = makeClient();
+      const response = await client.request(`${base}/x`, {
+        method: "POST",
+        body: "again",
+        idempotent: true,
+      });
+      assert.equal(await response.text(), "stored");
+      assert.deepEqual(seen.map((s) => decoder.decode(s.body)), ["again", "again", "again"]);
+      assert.equal(seen[0]!.contentType, "text/plain;charset=UTF-8");
+    });
+  });
+
+  await t.step("PUT with idempotent: false is sent once", async () => {
+    await withRecordingServer([500, 200], async (base, seen) => {
+      const { client } = makeClient();
+      await assert.rejects(
+        client.request(`${base}/x`, { method: "PUT", body: "x", idempotent: false }),
+        HttpError,
+      );
+      assert.equal(seen.length, 1);
+    });
+  });
+});
+
 Deno.test("HttpClient sends its user-agent and merges headers", async (t) => {
   const seen: Headers[] = [];
   await withServer((request) => {
@@ -1129,8 +1315,47 @@ Deno.test("HttpClient validates its options", async (t) => {
       ),
     );
     await assert.rejects(
-      client.request("http://127.0.0.1:9/x", { method: "POST" as "GET" }),
-      new RangeError(`Cannot send HTTP request: 'method' must be "GET" or "HEAD", received "POST"`),
+      client.request("http://127.0.0.1:9/x", { method: "CONNECT" }),
+      new RangeError(
+        `Cannot send HTTP request: 'method' must be an HTTP method other than CONNECT, TRACE ` +
+          `and TRACK, received "CONNECT"`,
+      ),
+    );
+    await assert.rejects(
+      client.request("http://127.0.0.1:9/x", { method: "GE T" }),
+      new RangeError(
+        `Cannot send HTTP request: 'method' must be an HTTP method other than CONNECT, TRACE ` +
+          `and TRACK, received "GE T"`,
+      ),
+    );
+    await assert.rejects(
+      client.request("http://127.0.0.1:9/x", { method: 1 as unknown as string }),
+      new TypeError(`Cannot send HTTP request: 'method' must be a string, received 1`),
+    );
+    await assert.rejects(
+      client.request("http://127.0.0.1:9/x", { method: "HEAD", body: "x" }),
+      new TypeError(
+        `Cannot send HTTP request: 'body' must be undefined for a HEAD request, received "x"`,
+      ),
+    );
+    await assert.rejects(
+      client.request("http://127.0.0.1:9/x", {
+        method: "PUT",
+        body: new ReadableStream() as unknown as string,
+      }),
+      new TypeError(
+        "Cannot send HTTP request: 'body' must be a string, Uint8Array, ArrayBuffer, Blob, " +
+          "URLSearchParams or a function returning a new body for each attempt, received a " +
+          "ReadableStream (pass a function making one)",
+      ),
+    );
+    await assert.rejects(
+      client.request("http://127.0.0.1:9/x", { method: "POST", idempotent: "yes" as never }),
+      new TypeError(`Cannot send HTTP request: 'idempotent' must be a boolean, received "yes"`),
+    );
+    await assert.rejects(
+      client.request("http://127.0.0.1:9/x", { traceId: "0".repeat(32) }),
+      RangeError,
     );
   });
 });
