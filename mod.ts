@@ -1,9 +1,22 @@
 /**
  * _all_docs: mirror npm registry metadata at scale.
  *
- * The core is runtime-agnostic: it takes an injected `fetch`, storage driver and clock, and uses
- * web standards only. Storage drivers are subpath exports (`./drivers/memory`, `./drivers/fs`,
- * `./drivers/deno_kv`).
+ * The core is runtime-agnostic: it takes an injected `fetch` (through {@linkcode HttpClient}), a
+ * storage driver and a clock, and uses web standards only. The exports below are grouped by how
+ * often a user needs them:
+ *
+ * 1. **Jobs**: refresh partitions from `_all_docs`, fetch or sync packuments, build the index,
+ *    export the cache, report a partition set's status.
+ * 2. **Cache and storage**: {@linkcode Cache} over any {@linkcode StorageDriver}, the key format,
+ *    and the errors a caller branches on.
+ * 3. **HTTP**: {@linkcode HttpClient} (retries, `Retry-After`, rate limit, timeouts) and its
+ *    errors.
+ * 4. **CouchDB and npm rules**: reading a key range, pivots, package names, media types, the
+ *    corgi derivation.
+ * 5. **Runtime**: the clock and the version.
+ *
+ * Storage drivers are subpath exports (`./drivers/memory`, `./drivers/fs`, `./drivers/deno_kv`,
+ * `./drivers/s3`, `./drivers/cloudflare_kv`); the read replica's Hono app is `./replica`.
  *
  * @example Cache an entry in memory
  * ```ts
@@ -19,27 +32,134 @@
  * @module
  */
 
-export * from "./src/storage/keys.ts";
-export * from "./src/storage/cache.ts";
-export * from "./src/clock.ts";
-export * from "./src/storage/driver.ts";
-export * from "./src/http/client.ts";
-export * from "./src/http/errors.ts";
-export * from "./src/http/token_bucket.ts";
-export * from "./src/_util/bloom.ts";
-export * from "./src/runtime.ts";
-export * from "./src/version.ts";
-export * from "./src/couchdb/pivots.ts";
-export * from "./src/couchdb/rows.ts";
-export * from "./src/couchdb/all_docs.ts";
-export * from "./src/storage/checkpoint.ts";
-export * from "./src/jobs/refresh_partitions.ts";
-export * from "./src/couchdb/partition_lines.ts";
-export * from "./src/jobs/create_index.ts";
-export * from "./src/npm/package_name.ts";
-export * from "./src/jobs/fetch_packuments.ts";
-export * from "./src/jobs/sync_packuments.ts";
-export * from "./src/jobs/partition_status.ts";
-export * from "./src/jobs/index_lines.ts";
-export * from "./src/npm/media_types.ts";
-export * from "./src/jobs/export.ts";
+// 1. Jobs
+export {
+  type FailedPartition,
+  type RefreshEvent,
+  refreshPartitions,
+  type RefreshPartitionsOptions,
+  type RefreshSummary,
+} from "./src/jobs/refresh_partitions.ts";
+export {
+  fetchPackument,
+  type FetchPackumentOptions,
+  fetchPackuments,
+  type FetchSummary,
+  type PackumentOutcome,
+  type PackumentResult,
+  type RegistryTarget,
+} from "./src/jobs/fetch_packuments.ts";
+export {
+  syncPackuments,
+  type SyncPackumentsOptions,
+  type SyncSummary,
+} from "./src/jobs/sync_packuments.ts";
+export { indexBatches, indexRows } from "./src/jobs/create_index.ts";
+export { indexLines, type IndexLinesOptions } from "./src/jobs/index_lines.ts";
+export { exportEntries, type ExportOptions } from "./src/jobs/export.ts";
+export {
+  type CachedPartition,
+  type FailedPartitionStatus,
+  listCachedPartitions,
+  type ListCachedPartitionsOptions,
+  type PartitionSetStatus,
+  partitionSetStatus,
+  type PartitionSetStatusOptions,
+} from "./src/jobs/partition_status.ts";
+
+// 2. Cache and storage
+export {
+  Cache,
+  type CacheEntry,
+  type CacheEntryInfo,
+  CacheIntegrityError,
+  type CacheMetadata,
+  type CacheOptions,
+  type CacheStats,
+  type Freshness,
+  type GetOptions,
+  type Sha256Hasher,
+} from "./src/storage/cache.ts";
+export {
+  compareKeys,
+  type ListOptions,
+  type StorageDriver,
+  StorageError,
+  type StorageErrorOptions,
+  type StorageLimits,
+  type StorageValue,
+} from "./src/storage/driver.ts";
+export {
+  KEY_VERSION,
+  type KeyParts,
+  keyPrefix,
+  originFromKey,
+  originKey,
+  packumentKey,
+  type PackumentKeyParts,
+  parseKey,
+  partitionKey,
+  type PartitionKeyParts,
+  type Representation,
+  validateOriginKey,
+} from "./src/storage/keys.ts";
+export {
+  listPartitionSets,
+  type PartitionSetRecord,
+  type PartitionState,
+  type PartitionStatus,
+} from "./src/storage/checkpoint.ts";
+
+// 3. HTTP
+export {
+  type ConditionalRequest,
+  type FetchFunction,
+  HttpClient,
+  type HttpClientOptions,
+  type HttpClientStats,
+  type HttpEvent,
+  type HttpRequestEvent,
+  type HttpResponseEvent,
+  type HttpRetryEvent,
+  type RequestBody,
+  type RequestOptions,
+  type RetryReason,
+} from "./src/http/client.ts";
+export { BadResponseError, HttpError, type HttpErrorOptions } from "./src/http/errors.ts";
+
+// 4. CouchDB and npm rules
+export {
+  type AllDocsPage,
+  allDocsUrl,
+  type RangeRead,
+  readRange,
+  type ReadRangeOptions,
+} from "./src/couchdb/all_docs.ts";
+export { type AllDocsRow, type KeyRange, MAX_PAGE_LIMIT } from "./src/couchdb/rows.ts";
+export { partitionRows } from "./src/couchdb/partition_lines.ts";
+export {
+  parsePivots,
+  type PartitionRange,
+  partitionSetId,
+  PivotError,
+  rangesFromPivots,
+  validatePivots,
+} from "./src/couchdb/pivots.ts";
+export {
+  encodePackageName,
+  type NameList,
+  type NameListProblem,
+  packageNameProblem,
+  parseNameList,
+} from "./src/npm/package_name.ts";
+export {
+  ACCEPT,
+  acceptsAbbreviated,
+  CORGI_MEDIA_TYPE,
+  FULL_MEDIA_TYPE,
+} from "./src/npm/media_types.ts";
+export { ABBREVIATED_VERSION_FIELDS, abbreviatePackument } from "./src/npm/corgi.ts";
+
+// 5. Runtime
+export { type Clock, systemClock } from "./src/clock.ts";
+export { VERSION } from "./src/version.ts";

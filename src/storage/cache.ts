@@ -32,13 +32,11 @@ import {
   type Sha256Hasher,
   verifying,
 } from "./integrity.ts";
-import { type CacheMap, cacheMap } from "./cache_map.ts";
 
 // What moved out of this module stays importable from here (and from mod.ts) as before.
 export type { CacheEntry, CacheEntryInfo, CacheMetadata } from "./entry.ts";
 export { type Freshness, freshness, maxAgeSeconds } from "./freshness.ts";
 export { CacheIntegrityError, type Sha256Hasher } from "./integrity.ts";
-export type { CacheMap } from "./cache_map.ts";
 
 /** Options for {@linkcode Cache.open}. */
 export interface CacheOptions {
@@ -512,15 +510,6 @@ export class Cache {
    */
   freshness(info: CacheEntryInfo): Freshness {
     return freshness(info, this.clock.now(), this.#defaultMaxAgeMs);
-  }
-
-  /**
-   * A Map-like view whose values are body bytes.
-   *
-   * @returns The view.
-   */
-  asMap(): CacheMap {
-    return cacheMap(this);
   }
 }
 

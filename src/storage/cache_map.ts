@@ -1,5 +1,5 @@
 /**
- * A read-only async Map view over a cache, whose values are body bytes (`Cache.asMap()`).
+ * A read-only async Map view over a cache, whose values are body bytes (`cacheMap(cache)`).
  *
  * @module
  */

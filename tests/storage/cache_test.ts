@@ -5,6 +5,7 @@ import { BODY_PREFIX } from "../../src/storage/keys.ts";
 import type { Clock } from "../../src/clock.ts";
 import type { StorageDriver, StorageValue } from "../../src/storage/driver.ts";
 import { MemoryDriver } from "../../drivers/memory.ts";
+import { cacheMap } from "../../src/storage/cache_map.ts";
 import { FsDriver } from "../../drivers/fs.ts";
 import { DenoKvDriver } from "../../drivers/deno_kv.deno.ts";
 
@@ -392,8 +393,8 @@ Deno.test("Cache goes without a bloom filter when seeding passes 'seedLimit' key
   }
 });
 
-Deno.test("Cache.asMap() is a Map-like view of bodies", async () => {
-  const map = (await Cache.open(new MemoryDriver())).asMap();
+Deno.test("cacheMap() is a Map-like view of a cache's bodies", async () => {
+  const map = cacheMap(await Cache.open(new MemoryDriver()));
   assert.equal(await map.set("v1:a", enc.encode("A")), map);
   await map.set("v1:b", enc.encode("B"));
   assert.deepEqual(await map.get("v1:a"), enc.encode("A"));
