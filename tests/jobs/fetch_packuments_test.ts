@@ -1,6 +1,5 @@
 import assert from "node:assert/strict";
 import { Cache } from "../../src/storage/cache.ts";
-import type { Clock } from "../../src/clock.ts";
 import { HttpClient } from "../../src/http/client.ts";
 import { originKey, packumentKey } from "../../src/storage/keys.ts";
 import {
@@ -10,6 +9,7 @@ import {
 } from "../../src/jobs/fetch_packuments.ts";
 import { MemoryDriver } from "../../drivers/memory.ts";
 import { loadFixturePackuments } from "../_support/packuments.ts";
+import { FakeClock } from "../_support/fake_clock.ts";
 import {
   type Fault,
   onlyName,
@@ -17,23 +17,10 @@ import {
   startRegistryFixture,
 } from "../_support/registry_fixture.ts";
 
-function fakeClock(): Clock & { t: number } {
-  return {
-    t: 1_800_000_000_000,
-    now() {
-      return this.t;
-    },
-    sleep(ms: number) {
-      this.t += ms;
-      return Promise.resolve();
-    },
-  };
-}
-
 async function setup(options: Parameters<typeof startRegistryFixture>[0] = {}) {
   const packuments = await loadFixturePackuments();
   const fixture = await startRegistryFixture({ packuments, ...options });
-  const clock = fakeClock();
+  const clock = new FakeClock();
   const client = new HttpClient({ fetch: (i, init) => fetch(i, init), clock, retries: 4 });
   const cache = await Cache.open(new MemoryDriver(), { clock });
   const target = { url: fixture.url, originKey: originKey(fixture.url) };
@@ -112,16 +99,16 @@ Deno.test("fetchPackument() uses fresh entries, revalidates stale ones, and refe
     const key = packumentKey(target.originKey, "left-pad");
     assert.equal((await fetchPackument(client, cache, "left-pad", opts)).outcome, "fetched");
     const first = await cache.info(key);
-    clock.t += 299_000;
+    clock.advance(299_000);
     assert.equal((await fetchPackument(client, cache, "left-pad", opts)).outcome, "cached");
     assert.equal(fixture.requests.length, 1, "no request within max-age");
-    clock.t += 2_000;
+    clock.advance(2_000);
     assert.equal((await fetchPackument(client, cache, "left-pad", opts)).outcome, "revalidated");
     const last = fixture.requests.at(-1)!;
     assert.equal(last.status, 304);
     assert.equal(last.ifNoneMatch, first!.etag);
     const second = await cache.info(key);
-    assert.equal(second!.fetchedAt, clock.t);
+    assert.equal(second!.fetchedAt, clock.now());
     assert.equal(second!.integrity, first!.integrity);
     // --refresh revalidates at once, and downloads only what changed.
     assert.equal(
@@ -154,7 +141,7 @@ Deno.test("fetchPackument() revalidates with If-Modified-Since where there is no
       puts.push(args[0]);
       return put(...args);
     };
-    clock.t += 301_000;
+    clock.advance(301_000);
     assert.equal(cache.freshness(first!).fresh, false);
     assert.equal((await fetchPackument(client, cache, "left-pad", opts)).outcome, "revalidated");
     const last = fixture.requests.at(-1)!;
@@ -163,11 +150,11 @@ Deno.test("fetchPackument() revalidates with If-Modified-Since where there is no
     assert.equal(last.ifNoneMatch, undefined);
     assert.deepEqual(puts, [], "a 304 does not rewrite the body");
     const second = await cache.info(key);
-    assert.equal(second!.fetchedAt, clock.t, "the 304 renewed its freshness");
+    assert.equal(second!.fetchedAt, clock.now(), "the 304 renewed its freshness");
     assert.equal(second!.integrity, first!.integrity);
     assert.equal(second!.lastModified, first!.lastModified);
     assert.deepEqual(await body(cache, key), fixture.expectedBody("left-pad", "full"));
-    clock.t += 299_000;
+    clock.advance(299_000);
     assert.equal((await fetchPackument(client, cache, "left-pad", opts)).outcome, "cached");
     assert.equal(fixture.requests.length, 2, "fresh again: no request");
     // A document modified since is sent whole and stored.
@@ -175,7 +162,7 @@ Deno.test("fetchPackument() revalidates with If-Modified-Since where there is no
     changed["dist-tags"].next = "9.9.9";
     changed.time.modified = new Date(Date.parse(first!.lastModified!) + 86_400_000).toISOString();
     fixture.set("left-pad", JSON.stringify(changed));
-    clock.t += 2_000;
+    clock.advance(2_000);
     assert.equal((await fetchPackument(client, cache, "left-pad", opts)).outcome, "fetched");
     assert.equal(fixture.requests.at(-1)!.ifModifiedSince, first!.lastModified);
     assert.deepEqual(puts, [key]);
@@ -200,7 +187,7 @@ Deno.test("fetchPackument() records a 404 as a result, fresh for a short while",
       "not-found",
     );
     assert.equal(fixture.requests.length, 1);
-    clock.t += 301_000;
+    clock.advance(301_000);
     await fetchPackument(client, cache, "no-such-package", opts);
     assert.equal(fixture.requests.length, 2);
     assert.equal(fixture.requests[1]!.ifNoneMatch, undefined, "a 404 is not revalidated");
@@ -272,7 +259,7 @@ Deno.test("fetchPackument() reports a name that keeps failing and keeps the old 
       faults: () => ({ kind: "status", status: 503 }),
     });
     try {
-      clock.t += 400_000;
+      clock.advance(400_000);
       const result = await fetchPackument(client, cache, "ms", {
         registryFor: () => ({ ...target, url: broken.url }),
       });
@@ -298,7 +285,7 @@ Deno.test("fetchPackument() sends a token only to the registry it belongs to", a
     token: "s3cret-token",
   });
   try {
-    const clock = fakeClock();
+    const clock = new FakeClock();
     const client = new HttpClient({ fetch: (i, init) => fetch(i, init), clock });
     const cache = await Cache.open(new MemoryDriver(), { clock });
     const registryFor = (name: string) =>
