@@ -251,6 +251,8 @@ const FETCH_HELP =
   "Each name is fetched once. A cached entry within its max-age is used without a\n" +
   "request; an expired one is revalidated with If-None-Match / If-Modified-Since (a 304\n" +
   "renews it without rewriting the body); a 404 is recorded and reported as not found.\n" +
+  "A 200 that is not a JSON object (a login page: not a JSON content type, or not\n" +
+  "starting with '{' and ending with '}') fails that name at once and is not cached.\n" +
   "Bodies stream to storage byte for byte with a sha256 integrity. Transient failures\n" +
   "(network errors, 408, 429, 5xx, timeouts, cut bodies) are retried; names that still\n" +
   "fail are listed and the run exits 1. A killed run resumes: what it stored is fresh.\n\n" +

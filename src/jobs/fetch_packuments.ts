@@ -9,6 +9,9 @@
  *   freshness without rewriting the body (`revalidated`);
  * - otherwise the body is streamed into the cache (`fetched`), its `_rev` noted for syncing;
  * - a 404 is stored with a short freshness and reported (`not-found`);
+ * - a 200 whose body is not a JSON object (a login page, a captive portal: a content type other
+ *   than a JSON one, or a body that does not start with `{` and end with `}`) is a failure of
+ *   that name (`failed`), not retried and never cached; the check runs while the body streams;
  * - transient failures are retried by the HTTP client; a body cut short is fetched again; what
  *   still fails is reported (`failed`) and the previous entry, if any, is kept.
  *
@@ -25,6 +28,16 @@ import { ACCEPT } from "../npm/media_types.ts";
 import { parseContentLength, WHOLE_BODY_MAX } from "../http/headers.ts";
 import { readRev, revScanner } from "../npm/rev.ts";
 import { runPool } from "../_util/pool.ts";
+import {
+  assertJsonObject,
+  contentTypeProblem,
+  jsonObjectGuard,
+  NotJsonObjectError,
+  objectBytesProblem,
+} from "./_json_object.ts";
+
+/** What a 404 is recorded with when its body is not a JSON object (npm's own 404 body). */
+const NOT_FOUND_BODY = new TextEncoder().encode('{"error":"Not found"}');
 
 /** Where a name's packument comes from. */
 export interface RegistryTarget {
@@ -137,8 +150,12 @@ export function fetchPackument(
       try {
         return await store(response);
       } catch (error) {
-        // The body broke off while streaming: ask again.
         if (options.signal?.aborted) throw error;
+        // An answer that is not a packument: asking again would get the same page.
+        if (error instanceof NotJsonObjectError) {
+          return { name, outcome: "failed", bytes: 0, error: error.message };
+        }
+        // The body broke off while streaming: ask again.
         if (attempt >= attempts) {
           return { name, outcome: "failed", bytes: 0, error: (error as Error).message };
         }
@@ -161,10 +178,13 @@ export function fetchPackument(
       }
       if (response.status === 404) {
         const body = new Uint8Array(await response.arrayBuffer());
-        await cache.put(key, body, {
+        // Only a JSON object is kept as the record of a 404, so that every cached body is one.
+        const json = contentTypeProblem(response.headers.get("content-type")) === undefined &&
+          objectBytesProblem(body) === undefined;
+        await cache.put(key, json ? body : NOT_FOUND_BODY, {
           status: 404,
           cacheControl: `max-age=${options.notFoundMaxAge ?? 300}`,
-          contentType: response.headers.get("content-type") ?? "application/json",
+          contentType: (json ? response.headers.get("content-type") : null) ?? "application/json",
           representation,
         }, { absent: info === undefined });
         return { name, outcome: "not-found", bytes: body.length };
@@ -178,6 +198,11 @@ export function fetchPackument(
           error: `GET ${url} answered ${response.status} ${text.slice(0, 120)}`.trim(),
         };
       }
+      const typeProblem = contentTypeProblem(response.headers.get("content-type"));
+      if (typeProblem) {
+        await response.body.cancel();
+        throw new NotJsonObjectError(`GET ${url}: ${typeProblem}`);
+      }
       const length = parseContentLength(response.headers.get("content-length"));
       let body: Uint8Array | ReadableStream<Uint8Array>;
       let revFound: () => string | undefined;
@@ -189,11 +214,12 @@ export function fetchPackument(
       ) {
         // A small body costs less read whole than piped through streams.
         const bytes = new Uint8Array(await response.arrayBuffer());
+        assertJsonObject(url, bytes);
         body = bytes;
         revFound = () => readRev(bytes);
       } else {
         const scan = revScanner();
-        body = response.body.pipeThrough(scan.stream);
+        body = response.body.pipeThrough(jsonObjectGuard(url)).pipeThrough(scan.stream);
         revFound = scan.rev;
       }
       const stored = await cache.put(key, body, () => {

@@ -321,3 +321,63 @@ Deno.test("fetchPackument() sends a token only to the registry it belongs to", a
     await private_.close();
   }
 });
+
+Deno.test("fetchPackuments() fails a 200 that is not a JSON object, once, and caches nothing", async () => {
+  const html = onlyName("ms", () => ({ kind: "content-type" }));
+  const cut = onlyName("chalk", () => ({ kind: "bad-json" }));
+  const { fixture, client, cache, opts, names, target } = await setup({
+    faults: (request) => html(request) ?? cut(request),
+  });
+  try {
+    const summary = await fetchPackuments(client, cache, names, opts);
+    assert.deepEqual(summary.failed.map((f) => f.name).sort(), ["chalk", "ms"]);
+    assert.match(summary.failed.find((f) => f.name === "ms")!.error!, /text\/html.*not JSON/);
+    assert.match(summary.failed.find((f) => f.name === "chalk")!.error!, /does not end with '}'/);
+    assert.equal(summary.outcomes.fetched, names.length - 2);
+    for (const name of ["ms", "chalk"]) {
+      assert.equal(requestsFor(fixture, name).length, 1, `${name} is not asked again`);
+      assert.equal(await cache.info(packumentKey(target.originKey, name)), undefined, name);
+    }
+  } finally {
+    await fixture.close();
+  }
+});
+
+Deno.test("fetchPackument() checks a streamed body's first and last bytes, and records a 404 as JSON", async () => {
+  const bodies: Record<string, [number, string, string[]]> = {
+    "/page": [200, "application/json", ["  \n<!DOCTYPE html>", "<html></html>"]],
+    "/padded": [200, "application/json", ['{"name":"padded","versions":{', "    \n"]],
+    "/empty": [200, "application/json", ["  "]],
+    "/good": [200, "application/json", [' {"name":"good",', '"versions":{}}\n']],
+    "/gone": [404, "text/html", ["<html>Not here</html>"]],
+  };
+  const client = new HttpClient({
+    fetch: (url) => {
+      const [status, type, chunks] = bodies[new URL(url).pathname]!;
+      const encoder = new TextEncoder();
+      // A stream without a Content-Length: the fetcher streams it to storage.
+      const body = new ReadableStream<Uint8Array>({
+        start(controller) {
+          for (const chunk of chunks) controller.enqueue(encoder.encode(chunk));
+          controller.close();
+        },
+      });
+      return Promise.resolve(new Response(body, { status, headers: { "content-type": type } }));
+    },
+    retries: 0,
+  });
+  const cache = await Cache.open(new MemoryDriver());
+  const target = { url: "http://registry.test/", originKey: "test" };
+  const opts: FetchPackumentOptions = { registryFor: () => target };
+  for (const name of ["page", "padded", "empty"]) {
+    const result = await fetchPackument(client, cache, name, opts);
+    assert.equal(result.outcome, "failed", name);
+    assert.match(result.error!, /not a (whole )?JSON object/, name);
+    assert.equal(await cache.info(packumentKey("test", name)), undefined, name);
+  }
+  assert.equal((await fetchPackument(client, cache, "good", opts)).outcome, "fetched");
+  assert.equal((await fetchPackument(client, cache, "gone", opts)).outcome, "not-found");
+  const gone = await cache.get(packumentKey("test", "gone"));
+  assert.equal(new TextDecoder().decode(await gone!.bytes()), '{"error":"Not found"}');
+  assert.equal(gone!.info.contentType, "application/json");
+});
