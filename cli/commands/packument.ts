@@ -255,7 +255,8 @@ const FETCH_HELP =
   "starting with '{' and ending with '}') fails that name at once and is not cached.\n" +
   "Bodies stream to storage byte for byte with a sha256 integrity. Transient failures\n" +
   "(network errors, 408, 429, 5xx, timeouts, cut bodies) are retried; names that still\n" +
-  "fail are listed and the run exits 1. A killed run resumes: what it stored is fresh.\n\n" +
+  "fail are listed and the run exits 1. A storage failure (full or read-only disk) stops\n" +
+  "the run at once (exit 1). A killed run resumes: what it stored is fresh.\n\n" +
   "Output: a progress bar on a terminal; otherwise a summary (fetched, revalidated,\n" +
   "unchanged, not found, failed, bytes, seconds). --json prints an NDJSON line per name\n" +
   'and a final {"type":"summary",...} object.\n\n' +

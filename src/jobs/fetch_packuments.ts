@@ -13,7 +13,10 @@
  *   than a JSON one, or a body that does not start with `{` and end with `}`) is a failure of
  *   that name (`failed`), not retried and never cached; the check runs while the body streams;
  * - transient failures are retried by the HTTP client; a body cut short is fetched again; what
- *   still fails is reported (`failed`) and the previous entry, if any, is kept.
+ *   still fails is reported (`failed`) and the previous entry, if any, is kept;
+ * - a storage failure (a {@linkcode StorageError}: a full or read-only disk, denied access) is
+ *   never taken for a body cut short: it rejects, and {@linkcode fetchPackuments} stops the run
+ *   at once, aborting the requests in flight.
  *
  * `refresh` revalidates every entry now; `offline` uses the cache only (`missing` otherwise).
  *
@@ -21,6 +24,7 @@
  */
 
 import type { Cache, CacheEntryInfo } from "../storage/cache.ts";
+import { StorageError } from "../storage/driver.ts";
 import type { HttpClient } from "../http/client.ts";
 import { packumentKey, type Representation } from "../storage/keys.ts";
 import { encodePackageName } from "../npm/package_name.ts";
@@ -110,6 +114,7 @@ function cachedOutcome(info: CacheEntryInfo): PackumentOutcome {
  * @param name A valid package name.
  * @param options Where and how.
  * @returns What happened.
+ * @throws {StorageError} When the cache cannot be read or written.
  */
 export function fetchPackument(
   client: HttpClient,
@@ -151,6 +156,9 @@ export function fetchPackument(
         return await store(response);
       } catch (error) {
         if (options.signal?.aborted) throw error;
+        // The disk or storage service failed (full, read only, denied): downloading again
+        // would fail the same way, so the run stops.
+        if (error instanceof StorageError) throw error;
         // An answer that is not a packument: asking again would get the same page.
         if (error instanceof NotJsonObjectError) {
           return { name, outcome: "failed", bytes: 0, error: error.message };
@@ -261,6 +269,7 @@ export interface FetchSummary {
  * @param names Valid package names (an async iterable is read lazily); repeats are skipped.
  * @param options Where and how, plus `parallel` and `onResult`.
  * @returns The totals.
+ * @throws {StorageError} When the cache cannot be read or written: the run stops at once.
  */
 export async function fetchPackuments(
   client: HttpClient,
@@ -288,6 +297,9 @@ export async function fetchPackuments(
     failed: [],
   };
   const seen = new Set<string>();
+  // A storage failure stops the run: no new name is taken, and those in flight are aborted.
+  const stop = new AbortController();
+  const signal = options.signal ? AbortSignal.any([options.signal, stop.signal]) : stop.signal;
   await runPool(names, async (name) => {
     if (seen.has(name)) {
       summary.duplicates++;
@@ -295,7 +307,13 @@ export async function fetchPackuments(
     }
     seen.add(name);
     summary.total++;
-    const result = await fetchPackument(client, cache, name, options);
+    let result: PackumentResult;
+    try {
+      result = await fetchPackument(client, cache, name, { ...options, signal });
+    } catch (error) {
+      if (error instanceof StorageError) stop.abort(error);
+      throw error;
+    }
     summary.outcomes[result.outcome]++;
     summary.bytes += result.bytes;
     if (result.outcome === "failed") summary.failed.push(result);

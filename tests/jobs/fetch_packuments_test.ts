@@ -9,6 +9,8 @@ import {
   fetchPackuments,
 } from "../../src/jobs/fetch_packuments.ts";
 import { MemoryDriver } from "../../drivers/memory.ts";
+import { FsDriver, nodeFsOps } from "../../drivers/fs.ts";
+import { StorageError } from "../../src/storage/driver.ts";
 import { loadFixturePackuments } from "../_support/packuments.ts";
 import {
   type Fault,
@@ -380,4 +382,40 @@ Deno.test("fetchPackument() checks a streamed body's first and last bytes, and r
   const gone = await cache.get(packumentKey("test", "gone"));
   assert.equal(new TextDecoder().decode(await gone!.bytes()), '{"error":"Not found"}');
   assert.equal(gone!.info.contentType, "application/json");
+});
+
+Deno.test("fetchPackuments() stops at the first storage failure and never downloads again", async () => {
+  const packuments = await loadFixturePackuments();
+  const fixture = await startRegistryFixture({ packuments });
+  const dir = await Deno.makeTempDir();
+  // A full disk: every file write fails with ENOSPC.
+  const full = new FsDriver(dir, {
+    ops: {
+      ...nodeFsOps,
+      writeFileExclusive: () =>
+        Promise.reject(Object.assign(new Error("ENOSPC: no space left on device"), {
+          code: "ENOSPC",
+        })),
+    },
+  });
+  try {
+    const client = new HttpClient({ fetch: (i, init) => fetch(i, init), clock: fakeClock() });
+    const cache = await Cache.open(full);
+    const target = { url: fixture.url, originKey: originKey(fixture.url) };
+    const names = [...packuments.keys()];
+    assert.ok(names.length > 4);
+    const error = await fetchPackuments(client, cache, names, {
+      registryFor: () => target,
+      parallel: 2,
+    }).then(() => undefined, (error) => error);
+    assert.ok(error instanceof StorageError, String(error));
+    assert.equal(error.code, "ENOSPC");
+    // At most the two names in flight were asked for, each once.
+    assert.ok(fixture.requests.length <= 2, `${fixture.requests.length} requests`);
+    assert.equal(new Set(fixture.requests.map((r) => r.name)).size, fixture.requests.length);
+  } finally {
+    await full.close();
+    await fixture.close();
+    await Deno.remove(dir, { recursive: true });
+  }
 });
