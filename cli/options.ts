@@ -80,7 +80,8 @@ export const GLOBAL_HELP = `Global options (each also read from the environment 
                       (default: the registry npm is configured with)
   --concurrency N     requests in flight (default 16)        ALL_DOCS_CONCURRENCY
   --rate-limit N      requests per second, 0 = unlimited     ALL_DOCS_RATE_LIMIT
-  --retries N         retries per request (default 5)        ALL_DOCS_RETRIES
+  --retries N         retries per request (default 5), a     ALL_DOCS_RETRIES
+                      body cut short included, with backoff
   --timeout MS        per-request timeout (default 30000)    ALL_DOCS_TIMEOUT
   --json              machine-readable output
   --quiet             no progress output

@@ -12,7 +12,8 @@
  * - a 200 whose body is not a JSON object (a login page, a captive portal: a content type other
  *   than a JSON one, or a body that does not start with `{` and end with `}`) is a failure of
  *   that name (`failed`), not retried and never cached; the check runs while the body streams;
- * - transient failures are retried by the HTTP client; a body cut short is fetched again; what
+ * - transient failures are retried by the HTTP client; a body cut short is fetched again up
+ *   to the client's `retries`, after its backoff (or `Retry-After`), counted as retries; what
  *   still fails is reported (`failed`) and the previous entry, if any, is kept;
  * - a storage failure (a {@linkcode StorageError}: a full or read-only disk, denied access) is
  *   never taken for a body cut short: it rejects, and {@linkcode fetchPackuments} stops the run
@@ -25,7 +26,7 @@
 
 import type { Cache, CacheEntryInfo } from "../storage/cache.ts";
 import { StorageError } from "../storage/driver.ts";
-import type { HttpClient } from "../http/client.ts";
+import { type HttpClient, HttpError } from "../http/client.ts";
 import { packumentKey, type Representation } from "../storage/keys.ts";
 import { encodePackageName } from "../npm/package_name.ts";
 import { ACCEPT } from "../npm/media_types.ts";
@@ -90,9 +91,6 @@ export interface FetchPackumentOptions {
   /** How long a recorded 404 stays fresh, in seconds.
    * @default {300} */
   notFoundMaxAge?: number;
-  /** Attempts for a body that breaks off while streaming (the HTTP client retries the rest).
-   * @default {3} */
-  bodyAttempts?: number;
   /** Aborts the work.
    * @default {undefined} */
   signal?: AbortSignal;
@@ -138,8 +136,7 @@ export function fetchPackument(
     const url = `${target.url}${encodePackageName(name)}`;
     const headers: Record<string, string> = { accept: ACCEPT[representation] };
     if (target.token) headers["authorization"] = `Bearer ${target.token}`;
-    const attempts = options.bodyAttempts ?? 3;
-    for (let attempt = 1;; attempt++) {
+    for (let failures = 1;; failures++) {
       let response: Response;
       try {
         response = await client.request(url, {
@@ -163,8 +160,13 @@ export function fetchPackument(
         if (error instanceof NotJsonObjectError) {
           return { name, outcome: "failed", bytes: 0, error: error.message };
         }
-        // The body broke off while streaming: ask again.
-        if (attempt >= attempts) {
+        // The body broke off while streaming: ask again after the client's backoff, as long
+        // as its retries allow.
+        const retryAfter = response.headers.get("retry-after");
+        if (
+          !(error instanceof HttpError) ||
+          !(await client.retryBody(url, failures, { signal: options.signal, retryAfter }))
+        ) {
           return { name, outcome: "failed", bytes: 0, error: (error as Error).message };
         }
       }

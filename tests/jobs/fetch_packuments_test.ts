@@ -419,3 +419,66 @@ Deno.test("fetchPackuments() stops at the first storage failure and never downlo
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("fetchPackument() asks again for a body cut short after the client's backoff, up to its retries", async () => {
+  const cutFirst = (count: number) =>
+    onlyName("ms", ({ n }) => (n < count ? { kind: "truncate" } : undefined));
+  for (
+    const [retries, cuts, outcome, sleeps] of [
+      [4, 4, "fetched", [125, 250, 500, 1000]],
+      [1, 10, "failed", [125]],
+      [0, 10, "failed", []],
+    ] as const
+  ) {
+    const packuments = await loadFixturePackuments();
+    const fixture = await startRegistryFixture({ packuments, faults: cutFirst(cuts) });
+    try {
+      const slept: number[] = [];
+      const clock = { now: () => 0, sleep: (ms: number) => (slept.push(ms), Promise.resolve()) };
+      const client = new HttpClient({
+        fetch: (i, init) => fetch(i, init),
+        clock,
+        retries,
+        random: () => 0.5,
+      });
+      const cache = await Cache.open(new MemoryDriver(), { clock });
+      const target = { url: fixture.url, originKey: originKey(fixture.url) };
+      const result = await fetchPackument(client, cache, "ms", { registryFor: () => target });
+      assert.equal(result.outcome, outcome, `retries ${retries}`);
+      assert.deepEqual(slept, sleeps, `retries ${retries}`);
+      assert.equal(requestsFor(fixture, "ms").length, sleeps.length + 1);
+      assert.equal(client.stats.retries, sleeps.length);
+    } finally {
+      await fixture.close();
+    }
+  }
+});
+
+Deno.test("fetchPackument() honours Retry-After for a body cut short", async () => {
+  let calls = 0;
+  const client = new HttpClient({
+    fetch: () => {
+      calls++;
+      const body = calls === 1
+        ? new ReadableStream<Uint8Array>({
+          start(controller) {
+            controller.enqueue(new TextEncoder().encode('{"name":"ms",'));
+            controller.error(new TypeError("connection reset"));
+          },
+        })
+        : '{"name":"ms"}';
+      return Promise.resolve(
+        new Response(body, {
+          headers: { "retry-after": "7", "content-type": "application/json" },
+        }),
+      );
+    },
+    clock: { now: () => 0, sleep: (ms) => (slept.push(ms), Promise.resolve()) },
+  });
+  const slept: number[] = [];
+  const cache = await Cache.open(new MemoryDriver());
+  const target = { url: "http://registry.test/", originKey: "test" };
+  const result = await fetchPackument(client, cache, "ms", { registryFor: () => target });
+  assert.equal(result.outcome, "fetched", result.error);
+  assert.deepEqual(slept, [7000]);
+});
