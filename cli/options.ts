@@ -78,7 +78,8 @@ export const GLOBAL_HELP = `Global options (each also read from the environment 
   --origin-key KEY    name the origin in cache keys          ALL_DOCS_ORIGIN_KEY
   --registry URL      packument registry                     ALL_DOCS_REGISTRY
                       (default: the registry npm is configured with)
-  --concurrency N     requests in flight (default 16)        ALL_DOCS_CONCURRENCY
+  --concurrency N     requests in flight, 1 to 1024          ALL_DOCS_CONCURRENCY
+                      (default 16)
   --rate-limit N      requests per second, 0 = unlimited     ALL_DOCS_RATE_LIMIT
   --retries N         retries per request (default 5), a     ALL_DOCS_RETRIES
                       body cut short included, with backoff
@@ -95,13 +96,26 @@ function env(name: string): string | undefined {
   return value === "" ? undefined : value;
 }
 
-function integer(flag: string, raw: string | undefined, fallback: number, min: number): number {
+/**
+ * The most requests in flight `--concurrency` allows: each holds a socket, buffers and a worker,
+ * and no registry serves one client faster beyond a few dozen.
+ */
+export const MAX_CONCURRENCY = 1024;
+
+function integer(
+  flag: string,
+  raw: string | undefined,
+  fallback: number,
+  min: number,
+  max = Number.MAX_SAFE_INTEGER,
+): number {
   if (raw === undefined) return fallback;
   const value = Number(raw);
-  if (!/^\d+$/.test(raw.trim()) || !Number.isSafeInteger(value) || value < min) {
-    throw new UsageError(
-      `Invalid --${flag}: expected an integer of at least ${min}, received '${raw}'`,
-    );
+  if (!/^\d+$/.test(raw.trim()) || !Number.isSafeInteger(value) || value < min || value > max) {
+    const expected = max === Number.MAX_SAFE_INTEGER
+      ? `an integer of at least ${min}`
+      : `an integer from ${min} to ${max}`;
+    throw new UsageError(`Invalid --${flag}: expected ${expected}, received '${raw}'`);
   }
   return value;
 }
@@ -231,7 +245,13 @@ export function resolveGlobalOptions(
     origin: url("origin", str("origin", "ALL_DOCS_ORIGIN")),
     originKey,
     registry: url("registry", str("registry", "ALL_DOCS_REGISTRY")),
-    concurrency: integer("concurrency", str("concurrency", "ALL_DOCS_CONCURRENCY"), 16, 1),
+    concurrency: integer(
+      "concurrency",
+      str("concurrency", "ALL_DOCS_CONCURRENCY"),
+      16,
+      1,
+      MAX_CONCURRENCY,
+    ),
     rateLimit: integer("rate-limit", str("rate-limit", "ALL_DOCS_RATE_LIMIT"), 0, 0),
     retries: integer("retries", str("retries", "ALL_DOCS_RETRIES"), 5, 0),
     timeout: integer("timeout", str("timeout", "ALL_DOCS_TIMEOUT"), 30000, 1),
