@@ -69,7 +69,9 @@ export const GLOBAL_FLAGS = {
 /** Help text for the global options. */
 export const GLOBAL_HELP = `Global options (each also read from the environment variable shown):
   --cache-dir DIR     where embedded storage lives           ALL_DOCS_CACHE_DIR
-                      (default: $XDG_CACHE_HOME/_all_docs, or ~/.cache/_all_docs)
+                      (default: $XDG_CACHE_HOME/_all_docs, or ~/.cache/_all_docs);
+                      checked first: made if missing and probed for writing by
+                      commands that write; must exist for those that only read
   --storage KIND      fs | kv | memory | s3 (default fs)     ALL_DOCS_STORAGE
                       (s3: ALL_DOCS_S3_URL=http(s)://host:port/bucket[/prefix],
                       AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN,

@@ -217,7 +217,7 @@ async function packumentShow(ctx: CommandContext): Promise<number> {
   if (problem) throw new UsageError(`Invalid package name ${JSON.stringify(name)}: ${problem}`);
   const representation = representationOf(ctx);
   const target = registryResolver(ctx.options)(name);
-  const driver = await ctx.openDriver();
+  const driver = await ctx.openDriver("read");
   try {
     const cache = await Cache.open(driver, ctx.cacheOptions);
     const entry = await cache.get(packumentKey(target.originKey, name, representation));

@@ -19,7 +19,10 @@ Deno.test("packument fetch stops with one line at a storage failure, downloading
     assert.equal(run.code, 1, run.stderr);
     const lines = run.stderr.trim().split("\n");
     assert.equal(lines.length, 1, run.stderr);
-    assert.match(lines[0]!, /^error: Cannot put key .*the file system failed: .*(Not a directory|exists)/i);
+    assert.match(
+      lines[0]!,
+      /^error: Cannot put key .*the file system failed: .*(Not a directory|exists)/i,
+    );
     assert.equal(fixture.requests.length, 1, "one download, never repeated");
   } finally {
     await fixture.close();
