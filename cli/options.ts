@@ -77,9 +77,11 @@ export const GLOBAL_HELP = `Global options (each also read from the environment 
                       AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN,
                       AWS_REGION)
   --origin URL        CouchDB replication endpoint           ALL_DOCS_ORIGIN
+                      (http(s), no user info, query or fragment: exit 2)
   --origin-key KEY    name the origin in cache keys          ALL_DOCS_ORIGIN_KEY
   --registry URL      packument registry                     ALL_DOCS_REGISTRY
-                      (default: the registry npm is configured with)
+                      (default: the registry npm is configured with;
+                      http(s), no user info, query or fragment: exit 2)
   --concurrency N     requests in flight, 1 to 1024          ALL_DOCS_CONCURRENCY
                       (default 16)
   --rate-limit N      requests per second, 0 = unlimited     ALL_DOCS_RATE_LIMIT
@@ -122,16 +124,55 @@ function integer(
   return value;
 }
 
-function url(flag: string, raw: string | undefined): string | undefined {
-  if (raw === undefined) return undefined;
+/**
+ * A URL as it may be shown: its user info masked, the user name kept and every password or
+ * token replaced by `***` (`https://user:***@host/`, `https://***@host/`).
+ *
+ * @param raw The URL as given.
+ * @returns The URL without secrets.
+ */
+export function maskUrl(raw: string): string {
+  return raw.replace(
+    /^([a-z][a-z0-9+.-]*:\/\/)([^/?#]*)@/i,
+    (_match, scheme: string, info: string) => {
+      const colon = info.indexOf(":");
+      return `${scheme}${colon === -1 ? "***" : `${info.slice(0, colon)}:***`}@`;
+    },
+  );
+}
+
+/**
+ * Checks a registry or origin URL up front: http or https, no user info (credentials go in
+ * `.npmrc`), no query or fragment (the path is the base of every request). `source` names where
+ * it came from (`--origin`, `ALL_DOCS_ORIGIN`, npm's `registry` setting); secrets are masked.
+ *
+ * @param source Where the value came from, for the message.
+ * @param raw The URL as given.
+ * @returns The URL as given.
+ * @throws {UsageError} When it is not acceptable.
+ */
+export function checkServiceUrl(source: string, raw: string): string {
+  const bad = (why: string) =>
+    new UsageError(`Invalid ${source}: ${why}, received '${maskUrl(raw)}'`);
   let parsed: URL;
   try {
     parsed = new URL(raw);
   } catch {
-    throw new UsageError(`Invalid --${flag}: expected an http(s) URL, received '${raw}'`);
+    throw bad("expected an http(s) URL");
   }
   if (parsed.protocol !== "http:" && parsed.protocol !== "https:") {
-    throw new UsageError(`Invalid --${flag}: expected an http(s) URL, received '${raw}'`);
+    throw bad("expected an http(s) URL");
+  }
+  if (parsed.username !== "" || parsed.password !== "") {
+    throw bad("credentials in the URL are not supported (put the token in .npmrc)");
+  }
+  if (parsed.search !== "" || parsed.hash !== "" || /[?#]/.test(raw)) {
+    // A query may carry a token too: it is not shown.
+    throw new UsageError(
+      `Invalid ${source}: a query or fragment is not allowed, received '${
+        maskUrl(raw).replace(/([?#]).*$/s, "$1***")
+      }'`,
+    );
   }
   return raw;
 }
@@ -223,6 +264,11 @@ export function resolveGlobalOptions(
     const value = values[flag];
     return typeof value === "string" ? value : env(name);
   };
+  const url = (flag: string, name: string) => {
+    const raw = str(flag, name);
+    const source = typeof values[flag] === "string" ? `--${flag}` : name;
+    return raw === undefined ? undefined : checkServiceUrl(source, raw);
+  };
   const storage = str("storage", "ALL_DOCS_STORAGE") ?? "fs";
   if (storage !== "fs" && storage !== "kv" && storage !== "memory" && storage !== "s3") {
     throw new UsageError(
@@ -244,9 +290,9 @@ export function resolveGlobalOptions(
     cacheDir,
     storage,
     s3,
-    origin: url("origin", str("origin", "ALL_DOCS_ORIGIN")),
+    origin: url("origin", "ALL_DOCS_ORIGIN"),
     originKey,
-    registry: url("registry", str("registry", "ALL_DOCS_REGISTRY")),
+    registry: url("registry", "ALL_DOCS_REGISTRY"),
     concurrency: integer(
       "concurrency",
       str("concurrency", "ALL_DOCS_CONCURRENCY"),
