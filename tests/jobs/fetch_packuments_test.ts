@@ -386,7 +386,7 @@ Deno.test("fetchPackuments() stops at the first storage failure and never downlo
     },
   });
   try {
-    const client = new HttpClient({ fetch: (i, init) => fetch(i, init), clock: fakeClock() });
+    const client = new HttpClient({ fetch: (i, init) => fetch(i, init), clock: new FakeClock() });
     const cache = await Cache.open(full);
     const target = { url: fixture.url, originKey: originKey(fixture.url) };
     const names = [...packuments.keys()];
