@@ -5,11 +5,21 @@
  * (`typescript@5.9.3`) itself.
  *
  * 1. Reads `deno.json`: name, version, license, exports and the `npm:` entries of its import map.
- * 2. Writes `npm/package.json` (ESM, `exports` with `types` and `import` for each subpath, the
- *    `_all_docs` bin, `engines.node >= 20`, `dependencies` from the import map and nothing else)
- *    and runs `npm install --omit=dev --ignore-scripts` in `npm/`, so the compiler resolves bare
+ * 2. Writes `npm/package.json`: ESM; `exports` with `types` and `import` for each subpath, plus
+ *    `./package.json`; `files` (the compiled `.js` and `.d.ts`; npm adds README, LICENSE and
+ *    package.json itself); `sideEffects: false`; the `_all_docs` bin; `repository` from
+ *    `git remote get-url origin` (left out when there is no such remote, or it is not an
+ *    http(s) or ssh URL); the import map's packages as caret ranges of its pinned versions:
+ *    {@linkcode OPTIONAL_PEERS} (`hono` for `./replica` and `serve`, `@hono/node-server` for
+ *    `serve` on Node, `@deno/kv` for the Deno KV driver on Node) as optional peer dependencies,
+ *    the rest as dependencies, so a user of the core installs none of the three. It runs
+ *    `npm install --ignore-scripts` in `npm/` with the optional peers as devDependencies at their
+ *    pinned versions (npm never installs optional peers), so the compiler resolves bare
  *    specifiers against exactly the packages a consumer gets.
- * 3. Compiles `mod.ts`, `cli.node.ts`, `cli/`, `drivers/` and `src/` with `module`/
+ * 3. Sets `engines.node` to the strictest of Node 20 (what the package is tested on) and the
+ *    `engines.node` of every installed package (dependencies, their dependencies and the
+ *    optional peers); fails when no single lower bound satisfies them all.
+ * 4. Compiles `mod.ts`, `cli.node.ts`, `cli/`, `drivers/` and `src/` with `module`/
  *    `moduleResolution` `NodeNext`, `rewriteRelativeImportExtensions`, declarations, target
  *    ES2022 and the strict options of `deno.json`, into `npm/` as `.js` + `.d.ts`. Runtime
  *    variants are named `NAME.deno.ts` / `NAME.node.ts`: the Deno-only `.deno.ts` modules are
@@ -17,13 +27,17 @@
  *    specifiers stay bare, but one the import map sends to a subpath (`registry-auth-token/
  *    registry-url` → `npm:registry-auth-token@5.1.1/registry-url.js`) is written as that subpath
  *    (`registry-auth-token/registry-url.js`).
- * 4. Fails when the exports of `deno.json` and of the package differ (`./drivers/deno_kv` is
+ * 5. Fails when the exports of `deno.json` and of the package differ (`./drivers/deno_kv` is
  *    `drivers/deno_kv.deno.ts` in one and `drivers/deno_kv.node.ts` in the other), or when a
- *    compiled module imports a `.deno.ts` one, copies README.md and LICENSE, and
- *    makes `cli.node.js` executable with its `#!/usr/bin/env node` line.
+ *    compiled module imports a `.deno.ts` one. Writes the package README from
+ *    `scripts/npm_README.md` (links to `{{repository}}` become absolute, or plain text without a
+ *    repository), copies LICENSE, makes `cli.node.js` executable with its `#!/usr/bin/env node`
+ *    line, and writes the bin, `bin.js`: it runs `cli.node.js`, and when an optional peer the
+ *    command loads is not installed it says which, and how to install them, in one line (exit 1).
  *
- * A build whose inputs (sources, `deno.json`, README, LICENSE, this script) are unchanged since
- * the last one is skipped (`npm/node_modules/.all-docs-build-stamp`); `--force` builds anyway. `--out DIR` builds
+ * A build whose inputs (sources, `deno.json`, the README source, LICENSE, this script, the
+ * repository URL) are unchanged since the last one is skipped
+ * (`npm/node_modules/.all-docs-build-stamp`); `--force` builds anyway. `--out DIR` builds
  * elsewhere.
  *
  * @module
@@ -67,6 +81,27 @@ const TOOLS_DIR = join(ROOT, ".tmp", "npm-build-tools");
 const UNTYPED_PACKAGE = 7016;
 /** The package's bin. */
 const BIN = { name: "_all_docs", source: "./cli.node.ts" };
+/**
+ * The bin npm links as `_all_docs`, written by the build: it runs the compiled CLI and turns a
+ * missing optional peer into one line (see {@linkcode binScript}).
+ */
+const BIN_FILE = "bin.js";
+/**
+ * Packages of the import map published as optional peer dependencies, so a user of the core
+ * installs none of them: `hono` (loaded by `./replica`), `@hono/node-server` (`serve` on Node)
+ * and `@deno/kv` (`./drivers/deno_kv` on Node). The root export and the memory, fs, s3 and
+ * cloudflare_kv drivers load none of them; the `_all_docs` command loads all three.
+ */
+export const OPTIONAL_PEERS: readonly string[] = ["hono", "@hono/node-server", "@deno/kv"];
+/** The oldest Node the package supports: the one its tests run on. */
+const NODE_FLOOR = "20.0.0";
+/**
+ * The package README's source. It is written for npm users (install, library, `npx _all_docs`);
+ * `{{repository}}` in a link stands for the repository's web URL.
+ */
+const README_SOURCE = "scripts/npm_README.md";
+/** What the README source writes for the repository's web URL. */
+const REPOSITORY_PLACEHOLDER = "{{repository}}";
 
 /** What the build needs of `deno.json`. */
 interface DenoJson {
@@ -91,6 +126,325 @@ export function parseNpmSpecifier(target: string): NpmTarget | undefined {
   const match = /^npm:\/?((?:@[^/@]+\/)?[^/@]+)@([^/]+)(?:\/(.*))?$/.exec(target);
   if (!match) return undefined;
   return { name: match[1]!, version: match[2]!, subpath: match[3] ?? "" };
+}
+
+/** A pinned version as a caret range (`4.13.19` → `^4.13.19`); anything else is kept. */
+export function caretRange(version: string): string {
+  return /^\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?$/.test(version) ? `^${version}` : version;
+}
+
+/** The dependency fields of the package. */
+export interface PackageDependencies {
+  /** Installed with the package. */
+  dependencies: Record<string, string>;
+  /** Needed only by some subpaths; see {@linkcode OPTIONAL_PEERS}. */
+  peerDependencies: Record<string, string>;
+  /** Marks every peer optional, so npm 7+ does not install it. */
+  peerDependenciesMeta: Record<string, { optional: true }>;
+}
+
+/**
+ * Splits the import map's packages (name → pinned version) into dependencies and optional peer
+ * dependencies, each as a caret range. Throws when an optional peer is not in the map.
+ */
+export function packageDependencies(
+  pinned: Record<string, string>,
+  optionalPeers: readonly string[] = OPTIONAL_PEERS,
+): PackageDependencies {
+  const out: PackageDependencies = {
+    dependencies: {},
+    peerDependencies: {},
+    peerDependenciesMeta: {},
+  };
+  for (const peer of optionalPeers) {
+    if (!(peer in pinned)) {
+      throw new Error(
+        `Cannot build the npm package: optional peer ${JSON.stringify(peer)} is not in ` +
+          `deno.json's import map`,
+      );
+    }
+  }
+  for (const name of Object.keys(pinned).sort()) {
+    const range = caretRange(pinned[name]!);
+    if (optionalPeers.includes(name)) {
+      out.peerDependencies[name] = range;
+      out.peerDependenciesMeta[name] = { optional: true };
+    } else {
+      out.dependencies[name] = range;
+    }
+  }
+  return out;
+}
+
+/** A version as `[major, minor, patch]` (pre-release tags ignored). */
+type Version = [number, number, number];
+/** One comparator of a range. */
+type Comparator = { op: ">=" | ">" | "<=" | "<" | "="; version: Version };
+
+function parseVersion(text: string): { version: Version; parts: number } | undefined {
+  const match = /^v?(\d+|[xX*])(?:\.(\d+|[xX*]))?(?:\.(\d+|[xX*]))?(?:-[0-9A-Za-z.-]+)?$/
+    .exec(text);
+  if (!match) return undefined;
+  const parts: number[] = [];
+  for (const part of match.slice(1)) {
+    if (part === undefined || !/^\d+$/.test(part)) break;
+    parts.push(Number(part));
+  }
+  return { version: [parts[0] ?? 0, parts[1] ?? 0, parts[2] ?? 0], parts: parts.length };
+}
+
+function compareVersions(a: Version, b: Version): number {
+  return a[0] - b[0] || a[1] - b[1] || a[2] - b[2];
+}
+
+/** The comparators one term of a range (`>=16`, `^14.21.3`, `~1.2`, `20.x`) stands for. */
+function termComparators(term: string, range: string): Comparator[] {
+  const match = /^(>=|<=|>|<|=|\^|~)?\s*(.+)$/.exec(term);
+  const parsed = match ? parseVersion(match[2]!) : undefined;
+  if (!match || !parsed) {
+    throw new Error(
+      `Cannot build the npm package: cannot read the engines range ${JSON.stringify(range)}`,
+    );
+  }
+  const op = match[1] ?? "";
+  const [major, minor, patch] = parsed.version;
+  const from: Comparator = { op: ">=", version: parsed.version };
+  if (op === ">=" || op === ">" || op === "<=" || op === "<") {
+    return [{ op, version: parsed.version }];
+  }
+  if (op === "^") {
+    const below: Version = major > 0 || parsed.parts < 2
+      ? [major + 1, 0, 0]
+      : minor > 0 || parsed.parts < 3
+      ? [0, minor + 1, 0]
+      : [0, 0, patch + 1];
+    return [from, { op: "<", version: below }];
+  }
+  if (op === "~") {
+    const below: Version = parsed.parts < 2 ? [major + 1, 0, 0] : [major, minor + 1, 0];
+    return [from, { op: "<", version: below }];
+  }
+  if (parsed.parts === 0) return [];
+  if (parsed.parts === 3) return [{ op: "=", version: parsed.version }];
+  const below: Version = parsed.parts === 1 ? [major + 1, 0, 0] : [major, minor + 1, 0];
+  return [from, { op: "<", version: below }];
+}
+
+/** A semver range as alternatives (`||`) of comparator lists (`>=`, `^`, `~`, x-ranges). */
+function parseRange(range: string): Comparator[][] {
+  return range.split("||").map((alternative) => {
+    const terms = alternative.trim().replace(/(>=|<=|>|<|=|\^|~)\s+/g, "$1").split(/\s+/)
+      .filter((term) => term !== "");
+    return terms.flatMap((term) => termComparators(term, range));
+  });
+}
+
+function satisfies(version: Version, alternatives: Comparator[][]): boolean {
+  return alternatives.some((comparators) =>
+    comparators.every(({ op, version: bound }) => {
+      const order = compareVersions(version, bound);
+      return op === ">="
+        ? order >= 0
+        : op === ">"
+        ? order > 0
+        : op === "<="
+        ? order <= 0
+        : op === "<"
+        ? order < 0
+        : order === 0;
+    })
+  );
+}
+
+/** The lowest version a range may allow: the least of its alternatives' lower bounds. */
+function lowestAllowed(alternatives: Comparator[][]): Version {
+  let lowest: Version | undefined;
+  for (const comparators of alternatives) {
+    let floor: Version = [0, 0, 0];
+    for (const { op, version } of comparators) {
+      if ((op === ">=" || op === ">" || op === "=") && compareVersions(version, floor) > 0) {
+        floor = version;
+      }
+    }
+    if (lowest === undefined || compareVersions(floor, lowest) < 0) lowest = floor;
+  }
+  return lowest ?? [0, 0, 0];
+}
+
+/**
+ * The package's `engines.node`: the strictest of `floor` and the `engines.node` of every
+ * installed package (`name@version` → range), as `>=MAJOR` or `>=MAJOR.MINOR.PATCH`. Throws,
+ * naming the package, when one range does not allow that version (an upper bound below it).
+ */
+export function nodeEngine(ranges: Record<string, string>, floor: string = NODE_FLOOR): string {
+  let strictest = parseVersion(floor)?.version;
+  if (strictest === undefined) throw new TypeError(`Invalid Node version: ${floor}`);
+  const parsed = Object.entries(ranges).map(([pkg, range]) => ({
+    pkg,
+    range,
+    alt: parseRange(range),
+  }));
+  for (const { alt } of parsed) {
+    const lowest = lowestAllowed(alt);
+    if (compareVersions(lowest, strictest) > 0) strictest = lowest;
+  }
+  for (const { pkg, range, alt } of parsed) {
+    if (!satisfies(strictest, alt)) {
+      throw new Error(
+        `Cannot build the npm package: ${pkg} needs node ${JSON.stringify(range)}, which does ` +
+          `not allow ${strictest.join(".")}`,
+      );
+    }
+  }
+  const [major, minor, patch] = strictest;
+  return minor === 0 && patch === 0 ? `>=${major}` : `>=${major}.${minor}.${patch}`;
+}
+
+/** The `engines.node` of every package installed under `nodeModules`, nested ones included. */
+async function installedNodeEngines(nodeModules: string): Promise<Record<string, string>> {
+  const found: Record<string, string> = {};
+  const visit = async (dir: string): Promise<void> => {
+    let entries: string[];
+    try {
+      entries = await fsp.readdir(dir);
+    } catch {
+      return;
+    }
+    for (const entry of entries.sort()) {
+      if (entry.startsWith(".")) continue;
+      if (entry.startsWith("@")) {
+        for (const sub of (await fsp.readdir(join(dir, entry))).sort()) {
+          await visitPackage(join(dir, entry, sub));
+        }
+      } else {
+        await visitPackage(join(dir, entry));
+      }
+    }
+  };
+  const visitPackage = async (dir: string): Promise<void> => {
+    try {
+      const meta = JSON.parse(await fsp.readFile(join(dir, "package.json"), "utf8"));
+      const node = meta?.engines?.node;
+      if (typeof node === "string") found[`${meta.name}@${meta.version}`] = node;
+    } catch {
+      return;
+    }
+    await visit(join(dir, "node_modules"));
+  };
+  await visit(nodeModules);
+  return found;
+}
+
+/** The `repository` field and the web URL for a git remote. */
+export interface Repository {
+  /** For package.json: `{ type: "git", url: "git+https://..." }`. */
+  field: { type: "git"; url: string };
+  /** The repository's page, for links (`https://host/owner/name`). */
+  web: string;
+}
+
+/**
+ * The package's repository for a git remote URL (`https://host/o/r.git`, `ssh://git@host/o/r`,
+ * `git@host:o/r.git`), with any user name and password of an http(s) URL dropped; `undefined`
+ * for a local path or another kind of remote, which means nothing to npm users.
+ */
+export function repositoryOf(remote: string): Repository | undefined {
+  const text = remote.trim().replace(/^git\+/, "");
+  let host: string;
+  let path: string;
+  let scheme: "https" | "http" | "ssh";
+  const scp = /^(?:[\w.-]+@)?([\w.-]+):(?!\/)(.+)$/.exec(text);
+  if (/^(https?|ssh):\/\//.test(text)) {
+    let url: URL;
+    try {
+      url = new URL(text);
+    } catch {
+      return undefined;
+    }
+    scheme = url.protocol.slice(0, -1) as typeof scheme;
+    host = scheme === "ssh" ? url.hostname : url.host;
+    path = url.pathname;
+  } else if (scp && !/^[a-zA-Z]$/.test(scp[1]!)) {
+    scheme = "ssh";
+    host = scp[1]!;
+    path = `/${scp[2]!}`;
+  } else {
+    return undefined;
+  }
+  path = path.replace(/\/+$/, "").replace(/\.git$/, "");
+  if (host === "" || path === "" || path === "/") return undefined;
+  const url = scheme === "ssh"
+    ? `git+ssh://git@${host}${path}.git`
+    : `git+${scheme}://${host}${path}.git`;
+  return {
+    field: { type: "git", url },
+    web: `${scheme === "http" ? "http" : "https"}://${host}${path}`,
+  };
+}
+
+/** `git remote get-url origin` at the root, or `undefined` when there is none. */
+async function originRemote(): Promise<string | undefined> {
+  const { execFile } = await import("node:child_process");
+  return await new Promise((done) => {
+    execFile("git", ["remote", "get-url", "origin"], { cwd: ROOT }, (error, stdout) => {
+      done(error ? undefined : String(stdout).trim() || undefined);
+    });
+  });
+}
+
+/**
+ * The package README from its source: `{{repository}}` becomes the repository's web URL, or,
+ * without one, each link to it becomes its plain text. Throws on a relative link (npm shows
+ * the README away from the repository) or a `{{repository}}` outside a link with no repository.
+ */
+export function renderReadme(source: string, web: string | undefined): string {
+  const text = web === undefined
+    ? source.replace(/\[([^\]]*)\]\(\{\{repository\}\}[^)]*\)/g, "$1")
+    : source.replaceAll(REPOSITORY_PLACEHOLDER, web);
+  if (text.includes(REPOSITORY_PLACEHOLDER)) {
+    throw new Error(
+      `Cannot build the npm package: ${README_SOURCE} names ${REPOSITORY_PLACEHOLDER} outside ` +
+        `a link, and there is no repository`,
+    );
+  }
+  for (const match of text.matchAll(/\]\(([^)\s]*)[^)]*\)/g)) {
+    if (!/^https?:\/\//.test(match[1]!)) {
+      throw new Error(
+        `Cannot build the npm package: ${README_SOURCE} has a link that is not absolute, ` +
+          `received ${JSON.stringify(match[1])}`,
+      );
+    }
+  }
+  return text;
+}
+
+/**
+ * The `_all_docs` bin: runs `cli.node.js`; when it cannot load an optional peer, prints one
+ * line naming it and the install command for all of them, and exits 1.
+ */
+export function binScript(packageName: string, peers: Record<string, string>): string {
+  const install = Object.entries(peers).map(([name, range]) => `${name}@${range}`).join(" ");
+  const after = `, an optional peer dependency of ${packageName} that the command needs; ` +
+    `install the command's peers with: npm install ${install}\n`;
+  return [
+    "#!/usr/bin/env node",
+    "// The _all_docs command: runs cli.node.js, which loads the optional peer dependencies of",
+    `// ${packageName}. A missing one is reported in one line, not a stack trace.`,
+    `const PEERS = ${JSON.stringify(Object.keys(peers))};`,
+    "try {",
+    '  await import("./cli.node.js");',
+    "} catch (error) {",
+    '  const missing = error?.code === "ERR_MODULE_NOT_FOUND"',
+    "    ? PEERS.find((name) => String(error.message).includes(`'${name}'`))",
+    "    : undefined;",
+    "  if (missing === undefined) throw error;",
+    `  process.stderr.write(\`_all_docs: cannot find package '\${missing}'\` + ${
+      JSON.stringify(after)
+    });`,
+    "  process.exitCode = 1;",
+    "}",
+    "",
+  ].join("\n");
 }
 
 /**
@@ -233,12 +587,17 @@ async function sourceFiles(): Promise<{ files: string[]; denoOnly: string[] }> {
 }
 
 /** A hash of every input of the build. */
-async function inputsHash(files: string[], denoOnly: string[]): Promise<string> {
+async function inputsHash(
+  files: string[],
+  denoOnly: string[],
+  remote: string | undefined,
+): Promise<string> {
   const hash = createHash("sha256");
+  hash.update(`remote\0${remote ?? ""}\0`);
   const inputs = [
     ...files,
     "deno.json",
-    "README.md",
+    README_SOURCE,
     "LICENSE",
     "scripts/build_npm.ts",
     ...denoOnly,
@@ -488,7 +847,8 @@ export async function buildNpm(options: BuildOptions = {}): Promise<BuildResult>
   const started = performance.now();
   const deno = JSON.parse(await fsp.readFile(join(ROOT, "deno.json"), "utf8")) as DenoJson;
   const { files, denoOnly } = await sourceFiles();
-  const stamp = await inputsHash(files, denoOnly);
+  const remote = await originRemote();
+  const stamp = await inputsHash(files, denoOnly, remote);
   const stampFile = join(outDir, "node_modules", ".all-docs-build-stamp");
   if (!options.force && existsSync(join(outDir, "node_modules"))) {
     try {
@@ -503,6 +863,19 @@ export async function buildNpm(options: BuildOptions = {}): Promise<BuildResult>
   }
 
   const plan = importMapPlan(deno.imports ?? {});
+  const deps = packageDependencies(plan.dependencies);
+  const repository = remote === undefined ? undefined : repositoryOf(remote);
+  if (repository === undefined) {
+    log(
+      remote === undefined
+        ? "no git remote 'origin': package.json has no repository, README links are plain text"
+        : "git remote 'origin' is not an http(s) or ssh URL: package.json has no repository",
+    );
+  }
+  const readme = renderReadme(
+    await fsp.readFile(join(ROOT, README_SOURCE), "utf8"),
+    repository?.web,
+  );
   const replicaExists = existsSync(join(ROOT, REPLICA_APP));
   const sources = packageExports(deno.exports, replicaExists);
   const exportsMap: Record<string, { types: string; import: string }> = {};
@@ -515,19 +888,27 @@ export async function buildNpm(options: BuildOptions = {}): Promise<BuildResult>
     }
   }
 
+  const compiledFiles = SOURCE_FILES.flatMap((file) => {
+    const { import: js, types } = emitted(`./${file}`);
+    return [js.slice(2), types.slice(2)];
+  });
   const packageJson: Record<string, unknown> = {
     name: deno.name,
     version: deno.version,
     description: "Mirror npm registry metadata at scale: _all_docs partitions, packuments, " +
       "pluggable storage.",
     license: deno.license ?? "MIT",
+    ...(repository ? { repository: repository.field } : {}),
     type: "module",
-    exports: exportsMap,
+    sideEffects: false,
+    exports: { ...exportsMap, "./package.json": "./package.json" },
     main: exportsMap["."]?.import,
     types: exportsMap["."]?.types,
-    bin: { [BIN.name]: emitted(BIN.source).import },
-    engines: { node: ">=20" },
-    dependencies: plan.dependencies,
+    bin: { [BIN.name]: `./${BIN_FILE}` },
+    // npm adds package.json, README and LICENSE itself.
+    files: [...compiledFiles, BIN_FILE, ...SOURCE_DIRS.map((dir) => `${dir}/`)],
+    engines: { node: `>=${NODE_FLOOR.split(".")[0]}` },
+    ...deps,
   };
 
   // Keep the installed node_modules between builds; everything else is rebuilt.
@@ -538,28 +919,43 @@ export async function buildNpm(options: BuildOptions = {}): Promise<BuildResult>
       await fsp.rm(join(outDir, entry), { recursive: true, force: true });
     }
   }
-  await fsp.writeFile(join(outDir, "package.json"), `${JSON.stringify(packageJson, null, 2)}\n`);
+  // npm never installs optional peers (and `--no-save` does not add one an existing tree lacks):
+  // install with them as devDependencies at their pins, for the compiler, then write the real
+  // package.json.
+  const { peerDependencies: _peers, peerDependenciesMeta: _meta, ...forInstall } = packageJson;
+  const pins = Object.fromEntries(
+    Object.keys(deps.peerDependencies).map((name) => [name, plan.dependencies[name]!]),
+  );
+  await fsp.writeFile(
+    join(outDir, "package.json"),
+    `${JSON.stringify({ ...forInstall, devDependencies: pins }, null, 2)}\n`,
+  );
   await run("npm", [
     "install",
-    "--omit=dev",
     "--ignore-scripts",
     "--no-audit",
     "--no-fund",
     "--no-package-lock",
   ], outDir);
+  packageJson.engines = {
+    node: nodeEngine(await installedNodeEngines(join(outDir, "node_modules"))),
+  };
+  await fsp.writeFile(join(outDir, "package.json"), `${JSON.stringify(packageJson, null, 2)}\n`);
   const installed = performance.now();
 
   const typeRoot = await ensureNodeTypes();
   compile(files, outDir, typeRoot, deno, plan.rewrite);
   const compiled = performance.now();
 
-  const bin = join(outDir, emitted(BIN.source).import);
-  const binText = await fsp.readFile(bin, "utf8");
-  if (!binText.startsWith("#!")) await fsp.writeFile(bin, `#!/usr/bin/env node\n${binText}`);
+  const cli = join(outDir, emitted(BIN.source).import);
+  const cliText = await fsp.readFile(cli, "utf8");
+  if (!cliText.startsWith("#!")) await fsp.writeFile(cli, `#!/usr/bin/env node\n${cliText}`);
+  await fsp.chmod(cli, 0o755);
+  const bin = join(outDir, BIN_FILE);
+  await fsp.writeFile(bin, binScript(deno.name, deps.peerDependencies));
   await fsp.chmod(bin, 0o755);
-  for (const file of ["README.md", "LICENSE"]) {
-    await fsp.copyFile(join(ROOT, file), join(outDir, file));
-  }
+  await fsp.writeFile(join(outDir, "README.md"), readme);
+  await fsp.copyFile(join(ROOT, "LICENSE"), join(outDir, "LICENSE"));
   await fsp.writeFile(stampFile, stamp);
   log(
     `built npm package ${deno.name}@${deno.version} in ${relative(ROOT, outDir) || "."}: ` +

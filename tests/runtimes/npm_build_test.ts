@@ -1,20 +1,30 @@
 /**
- * The npm build (`scripts/build_npm.ts`) and what it produces, run as a Node user would: every
- * export imported by Node, the `_all_docs` bin against a local registry fixture, a Deno KV file
- * shared between the Deno CLI and the Node bin, and a TypeScript consumer checked against the
- * emitted declarations.
+ * The npm build (`scripts/build_npm.ts`) and what it produces, run as a Node user would: the
+ * package.json fields (caret ranges, optional peers, `files`, `sideEffects`, `engines`), the
+ * README written for npm users, the packed tarball installed with npm (offline, from the cache
+ * the build filled) without the optional peers and then with them, every export imported by
+ * Node, the `_all_docs` bin against a local registry fixture, a Deno KV file shared between the
+ * Deno CLI and the Node bin, and a TypeScript consumer checked against the emitted declarations.
  *
  * The build goes to `npm/` and is skipped when its inputs are unchanged since the last one, so
  * `deno task ok` (tests, then `build:npm`) builds once.
  */
 
 import assert from "node:assert/strict";
+import { existsSync } from "node:fs";
 import { join } from "node:path";
 import {
   assertSameSubpaths,
+  binScript,
+  caretRange,
   importMapPlan,
+  nodeEngine,
+  OPTIONAL_PEERS,
+  packageDependencies,
   packageExports,
   parseNpmSpecifier,
+  renderReadme,
+  repositoryOf,
   ROOT,
 } from "../../scripts/build_npm.ts";
 import { startRegistryFixture } from "../_support/registry_fixture.ts";
@@ -23,6 +33,9 @@ import { runCli } from "../_support/run_cli.ts";
 import { run, type RunResult, start } from "../_support/spawn.ts";
 
 const NPM_DIR = join(ROOT, "npm");
+const README_SOURCE = join(ROOT, "scripts", "npm_README.md");
+/** npm flags that keep a test off the network. */
+const NPM_OFFLINE = ["--offline", "--no-audit", "--no-fund", "--no-update-notifier"];
 const TOOLS_TYPES = join(ROOT, ".tmp", "npm-build-tools", "node_modules", "@types");
 
 function node(args: string[], cwd = ROOT): Promise<RunResult> {
@@ -116,6 +129,162 @@ Deno.test("export lists: the build fails when deno.json and package.json differ"
   assert.deepStrictEqual(threw, 2);
 });
 
+Deno.test("packageDependencies(): caret ranges, with hono, @hono/node-server and @deno/kv as optional peers", () => {
+  assert.deepStrictEqual(caretRange("4.13.19"), "^4.13.19");
+  assert.deepStrictEqual(caretRange("0.14.0"), "^0.14.0");
+  assert.deepStrictEqual(caretRange("1.0.0-rc.1"), "^1.0.0-rc.1");
+  assert.deepStrictEqual(caretRange("^2"), "^2");
+  assert.deepStrictEqual(caretRange("~1.2.3"), "~1.2.3");
+  assert.deepStrictEqual(OPTIONAL_PEERS, ["hono", "@hono/node-server", "@deno/kv"]);
+  const split = packageDependencies({
+    hono: "4.13.19",
+    "@deno/kv": "0.14.0",
+    "@hono/node-server": "2.1.9",
+    aws4fetch: "1.0.20",
+  });
+  assert.deepStrictEqual(split, {
+    dependencies: { aws4fetch: "^1.0.20" },
+    peerDependencies: {
+      "@deno/kv": "^0.14.0",
+      "@hono/node-server": "^2.1.9",
+      hono: "^4.13.19",
+    },
+    peerDependenciesMeta: {
+      "@deno/kv": { optional: true },
+      "@hono/node-server": { optional: true },
+      hono: { optional: true },
+    },
+  });
+  assert.throws(() => packageDependencies({ aws4fetch: "1.0.20" }), /optional peer "hono"/);
+});
+
+Deno.test("nodeEngine(): the strictest of Node 20 and every installed package's engines", () => {
+  assert.deepStrictEqual(nodeEngine({}), ">=20");
+  assert.deepStrictEqual(
+    nodeEngine({
+      "hono@4.13.19": ">=16.9.0",
+      "@deno/kv-linux-x64-gnu@0.14.0": ">= 18",
+      "@noble/hashes@1.8.0": "^14.21.3 || >=16",
+      "@hono/node-server@2.1.9": ">=20",
+    }),
+    ">=20",
+  );
+  assert.deepStrictEqual(nodeEngine({ "a@1.0.0": ">=20.11.0", "b@1.0.0": "*" }), ">=20.11.0");
+  assert.deepStrictEqual(nodeEngine({ "a@1.0.0": "^22.3 || >=23" }), ">=22.3.0");
+  assert.deepStrictEqual(nodeEngine({ "a@1.0.0": "22.x" }), ">=22");
+  assert.throws(() => nodeEngine({ "old@1.0.0": "^18" }), /old@1\.0\.0 needs node "\^18"/);
+  assert.throws(() => nodeEngine({ "odd@1.0.0": "node 20" }), /cannot read the engines range/);
+});
+
+Deno.test("repositoryOf(): git remotes as npm's repository field, without credentials", () => {
+  const expected = {
+    field: { type: "git", url: "git+https://git.example.test/all-docs/all-docs.git" },
+    web: "https://git.example.test/all-docs/all-docs",
+  };
+  assert.deepStrictEqual(repositoryOf("https://git.example.test/all-docs/all-docs.git"), expected);
+  assert.deepStrictEqual(
+    repositoryOf("https://user:s3cret@git.example.test/all-docs/all-docs\n"),
+    expected,
+  );
+  const ssh = {
+    field: { type: "git", url: "git+ssh://git@git.example.test/all-docs/all-docs.git" },
+    web: "https://git.example.test/all-docs/all-docs",
+  };
+  assert.deepStrictEqual(repositoryOf("git@git.example.test:all-docs/all-docs.git"), ssh);
+  assert.deepStrictEqual(repositoryOf("ssh://git@git.example.test:2222/all-docs/all-docs"), ssh);
+  assert.deepStrictEqual(repositoryOf("/work/main"), undefined);
+  assert.deepStrictEqual(repositoryOf("file:///work/main"), undefined);
+  assert.deepStrictEqual(repositoryOf("../all-docs"), undefined);
+});
+
+Deno.test("renderReadme(): repository links become absolute, or plain text without one", () => {
+  const source = "See [the CLI]({{repository}}#cli) and [Hono](https://hono.dev/).\n";
+  assert.deepStrictEqual(
+    renderReadme(source, "https://git.example.test/o/r"),
+    "See [the CLI](https://git.example.test/o/r#cli) and [Hono](https://hono.dev/).\n",
+  );
+  assert.deepStrictEqual(
+    renderReadme(source, undefined),
+    "See the CLI and [Hono](https://hono.dev/).\n",
+  );
+  assert.throws(() => renderReadme("[docs](./README.md)", undefined), /not absolute/);
+  assert.throws(() => renderReadme("at {{repository}}", undefined), /outside a link/);
+});
+
+Deno.test("the package README source is written for npm users", async () => {
+  const source = await Deno.readTextFile(README_SOURCE);
+  assert.ok(!/\bdeno (run|task)\b/.test(source), "no deno run or deno task lines");
+  assert.ok(source.includes("npm install @all-docs/all-docs"), "install line");
+  assert.ok(source.includes("npx _all_docs"), "the command through npx");
+  for (const peer of OPTIONAL_PEERS) assert.ok(source.includes(peer), `names the peer ${peer}`);
+  // Every link is absolute once rendered, with a repository or without one.
+  renderReadme(source, "https://git.example.test/o/r");
+  renderReadme(source, undefined);
+});
+
+Deno.test("binScript(): names a missing optional peer in one line", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "all_docs_npm_bin_" });
+  try {
+    await Deno.writeTextFile(join(dir, "package.json"), JSON.stringify({ type: "module" }));
+    await Deno.writeTextFile(join(dir, "cli.node.js"), 'import "@hono/node-server";\n');
+    await Deno.writeTextFile(
+      join(dir, "bin.js"),
+      binScript("@all-docs/all-docs", { "@hono/node-server": "^2.1.9", hono: "^4.13.19" }),
+    );
+    const missing = await node([join(dir, "bin.js")], dir);
+    assert.deepStrictEqual(missing.code, 1, missing.stderr);
+    assert.deepStrictEqual(
+      missing.stderr,
+      "_all_docs: cannot find package '@hono/node-server', an optional peer dependency of " +
+        "@all-docs/all-docs that the command needs; install the command's peers with: " +
+        "npm install @hono/node-server@^2.1.9 hono@^4.13.19\n",
+    );
+    // Any other failure is not hidden.
+    await Deno.writeTextFile(join(dir, "cli.node.js"), 'import "left-pad";\n');
+    const other = await node([join(dir, "bin.js")], dir);
+    assert.deepStrictEqual(other.code, 1);
+    assert.ok(other.stderr.includes("Cannot find package 'left-pad'"), other.stderr);
+    await Deno.writeTextFile(join(dir, "cli.node.js"), "process.exitCode = 3;\n");
+    assert.deepStrictEqual((await node([join(dir, "bin.js")], dir)).code, 3);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+/** `git remote get-url origin` at the root, or `undefined`. */
+async function originRemote(): Promise<string | undefined> {
+  const result = await run("git", ["remote", "get-url", "origin"]);
+  return result.code === 0 && result.stdout.trim() !== "" ? result.stdout.trim() : undefined;
+}
+
+/** The `engines.node` of every package installed under `dir`, nested ones included. */
+async function installedEngines(dir: string, found: string[] = []): Promise<string[]> {
+  let entries: Deno.DirEntry[];
+  try {
+    entries = [...Deno.readDirSync(dir)];
+  } catch {
+    return found;
+  }
+  for (const entry of entries) {
+    if (entry.name.startsWith(".")) continue;
+    const dirs = entry.name.startsWith("@")
+      ? [...Deno.readDirSync(join(dir, entry.name))].map((e) => join(dir, entry.name, e.name))
+      : [join(dir, entry.name)];
+    for (const pkgDir of dirs) {
+      try {
+        const meta = JSON.parse(await Deno.readTextFile(join(pkgDir, "package.json")));
+        if (typeof meta.engines?.node === "string") {
+          found.push(`${meta.name}: ${meta.engines.node}`);
+        }
+      } catch {
+        continue;
+      }
+      await installedEngines(join(pkgDir, "node_modules"), found);
+    }
+  }
+  return found;
+}
+
 Deno.test("npm build", async (t) => {
   const build = await run(Deno.execPath(), ["run", "-A", "scripts/build_npm.ts"]);
   assertOk(build, "the build");
@@ -126,29 +295,209 @@ Deno.test("npm build", async (t) => {
     assert.deepStrictEqual(pkg.name, denoJson.name);
     assert.deepStrictEqual(pkg.version, denoJson.version);
     assert.deepStrictEqual(pkg.type, "module");
-    assert.deepStrictEqual(pkg.bin, { _all_docs: "./cli.node.js" });
-    assert.deepStrictEqual(pkg.engines, { node: ">=20" });
+    assert.deepStrictEqual(pkg.bin, { _all_docs: "./bin.js" });
     assert.deepStrictEqual(pkg.devDependencies, undefined);
-    assert.deepStrictEqual(Object.keys(pkg.exports).sort(), Object.keys(denoJson.exports).sort());
-    const expected: Record<string, string> = {};
-    for (const target of Object.values(denoJson.imports)) {
-      const parsed = parseNpmSpecifier(target)!;
-      expected[parsed.name] = parsed.version;
+    assert.deepStrictEqual(
+      Object.keys(pkg.exports).sort(),
+      [...Object.keys(denoJson.exports), "./package.json"].sort(),
+    );
+    for (const [subpath, entry] of Object.entries(pkg.exports)) {
+      if (subpath === "./package.json") continue;
+      const { types, import: js } = entry as { types: string; import: string };
+      assert.ok(Deno.statSync(join(NPM_DIR, types)).isFile, types);
+      assert.ok(Deno.statSync(join(NPM_DIR, js)).isFile, js);
     }
-    assert.deepStrictEqual(pkg.dependencies, expected);
-    for (const entry of Object.values(pkg.exports) as { types: string; import: string }[]) {
-      assert.ok(Deno.statSync(join(NPM_DIR, entry.types)).isFile, entry.types);
-      assert.ok(Deno.statSync(join(NPM_DIR, entry.import)).isFile, entry.import);
-    }
-    for (const file of ["README.md", "LICENSE"]) {
+    for (const file of ["README.md", "LICENSE", "bin.js"]) {
       assert.ok(Deno.statSync(join(NPM_DIR, file)).isFile, file);
     }
   });
 
+  await t.step(
+    "dependencies are caret ranges; hono, @hono/node-server, @deno/kv optional peers",
+    () => {
+      const dependencies: Record<string, string> = {};
+      const peers: Record<string, string> = {};
+      for (const target of Object.values(denoJson.imports)) {
+        const { name, version } = parseNpmSpecifier(target)!;
+        (OPTIONAL_PEERS.includes(name) ? peers : dependencies)[name] = `^${version}`;
+      }
+      assert.deepStrictEqual(pkg.dependencies, dependencies);
+      assert.deepStrictEqual(pkg.peerDependencies, peers);
+      assert.deepStrictEqual(Object.keys(peers).sort(), [...OPTIONAL_PEERS].sort());
+      assert.deepStrictEqual(
+        pkg.peerDependenciesMeta,
+        Object.fromEntries(Object.keys(peers).map((name) => [name, { optional: true }])),
+      );
+      for (const name of OPTIONAL_PEERS) {
+        assert.ok(!(name in pkg.dependencies), `${name} is not a dependency`);
+      }
+    },
+  );
+
+  await t.step("files, sideEffects, ./package.json, engines, repository", async () => {
+    assert.deepStrictEqual(pkg.sideEffects, false);
+    assert.deepStrictEqual(pkg.exports["./package.json"], "./package.json");
+    assert.deepStrictEqual(pkg.files, [
+      "mod.js",
+      "mod.d.ts",
+      "cli.node.js",
+      "cli.node.d.ts",
+      "bin.js",
+      "src/",
+      "cli/",
+      "drivers/",
+    ]);
+    // Node 20 or the strictest floor any installed package (peers included) asks for.
+    assert.deepStrictEqual(pkg.engines, { node: ">=20" });
+    const engines = await installedEngines(join(NPM_DIR, "node_modules"));
+    assert.ok(engines.some((e) => e.startsWith("@hono/node-server: ")), engines.join("; "));
+    for (const line of engines) {
+      for (const [, major] of line.matchAll(/>=\s*(\d+)/g)) {
+        if (!line.includes("||")) assert.ok(Number(major) <= 20, `${line} needs more than >=20`);
+      }
+    }
+    const remote = await originRemote();
+    assert.deepStrictEqual(
+      pkg.repository,
+      remote === undefined ? undefined : repositoryOf(remote)?.field,
+    );
+  });
+
+  await t.step(
+    "npm pack holds the compiled modules, README, LICENSE and package.json only",
+    async () => {
+      const packed = await run("npm", ["pack", "--dry-run", "--json", ...NPM_OFFLINE], {
+        cwd: NPM_DIR,
+      });
+      assertOk(packed, "npm pack --dry-run");
+      const paths = (JSON.parse(packed.stdout)[0].files as { path: string }[]).map((f) => f.path);
+      for (const path of paths) {
+        assert.ok(
+          /\.(js|d\.ts)$/.test(path) || ["README.md", "LICENSE", "package.json"].includes(path),
+          `unexpected file in the package: ${path}`,
+        );
+        assert.ok(!path.startsWith("node_modules/"), path);
+      }
+      for (const path of ["bin.js", "mod.js", "mod.d.ts", "README.md", "LICENSE", "package.json"]) {
+        assert.ok(paths.includes(path), `the package lacks ${path}`);
+      }
+    },
+  );
+
+  await t.step("the package README is the npm one: no deno run, absolute links", async () => {
+    const readme = await Deno.readTextFile(join(NPM_DIR, "README.md"));
+    const remote = await originRemote();
+    assert.deepStrictEqual(
+      readme,
+      renderReadme(
+        await Deno.readTextFile(README_SOURCE),
+        remote === undefined ? undefined : repositoryOf(remote)?.web,
+      ),
+    );
+    assert.ok(!/\bdeno (run|task)\b/.test(readme), "the npm README has deno run lines");
+    assert.ok(readme.includes("npx _all_docs"), "the npm README shows npx _all_docs");
+    for (const [, target] of readme.matchAll(/\]\(([^)\s]*)/g)) {
+      assert.ok(/^https?:\/\//.test(target!), `a relative link: ${target}`);
+    }
+  });
+
+  await t.step(
+    "installed from its tarball, the core imports under node without the optional peers",
+    async () => {
+      const dir = await Deno.makeTempDir({ prefix: "all_docs_npm_install_" });
+      try {
+        const packed = await run("npm", [
+          "pack",
+          "--json",
+          "--pack-destination",
+          dir,
+          ...NPM_OFFLINE,
+        ], { cwd: NPM_DIR });
+        assertOk(packed, "npm pack");
+        const tarball = join(dir, JSON.parse(packed.stdout)[0].filename as string);
+        await Deno.writeTextFile(
+          join(dir, "package.json"),
+          JSON.stringify({ private: true, type: "module" }),
+        );
+        // Offline: everything comes from the npm cache the build's own install filled.
+        const install = (specs: string[]) =>
+          run(
+            "npm",
+            ["install", "--ignore-scripts", "--no-package-lock", ...NPM_OFFLINE, ...specs],
+            { cwd: dir },
+          );
+        const hint = "(the npm cache lacks a package the build installed: " +
+          "run `deno task build:npm --force` once)";
+        assertOk(await install([tarball]), `npm install --offline ${tarball} ${hint}`);
+        for (const peer of OPTIONAL_PEERS) {
+          assert.ok(!existsSync(join(dir, "node_modules", peer)), `${peer} was installed`);
+        }
+        const name = pkg.name as string;
+        const core = [
+          ".",
+          "./drivers/memory",
+          "./drivers/fs",
+          "./drivers/s3",
+          "./drivers/cloudflare_kv",
+        ];
+        await Deno.writeTextFile(
+          join(dir, "core.mjs"),
+          [
+            ...core.map((s, i) => `import * as m${i} from ${JSON.stringify(name + s.slice(1))};`),
+            `import meta from ${JSON.stringify(`${name}/package.json`)} with { type: "json" };`,
+            `let replica;`,
+            `try { await import(${JSON.stringify(`${name}/replica`)}); replica = "loaded"; }`,
+            `catch (error) { replica = error.code + " " + error.message; }`,
+            `console.log(JSON.stringify({ version: meta.version, replica, exports: [`,
+            ...core.map((_, i) => `  Object.keys(m${i}).length,`),
+            `] }));`,
+          ].join("\n"),
+        );
+        const bare = await node(["core.mjs"], dir);
+        assertOk(bare, "node core.mjs without the peers");
+        const seen = JSON.parse(bare.stdout) as {
+          version: string;
+          replica: string;
+          exports: number[];
+        };
+        assert.deepStrictEqual(seen.version, denoJson.version);
+        assert.ok(seen.exports.every((n) => n > 0), bare.stdout);
+        assert.ok(
+          seen.replica.startsWith("ERR_MODULE_NOT_FOUND Cannot find package 'hono'"),
+          seen.replica,
+        );
+        const bin = join(dir, "node_modules", ".bin", "_all_docs");
+        const noPeers = await node([bin, "--version"], dir);
+        assert.deepStrictEqual(noPeers.code, 1, noPeers.stderr);
+        assert.match(
+          noPeers.stderr,
+          /^_all_docs: cannot find package '(hono|@hono\/node-server|@deno\/kv)', an optional peer dependency of .* npm install .*hono@\^4\.\d+\.\d+\n$/,
+        );
+
+        // With the peers at deno.json's pins (the versions in the cache), everything loads.
+        const pins = Object.values(denoJson.imports).map((t) => parseNpmSpecifier(t)!)
+          .filter(({ name }) => OPTIONAL_PEERS.includes(name))
+          .map(({ name, version }) => `${name}@${version}`);
+        assertOk(
+          await install([...new Set(pins)]),
+          `npm install --offline ${pins.join(" ")} ${hint}`,
+        );
+        const full = await node(["core.mjs"], dir);
+        assertOk(full, "node core.mjs with the peers");
+        assert.deepStrictEqual(JSON.parse(full.stdout).replica, "loaded");
+        const version = await node([bin, "--version"], dir);
+        assertOk(version, "_all_docs --version with the peers");
+        assert.ok(version.stdout.includes(denoJson.version), version.stdout);
+      } finally {
+        await Deno.remove(dir, { recursive: true });
+      }
+    },
+  );
+
   await t.step("node imports every export of the package", async () => {
     const dir = await consumerDir();
     try {
-      const subpaths = Object.keys(pkg.exports);
+      const subpaths = Object.keys(pkg.exports).filter((s) => s !== "./package.json");
       const lines = subpaths.map((s, i) =>
         `import * as m${i} from ${JSON.stringify(pkg.name + s.slice(1))};`
       );
@@ -177,21 +526,23 @@ Deno.test("npm build", async (t) => {
   });
 
   await t.step("the bin runs under node", async () => {
-    const help = await node([join(NPM_DIR, "cli.node.js"), "--help"]);
+    const help = await node([join(NPM_DIR, "bin.js"), "--help"]);
     assertOk(help, "_all_docs --help");
     assert.ok(help.stdout.includes("Usage: _all_docs"), help.stdout);
-    const version = await node([join(NPM_DIR, "cli.node.js"), "--version"]);
+    const version = await node([join(NPM_DIR, "bin.js"), "--version"]);
     assertOk(version, "_all_docs --version");
     assert.ok(version.stdout.includes(denoJson.version), version.stdout);
-    const first = await Deno.readTextFile(join(NPM_DIR, "cli.node.js"));
-    assert.ok(first.startsWith("#!/usr/bin/env node\n"));
-    assert.ok((Deno.statSync(join(NPM_DIR, "cli.node.js")).mode! & 0o111) !== 0, "executable");
+    for (const file of ["bin.js", "cli.node.js"]) {
+      const first = await Deno.readTextFile(join(NPM_DIR, file));
+      assert.ok(first.startsWith("#!/usr/bin/env node\n"), file);
+      assert.ok((Deno.statSync(join(NPM_DIR, file)).mode! & 0o111) !== 0, `${file} executable`);
+    }
   });
 
   const packuments = await loadFixturePackuments();
   const fixture = await startRegistryFixture({ packuments });
   const names = [...packuments.keys()];
-  const bin = join(NPM_DIR, "cli.node.js");
+  const bin = join(NPM_DIR, "bin.js");
   const tmp = await Deno.makeTempDir({ prefix: "all_docs_npm_build_" });
   try {
     await t.step(
