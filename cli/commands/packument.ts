@@ -272,8 +272,9 @@ export const PACKUMENT_COMMANDS: readonly Command[] = [
       "configuration, including @scope:registry= and tokens from .npmrc) into the cache.\n" +
       FETCH_HELP +
       "Names npm could never have served (empty, over 214 characters, a leading . or _,\n" +
-      "whitespace, a / outside @scope/name, characters that do not survive URL encoding)\n" +
-      "exit 2 before any request.",
+      "a . leading the name after the scope, whitespace, a / outside @scope/name,\n" +
+      "characters that do not survive URL encoding) exit 2 before any request. Legacy\n" +
+      "names (upper case, dots), @scope/_name and names starting with - are valid.",
     flags: PACKUMENT_FLAGS,
     maxArgs: Infinity,
     run: packumentFetch,
