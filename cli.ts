@@ -7,6 +7,7 @@
 import { createHash } from "node:crypto";
 import process from "node:process";
 import { main } from "./cli/main.ts";
+import { isStdoutClosed, STDOUT_CLOSED_STATUS } from "./cli/io.ts";
 import type { Listen } from "./cli/context.ts";
 import { createStorageDriver } from "./drivers/select.deno.ts";
 
@@ -33,5 +34,6 @@ if (import.meta.main) {
     listen,
     createHash: () => createHash("sha256"),
   });
-  process.exitCode = status;
+  // A closed stdout may have set 141 already (see cli/io.ts).
+  process.exitCode = isStdoutClosed() ? STDOUT_CLOSED_STATUS : status;
 }

@@ -6,12 +6,75 @@
 
 import process from "node:process";
 
-/** Writes text to stdout, waiting for the stream to drain when it is full. */
-export function out(text: string): Promise<void> {
+/**
+ * Thrown by {@linkcode out} once the reader of stdout has gone (`cmd | head -1` closed the pipe).
+ * The command stops and the CLI exits quietly with status 141 (128 + SIGPIPE), as `git` does.
+ */
+export class StdoutClosed extends Error {
+  override name = "StdoutClosed";
+  constructor() {
+    super("stdout was closed");
+  }
+}
+
+/** The exit status after stdout was closed: 128 + SIGPIPE (13), what git's status is. */
+export const STDOUT_CLOSED_STATUS = 141;
+
+/** A write error other than a closed pipe, kept for the next write to throw. */
+let stdoutFailure: Error | undefined;
+let stdoutClosed = false;
+let listening = false;
+
+function isBrokenPipe(error: unknown): boolean {
+  const { code, name } = (error ?? {}) as { code?: unknown; name?: unknown };
+  return code === "EPIPE" || name === "BrokenPipe";
+}
+
+function noteStdoutError(error: Error): void {
+  if (isBrokenPipe(error)) {
+    stdoutClosed = true;
+    // Also when the last write fails after the command has returned its status.
+    process.exitCode = STDOUT_CLOSED_STATUS;
+  } else stdoutFailure ??= error;
+}
+
+/** Whether a write to stdout found its reader gone. */
+export function isStdoutClosed(): boolean {
+  return stdoutClosed;
+}
+
+/**
+ * Writes text or bytes to stdout, waiting for the stream to drain when it is full. Rejects with
+ * {@linkcode StdoutClosed} once the reader has gone (Node emits `EPIPE`; Deno's `BrokenPipe`
+ * reaches `node:process` as `EPIPE` too), never with an uncaught error event.
+ */
+export function out(data: string | Uint8Array): Promise<void> {
+  if (!listening) {
+    listening = true;
+    // Without a listener an EPIPE is an uncaught error event and a stack trace.
+    process.stdout.on("error", noteStdoutError);
+  }
+  if (stdoutClosed) return Promise.reject(new StdoutClosed());
+  if (stdoutFailure) return Promise.reject(stdoutFailure);
   return new Promise((resolve, reject) => {
-    const ok = process.stdout.write(text, (error) => error ? reject(error) : undefined);
-    if (ok) resolve();
-    else process.stdout.once("drain", () => resolve());
+    let settled = false;
+    const settle = (error?: Error | null) => {
+      if (settled) return;
+      settled = true;
+      process.stdout.off("drain", onDrain);
+      if (!error) resolve();
+      else {
+        noteStdoutError(error);
+        reject(isBrokenPipe(error) ? new StdoutClosed() : error);
+      }
+    };
+    const onDrain = () => settle();
+    const ok = process.stdout.write(data, (error) => {
+      if (error) settle(error);
+    });
+    if (ok) settle();
+    // An error while waiting for "drain" settles through the write callback above.
+    else process.stdout.once("drain", onDrain);
   });
 }
 

@@ -6,7 +6,7 @@
  * module imports no driver.
  *
  * Exit status: 0 all done; 1 the run finished but some items failed; 2 bad usage or bad input
- * (nothing fetched or written).
+ * (nothing fetched or written); 141 stdout was closed early (`| head`), as git's.
  *
  * @module
  */
@@ -16,7 +16,7 @@ import type { StorageDriver } from "../src/storage/driver.ts";
 import type { Sha256Hasher } from "../src/storage/cache.ts";
 import { VERSION } from "../src/version.ts";
 import type { Command, Listen } from "./context.ts";
-import { err, out } from "./io.ts";
+import { err, isStdoutClosed, out, STDOUT_CLOSED_STATUS, StdoutClosed } from "./io.ts";
 import {
   GLOBAL_FLAGS,
   GLOBAL_HELP,
@@ -49,7 +49,8 @@ Run '_all_docs <command> --help' for a command's options.
 ${GLOBAL_HELP}
 
 Exit status: 0 done; 1 some items failed after their retries (they are listed);
-2 bad usage or bad input (nothing was fetched or written).`;
+2 bad usage or bad input (nothing was fetched or written); 141 stdout was closed
+early (| head): the command stops quietly, as git does.`;
 
 function commandHelp(command: Command): string {
   return `Usage: _all_docs ${command.usage}\n\n${command.help}\n\n${GLOBAL_HELP}`;
@@ -131,7 +132,7 @@ export async function main(argv: string[], runtime: CliRuntime): Promise<number>
       );
     }
     const options = resolveGlobalOptions(values);
-    return await command.run({
+    const status = await command.run({
       options,
       values,
       args: rest,
@@ -142,7 +143,10 @@ export async function main(argv: string[], runtime: CliRuntime): Promise<number>
         ...(runtime.createHash ? { createHash: runtime.createHash } : {}),
       },
     });
+    return isStdoutClosed() ? STDOUT_CLOSED_STATUS : status;
   } catch (error) {
+    // The reader of stdout has gone (`| head`): stop quietly, as git does.
+    if (error instanceof StdoutClosed || isStdoutClosed()) return STDOUT_CLOSED_STATUS;
     if (error instanceof UsageError || isParseArgsError(error)) {
       err(`error: ${(error as Error).message}`);
       return 2;

@@ -78,13 +78,19 @@ async function partitionRefresh(ctx: CommandContext): Promise<number> {
   let finished = 0;
   let rows = 0;
   const emitJson = (event: object) => out(JSON.stringify(event) + "\n");
+  // A closed stdout (`--json | head -3`) stops the run: the checkpoint keeps what was done.
+  const stop = new AbortController();
   let pendingWrites: Promise<void> = Promise.resolve();
   const onEvent = (event: RefreshEvent) => {
     if (event.type === "start") total = event.pending;
     if (event.type === "page") rows += event.rows;
     if (event.type === "partition-done" || event.type === "partition-failed") finished++;
     if (event.type === "partition-done" && event.unchanged) rows += event.rows;
-    if (options.json) pendingWrites = pendingWrites.then(() => emitJson(event));
+    if (options.json) {
+      pendingWrites = pendingWrites.then(() => emitJson(event)).catch((error) => {
+        stop.abort(error);
+      });
+    }
     const elapsed = Date.now() - started;
     const rate = rows / Math.max(elapsed / 1000, 0.001);
     const eta = finished > 0 && total > finished ? (elapsed / finished) * (total - finished) : 0;
@@ -107,9 +113,11 @@ async function partitionRefresh(ctx: CommandContext): Promise<number> {
       workerId: workerId(),
       isOwnerAlive,
       onEvent,
+      signal: stop.signal,
     });
     progress.done();
     await pendingWrites;
+    if (stop.signal.aborted) throw stop.signal.reason;
     const seconds = (Date.now() - started) / 1000;
     const { requests, retries } = client.stats;
     const result = {
