@@ -1,6 +1,7 @@
 /**
- * Loads pivots from a file: `.json` (an array), `.txt` (one key per line, `#` comments and
- * blank lines ignored) or a `.js`/`.ts`/`.mjs` module exporting `pivots` or a default array.
+ * Loads pivots from a file: `.json` (an array), `.txt` (one key per line, read as a name list
+ * is: trimmed, `#` comments and blank lines ignored) or a `.js`/`.ts`/`.mjs` module exporting
+ * `pivots` or a default array.
  *
  * @module
  */

@@ -289,8 +289,10 @@ export const PACKUMENT_COMMANDS: readonly Command[] = [
     summary: "fetch the packuments of a list of names",
     help: "Like 'packument fetch' for the names in FILE: a .json array of names (such as the\n" +
       "lists of the npm-high-impact package), or text with one name or name@range per line\n" +
-      "(blank lines and # comments ignored; the range is dropped). Duplicates are fetched\n" +
-      "once. A bad name exits 2, naming its line or index, before any request.\n\n" +
+      "(trimmed; blank lines and # comments ignored, a # after whitespace starts one:\n" +
+      "'left-pad  # why'; the range is dropped). A UTF-8 byte order mark is ignored.\n" +
+      "Duplicates are fetched once. A bad name exits 2, naming its line or index, before\n" +
+      "any request.\n\n" +
       FETCH_HELP.trimEnd(),
     flags: PACKUMENT_FLAGS,
     maxArgs: 1,

@@ -244,8 +244,10 @@ export const PARTITION_COMMANDS: readonly Command[] = [
       "checkpointed per partition: a killed run resumes where it stopped, skipping completed\n" +
       "partitions and redoing those that were in progress. Re-running a completed set\n" +
       "refreshes every range (conditionally where the origin sent an ETag).\n\n" +
-      "FILE is a .json array of keys, a .txt file with one key per line (blank lines and\n" +
-      "# comments ignored), or a .js/.mjs/.ts module exporting `pivots` or a default array.\n" +
+      "FILE is a .json array of keys, a .txt file with one key per line (trimmed; blank\n" +
+      "lines and # comments ignored, a # after whitespace starts one: 'b  # why'), or a\n" +
+      ".js/.mjs/.ts module exporting `pivots` or a default array. A key that begins or ends\n" +
+      "with whitespace goes in a .json file. A UTF-8 byte order mark is ignored.\n" +
       "Pivots must be non-empty strings, strictly increasing in code-point order.\n\n" +
       "Options:\n" +
       "  --pivots FILE        the pivot list (required)\n" +

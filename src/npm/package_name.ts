@@ -6,7 +6,7 @@
  * @module
  */
 
-import { parseLineList } from "../_util/line_list.ts";
+import { parseLineList, stripBom } from "../_util/line_list.ts";
 
 /**
  * Tells what is wrong with a package name, if anything.
@@ -95,8 +95,9 @@ export interface NameList {
 
 /**
  * Parses a list of names: a JSON array of names, or text with one `name` or `name@range` per
- * line (blank lines and `#` comments ignored, each line trimmed; the range is dropped, since a
- * packument holds every version).
+ * line, read as every line list is (see `parseLineList`: each line trimmed, blank
+ * lines and `#` comments ignored, `name  # why` keeps `name`); the range is dropped, since a
+ * packument holds every version. A leading byte order mark is ignored in both forms.
  *
  * @param text The file contents.
  * @param format `json` or `txt`.
@@ -111,7 +112,7 @@ export function parseNameList(
   if (format === "json") {
     let value: unknown;
     try {
-      value = JSON.parse(text);
+      value = JSON.parse(stripBom(text));
     } catch (cause) {
       return {
         problems: [{
