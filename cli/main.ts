@@ -147,13 +147,21 @@ export async function main(argv: string[], runtime: CliRuntime): Promise<number>
   } catch (error) {
     // The reader of stdout has gone (`| head`): stop quietly, as git does.
     if (error instanceof StdoutClosed || isStdoutClosed()) return STDOUT_CLOSED_STATUS;
-    if (error instanceof UsageError || isParseArgsError(error)) {
-      err(`error: ${(error as Error).message}`);
-      return 2;
+    const exitCode = error instanceof UsageError || isParseArgsError(error) ? 2 : 1;
+    const message = error instanceof Error ? error.message : String(error);
+    err(`error: ${message}`);
+    if (wantsJson(argv)) {
+      // As npm does with --json: the error as JSON on stdout too, for the program reading it.
+      await out(JSON.stringify({ type: "error", message, exitCode }) + "\n").catch(() => {});
     }
-    err(`error: ${error instanceof Error ? error.message : String(error)}`);
-    return 1;
+    return exitCode;
   }
+}
+
+/** Whether `--json` was given (looked up in the raw arguments, since parsing may have failed). */
+function wantsJson(argv: readonly string[]): boolean {
+  const end = argv.indexOf("--");
+  return (end === -1 ? argv : argv.slice(0, end)).includes("--json");
 }
 
 function isParseArgsError(error: unknown): boolean {

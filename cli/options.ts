@@ -67,7 +67,8 @@ export const GLOBAL_FLAGS = {
 } as const;
 
 /** Help text for the global options. */
-export const GLOBAL_HELP = `Global options (each also read from the environment variable shown):
+export const GLOBAL_HELP = `Global options (each also read from the environment variable shown;
+a flag wins over its variable, and a bad value is reported under the name it came from):
   --cache-dir DIR     where embedded storage lives           ALL_DOCS_CACHE_DIR
                       (default: $XDG_CACHE_HOME/_all_docs, or ~/.cache/_all_docs)
   --storage KIND      fs | kv | memory | s3 (default fs)     ALL_DOCS_STORAGE
@@ -82,7 +83,8 @@ export const GLOBAL_HELP = `Global options (each also read from the environment 
   --rate-limit N      requests per second, 0 = unlimited     ALL_DOCS_RATE_LIMIT
   --retries N         retries per request (default 5)        ALL_DOCS_RETRIES
   --timeout MS        per-request timeout (default 30000)    ALL_DOCS_TIMEOUT
-  --json              machine-readable output
+  --json              machine-readable output; an error is also printed as
+                      {"type":"error","message":...,"exitCode":N} on stdout
   --quiet             no progress output
   --progress          progress even when stderr is not a terminal (a plain
                       line each second)
@@ -94,27 +96,35 @@ function env(name: string): string | undefined {
   return value === "" ? undefined : value;
 }
 
-function integer(flag: string, raw: string | undefined, fallback: number, min: number): number {
+/** A setting's raw value and where it came from: `--flag` or the environment variable's name. */
+interface Setting {
+  value: string | undefined;
+  source: string;
+}
+
+function integer(setting: Setting, fallback: number, min: number): number {
+  const { value: raw, source } = setting;
   if (raw === undefined) return fallback;
   const value = Number(raw);
   if (!/^\d+$/.test(raw.trim()) || !Number.isSafeInteger(value) || value < min) {
     throw new UsageError(
-      `Invalid --${flag}: expected an integer of at least ${min}, received '${raw}'`,
+      `Invalid ${source}: expected an integer of at least ${min}, received '${raw}'`,
     );
   }
   return value;
 }
 
-function url(flag: string, raw: string | undefined): string | undefined {
+function url(setting: Setting): string | undefined {
+  const { value: raw, source } = setting;
   if (raw === undefined) return undefined;
   let parsed: URL;
   try {
     parsed = new URL(raw);
   } catch {
-    throw new UsageError(`Invalid --${flag}: expected an http(s) URL, received '${raw}'`);
+    throw new UsageError(`Invalid ${source}: expected an http(s) URL, received '${raw}'`);
   }
   if (parsed.protocol !== "http:" && parsed.protocol !== "https:") {
-    throw new UsageError(`Invalid --${flag}: expected an http(s) URL, received '${raw}'`);
+    throw new UsageError(`Invalid ${source}: expected an http(s) URL, received '${raw}'`);
   }
   return raw;
 }
@@ -202,38 +212,44 @@ export function defaultCacheDir(): string {
 export function resolveGlobalOptions(
   values: Record<string, string | boolean | undefined>,
 ): GlobalOptions {
-  const str = (flag: string, name: string) => {
+  // A flag wins over its environment variable; an error names the one the value came from.
+  const setting = (flag: string, name: string): Setting => {
     const value = values[flag];
-    return typeof value === "string" ? value : env(name);
+    return typeof value === "string"
+      ? { value, source: `--${flag}` }
+      : { value: env(name), source: name };
   };
-  const storage = str("storage", "ALL_DOCS_STORAGE") ?? "fs";
+  const storageSetting = setting("storage", "ALL_DOCS_STORAGE");
+  const storage = storageSetting.value ?? "fs";
   if (storage !== "fs" && storage !== "kv" && storage !== "memory" && storage !== "s3") {
     throw new UsageError(
-      `Invalid --storage: expected fs, kv, memory or s3, received '${storage}'`,
+      `Invalid ${storageSetting.source}: expected fs, kv, memory or s3, received '${storage}'`,
     );
   }
   const s3 = storage === "s3" ? resolveS3Settings() : undefined;
-  const originKey = str("origin-key", "ALL_DOCS_ORIGIN_KEY");
+  const originKeySetting = setting("origin-key", "ALL_DOCS_ORIGIN_KEY");
+  const originKey = originKeySetting.value;
   if (originKey !== undefined && !/^[A-Za-z0-9._-]{1,64}$/.test(originKey)) {
     throw new UsageError(
-      `Invalid --origin-key: expected 1 to 64 characters of [A-Za-z0-9._-], received '${originKey}'`,
+      `Invalid ${originKeySetting.source}: expected 1 to 64 characters of [A-Za-z0-9._-], ` +
+        `received '${originKey}'`,
     );
   }
   if (values["quiet"] === true && values["progress"] === true) {
     throw new UsageError("--quiet and --progress contradict each other: give one");
   }
-  const cacheDir = str("cache-dir", "ALL_DOCS_CACHE_DIR") ?? defaultCacheDir();
+  const cacheDir = setting("cache-dir", "ALL_DOCS_CACHE_DIR").value ?? defaultCacheDir();
   return {
     cacheDir,
     storage,
     s3,
-    origin: url("origin", str("origin", "ALL_DOCS_ORIGIN")),
+    origin: url(setting("origin", "ALL_DOCS_ORIGIN")),
     originKey,
-    registry: url("registry", str("registry", "ALL_DOCS_REGISTRY")),
-    concurrency: integer("concurrency", str("concurrency", "ALL_DOCS_CONCURRENCY"), 16, 1),
-    rateLimit: integer("rate-limit", str("rate-limit", "ALL_DOCS_RATE_LIMIT"), 0, 0),
-    retries: integer("retries", str("retries", "ALL_DOCS_RETRIES"), 5, 0),
-    timeout: integer("timeout", str("timeout", "ALL_DOCS_TIMEOUT"), 30000, 1),
+    registry: url(setting("registry", "ALL_DOCS_REGISTRY")),
+    concurrency: integer(setting("concurrency", "ALL_DOCS_CONCURRENCY"), 16, 1),
+    rateLimit: integer(setting("rate-limit", "ALL_DOCS_RATE_LIMIT"), 0, 0),
+    retries: integer(setting("retries", "ALL_DOCS_RETRIES"), 5, 0),
+    timeout: integer(setting("timeout", "ALL_DOCS_TIMEOUT"), 30000, 1),
     json: values["json"] === true,
     quiet: values["quiet"] === true,
     progress: values["progress"] === true,

@@ -248,6 +248,8 @@ export const PARTITION_COMMANDS: readonly Command[] = [
       "lines and # comments ignored, a # after whitespace starts one: 'b  # why'), or a\n" +
       ".js/.mjs/.ts module exporting `pivots` or a default array. A key that begins or ends\n" +
       "with whitespace goes in a .json file. A UTF-8 byte order mark is ignored.\n" +
+      "A module that throws while it loads or while its list is read, or that has not\n" +
+      "finished loading after 10 s (a top-level await that never settles), exits 2.\n" +
       "Pivots must be non-empty strings, strictly increasing in code-point order.\n\n" +
       "Options:\n" +
       "  --pivots FILE        the pivot list (required)\n" +

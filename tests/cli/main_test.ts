@@ -48,7 +48,7 @@ Deno.test("cli usage errors print one line and exit 2", async () => {
     [["serve", "extra"], {}, /^error: Unexpected argument 'extra' for 'serve'/],
     [["cache", "stats", "--storage", "s4"], {}, /^error: Invalid --storage: .*received 's4'/],
     [["cache", "stats", "--concurrency", "0"], {}, /^error: Invalid --concurrency: .*'0'/],
-    [["cache", "stats"], { ALL_DOCS_RETRIES: "-1" }, /^error: Invalid --retries: .*'-1'/],
+    [["cache", "stats"], { ALL_DOCS_RETRIES: "-1" }, /^error: Invalid ALL_DOCS_RETRIES: .*'-1'/],
     [["cache", "stats", "--timeout", "1.5"], {}, /^error: Invalid --timeout/],
     [["cache", "stats", "--origin", "ftp://x"], {}, /^error: Invalid --origin/],
     [["cache", "stats", "--registry", "nope"], {}, /^error: Invalid --registry/],
