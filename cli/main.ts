@@ -28,6 +28,7 @@ import { PACKUMENT_COMMANDS } from "./commands/packument.ts";
 import { PARTITION_COMMANDS } from "./commands/partition.ts";
 import { CACHE_COMMANDS } from "./commands/cache.ts";
 import { SERVE_COMMAND } from "./commands/serve.ts";
+import { closest } from "./suggest.ts";
 
 /** Every command, in the order `--help` lists them. */
 const COMMANDS: readonly Command[] = [
@@ -44,7 +45,8 @@ Usage: _all_docs <command> [options]
 Commands:
 ${COMMANDS.map((c) => `  ${c.usage.padEnd(44)}${c.summary}`).join("\n")}
 
-Run '_all_docs <command> --help' for a command's options.
+Run '_all_docs help <command>' or '_all_docs <command> --help' for a command's
+options, '_all_docs packument' (or partition, cache) for a group's commands.
 
 ${GLOBAL_HELP}
 
@@ -79,52 +81,81 @@ export interface CliRuntime {
 export async function main(argv: string[], runtime: CliRuntime): Promise<number> {
   const allFlags: ParseArgsOptionsConfig = { ...GLOBAL_FLAGS };
   for (const command of COMMANDS) Object.assign(allFlags, command.flags);
+  // `-V` is kept beside `-v` for `--version` (parseArgs takes one short name per option).
+  const end = argv.indexOf("--");
+  const args = argv.map((arg, i) => arg === "-V" && (end === -1 || i < end) ? "--version" : arg);
   let command: Command | undefined;
   try {
-    const parsed = parseArgs({
-      args: argv,
+    // A first, lenient pass finds the command and any unknown option, so that an unknown
+    // option is reported with the command's own flags to suggest from.
+    const loose = parseArgs({
+      args,
       options: allFlags,
       allowPositionals: true,
-      strict: true,
+      strict: false,
+      tokens: true,
     });
+    const [first, second, ...more] = loose.positionals;
+    command = findCommand(first, second);
+    const known = { ...GLOBAL_FLAGS, ...command?.flags };
+    for (const token of loose.tokens ?? []) {
+      if (token.kind === "option" && !(token.name in known)) {
+        throw new UsageError(unknownOption(token.rawName, token.name, command, known));
+      }
+    }
+    const parsed = parseArgs({ args, options: allFlags, allowPositionals: true, strict: true });
     // No option is declared `multiple`, so every value is a string or a boolean.
     const values = parsed.values as Record<string, string | boolean | undefined>;
-    const positionals = parsed.positionals;
     if (values["version"] === true) {
       await out(`_all_docs ${VERSION}\n`);
       return 0;
     }
-    const [first, second, ...more] = positionals;
     if (first === undefined) {
       if (values["help"] === true) {
         await out(TOP_HELP + "\n");
         return 0;
       }
-      throw new UsageError("Missing command: run '_all_docs --help' for the list");
+      if (wantsJson(argv)) {
+        throw new UsageError("Missing command: run '_all_docs --help' for the list");
+      }
+      // As npm and git do with no arguments: the usage, and a usage status.
+      await out(TOP_HELP + "\n");
+      return 2;
     }
-    command = COMMANDS.find((c) =>
-      c.words[0] === first && (c.words.length === 1 || c.words[1] === second)
-    );
-    if (!command) {
-      const group = COMMANDS.filter((c) => c.words[0] === first);
-      if (group.length > 0 && values["help"] === true && second === undefined) {
-        await out(group.map((c) => `_all_docs ${c.usage}\n    ${c.summary}`).join("\n") + "\n");
+    if (first === "help" && !command) {
+      // `help`, `help <group>`, `help <command>`.
+      const [word, subword] = [second, more[0]];
+      if (word === undefined) {
+        await out(TOP_HELP + "\n");
         return 0;
       }
-      const name = [first, second].filter(Boolean).join(" ");
-      throw new UsageError(`Unknown command '${name}': run '_all_docs --help' for the list`);
+      const target = findCommand(word, subword);
+      if (target && (target.words.length === 1 || subword !== undefined)) {
+        await out(commandHelp(target) + "\n");
+        return 0;
+      }
+      if (subword === undefined && COMMANDS.some((c) => c.words[0] === word)) {
+        await out(groupHelp(word) + "\n");
+        return 0;
+      }
+      throw new UsageError(unknownCommand([word, subword]));
+    }
+    if (!command) {
+      const group = COMMANDS.filter((c) => c.words[0] === first);
+      if (group.length > 0 && second === undefined) {
+        if (values["help"] === true) {
+          await out(groupHelp(first) + "\n");
+          return 0;
+        }
+        err(`error: '${first}' needs a subcommand:\n${groupHelp(first)}`);
+        return 2;
+      }
+      throw new UsageError(unknownCommand([first, second]));
     }
     const rest = command.words.length === 1 && second !== undefined ? [second, ...more] : more;
     if (values["help"] === true) {
       await out(commandHelp(command) + "\n");
       return 0;
-    }
-    for (const flag of Object.keys(values)) {
-      if (!(flag in GLOBAL_FLAGS) && !(flag in command.flags)) {
-        throw new UsageError(
-          `Unknown option '--${flag}' for '${command.words.join(" ")}': see --help`,
-        );
-      }
     }
     if (rest.length > command.maxArgs) {
       throw new UsageError(
@@ -156,6 +187,39 @@ export async function main(argv: string[], runtime: CliRuntime): Promise<number>
     }
     return exitCode;
   }
+}
+
+/** The command `first second` names (a one-word command takes `second` as an argument). */
+function findCommand(first?: string, second?: string): Command | undefined {
+  return COMMANDS.find((c) =>
+    c.words[0] === first && (c.words.length === 1 || c.words[1] === second)
+  );
+}
+
+/** The commands of a group (`packument`, `partition`, `cache`) with their summaries. */
+function groupHelp(group: string): string {
+  return COMMANDS.filter((c) => c.words[0] === group)
+    .map((c) => `_all_docs ${c.usage}\n    ${c.summary}`).join("\n");
+}
+
+function unknownCommand(words: (string | undefined)[]): string {
+  const name = words.filter(Boolean).join(" ");
+  const groups = new Set(COMMANDS.map((c) => c.words[0]));
+  const guess = closest(words[0] ?? "", [...groups, "help"]);
+  const hint = guess !== undefined && guess !== words[0] ? ` (did you mean '${guess}'?)` : "";
+  return `Unknown command '${name}'${hint}: run '_all_docs --help' for the list`;
+}
+
+function unknownOption(
+  raw: string,
+  name: string,
+  command: Command | undefined,
+  known: ParseArgsOptionsConfig,
+): string {
+  const where = command ? ` for '${command.words.join(" ")}'` : "";
+  const guess = raw.startsWith("--") ? closest(name, Object.keys(known)) : undefined;
+  const hint = guess !== undefined ? ` (did you mean '--${guess}'?)` : "";
+  return `Unknown option '${raw}'${where}${hint}: see --help`;
 }
 
 /** Whether `--json` was given (looked up in the raw arguments, since parsing may have failed). */

@@ -6,7 +6,7 @@
 
 import process from "node:process";
 import { homedir } from "node:os";
-import { join } from "node:path";
+import { isAbsolute, join } from "node:path";
 
 /** A usage error: printed as one line, exit status 2, before any request or write. */
 export class UsageError extends Error {
@@ -63,14 +63,15 @@ export const GLOBAL_FLAGS = {
   quiet: { type: "boolean" },
   progress: { type: "boolean" },
   help: { type: "boolean", short: "h" },
-  version: { type: "boolean", short: "V" },
+  version: { type: "boolean", short: "v" },
 } as const;
 
 /** Help text for the global options. */
 export const GLOBAL_HELP = `Global options (each also read from the environment variable shown;
 a flag wins over its variable, and a bad value is reported under the name it came from):
   --cache-dir DIR     where embedded storage lives           ALL_DOCS_CACHE_DIR
-                      (default: $XDG_CACHE_HOME/_all_docs, or ~/.cache/_all_docs)
+                      (default: $XDG_CACHE_HOME/_all_docs when it is an absolute
+                      path, else ~/.cache/_all_docs)
   --storage KIND      fs | kv | memory | s3 (default fs)     ALL_DOCS_STORAGE
                       (s3: ALL_DOCS_S3_URL=http(s)://host:port/bucket[/prefix],
                       AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN,
@@ -86,10 +87,11 @@ a flag wins over its variable, and a bad value is reported under the name it cam
   --json              machine-readable output; an error is also printed as
                       {"type":"error","message":...,"exitCode":N} on stdout
   --quiet             no progress output
-  --progress          progress even when stderr is not a terminal (a plain
-                      line each second)
+  --progress          progress even when stderr is not a terminal or is
+                      TERM=dumb (a plain line each second); on a terminal the
+                      line is cut to its width
   -h, --help          show help
-  -V, --version       show the version`;
+  -v, -V, --version   show the version`;
 
 function env(name: string): string | undefined {
   const value = process.env[name];
@@ -197,10 +199,14 @@ export function resolveS3Settings(): S3Settings {
   return { endpoint: parsed.origin, bucket, prefix, region, credentials };
 }
 
-/** The default cache directory: `$XDG_CACHE_HOME/_all_docs`, else the platform's cache dir. */
+/**
+ * The default cache directory: `$XDG_CACHE_HOME/_all_docs` when that is an absolute path, else
+ * the platform's cache dir (`~/.cache/_all_docs` on Linux).
+ */
 export function defaultCacheDir(): string {
+  // The XDG Base Directory spec: a relative path in XDG_CACHE_HOME is invalid and ignored.
   const xdg = env("XDG_CACHE_HOME");
-  if (xdg) return join(xdg, "_all_docs");
+  if (xdg && isAbsolute(xdg)) return join(xdg, "_all_docs");
   if (process.platform === "darwin") return join(homedir(), "Library", "Caches", "_all_docs");
   if (process.platform === "win32") {
     return join(env("LOCALAPPDATA") ?? join(homedir(), "AppData", "Local"), "_all_docs");

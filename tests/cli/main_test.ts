@@ -40,7 +40,6 @@ Deno.test("cli --help and --version describe the tool", async () => {
 
 Deno.test("cli usage errors print one line and exit 2", async () => {
   const cases: [string[], Record<string, string>, RegExp][] = [
-    [[], {}, /^error: Missing command/],
     [["nope"], {}, /^error: Unknown command 'nope'/],
     [["cache", "stats", "--bogus"], {}, /^error: .*bogus/],
     [["cache", "stats", "--fix"], {}, /^error: Unknown option '--fix' for 'cache stats'/],
