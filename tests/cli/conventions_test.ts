@@ -95,6 +95,8 @@ Deno.test("cli ignores a relative XDG_CACHE_HOME, as the XDG spec says, for ~/.c
   const info = await new Deno.Command(Deno.execPath(), { args: ["info", "--json"] }).output();
   const denoDir: string = JSON.parse(new TextDecoder().decode(info.stdout)).denoDir;
   try {
+    // A read-only command needs the cache dir to exist.
+    await Deno.mkdir(join(home, ".cache", "_all_docs"), { recursive: true });
     const run = await runCli(["cache", "stats", "--json"], {
       DENO_DIR: denoDir,
       HOME: home,
