@@ -10,8 +10,10 @@
 
 import { createHash } from "node:crypto";
 import process from "node:process";
+import { setTimeout } from "node:timers";
 import { serve as nodeServe } from "@hono/node-server";
 import { main } from "./cli/main.ts";
+import { isStdoutClosed, STDOUT_CLOSED_STATUS } from "./cli/io.ts";
 import type { Listen } from "./cli/context.ts";
 import { createStorageDriver } from "./drivers/select.node.ts";
 
@@ -46,4 +48,8 @@ const status = await main(process.argv.slice(2), {
   listen,
   createHash: () => createHash("sha256"),
 });
-process.exitCode = status;
+// A closed stdout may have set 141 already (see cli/io.ts).
+process.exitCode = isStdoutClosed() ? STDOUT_CLOSED_STATUS : status;
+// Nothing the command started may keep the process alive once it has returned (say, a timer
+// of a pivots module that never finished loading): a second for pending output, then exit.
+setTimeout(() => process.exit(), 1000).unref();

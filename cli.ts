@@ -6,7 +6,9 @@
 
 import { createHash } from "node:crypto";
 import process from "node:process";
+import { setTimeout } from "node:timers";
 import { main } from "./cli/main.ts";
+import { isStdoutClosed, STDOUT_CLOSED_STATUS } from "./cli/io.ts";
 import type { Listen } from "./cli/context.ts";
 import { createStorageDriver } from "./drivers/select.deno.ts";
 
@@ -33,5 +35,9 @@ if (import.meta.main) {
     listen,
     createHash: () => createHash("sha256"),
   });
-  process.exitCode = status;
+  // A closed stdout may have set 141 already (see cli/io.ts).
+  process.exitCode = isStdoutClosed() ? STDOUT_CLOSED_STATUS : status;
+  // Nothing the command started may keep the process alive once it has returned (say, a timer
+  // of a pivots module that never finished loading): a second for pending output, then exit.
+  setTimeout(() => process.exit(), 1000).unref();
 }

@@ -6,12 +6,75 @@
 
 import process from "node:process";
 
-/** Writes text to stdout, waiting for the stream to drain when it is full. */
-export function out(text: string): Promise<void> {
+/**
+ * Thrown by {@linkcode out} once the reader of stdout has gone (`cmd | head -1` closed the pipe).
+ * The command stops and the CLI exits quietly with status 141 (128 + SIGPIPE), as `git` does.
+ */
+export class StdoutClosed extends Error {
+  override name = "StdoutClosed";
+  constructor() {
+    super("stdout was closed");
+  }
+}
+
+/** The exit status after stdout was closed: 128 + SIGPIPE (13), what git's status is. */
+export const STDOUT_CLOSED_STATUS = 141;
+
+/** A write error other than a closed pipe, kept for the next write to throw. */
+let stdoutFailure: Error | undefined;
+let stdoutClosed = false;
+let listening = false;
+
+function isBrokenPipe(error: unknown): boolean {
+  const { code, name } = (error ?? {}) as { code?: unknown; name?: unknown };
+  return code === "EPIPE" || name === "BrokenPipe";
+}
+
+function noteStdoutError(error: Error): void {
+  if (isBrokenPipe(error)) {
+    stdoutClosed = true;
+    // Also when the last write fails after the command has returned its status.
+    process.exitCode = STDOUT_CLOSED_STATUS;
+  } else stdoutFailure ??= error;
+}
+
+/** Whether a write to stdout found its reader gone. */
+export function isStdoutClosed(): boolean {
+  return stdoutClosed;
+}
+
+/**
+ * Writes text or bytes to stdout, waiting for the stream to drain when it is full. Rejects with
+ * {@linkcode StdoutClosed} once the reader has gone (Node emits `EPIPE`; Deno's `BrokenPipe`
+ * reaches `node:process` as `EPIPE` too), never with an uncaught error event.
+ */
+export function out(data: string | Uint8Array): Promise<void> {
+  if (!listening) {
+    listening = true;
+    // Without a listener an EPIPE is an uncaught error event and a stack trace.
+    process.stdout.on("error", noteStdoutError);
+  }
+  if (stdoutClosed) return Promise.reject(new StdoutClosed());
+  if (stdoutFailure) return Promise.reject(stdoutFailure);
   return new Promise((resolve, reject) => {
-    const ok = process.stdout.write(text, (error) => error ? reject(error) : undefined);
-    if (ok) resolve();
-    else process.stdout.once("drain", () => resolve());
+    let settled = false;
+    const settle = (error?: Error | null) => {
+      if (settled) return;
+      settled = true;
+      process.stdout.off("drain", onDrain);
+      if (!error) resolve();
+      else {
+        noteStdoutError(error);
+        reject(isBrokenPipe(error) ? new StdoutClosed() : error);
+      }
+    };
+    const onDrain = () => settle();
+    const ok = process.stdout.write(data, (error) => {
+      if (error) settle(error);
+    });
+    if (ok) settle();
+    // An error while waiting for "drain" settles through the write callback above.
+    else process.stdout.once("drain", onDrain);
   });
 }
 
@@ -40,18 +103,34 @@ export function formatBytes(bytes: number): string {
 /**
  * How progress is shown: `tty` redraws one line in place (at most ten times a second), `lines`
  * writes a plain line at most once a second (for logs, with `--progress` when stderr is not a
- * terminal), `off` writes nothing.
+ * terminal, and on a terminal that declares itself `TERM=dumb`), `off` writes nothing.
  */
 export type ProgressMode = "tty" | "lines" | "off";
 
-/** The progress mode the global options ask for. */
+/** Whether the terminal declares it understands no control sequences (`TERM=dumb`). */
+export function isDumbTerminal(): boolean {
+  return process.env["TERM"] === "dumb";
+}
+
+/**
+ * The progress mode the global options ask for. A `TERM=dumb` terminal gets plain lines, and
+ * only when asked with `--progress`: no control sequence ever goes to it.
+ */
 export function progressMode(
   options: { quiet: boolean; json: boolean; progress: boolean },
   isTty: boolean = stderrIsTty(),
+  dumb: boolean = isDumbTerminal(),
 ): ProgressMode {
-  if (options.progress) return isTty ? "tty" : "lines";
+  const tty = isTty && !dumb;
+  if (options.progress) return tty ? "tty" : "lines";
   if (options.quiet || options.json) return "off";
-  return isTty ? "tty" : "off";
+  return tty ? "tty" : "off";
+}
+
+/** The width of the terminal stderr is on, in columns, when known. */
+export function stderrColumns(): number | undefined {
+  const columns = process.stderr.columns;
+  return typeof columns === "number" && columns > 0 ? columns : undefined;
 }
 
 /** A progress line on stderr. */
@@ -59,6 +138,7 @@ export class Progress {
   #mode: ProgressMode;
   #write: (text: string) => void;
   #now: () => number;
+  #columns: () => number | undefined;
   #last = -Infinity;
   #shown = false;
 
@@ -66,15 +146,19 @@ export class Progress {
    * @param mode How to show progress.
    * @param write Where the text goes (stderr by default).
    * @param now The clock, in milliseconds.
+   * @param columns The terminal's width (stderr's by default): a redrawn line is cut to one
+   * column less, so it never wraps (a wrapped line could not be redrawn in place).
    */
   constructor(
     mode: ProgressMode,
     write: (text: string) => void = (text) => process.stderr.write(text),
     now: () => number = Date.now,
+    columns: () => number | undefined = stderrColumns,
   ) {
     this.#mode = mode;
     this.#write = write;
     this.#now = now;
+    this.#columns = columns;
   }
 
   /** The progress the global options ask for, on stderr. */
@@ -93,7 +177,15 @@ export class Progress {
     if (!(force && tty) && now - this.#last < (tty ? 100 : 1000)) return;
     this.#last = now;
     this.#shown = true;
-    this.#write(this.#mode === "tty" ? `\r\x1b[2K${text}` : `${text}\n`);
+    if (!tty) {
+      this.#write(`${text}\n`);
+      return;
+    }
+    const columns = this.#columns();
+    const line = columns !== undefined && text.length >= columns
+      ? text.slice(0, Math.max(columns - 1, 0))
+      : text;
+    this.#write(`\r\x1b[2K${line}`);
   }
 
   /** Clears the line (on a terminal). */

@@ -6,7 +6,7 @@
  * module imports no driver.
  *
  * Exit status: 0 all done; 1 the run finished but some items failed; 2 bad usage or bad input
- * (nothing fetched or written).
+ * (nothing fetched or written); 141 stdout was closed early (`| head`), as git's.
  *
  * @module
  */
@@ -15,12 +15,13 @@ import { parseArgs, type ParseArgsOptionsConfig } from "node:util";
 import type { Sha256Hasher } from "../src/storage/cache.ts";
 import { VERSION } from "../src/version.ts";
 import { type Command, type Listen, type OpenStorage, openStorage } from "./context.ts";
-import { err, out } from "./io.ts";
+import { err, isStdoutClosed, out, STDOUT_CLOSED_STATUS, StdoutClosed } from "./io.ts";
 import { GLOBAL_FLAGS, GLOBAL_HELP, resolveGlobalOptions, UsageError } from "./options.ts";
 import { PACKUMENT_COMMANDS } from "./commands/packument.ts";
 import { PARTITION_COMMANDS } from "./commands/partition.ts";
 import { CACHE_COMMANDS } from "./commands/cache.ts";
 import { SERVE_COMMAND } from "./commands/serve.ts";
+import { closest } from "./suggest.ts";
 
 /** Every command, in the order `--help` lists them. */
 const COMMANDS: readonly Command[] = [
@@ -37,12 +38,14 @@ Usage: _all_docs <command> [options]
 Commands:
 ${COMMANDS.map((c) => `  ${c.usage.padEnd(44)}${c.summary}`).join("\n")}
 
-Run '_all_docs <command> --help' for a command's options.
+Run '_all_docs help <command>' or '_all_docs <command> --help' for a command's
+options, '_all_docs packument' (or partition, cache) for a group's commands.
 
 ${GLOBAL_HELP}
 
 Exit status: 0 done; 1 some items failed after their retries (they are listed);
-2 bad usage or bad input (nothing was fetched or written).`;
+2 bad usage or bad input (nothing was fetched or written); 141 stdout was closed
+early (| head): the command stops quietly, as git does.`;
 
 function commandHelp(command: Command): string {
   return `Usage: _all_docs ${command.usage}\n\n${command.help}\n\n${GLOBAL_HELP}`;
@@ -70,52 +73,81 @@ export interface CliRuntime {
 export async function main(argv: string[], runtime: CliRuntime): Promise<number> {
   const allFlags: ParseArgsOptionsConfig = { ...GLOBAL_FLAGS };
   for (const command of COMMANDS) Object.assign(allFlags, command.flags);
+  // `-V` is kept beside `-v` for `--version` (parseArgs takes one short name per option).
+  const end = argv.indexOf("--");
+  const args = argv.map((arg, i) => arg === "-V" && (end === -1 || i < end) ? "--version" : arg);
   let command: Command | undefined;
   try {
-    const parsed = parseArgs({
-      args: argv,
+    // A first, lenient pass finds the command and any unknown option, so that an unknown
+    // option is reported with the command's own flags to suggest from.
+    const loose = parseArgs({
+      args,
       options: allFlags,
       allowPositionals: true,
-      strict: true,
+      strict: false,
+      tokens: true,
     });
+    const [first, second, ...more] = loose.positionals;
+    command = findCommand(first, second);
+    const known = { ...GLOBAL_FLAGS, ...command?.flags };
+    for (const token of loose.tokens ?? []) {
+      if (token.kind === "option" && !(token.name in known)) {
+        throw new UsageError(unknownOption(token.rawName, token.name, command, known));
+      }
+    }
+    const parsed = parseArgs({ args, options: allFlags, allowPositionals: true, strict: true });
     // No option is declared `multiple`, so every value is a string or a boolean.
     const values = parsed.values as Record<string, string | boolean | undefined>;
-    const positionals = parsed.positionals;
     if (values["version"] === true) {
       await out(`_all_docs ${VERSION}\n`);
       return 0;
     }
-    const [first, second, ...more] = positionals;
     if (first === undefined) {
       if (values["help"] === true) {
         await out(TOP_HELP + "\n");
         return 0;
       }
-      throw new UsageError("Missing command: run '_all_docs --help' for the list");
+      if (wantsJson(argv)) {
+        throw new UsageError("Missing command: run '_all_docs --help' for the list");
+      }
+      // As npm and git do with no arguments: the usage, and a usage status.
+      await out(TOP_HELP + "\n");
+      return 2;
     }
-    command = COMMANDS.find((c) =>
-      c.words[0] === first && (c.words.length === 1 || c.words[1] === second)
-    );
-    if (!command) {
-      const group = COMMANDS.filter((c) => c.words[0] === first);
-      if (group.length > 0 && values["help"] === true && second === undefined) {
-        await out(group.map((c) => `_all_docs ${c.usage}\n    ${c.summary}`).join("\n") + "\n");
+    if (first === "help" && !command) {
+      // `help`, `help <group>`, `help <command>`.
+      const [word, subword] = [second, more[0]];
+      if (word === undefined) {
+        await out(TOP_HELP + "\n");
         return 0;
       }
-      const name = [first, second].filter(Boolean).join(" ");
-      throw new UsageError(`Unknown command '${name}': run '_all_docs --help' for the list`);
+      const target = findCommand(word, subword);
+      if (target && (target.words.length === 1 || subword !== undefined)) {
+        await out(commandHelp(target) + "\n");
+        return 0;
+      }
+      if (subword === undefined && COMMANDS.some((c) => c.words[0] === word)) {
+        await out(groupHelp(word) + "\n");
+        return 0;
+      }
+      throw new UsageError(unknownCommand([word, subword]));
+    }
+    if (!command) {
+      const group = COMMANDS.filter((c) => c.words[0] === first);
+      if (group.length > 0 && second === undefined) {
+        if (values["help"] === true) {
+          await out(groupHelp(first) + "\n");
+          return 0;
+        }
+        err(`error: '${first}' needs a subcommand:\n${groupHelp(first)}`);
+        return 2;
+      }
+      throw new UsageError(unknownCommand([first, second]));
     }
     const rest = command.words.length === 1 && second !== undefined ? [second, ...more] : more;
     if (values["help"] === true) {
       await out(commandHelp(command) + "\n");
       return 0;
-    }
-    for (const flag of Object.keys(values)) {
-      if (!(flag in GLOBAL_FLAGS) && !(flag in command.flags)) {
-        throw new UsageError(
-          `Unknown option '--${flag}' for '${command.words.join(" ")}': see --help`,
-        );
-      }
     }
     if (rest.length > command.maxArgs) {
       throw new UsageError(
@@ -123,7 +155,7 @@ export async function main(argv: string[], runtime: CliRuntime): Promise<number>
       );
     }
     const options = resolveGlobalOptions(values);
-    return await command.run({
+    const status = await command.run({
       options,
       values,
       args: rest,
@@ -134,14 +166,58 @@ export async function main(argv: string[], runtime: CliRuntime): Promise<number>
         ...(runtime.createHash ? { createHash: runtime.createHash } : {}),
       },
     });
+    return isStdoutClosed() ? STDOUT_CLOSED_STATUS : status;
   } catch (error) {
-    if (error instanceof UsageError || isParseArgsError(error)) {
-      err(`error: ${(error as Error).message}`);
-      return 2;
+    // The reader of stdout has gone (`| head`): stop quietly, as git does.
+    if (error instanceof StdoutClosed || isStdoutClosed()) return STDOUT_CLOSED_STATUS;
+    const exitCode = error instanceof UsageError || isParseArgsError(error) ? 2 : 1;
+    const message = error instanceof Error ? error.message : String(error);
+    err(`error: ${message}`);
+    if (wantsJson(argv)) {
+      // As npm does with --json: the error as JSON on stdout too, for the program reading it.
+      await out(JSON.stringify({ type: "error", message, exitCode }) + "\n").catch(() => {});
     }
-    err(`error: ${error instanceof Error ? error.message : String(error)}`);
-    return 1;
+    return exitCode;
   }
+}
+
+/** The command `first second` names (a one-word command takes `second` as an argument). */
+function findCommand(first?: string, second?: string): Command | undefined {
+  return COMMANDS.find((c) =>
+    c.words[0] === first && (c.words.length === 1 || c.words[1] === second)
+  );
+}
+
+/** The commands of a group (`packument`, `partition`, `cache`) with their summaries. */
+function groupHelp(group: string): string {
+  return COMMANDS.filter((c) => c.words[0] === group)
+    .map((c) => `_all_docs ${c.usage}\n    ${c.summary}`).join("\n");
+}
+
+function unknownCommand(words: (string | undefined)[]): string {
+  const name = words.filter(Boolean).join(" ");
+  const groups = new Set(COMMANDS.map((c) => c.words[0]));
+  const guess = closest(words[0] ?? "", [...groups, "help"]);
+  const hint = guess !== undefined && guess !== words[0] ? ` (did you mean '${guess}'?)` : "";
+  return `Unknown command '${name}'${hint}: run '_all_docs --help' for the list`;
+}
+
+function unknownOption(
+  raw: string,
+  name: string,
+  command: Command | undefined,
+  known: ParseArgsOptionsConfig,
+): string {
+  const where = command ? ` for '${command.words.join(" ")}'` : "";
+  const guess = raw.startsWith("--") ? closest(name, Object.keys(known)) : undefined;
+  const hint = guess !== undefined ? ` (did you mean '--${guess}'?)` : "";
+  return `Unknown option '${raw}'${where}${hint}: see --help`;
+}
+
+/** Whether `--json` was given (looked up in the raw arguments, since parsing may have failed). */
+function wantsJson(argv: readonly string[]): boolean {
+  const end = argv.indexOf("--");
+  return (end === -1 ? argv : argv.slice(0, end)).includes("--json");
 }
 
 function isParseArgsError(error: unknown): boolean {

@@ -6,7 +6,7 @@
 
 import process from "node:process";
 import { homedir } from "node:os";
-import { join } from "node:path";
+import { isAbsolute, join } from "node:path";
 
 /** A usage error: printed as one line, exit status 2, before any request or write. */
 export class UsageError extends Error {
@@ -63,15 +63,17 @@ export const GLOBAL_FLAGS = {
   quiet: { type: "boolean" },
   progress: { type: "boolean" },
   help: { type: "boolean", short: "h" },
-  version: { type: "boolean", short: "V" },
+  version: { type: "boolean", short: "v" },
 } as const;
 
 /** Help text for the global options. */
-export const GLOBAL_HELP = `Global options (each also read from the environment variable shown):
+export const GLOBAL_HELP = `Global options (each also read from the environment variable shown;
+a flag wins over its variable, and a bad value is reported under the name it came from):
   --cache-dir DIR     where embedded storage lives           ALL_DOCS_CACHE_DIR
-                      (default: $XDG_CACHE_HOME/_all_docs, or ~/.cache/_all_docs);
-                      checked first: made if missing and probed for writing by
-                      commands that write; must exist for those that only read
+                      (default: $XDG_CACHE_HOME/_all_docs when it is an absolute
+                      path, else ~/.cache/_all_docs); checked first: made if
+                      missing and probed for writing by commands that write;
+                      must exist for those that only read
   --storage KIND      fs | kv | memory | s3 (default fs)     ALL_DOCS_STORAGE
                       (s3: ALL_DOCS_S3_URL=http(s)://host:port/bucket[/prefix],
                       AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN,
@@ -88,16 +90,24 @@ export const GLOBAL_HELP = `Global options (each also read from the environment 
   --retries N         retries per request (default 5), a     ALL_DOCS_RETRIES
                       body cut short included, with backoff
   --timeout MS        per-request timeout (default 30000)    ALL_DOCS_TIMEOUT
-  --json              machine-readable output
+  --json              machine-readable output; an error is also printed as
+                      {"type":"error","message":...,"exitCode":N} on stdout
   --quiet             no progress output
-  --progress          progress even when stderr is not a terminal (a plain
-                      line each second)
+  --progress          progress even when stderr is not a terminal or is
+                      TERM=dumb (a plain line each second); on a terminal the
+                      line is cut to its width
   -h, --help          show help
-  -V, --version       show the version`;
+  -v, -V, --version   show the version`;
 
 function env(name: string): string | undefined {
   const value = process.env[name];
   return value === "" ? undefined : value;
+}
+
+/** A setting's raw value and where it came from: `--flag` or the environment variable's name. */
+interface Setting {
+  value: string | undefined;
+  source: string;
 }
 
 /**
@@ -107,19 +117,19 @@ function env(name: string): string | undefined {
 export const MAX_CONCURRENCY = 1024;
 
 function integer(
-  flag: string,
-  raw: string | undefined,
+  setting: Setting,
   fallback: number,
   min: number,
   max = Number.MAX_SAFE_INTEGER,
 ): number {
+  const { value: raw, source } = setting;
   if (raw === undefined) return fallback;
   const value = Number(raw);
   if (!/^\d+$/.test(raw.trim()) || !Number.isSafeInteger(value) || value < min || value > max) {
     const expected = max === Number.MAX_SAFE_INTEGER
       ? `an integer of at least ${min}`
       : `an integer from ${min} to ${max}`;
-    throw new UsageError(`Invalid --${flag}: expected ${expected}, received '${raw}'`);
+    throw new UsageError(`Invalid ${source}: expected ${expected}, received '${raw}'`);
   }
   return value;
 }
@@ -245,10 +255,14 @@ export function resolveS3Settings(): S3Settings {
   return { endpoint: parsed.origin, bucket, prefix, region, credentials };
 }
 
-/** The default cache directory: `$XDG_CACHE_HOME/_all_docs`, else the platform's cache dir. */
+/**
+ * The default cache directory: `$XDG_CACHE_HOME/_all_docs` when that is an absolute path, else
+ * the platform's cache dir (`~/.cache/_all_docs` on Linux).
+ */
 export function defaultCacheDir(): string {
+  // The XDG Base Directory spec: a relative path in XDG_CACHE_HOME is invalid and ignored.
   const xdg = env("XDG_CACHE_HOME");
-  if (xdg) return join(xdg, "_all_docs");
+  if (xdg && isAbsolute(xdg)) return join(xdg, "_all_docs");
   if (process.platform === "darwin") return join(homedir(), "Library", "Caches", "_all_docs");
   if (process.platform === "win32") {
     return join(env("LOCALAPPDATA") ?? join(homedir(), "AppData", "Local"), "_all_docs");
@@ -260,49 +274,51 @@ export function defaultCacheDir(): string {
 export function resolveGlobalOptions(
   values: Record<string, string | boolean | undefined>,
 ): GlobalOptions {
-  const str = (flag: string, name: string) => {
+  // A flag wins over its environment variable; an error names the one the value came from.
+  const setting = (flag: string, name: string): Setting => {
     const value = values[flag];
-    return typeof value === "string" ? value : env(name);
+    return typeof value === "string"
+      ? { value, source: `--${flag}` }
+      : { value: env(name), source: name };
   };
-  const url = (flag: string, name: string) => {
-    const raw = str(flag, name);
-    const source = typeof values[flag] === "string" ? `--${flag}` : name;
-    return raw === undefined ? undefined : checkServiceUrl(source, raw);
-  };
-  const storage = str("storage", "ALL_DOCS_STORAGE") ?? "fs";
+  const url = (setting: Setting) =>
+    setting.value === undefined ? undefined : checkServiceUrl(setting.source, setting.value);
+  const storageSetting = setting("storage", "ALL_DOCS_STORAGE");
+  const storage = storageSetting.value ?? "fs";
   if (storage !== "fs" && storage !== "kv" && storage !== "memory" && storage !== "s3") {
     throw new UsageError(
-      `Invalid --storage: expected fs, kv, memory or s3, received '${storage}'`,
+      `Invalid ${storageSetting.source}: expected fs, kv, memory or s3, received '${storage}'`,
     );
   }
   const s3 = storage === "s3" ? resolveS3Settings() : undefined;
-  const originKey = str("origin-key", "ALL_DOCS_ORIGIN_KEY");
+  const originKeySetting = setting("origin-key", "ALL_DOCS_ORIGIN_KEY");
+  const originKey = originKeySetting.value;
   if (originKey !== undefined && !/^[A-Za-z0-9._-]{1,64}$/.test(originKey)) {
     throw new UsageError(
-      `Invalid --origin-key: expected 1 to 64 characters of [A-Za-z0-9._-], received '${originKey}'`,
+      `Invalid ${originKeySetting.source}: expected 1 to 64 characters of [A-Za-z0-9._-], ` +
+        `received '${originKey}'`,
     );
   }
   if (values["quiet"] === true && values["progress"] === true) {
     throw new UsageError("--quiet and --progress contradict each other: give one");
   }
-  const cacheDir = str("cache-dir", "ALL_DOCS_CACHE_DIR") ?? defaultCacheDir();
+  const cacheDir = setting("cache-dir", "ALL_DOCS_CACHE_DIR").value ?? defaultCacheDir();
   return {
     cacheDir,
     storage,
     s3,
-    origin: url("origin", "ALL_DOCS_ORIGIN"),
+    origin: url(setting("origin", "ALL_DOCS_ORIGIN")),
     originKey,
-    registry: url("registry", "ALL_DOCS_REGISTRY"),
+    registry: url(setting("registry", "ALL_DOCS_REGISTRY")),
     concurrency: integer(
-      "concurrency",
-      str("concurrency", "ALL_DOCS_CONCURRENCY"),
+      setting("concurrency", "ALL_DOCS_CONCURRENCY"),
       16,
       1,
       MAX_CONCURRENCY,
     ),
-    rateLimit: integer("rate-limit", str("rate-limit", "ALL_DOCS_RATE_LIMIT"), 0, 0),
-    retries: integer("retries", str("retries", "ALL_DOCS_RETRIES"), 5, 0),
-    timeout: integer("timeout", str("timeout", "ALL_DOCS_TIMEOUT"), 30000, 1),
+    rateLimit: integer(setting("rate-limit", "ALL_DOCS_RATE_LIMIT"), 0, 0),
+    retries: integer(setting("retries", "ALL_DOCS_RETRIES"), 5, 0),
+    timeout: integer(setting("timeout", "ALL_DOCS_TIMEOUT"), 30000, 1),
     json: values["json"] === true,
     quiet: values["quiet"] === true,
     progress: values["progress"] === true,

@@ -5,7 +5,6 @@
  * @module
  */
 
-import process from "node:process";
 import { Cache } from "../../src/storage/cache.ts";
 import type { StorageDriver } from "../../src/storage/driver.ts";
 import { BODY_PREFIX, CHECKPOINT_PREFIX } from "../../src/storage/keys.ts";
@@ -169,9 +168,7 @@ async function cacheExport(ctx: CommandContext): Promise<number> {
   try {
     const cache = await Cache.open(driver, ctx.cacheOptions);
     for await (const chunk of exportEntries(cache, { type, prefix })) {
-      if (!process.stdout.write(chunk)) {
-        await new Promise((resolve) => process.stdout.once("drain", resolve));
-      }
+      await out(chunk);
     }
     return 0;
   } finally {

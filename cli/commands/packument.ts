@@ -7,7 +7,6 @@
 
 import { readFile } from "node:fs/promises";
 import { extname } from "node:path";
-import process from "node:process";
 import { Cache } from "../../src/storage/cache.ts";
 import type { HttpClient } from "../../src/http/client.ts";
 import { packumentKey, type Representation } from "../../src/storage/keys.ts";
@@ -84,6 +83,8 @@ async function runFetch(
   let done = 0;
   let bytes = 0;
   let writes: Promise<void> = Promise.resolve();
+  // A closed stdout (`--json | head -3`) stops the run: what was stored stays fresh.
+  const stop = new AbortController();
   try {
     // On a long run a bloom filter answers "not cached" for new names without a read. Seeding
     // it lists the cache, so a short run goes without; so does a cache of more than
@@ -101,11 +102,15 @@ async function runFetch(
       refresh,
       offline,
       parallel: options.concurrency,
+      signal: stop.signal,
       onResult(result) {
         done++;
         bytes += result.bytes;
         if (options.json) {
-          writes = writes.then(() => out(JSON.stringify({ type: "packument", ...result }) + "\n"));
+          writes = writes.then(() => out(JSON.stringify({ type: "packument", ...result }) + "\n"))
+            .catch((error) => {
+              stop.abort(error);
+            });
         }
         const elapsed = Date.now() - started;
         const rate = done / Math.max(elapsed / 1000, 0.001);
@@ -117,6 +122,7 @@ async function runFetch(
       },
     });
     await writes;
+    if (stop.signal.aborted) throw stop.signal.reason;
     progress.done();
     const seconds = (Date.now() - started) / 1000;
     const o = summary.outcomes;
@@ -230,9 +236,7 @@ async function packumentShow(ctx: CommandContext): Promise<number> {
       return 1;
     }
     for await (const chunk of entry.stream()) {
-      if (!process.stdout.write(chunk)) {
-        await new Promise((resolve) => process.stdout.once("drain", resolve));
-      }
+      await out(chunk);
     }
     return 0;
   } finally {
@@ -275,8 +279,9 @@ export const PACKUMENT_COMMANDS: readonly Command[] = [
       "configuration, including @scope:registry= and tokens from .npmrc) into the cache.\n" +
       FETCH_HELP +
       "Names npm could never have served (empty, over 214 characters, a leading . or _,\n" +
-      "whitespace, a / outside @scope/name, characters that do not survive URL encoding)\n" +
-      "exit 2 before any request.",
+      "a . leading the name after the scope, whitespace, a / outside @scope/name,\n" +
+      "characters that do not survive URL encoding) exit 2 before any request. Legacy\n" +
+      "names (upper case, dots), @scope/_name and names starting with - are valid.",
     flags: PACKUMENT_FLAGS,
     maxArgs: Infinity,
     run: packumentFetch,
@@ -287,8 +292,10 @@ export const PACKUMENT_COMMANDS: readonly Command[] = [
     summary: "fetch the packuments of a list of names",
     help: "Like 'packument fetch' for the names in FILE: a .json array of names (such as the\n" +
       "lists of the npm-high-impact package), or text with one name or name@range per line\n" +
-      "(blank lines and # comments ignored; the range is dropped). Duplicates are fetched\n" +
-      "once. A bad name exits 2, naming its line or index, before any request.\n\n" +
+      "(trimmed; blank lines and # comments ignored, a # after whitespace starts one:\n" +
+      "'left-pad  # why'; the range is dropped). A UTF-8 byte order mark is ignored.\n" +
+      "Duplicates are fetched once. A bad name exits 2, naming its line or index, before\n" +
+      "any request.\n\n" +
       FETCH_HELP.trimEnd(),
     flags: PACKUMENT_FLAGS,
     maxArgs: 1,

@@ -78,13 +78,19 @@ async function partitionRefresh(ctx: CommandContext): Promise<number> {
   let finished = 0;
   let rows = 0;
   const emitJson = (event: object) => out(JSON.stringify(event) + "\n");
+  // A closed stdout (`--json | head -3`) stops the run: the checkpoint keeps what was done.
+  const stop = new AbortController();
   let pendingWrites: Promise<void> = Promise.resolve();
   const onEvent = (event: RefreshEvent) => {
     if (event.type === "start") total = event.pending;
     if (event.type === "page") rows += event.rows;
     if (event.type === "partition-done" || event.type === "partition-failed") finished++;
     if (event.type === "partition-done" && event.unchanged) rows += event.rows;
-    if (options.json) pendingWrites = pendingWrites.then(() => emitJson(event));
+    if (options.json) {
+      pendingWrites = pendingWrites.then(() => emitJson(event)).catch((error) => {
+        stop.abort(error);
+      });
+    }
     const elapsed = Date.now() - started;
     const rate = rows / Math.max(elapsed / 1000, 0.001);
     const eta = finished > 0 && total > finished ? (elapsed / finished) * (total - finished) : 0;
@@ -107,9 +113,11 @@ async function partitionRefresh(ctx: CommandContext): Promise<number> {
       workerId: workerId(),
       isOwnerAlive,
       onEvent,
+      signal: stop.signal,
     });
     progress.done();
     await pendingWrites;
+    if (stop.signal.aborted) throw stop.signal.reason;
     const seconds = (Date.now() - started) / 1000;
     const { requests, retries } = client.stats;
     const result = {
@@ -236,8 +244,12 @@ export const PARTITION_COMMANDS: readonly Command[] = [
       "checkpointed per partition: a killed run resumes where it stopped, skipping completed\n" +
       "partitions and redoing those that were in progress. Re-running a completed set\n" +
       "refreshes every range (conditionally where the origin sent an ETag).\n\n" +
-      "FILE is a .json array of keys, a .txt file with one key per line (blank lines and\n" +
-      "# comments ignored), or a .js/.mjs/.ts module exporting `pivots` or a default array.\n" +
+      "FILE is a .json array of keys, a .txt file with one key per line (trimmed; blank\n" +
+      "lines and # comments ignored, a # after whitespace starts one: 'b  # why'), or a\n" +
+      ".js/.mjs/.ts module exporting `pivots` or a default array. A key that begins or ends\n" +
+      "with whitespace goes in a .json file. A UTF-8 byte order mark is ignored.\n" +
+      "A module that throws while it loads or while its list is read, or that has not\n" +
+      "finished loading after 10 s (a top-level await that never settles), exits 2.\n" +
       "Pivots must be non-empty strings, strictly increasing in code-point order.\n\n" +
       "Options:\n" +
       "  --pivots FILE        the pivot list (required)\n" +

@@ -13,7 +13,7 @@ import { compareKeys } from "../storage/driver.ts";
 import { partitionKey } from "../storage/keys.ts";
 import { sha256 } from "@noble/hashes/sha2";
 import { bytesToHex } from "../_util/hex.ts";
-import { parseLineList } from "../_util/line_list.ts";
+import { parseLineList, stripBom } from "../_util/line_list.ts";
 
 /** A bad pivot list. `index` and `value` name the pivot at fault. */
 export class PivotError extends Error {
@@ -125,8 +125,10 @@ export function validatePivots(pivots: unknown): string[] {
 
 /**
  * Parses pivots from the text of a `.json` file (an array) or a `.txt` file (one key per line,
- * not trimmed; blank lines and lines starting with `#` in the first column are ignored), then
- * validates them.
+ * read as every line list is, see `parseLineList`: trimmed, blank lines and `#`
+ * comments ignored, a `#` after whitespace starts a comment), then validates them. A leading
+ * byte order mark is ignored in both. A key with surrounding whitespace, or with whitespace
+ * followed by `#`, can only be given in a `.json` file.
  *
  * @param text The file contents.
  * @param format `json` or `txt`.
@@ -137,7 +139,7 @@ export function parsePivots(text: string, format: "json" | "txt"): string[] {
   if (format === "json") {
     let value: unknown;
     try {
-      value = JSON.parse(text);
+      value = JSON.parse(stripBom(text));
     } catch (cause) {
       throw new PivotError(
         `Invalid pivots: the file is not JSON (${(cause as Error).message})`,
@@ -147,8 +149,7 @@ export function parsePivots(text: string, format: "json" | "txt"): string[] {
     }
     return validatePivots(value);
   }
-  // Keys are taken as written: a pivot may begin or end with whitespace.
-  return validatePivots(parseLineList(text, { trim: false }).map((entry) => entry.value));
+  return validatePivots(parseLineList(text).map((entry) => entry.value));
 }
 
 /**

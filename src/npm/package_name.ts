@@ -6,14 +6,17 @@
  * @module
  */
 
-import { parseLineList } from "../_util/line_list.ts";
+import { parseLineList, stripBom } from "../_util/line_list.ts";
 
 /**
  * Tells what is wrong with a package name, if anything.
  *
- * Rejected: empty or longer than 214 characters; a leading `.` or `_`; whitespace or control
- * characters; a `/` that is not the separator of `@scope/name`; characters that do not survive
- * URL encoding (anything `encodeURIComponent` would change, in the scope or the name).
+ * Rejected: empty or longer than 214 characters; a leading `.` or `_`; a `.` leading the name
+ * after a scope; whitespace or control characters; a `/` that is not the separator of
+ * `@scope/name`; characters that do not survive URL encoding (anything `encodeURIComponent`
+ * would change, in the scope or the name). A `_` leading the name after a scope
+ * (`@ng-toolkit/_utils`) and a leading `-` (`-`, `-lodash`) are accepted: npm served such
+ * names.
  *
  * @param name The candidate.
  * @returns The problem in a few words, or `undefined` when the name is acceptable.
@@ -23,6 +26,8 @@ import { parseLineList } from "../_util/line_list.ts";
  * import { packageNameProblem } from "./package_name.ts";
  * console.assert(packageNameProblem("JSONStream") === undefined);
  * console.assert(packageNameProblem("12.15rk..") === undefined);
+ * console.assert(packageNameProblem("@ng-toolkit/_utils") === undefined);
+ * console.assert(packageNameProblem("@scope/.hidden") !== undefined);
  * console.assert(packageNameProblem("a b") !== undefined);
  * ```
  */
@@ -37,9 +42,7 @@ export function packageNameProblem(name: string): string | undefined {
     const match = /^@([^/]+)\/([^/]+)$/.exec(name);
     if (!match) return "a scoped name must be @scope/name with exactly one '/'";
     parts = [match[1]!, match[2]!];
-    if (parts[1]!.startsWith(".") || parts[1]!.startsWith("_")) {
-      return "the name after the scope starts with '.' or '_'";
-    }
+    if (parts[1]!.startsWith(".")) return "the name after the scope starts with '.'";
   } else {
     if (name.includes("/")) return "contains '/' outside a scope";
     parts = [name];
@@ -92,8 +95,9 @@ export interface NameList {
 
 /**
  * Parses a list of names: a JSON array of names, or text with one `name` or `name@range` per
- * line (blank lines and `#` comments ignored, each line trimmed; the range is dropped, since a
- * packument holds every version).
+ * line, read as every line list is (see `parseLineList`: each line trimmed, blank
+ * lines and `#` comments ignored, `name  # why` keeps `name`); the range is dropped, since a
+ * packument holds every version. A leading byte order mark is ignored in both forms.
  *
  * @param text The file contents.
  * @param format `json` or `txt`.
@@ -108,7 +112,7 @@ export function parseNameList(
   if (format === "json") {
     let value: unknown;
     try {
-      value = JSON.parse(text);
+      value = JSON.parse(stripBom(text));
     } catch (cause) {
       return {
         problems: [{

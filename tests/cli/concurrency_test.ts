@@ -21,7 +21,12 @@ Deno.test("--concurrency above 1024 exits 2 in one line, before any request", as
     ) {
       const run = await runCli(["packument", "fetch", "ms", ...args], { ...env, ...extra });
       assert.equal(run.code, 2, run.stderr);
-      assert.match(run.stderr, /^error: Invalid --concurrency: expected an integer from 1 to 1024/);
+      // The message names where the value came from: the flag or the variable.
+      assert.match(
+        run.stderr,
+        /^error: Invalid (--concurrency|ALL_DOCS_CONCURRENCY): expected an integer from 1 to 1024/,
+      );
+      assert.equal(run.stderr.includes("ALL_DOCS_CONCURRENCY"), args.length === 0);
       assert.equal(run.stderr.trim().split("\n").length, 1);
     }
     assert.equal(fixture.requests.length, 0);

@@ -47,6 +47,12 @@ Deno.test("parsePivots() reads JSON arrays and text lines with comments", () => 
   assert.throws(() => parsePivots("b\na\n", "txt"), /index 1/);
 });
 
+Deno.test("parsePivots() reads .txt lines as name lists are read: trimmed, inline comments", () => {
+  assert.deepEqual(parsePivots("  @  \n\tb # the b's\nc#d\n", "txt"), ["@", "b", "c#d"]);
+  assert.deepEqual(parsePivots("\ufeffa\nb\n", "txt"), ["a", "b"]);
+  assert.deepEqual(parsePivots('\ufeff["a", "b "]', "json"), ["a", "b "]);
+});
+
 Deno.test("rangesFromPivots() covers the key space with no gap and no overlap", () => {
   const pivots = ["@", "@b", "c", "c.d", "z"];
   const ranges = rangesFromPivots(pivots, "npm");
