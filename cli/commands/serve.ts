@@ -115,7 +115,8 @@ export const SERVE_COMMAND: Command = {
     "  GET /-/ping                {} (for npm ping)\n\n" +
     "Packuments are looked up under the registry 'packument fetch' used (--registry, else\n" +
     "npm's configuration); _all_docs serves the partitions of --origin / --origin-key, or\n" +
-    "all cached ones. Tarball URLs keep pointing at the origin.\n\n" +
+    "all cached ones. Tarball URLs keep pointing at the origin; a tarball path\n" +
+    "(/NAME/-/FILE) answers 404 with a JSON reason: tarballs are not served here.\n\n" +
     "Prints 'listening http://HOST:PORT/' on stdout when ready, and one JSON line per\n" +
     "request on stderr (none with --quiet). Stops on SIGINT or SIGTERM.\n\n" +
     "Options:\n" +

@@ -25,7 +25,10 @@
  *     the bytes sent (of the derived body for a derived document), `Cache-Control: public,
  *     max-age=300`, `Vary: Accept`; a matching `If-None-Match` answers 304 without a body.
  *   - Tarballs are out of scope: `dist.tarball` still points at the origin the document came
- *     from, so installs fetch tarballs there (or from whatever the client maps them to).
+ *     from, so installs fetch tarballs there (or from whatever the client maps them to). npm
+ *     rewrites tarball URLs onto the registry it is configured with, so a tarball path
+ *     (`/NAME/-/FILE`, `/@scope/NAME/-/FILE`) answers 404 `{"error":"Not found","reason":...}`
+ *     saying that tarballs are not served here (npm reports it as a failed fetch of that URL).
  * - `GET /_all_docs`: the cached partitions as CouchDB's `_all_docs`
  *   (`{"total_rows":N,"offset":K,"rows":[{"id","key","value":{"rev"}}]}`), ids in code-point
  *   order, with `startkey`, `endkey`, `key`, `keys` (JSON strings), `inclusive_end`,
@@ -100,6 +103,17 @@ function badRequest(reason: string): Response {
 
 function notFound(): Response {
   return json(404, { error: "Not found" });
+}
+
+/** A tarball path: `/NAME/-/FILE`, `/@scope/NAME/-/FILE` or `/@scope%2fNAME/-/FILE`. */
+const TARBALL_PATH = /^\/(?:@[^/]+(?:\/|%2[fF]))?[^/@][^/]*\/-\/[^/]/;
+
+function tarballNotServed(): Response {
+  return json(404, {
+    error: "Not found",
+    reason: "Tarballs are not served by this replica, only package documents: " +
+      "fetch tarballs from the registry the documents came from",
+  });
 }
 
 /**
@@ -279,6 +293,9 @@ export function createReplicaApp(options: ReplicaAppOptions): Hono {
 
   // npm's own namespace: nothing else of it is served.
   app.get("/-/:rest{.*}", () => notFound());
+
+  // Tarballs: npm rewrites `dist.tarball` onto the registry it is configured with.
+  app.get("*", (c, next) => TARBALL_PATH.test(c.req.path) ? tarballNotServed() : next());
 
   app.get("*", (c) => {
     if (rawQuery(c.req.raw).includes("..")) return badRequest("path traversal is not allowed");
