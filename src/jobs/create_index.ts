@@ -4,7 +4,8 @@
  *
  * Partitions are opened lazily in order of their start key and merged, so a set of disjoint
  * ranges keeps one or two open at a time; overlapping sets (different pivots for one origin) are
- * merged too. When an id appears in several partitions, the most recently fetched one wins.
+ * merged too: for every point of the key space the most recently fetched partition covering it
+ * decides, so an id it lacks is gone even when an older partition still lists it.
  *
  * @module
  */
@@ -44,6 +45,7 @@ export async function* indexBatches(
     if (!info || parts.type !== "partition") continue;
     sources.push({
       startKey: parts.startKey,
+      endKey: parts.endKey,
       fetchedAt: info.fetchedAt,
       open: () => batchesOf(cache, key),
     });

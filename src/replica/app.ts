@@ -37,7 +37,8 @@
  *   10000, `include_docs=true`, `skip` or any unknown or repeated parameter, a key that is not a
  *   JSON string, a range whose start lies past its end, and any `..` in the raw query.
  *   Partitions are grouped into disjoint clusters by their key ranges (overlapping partition
- *   sets merge, the most recently fetched row winning; see {@linkcode PartitionIndex}); a page
+ *   sets merge, the most recently fetched partition deciding each point of the key space; see
+ *   {@linkcode PartitionIndex}); a page
  *   reads only the clusters its range touches, so a seek into millions of rows costs at most
  *   the partitions around it.
  *   `total_rows` counts every row; `offset` counts the rows before the first one returned (from

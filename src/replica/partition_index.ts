@@ -3,7 +3,8 @@
  *
  * Partitions are grouped into disjoint clusters by their key ranges (partitions whose ranges
  * overlap, such as two partition sets of one origin, fall in one cluster and are merged by
- * {@linkcode mergeBatches}, the most recently fetched row winning). A page reads only the
+ * {@linkcode mergeBatches}: for every point of the key space the most recently fetched partition
+ * covering it decides, including for ids it lacks). A page reads only the
  * clusters its range touches, and each cluster's row count is known without reading it (a lone
  * partition records its count; a merged cluster is counted once and remembered), so a seek into
  * millions of rows costs at most the partitions around it.
