@@ -13,6 +13,7 @@ import type { CacheOptions } from "../src/storage/cache.ts";
 import { HttpClient } from "../src/http/client.ts";
 import { originKey } from "../src/storage/keys.ts";
 import type { GlobalOptions } from "./options.ts";
+import type { CorruptionLog } from "./corruption.ts";
 
 /** A command: what `--help` says about it, the flags it takes, and what it runs. */
 export interface Command {
@@ -44,8 +45,11 @@ export interface CommandContext {
   openDriver(): Promise<StorageDriver>;
   /** Serves a fetch handler over HTTP, the runtime's way. */
   listen: Listen;
-  /** Options every command opens its cache with (no bloom filter; the runtime's hash). */
+  /** Options every command opens its cache with (no bloom filter; the runtime's hash; corrupt
+   * entries reported to `corruption` and removed). */
   cacheOptions: CacheOptions;
+  /** The corrupt cache entries the command has read. */
+  corruption: CorruptionLog;
 }
 
 /** A running HTTP server. */

@@ -17,6 +17,7 @@ import type { Sha256Hasher } from "../src/storage/cache.ts";
 import { VERSION } from "../src/version.ts";
 import type { Command, Listen } from "./context.ts";
 import { err, out } from "./io.ts";
+import { CorruptionLog } from "./corruption.ts";
 import {
   GLOBAL_FLAGS,
   GLOBAL_HELP,
@@ -48,8 +49,13 @@ Run '_all_docs <command> --help' for a command's options.
 
 ${GLOBAL_HELP}
 
-Exit status: 0 done; 1 some items failed after their retries (they are listed);
-2 bad usage or bad input (nothing was fetched or written).`;
+Exit status: 0 done; 1 some items failed after their retries (they are listed), or
+a corrupt cache entry was read; 2 bad usage or bad input (nothing was fetched or
+written).
+
+A corrupt cache entry (its bytes do not match their sha256 integrity) is reported
+on stderr ('corrupt  KEY: REASON'; a JSON line with --json), left out and removed
+from the cache, so the next refresh or fetch gets it again.`;
 
 function commandHelp(command: Command): string {
   return `Usage: _all_docs ${command.usage}\n\n${command.help}\n\n${GLOBAL_HELP}`;
@@ -131,7 +137,8 @@ export async function main(argv: string[], runtime: CliRuntime): Promise<number>
       );
     }
     const options = resolveGlobalOptions(values);
-    return await command.run({
+    const corruption = new CorruptionLog(options.json);
+    const code = await command.run({
       options,
       values,
       args: rest,
@@ -140,8 +147,12 @@ export async function main(argv: string[], runtime: CliRuntime): Promise<number>
       cacheOptions: {
         bloom: false,
         ...(runtime.createHash ? { createHash: runtime.createHash } : {}),
+        ...corruption.cacheOptions(),
       },
+      corruption,
     });
+    // A command that read a corrupt entry fails, whatever else it did.
+    return corruption.entries.length > 0 ? Math.max(code, 1) : code;
   } catch (error) {
     if (error instanceof UsageError || isParseArgsError(error)) {
       err(`error: ${(error as Error).message}`);

@@ -98,6 +98,7 @@ async function cacheVerify(ctx: CommandContext): Promise<number> {
     const corrupt: { key: string; reason: string }[] = [];
     const cache = await Cache.open(driver, {
       ...ctx.cacheOptions,
+      dropCorrupt: false,
       onCorrupt: (key, reason) => corrupt.push({ key, reason }),
     });
     const progress = Progress.for(ctx.options);
