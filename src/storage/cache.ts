@@ -82,6 +82,13 @@ export interface GetOptions {
    * @default {"before"}
    */
   verify?: "before" | "while";
+  /**
+   * What a corrupt entry found before the entry is returned gives: `miss` answers `undefined`,
+   * as for an absent one; `throw` throws a {@linkcode CacheIntegrityError}, so a caller can
+   * tell the two apart. It is reported (`onCorrupt`) either way.
+   * @default {"miss"}
+   */
+  corrupt?: "miss" | "throw";
 }
 
 /** Counters kept by a cache. */
@@ -237,6 +244,7 @@ export class Cache {
   async #readHeader(
     key: string,
     report = true,
+    raise = false,
   ): Promise<{ header: RecordHeader; inline: Uint8Array; raw: Uint8Array } | undefined> {
     const raw = await this.driver.get(key);
     if (raw === undefined) return undefined;
@@ -244,7 +252,10 @@ export class Cache {
       return { ...decodeRecord(key, raw), raw };
     } catch (error) {
       if (!(error instanceof CorruptEntry)) throw error;
-      return report ? await this.#corrupt(key, error.message, raw) : undefined;
+      if (!report) return undefined;
+      await this.#corrupt(key, error.message, raw);
+      if (raise) throw corruptError(key, error.message);
+      return undefined;
     }
   }
 
@@ -273,20 +284,27 @@ export class Cache {
    * Reads a verified entry.
    *
    * @param key The entry key.
-   * @param options When to verify a separately stored body.
+   * @param options When to verify a separately stored body, and what corruption gives.
    * @returns The entry, or `undefined` when absent or corrupt (corruption is reported).
+   * @throws {CacheIntegrityError} When the entry is corrupt and `corrupt` is `throw`.
    */
   async get(key: string, options: GetOptions = {}): Promise<CacheEntry | undefined> {
-    const record = await this.#readHeader(key);
+    const raise = options.corrupt === "throw";
+    const record = await this.#readHeader(key, true, raise);
     if (!record) {
       this.#stats.misses++;
       return undefined;
     }
     const { header, inline, raw } = record;
     const info = infoOf(header);
+    const corrupt = async (reason: string): Promise<undefined> => {
+      await this.#corrupt(key, reason, raw);
+      if (raise) throw corruptError(key, reason);
+      return undefined;
+    };
     if (header.body === null) {
       if ((await integrityOf(inline, this.#nativeHash)) !== header.integrity) {
-        return await this.#corrupt(key, "inline body does not match its integrity", raw);
+        return await corrupt("inline body does not match its integrity");
       }
       this.#stats.hits++;
       const whole = inline;
@@ -295,21 +313,21 @@ export class Cache {
     const bodyKey = header.body;
     if (options.verify !== "while") {
       const stream = await this.driver.getStream(bodyKey);
-      if (!stream) return await this.#corrupt(key, "body is missing", raw);
+      if (!stream) return await corrupt("body is missing");
       const m = measuring(this.#createHash);
       await stream.pipeThrough(m.stream).pipeTo(new WritableStream());
       const seen = m.result();
       if (seen.size !== header.size || seen.integrity !== header.integrity) {
-        return await this.#corrupt(key, "body does not match its integrity", raw);
+        return await corrupt("body does not match its integrity");
       }
     } else if (!(await this.driver.has(bodyKey))) {
-      return await this.#corrupt(key, "body is missing", raw);
+      return await corrupt("body is missing");
     }
     this.#stats.hits++;
     const driver = this.driver;
     const createHash = this.#createHash;
     // A body found wrong as it streams is reported (and dropped) before the stream errors.
-    const corrupt = (reason: string) => this.#corrupt(key, reason, raw);
+    const found = (reason: string) => this.#corrupt(key, reason, raw);
     const open = () => {
       let source: ReadableStreamDefaultReader<Uint8Array> | undefined;
       return new ReadableStream<Uint8Array>({
@@ -317,7 +335,7 @@ export class Cache {
           if (!source) {
             const stream = await driver.getStream(bodyKey);
             if (!stream) {
-              await corrupt("body is missing");
+              await found("body is missing");
               controller.error(new CacheIntegrityError(key, `Cache entry '${key}' lost its body`));
               return;
             }
@@ -328,7 +346,7 @@ export class Cache {
             next = await source.read();
           } catch (error) {
             if (error instanceof CacheIntegrityError) {
-              await corrupt("body does not match its integrity");
+              await found("body does not match its integrity");
             }
             throw error;
           }
@@ -523,7 +541,8 @@ export class Cache {
   async *orphanBodies(): AsyncGenerator<string> {
     for await (const bodyKey of this.driver.list({ prefix: BODY_PREFIX })) {
       const entryKey = entryKeyOf(bodyKey);
-      const record = await this.#readHeader(entryKey).catch(() => undefined);
+      // Not reported: a corrupt record is counted where it is read as an entry, not again here.
+      const record = await this.#readHeader(entryKey, false).catch(() => undefined);
       if (record?.header.body !== bodyKey) yield bodyKey;
     }
   }
@@ -568,6 +587,11 @@ async function readPrefix(
     length += value.length;
   }
   return { head: concatBytes(chunks), done: false, reader };
+}
+
+/** The error `get(key, { corrupt: "throw" })` throws. */
+function corruptError(key: string, reason: string): CacheIntegrityError {
+  return new CacheIntegrityError(key, `Cache entry '${key}' is corrupt: ${reason}`);
 }
 
 /** Whether two byte arrays hold the same bytes. */

@@ -80,3 +80,25 @@ Deno.test("Cache with dropCorrupt removes a corrupt entry a read finds", async (
     assert.equal(await (await cache.get(KEY))!.text(), "y".repeat(1000));
   });
 });
+
+Deno.test("Cache reports a corrupt record once, where it is read as an entry", async () => {
+  const { driver, cache, seen, bodyKey } = await withEntry(true);
+  await driver.put(KEY, new TextEncoder().encode("garbage"));
+  assert.equal(await cache.get(KEY), undefined);
+  assert.deepEqual(await Array.fromAsync(cache.orphanBodies()), [bodyKey]);
+  assert.equal(seen.length, 1, "orphanBodies() does not report it again");
+  assert.equal(cache.stats.corrupt, 1);
+});
+
+Deno.test("Cache.get() with corrupt: 'throw' tells a corrupt entry from an absent one", async () => {
+  const { driver, cache, seen } = await withEntry(false);
+  assert.equal(await cache.get("v1:packument:npm:6e6f", { corrupt: "throw" }), undefined);
+  await flipLast(driver, KEY);
+  await assert.rejects(
+    cache.get(KEY, { corrupt: "throw" }),
+    (error) => error instanceof CacheIntegrityError && error.key === KEY,
+  );
+  await driver.put(KEY, new TextEncoder().encode("garbage"));
+  await assert.rejects(cache.get(KEY, { corrupt: "throw" }), CacheIntegrityError);
+  assert.equal(seen.length, 2);
+});
