@@ -42,7 +42,7 @@ const listen: Listen = ({ hostname, port, fetch, onError }) =>
   });
 
 const status = await main(process.argv.slice(2), {
-  openStorage: (options) => createStorageDriver(options),
+  openStorage: (options, access) => createStorageDriver({ ...options, access }),
   listen,
   createHash: () => createHash("sha256"),
 });

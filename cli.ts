@@ -29,7 +29,7 @@ const listen: Listen = async ({ hostname, port, fetch, onError }) => {
 
 if (import.meta.main) {
   const status = await main(process.argv.slice(2), {
-    openStorage: (options) => createStorageDriver(options),
+    openStorage: (options, access) => createStorageDriver({ ...options, access }),
     listen,
     createHash: () => createHash("sha256"),
   });

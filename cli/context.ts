@@ -12,8 +12,33 @@ import type { StorageDriver } from "../src/storage/driver.ts";
 import type { CacheOptions } from "../src/storage/cache.ts";
 import { HttpClient } from "../src/http/client.ts";
 import { originKey } from "../src/storage/keys.ts";
-import type { GlobalOptions } from "./options.ts";
+import { type GlobalOptions, UsageError } from "./options.ts";
 import type { CorruptionLog } from "./corruption.ts";
+
+/** What a command does with its storage: only reads it, or writes too. */
+export type StorageAccess = "read" | "write";
+
+/** How the entry point opens storage for the resolved options and the access a command needs. */
+export type OpenStorage = (options: GlobalOptions, access: StorageAccess) => Promise<StorageDriver>;
+
+/**
+ * Opens storage with `open`, turning a cache directory that cannot serve `access` (an error
+ * named `CacheDirError`, from `drivers/select_cache_dir.ts`) into a {@linkcode UsageError}.
+ */
+export async function openStorage(
+  open: OpenStorage,
+  options: GlobalOptions,
+  access: StorageAccess,
+): Promise<StorageDriver> {
+  try {
+    return await open(options, access);
+  } catch (error) {
+    if (error instanceof Error && error.name === "CacheDirError") {
+      throw new UsageError(error.message, { cause: error });
+    }
+    throw error;
+  }
+}
 
 /** A command: what `--help` says about it, the flags it takes, and what it runs. */
 export interface Command {
@@ -41,8 +66,13 @@ export interface CommandContext {
   values: Record<string, string | boolean | undefined>;
   /** Positional arguments after the command words. */
   args: string[];
-  /** Opens the embedded storage driver selected by the options. */
-  openDriver(): Promise<StorageDriver>;
+  /**
+   * Opens the embedded storage driver selected by the options, after checking the cache
+   * directory (`fs` and `kv`): `write` (the default) makes a missing one and fails unless a
+   * probe file can be written there; `read`, for commands that only read, fails when it does
+   * not exist. A failed check is a {@linkcode UsageError}: exit 2 before any request.
+   */
+  openDriver(access?: StorageAccess): Promise<StorageDriver>;
   /** Serves a fetch handler over HTTP, the runtime's way. */
   listen: Listen;
   /** Options every command opens its cache with (no bloom filter; the runtime's hash; corrupt

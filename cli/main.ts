@@ -12,19 +12,12 @@
  */
 
 import { parseArgs, type ParseArgsOptionsConfig } from "node:util";
-import type { StorageDriver } from "../src/storage/driver.ts";
 import type { Sha256Hasher } from "../src/storage/cache.ts";
 import { VERSION } from "../src/version.ts";
-import type { Command, Listen } from "./context.ts";
+import { type Command, type Listen, type OpenStorage, openStorage } from "./context.ts";
 import { err, out } from "./io.ts";
 import { CorruptionLog } from "./corruption.ts";
-import {
-  GLOBAL_FLAGS,
-  GLOBAL_HELP,
-  type GlobalOptions,
-  resolveGlobalOptions,
-  UsageError,
-} from "./options.ts";
+import { GLOBAL_FLAGS, GLOBAL_HELP, resolveGlobalOptions, UsageError } from "./options.ts";
 import { PACKUMENT_COMMANDS } from "./commands/packument.ts";
 import { PARTITION_COMMANDS } from "./commands/partition.ts";
 import { CACHE_COMMANDS } from "./commands/cache.ts";
@@ -61,8 +54,7 @@ function commandHelp(command: Command): string {
   return `Usage: _all_docs ${command.usage}\n\n${command.help}\n\n${GLOBAL_HELP}`;
 }
 
-/** How the entry point opens storage for the resolved options. */
-export type OpenStorage = (options: GlobalOptions) => Promise<StorageDriver>;
+export type { OpenStorage } from "./context.ts";
 
 /** What the runtime's entry point provides: how to open storage and how to listen. */
 export interface CliRuntime {
@@ -142,7 +134,7 @@ export async function main(argv: string[], runtime: CliRuntime): Promise<number>
       options,
       values,
       args: rest,
-      openDriver: () => runtime.openStorage(options),
+      openDriver: (access = "write") => openStorage(runtime.openStorage, options, access),
       listen: runtime.listen,
       cacheOptions: {
         bloom: false,

@@ -69,18 +69,24 @@ export const GLOBAL_FLAGS = {
 /** Help text for the global options. */
 export const GLOBAL_HELP = `Global options (each also read from the environment variable shown):
   --cache-dir DIR     where embedded storage lives           ALL_DOCS_CACHE_DIR
-                      (default: $XDG_CACHE_HOME/_all_docs, or ~/.cache/_all_docs)
+                      (default: $XDG_CACHE_HOME/_all_docs, or ~/.cache/_all_docs);
+                      checked first: made if missing and probed for writing by
+                      commands that write; must exist for those that only read
   --storage KIND      fs | kv | memory | s3 (default fs)     ALL_DOCS_STORAGE
                       (s3: ALL_DOCS_S3_URL=http(s)://host:port/bucket[/prefix],
                       AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN,
                       AWS_REGION)
   --origin URL        CouchDB replication endpoint           ALL_DOCS_ORIGIN
+                      (http(s), no user info, query or fragment: exit 2)
   --origin-key KEY    name the origin in cache keys          ALL_DOCS_ORIGIN_KEY
   --registry URL      packument registry                     ALL_DOCS_REGISTRY
-                      (default: the registry npm is configured with)
-  --concurrency N     requests in flight (default 16)        ALL_DOCS_CONCURRENCY
+                      (default: the registry npm is configured with;
+                      http(s), no user info, query or fragment: exit 2)
+  --concurrency N     requests in flight, 1 to 1024          ALL_DOCS_CONCURRENCY
+                      (default 16)
   --rate-limit N      requests per second, 0 = unlimited     ALL_DOCS_RATE_LIMIT
-  --retries N         retries per request (default 5)        ALL_DOCS_RETRIES
+  --retries N         retries per request (default 5), a     ALL_DOCS_RETRIES
+                      body cut short included, with backoff
   --timeout MS        per-request timeout (default 30000)    ALL_DOCS_TIMEOUT
   --json              machine-readable output
   --quiet             no progress output
@@ -94,27 +100,79 @@ function env(name: string): string | undefined {
   return value === "" ? undefined : value;
 }
 
-function integer(flag: string, raw: string | undefined, fallback: number, min: number): number {
+/**
+ * The most requests in flight `--concurrency` allows: each holds a socket, buffers and a worker,
+ * and no registry serves one client faster beyond a few dozen.
+ */
+export const MAX_CONCURRENCY = 1024;
+
+function integer(
+  flag: string,
+  raw: string | undefined,
+  fallback: number,
+  min: number,
+  max = Number.MAX_SAFE_INTEGER,
+): number {
   if (raw === undefined) return fallback;
   const value = Number(raw);
-  if (!/^\d+$/.test(raw.trim()) || !Number.isSafeInteger(value) || value < min) {
-    throw new UsageError(
-      `Invalid --${flag}: expected an integer of at least ${min}, received '${raw}'`,
-    );
+  if (!/^\d+$/.test(raw.trim()) || !Number.isSafeInteger(value) || value < min || value > max) {
+    const expected = max === Number.MAX_SAFE_INTEGER
+      ? `an integer of at least ${min}`
+      : `an integer from ${min} to ${max}`;
+    throw new UsageError(`Invalid --${flag}: expected ${expected}, received '${raw}'`);
   }
   return value;
 }
 
-function url(flag: string, raw: string | undefined): string | undefined {
-  if (raw === undefined) return undefined;
+/**
+ * A URL as it may be shown: its user info masked, the user name kept and every password or
+ * token replaced by `***` (`https://user:***@host/`, `https://***@host/`).
+ *
+ * @param raw The URL as given.
+ * @returns The URL without secrets.
+ */
+export function maskUrl(raw: string): string {
+  return raw.replace(
+    /^([a-z][a-z0-9+.-]*:\/\/)([^/?#]*)@/i,
+    (_match, scheme: string, info: string) => {
+      const colon = info.indexOf(":");
+      return `${scheme}${colon === -1 ? "***" : `${info.slice(0, colon)}:***`}@`;
+    },
+  );
+}
+
+/**
+ * Checks a registry or origin URL up front: http or https, no user info (credentials go in
+ * `.npmrc`), no query or fragment (the path is the base of every request). `source` names where
+ * it came from (`--origin`, `ALL_DOCS_ORIGIN`, npm's `registry` setting); secrets are masked.
+ *
+ * @param source Where the value came from, for the message.
+ * @param raw The URL as given.
+ * @returns The URL as given.
+ * @throws {UsageError} When it is not acceptable.
+ */
+export function checkServiceUrl(source: string, raw: string): string {
+  const bad = (why: string) =>
+    new UsageError(`Invalid ${source}: ${why}, received '${maskUrl(raw)}'`);
   let parsed: URL;
   try {
     parsed = new URL(raw);
   } catch {
-    throw new UsageError(`Invalid --${flag}: expected an http(s) URL, received '${raw}'`);
+    throw bad("expected an http(s) URL");
   }
   if (parsed.protocol !== "http:" && parsed.protocol !== "https:") {
-    throw new UsageError(`Invalid --${flag}: expected an http(s) URL, received '${raw}'`);
+    throw bad("expected an http(s) URL");
+  }
+  if (parsed.username !== "" || parsed.password !== "") {
+    throw bad("credentials in the URL are not supported (put the token in .npmrc)");
+  }
+  if (parsed.search !== "" || parsed.hash !== "" || /[?#]/.test(raw)) {
+    // A query may carry a token too: it is not shown.
+    throw new UsageError(
+      `Invalid ${source}: a query or fragment is not allowed, received '${
+        maskUrl(raw).replace(/([?#]).*$/s, "$1***")
+      }'`,
+    );
   }
   return raw;
 }
@@ -206,6 +264,11 @@ export function resolveGlobalOptions(
     const value = values[flag];
     return typeof value === "string" ? value : env(name);
   };
+  const url = (flag: string, name: string) => {
+    const raw = str(flag, name);
+    const source = typeof values[flag] === "string" ? `--${flag}` : name;
+    return raw === undefined ? undefined : checkServiceUrl(source, raw);
+  };
   const storage = str("storage", "ALL_DOCS_STORAGE") ?? "fs";
   if (storage !== "fs" && storage !== "kv" && storage !== "memory" && storage !== "s3") {
     throw new UsageError(
@@ -227,10 +290,16 @@ export function resolveGlobalOptions(
     cacheDir,
     storage,
     s3,
-    origin: url("origin", str("origin", "ALL_DOCS_ORIGIN")),
+    origin: url("origin", "ALL_DOCS_ORIGIN"),
     originKey,
-    registry: url("registry", str("registry", "ALL_DOCS_REGISTRY")),
-    concurrency: integer("concurrency", str("concurrency", "ALL_DOCS_CONCURRENCY"), 16, 1),
+    registry: url("registry", "ALL_DOCS_REGISTRY"),
+    concurrency: integer(
+      "concurrency",
+      str("concurrency", "ALL_DOCS_CONCURRENCY"),
+      16,
+      1,
+      MAX_CONCURRENCY,
+    ),
     rateLimit: integer("rate-limit", str("rate-limit", "ALL_DOCS_RATE_LIMIT"), 0, 0),
     retries: integer("retries", str("retries", "ALL_DOCS_RETRIES"), 5, 0),
     timeout: integer("timeout", str("timeout", "ALL_DOCS_TIMEOUT"), 30000, 1),

@@ -3,7 +3,9 @@
  * (`npm_config_registry`, project and user `.npmrc`, per-scope `@scope:registry=`), read once
  * with `@pnpm/npm-conf`, npm's config loader; each registry's bearer token is found by the
  * `registry-auth-token` package from the same configuration. A token is sent only to the
- * registry it is configured for, and is never printed.
+ * registry it is configured for, and is never printed. A registry URL from npm's configuration
+ * is checked like `--registry` (http(s), no user info, query or fragment; shown masked) when
+ * first used, before its first request.
  *
  * @module
  */
@@ -12,7 +14,7 @@ import npmConf from "@pnpm/npm-conf";
 import getAuthToken from "registry-auth-token";
 import { originKey } from "../src/storage/keys.ts";
 import type { RegistryTarget } from "../src/jobs/fetch_packuments.ts";
-import type { GlobalOptions } from "./options.ts";
+import { checkServiceUrl, type GlobalOptions } from "./options.ts";
 
 function slash(url: string): string {
   return url.endsWith("/") ? url : `${url}/`;
@@ -24,7 +26,9 @@ export function registryResolver(options: GlobalOptions): (name: string) => Regi
   const conf = () => config ??= npmConf().config;
   const setting = (key: string) => {
     const value = conf().get(key);
-    return typeof value === "string" && value !== "" ? value : undefined;
+    return typeof value === "string" && value !== ""
+      ? checkServiceUrl(`npm config '${key}'`, value)
+      : undefined;
   };
   // registry-auth-token reads keys through `npmrc[key]`: answer from the loaded configuration.
   const npmrc = new Proxy({}, { get: (_target, key) => conf().get(String(key)) });

@@ -21,21 +21,8 @@
 import { openKv } from "@deno/kv";
 import { DenoKvDriver as KvHandleDriver } from "./deno_kv.ts";
 
-export {
-  DENO_KV_CHUNK_BYTES,
-  DENO_KV_MAX_KEY_BYTES,
-  type DenoKvDriverOptions,
-  type KvAtomicLike,
-  type KvEntryLike,
-  type KvHandle,
-  type KvKey,
-  type KvKeyPart,
-  type KvSelector,
-  type ListOptions,
-  type StorageDriver,
-  type StorageLimits,
-  type StorageValue,
-} from "./deno_kv.ts";
+// Everything of the driver module; the local DenoKvDriver below takes the place of its own.
+export * from "./deno_kv.ts";
 
 /**
  * The Deno KV {@linkcode StorageDriver} of `./deno_kv.ts`, with {@linkcode DenoKvDriver.open}

@@ -13,12 +13,14 @@ import { denoFsOps } from "./fs.deno.ts";
 import { DenoKvDriver } from "./deno_kv.deno.ts";
 
 export type { StorageSettings };
+export { CacheDirError, type StorageAccess } from "./select.ts";
 
 /**
  * Creates the storage driver the settings ask for.
  *
- * @param settings The storage kind and cache directory.
+ * @param settings The storage kind, cache directory, and the access to check the directory for.
  * @returns An open driver; close it when done.
+ * @throws {CacheDirError} When `access` is given and the cache directory cannot serve it.
  *
  * @example In memory
  * ```ts

@@ -12,12 +12,14 @@ import { selectStorageDriver, type StorageSettings } from "./select.ts";
 import { DenoKvDriver } from "./deno_kv.node.ts";
 
 export type { StorageSettings };
+export { CacheDirError, type StorageAccess } from "./select.ts";
 
 /**
  * Creates the storage driver the settings ask for.
  *
- * @param settings The storage kind and cache directory.
+ * @param settings The storage kind, cache directory, and the access to check the directory for.
  * @returns An open driver; close it when done.
+ * @throws {CacheDirError} When `access` is given and the cache directory cannot serve it.
  */
 export function createStorageDriver(settings: StorageSettings): Promise<StorageDriver> {
   return selectStorageDriver(settings, {

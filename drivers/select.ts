@@ -12,6 +12,9 @@ import type { StorageDriver } from "../src/storage/driver.ts";
 import { MemoryDriver } from "./memory.ts";
 import { FsDriver, type FsOps } from "./fs.ts";
 import { S3Driver, type S3DriverOptions } from "./s3.ts";
+import { checkCacheDir, type StorageAccess } from "./select_cache_dir.ts";
+
+export { CacheDirError, type StorageAccess } from "./select_cache_dir.ts";
 
 /** Which storage to use, and where. */
 export interface StorageSettings {
@@ -24,6 +27,11 @@ export interface StorageSettings {
   cacheDir: string;
   /** Endpoint, bucket, prefix, region and credentials, for `s3`. */
   s3?: Omit<S3DriverOptions, "fetch" | "partSize" | "pageSize"> | undefined;
+  /**
+   * Checks the cache directory first, for `fs` and `kv`: `write` makes a missing one and
+   * writes a probe file in it, `read` needs it to exist (see `./select_cache_dir.ts`).
+   * @default {undefined: no check} */
+  access?: StorageAccess | undefined;
 }
 
 /** What a runtime supplies to {@linkcode selectStorageDriver}. */
@@ -34,11 +42,18 @@ export interface RuntimeStorage {
   openKv(path: string): Promise<StorageDriver>;
 }
 
-/** Creates the driver the settings ask for, with the runtime's pieces. */
+/**
+ * Creates the driver the settings ask for, with the runtime's pieces.
+ *
+ * @throws {CacheDirError} When `access` is given and the cache directory cannot serve it.
+ */
 export async function selectStorageDriver(
   settings: StorageSettings,
   runtime: RuntimeStorage,
 ): Promise<StorageDriver> {
+  if (settings.access !== undefined && (settings.storage === "fs" || settings.storage === "kv")) {
+    await checkCacheDir(settings.cacheDir, settings.access);
+  }
   switch (settings.storage) {
     case "memory":
       return new MemoryDriver();

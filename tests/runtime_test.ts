@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { detectRuntime } from "../src/runtime.ts";
 import { VERSION } from "../src/version.ts";
+import { run } from "./_support/spawn.ts";
 
 Deno.test("detectRuntime() follows the documented order", () => {
   const node = { process: { versions: { node: "20.0.0" } } };
@@ -26,16 +27,10 @@ Deno.test("detectRuntime() reads RUNTIME from the environment", async () => {
       new URL("../src/runtime.ts", import.meta.url).href,
     )
   }; console.log(detectRuntime());`;
-  const run = (env: Record<string, string>) =>
-    new Deno.Command(Deno.execPath(), {
-      args: ["eval", script],
-      env: { ...env, RUST_BACKTRACE: "0", NO_COLOR: "1" },
-      stdout: "piped",
-    }).output();
-  const withEnv = await run({ RUNTIME: "cloudrun" });
-  assert.equal(new TextDecoder().decode(withEnv.stdout).trim(), "cloudrun");
-  const without = await run({ RUNTIME: "" });
-  assert.equal(new TextDecoder().decode(without.stdout).trim(), "deno");
+  const runtimeWith = async (env: Record<string, string>) =>
+    (await run(Deno.execPath(), ["eval", script], { env })).stdout.trim();
+  assert.equal(await runtimeWith({ RUNTIME: "cloudrun" }), "cloudrun");
+  assert.equal(await runtimeWith({ RUNTIME: "" }), "deno");
 });
 
 Deno.test("VERSION matches deno.json", async () => {

@@ -18,7 +18,7 @@ import { UsageError } from "../options.ts";
 /** `cache create-index`: {@linkcode indexLines} on stdout. */
 async function cacheCreateIndex(ctx: CommandContext): Promise<number> {
   const originKey = originKeyOf(ctx.options);
-  const driver = await ctx.openDriver();
+  const driver = await ctx.openDriver("read");
   try {
     const cache = await Cache.open(driver, ctx.cacheOptions);
     for await (const text of indexLines(cache, originKey !== undefined ? { originKey } : {})) {
@@ -39,7 +39,7 @@ function keyType(key: string): string {
 
 /** `cache stats`: entries by type, body bytes, storage. */
 async function cacheStats(ctx: CommandContext): Promise<number> {
-  const driver = await ctx.openDriver();
+  const driver = await ctx.openDriver("read");
   try {
     const cache = await Cache.open(driver, ctx.cacheOptions);
     const types: Record<string, number> = { partition: 0, packument: 0, corgi: 0, other: 0 };
@@ -93,7 +93,7 @@ async function cacheStats(ctx: CommandContext): Promise<number> {
 /** `cache verify [--fix]`: checks every entry's integrity and finds orphaned bodies. */
 async function cacheVerify(ctx: CommandContext): Promise<number> {
   const fix = ctx.values["fix"] === true;
-  const driver = await ctx.openDriver();
+  const driver = await ctx.openDriver(fix ? "write" : "read");
   try {
     const corrupt: { key: string; reason: string }[] = [];
     const cache = await Cache.open(driver, {
@@ -166,7 +166,7 @@ async function cacheExport(ctx: CommandContext): Promise<number> {
     );
   }
   const prefix = typeof ctx.values["prefix"] === "string" ? ctx.values["prefix"] : undefined;
-  const driver = await ctx.openDriver();
+  const driver = await ctx.openDriver("read");
   try {
     const cache = await Cache.open(driver, ctx.cacheOptions);
     for await (const chunk of exportEntries(cache, { type, prefix })) {

@@ -217,7 +217,7 @@ async function packumentShow(ctx: CommandContext): Promise<number> {
   if (problem) throw new UsageError(`Invalid package name ${JSON.stringify(name)}: ${problem}`);
   const representation = representationOf(ctx);
   const target = registryResolver(ctx.options)(name);
-  const driver = await ctx.openDriver();
+  const driver = await ctx.openDriver("read");
   try {
     const cache = await Cache.open(driver, ctx.cacheOptions);
     const key = packumentKey(target.originKey, name, representation);
@@ -256,9 +256,12 @@ const FETCH_HELP =
   "Each name is fetched once. A cached entry within its max-age is used without a\n" +
   "request; an expired one is revalidated with If-None-Match / If-Modified-Since (a 304\n" +
   "renews it without rewriting the body); a 404 is recorded and reported as not found.\n" +
+  "A 200 that is not a JSON object (a login page: not a JSON content type, or not\n" +
+  "starting with '{' and ending with '}') fails that name at once and is not cached.\n" +
   "Bodies stream to storage byte for byte with a sha256 integrity. Transient failures\n" +
   "(network errors, 408, 429, 5xx, timeouts, cut bodies) are retried; names that still\n" +
-  "fail are listed and the run exits 1. A killed run resumes: what it stored is fresh.\n\n" +
+  "fail are listed and the run exits 1. A storage failure (full or read-only disk) stops\n" +
+  "the run at once (exit 1). A killed run resumes: what it stored is fresh.\n\n" +
   "Output: a progress bar on a terminal; otherwise a summary (fetched, revalidated,\n" +
   "unchanged, not found, failed, bytes, seconds). --json prints an NDJSON line per name\n" +
   'and a final {"type":"summary",...} object.\n\n' +

@@ -154,7 +154,7 @@ async function partitionStatus(ctx: CommandContext): Promise<number> {
   const wanted = typeof ctx.values["pivots"] === "string"
     ? { ...requireOrigin(options), pivots: await loadPivots(ctx.values["pivots"]) }
     : undefined;
-  const driver = await ctx.openDriver();
+  const driver = await ctx.openDriver("read");
   try {
     // An origin key narrows the list to its sets; it needs the origin URL too (as it always has).
     const originKey = wanted?.originKey ??
@@ -202,7 +202,7 @@ async function partitionStatus(ctx: CommandContext): Promise<number> {
 
 /** `partition list`: {@linkcode listCachedPartitions}, formatted. */
 async function partitionList(ctx: CommandContext): Promise<number> {
-  const driver = await ctx.openDriver();
+  const driver = await ctx.openDriver("read");
   try {
     const cache = await Cache.open(driver, ctx.cacheOptions);
     const now = Date.now();

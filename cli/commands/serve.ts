@@ -52,7 +52,7 @@ async function serve(ctx: CommandContext): Promise<number> {
   }
   const partitionsOrigin = originKeyOf(options);
   const resolve = registryResolver(options);
-  const driver = await ctx.openDriver();
+  const driver = await ctx.openDriver("read");
   let server: Server | undefined;
   const stop = (): void => {
     server?.shutdown().catch(() => {});

@@ -67,7 +67,7 @@ import { HttpError } from "./errors.ts";
 import { VERSION } from "../version.ts";
 import { detectRuntime } from "../runtime.ts";
 import { describe } from "../_util/describe.ts";
-import { randomHex } from "../_util/hex.ts";
+import { discard, noop, randomId } from "./_response_util.ts";
 import {
   bodyOption,
   clockOption,
@@ -85,65 +85,21 @@ import {
   urlOption,
 } from "./_options.ts";
 
+import type { HttpClientStats, HttpEvent, RetryReason } from "./events.ts";
+
 export { HttpError } from "./errors.ts";
 export type { HttpErrorOptions } from "./errors.ts";
+export type {
+  HttpClientStats,
+  HttpEvent,
+  HttpRequestEvent,
+  HttpResponseEvent,
+  HttpRetryEvent,
+  RetryReason,
+} from "./events.ts";
 
 /** A `fetch`-compatible function; the global `fetch` is one. */
 export type FetchFunction = (input: string, init: RequestInit) => Promise<Response>;
-
-/** Why a request is retried: a retryable status, a timeout or a network error. */
-export type RetryReason = "status" | "timeout" | "network";
-
-/** Emitted before every attempt is sent. */
-export interface HttpRequestEvent {
-  /** The event type. */
-  type: "request";
-  /** The requested URL. */
-  url: string;
-  /** The attempt number, from 1. */
-  attempt: number;
-}
-
-/** Emitted when the response headers of an attempt arrive. */
-export interface HttpResponseEvent {
-  /** The event type. */
-  type: "response";
-  /** The requested URL. */
-  url: string;
-  /** The HTTP status. */
-  status: number;
-  /** The attempt number, from 1. */
-  attempt: number;
-}
-
-/** Emitted when a failed attempt is going to be retried, before waiting `delay` ms. */
-export interface HttpRetryEvent {
-  /** The event type. */
-  type: "retry";
-  /** The requested URL. */
-  url: string;
-  /** The number of the attempt that failed, from 1; the next attempt is `attempt + 1`. */
-  attempt: number;
-  /** How long the client waits before the next attempt, in milliseconds. */
-  delay: number;
-  /** Why the attempt failed. */
-  reason: RetryReason;
-  /** The HTTP status when `reason` is `status`, otherwise `undefined`. */
-  status: number | undefined;
-}
-
-/** Everything {@linkcode HttpClientOptions.onEvent} receives. */
-export type HttpEvent = HttpRequestEvent | HttpResponseEvent | HttpRetryEvent;
-
-/** Counters of an {@linkcode HttpClient}. */
-export interface HttpClientStats {
-  /** Attempts sent, retries included. */
-  requests: number;
-  /** Retries scheduled. */
-  retries: number;
-  /** Requests holding a concurrency slot: waiting for a token, awaiting headers or streaming. */
-  inFlight: number;
-}
 
 /** Options for {@linkcode HttpClient}. */
 export interface HttpClientOptions {
@@ -491,10 +447,7 @@ export class HttpClient {
       });
       if ("response" in outcome) return outcome.response;
       const failure = outcome.failure;
-      const delay = failure.retryAfter !== undefined
-        ? Math.min(failure.retryAfter, this.#retryAfterMax)
-        : this.#random() *
-          Math.min(this.#backoffMax, this.#backoffBase * 2 ** Math.min(number - 1, 1000));
+      const delay = this.#delay(number, failure.retryAfter);
       if (failure.status === 429) this.#bucket.pauseUntil(this.#clock.now() + delay);
       if (number > retries) {
         throw new HttpError(
@@ -521,6 +474,54 @@ export class HttpClient {
       });
       await this.#clock.sleep(delay, signal);
     }
+  }
+
+  /**
+   * Waits before asking again for a response whose body broke off while the caller read it (a
+   * body is never retried by the client, as it belongs to the caller by then). The wait is the
+   * one after a failed attempt: `Retry-After` when given, else the backoff with jitter; it
+   * counts as a retry and emits a `retry` event with reason `body`.
+   *
+   * @param url The requested URL, for the event.
+   * @param failures How many bodies of this request have failed so far, from 1.
+   * @param options The caller's `signal`, and the response's `Retry-After` header.
+   * @returns `false` at once when `failures` is above the client's `retries`, else `true`
+   *   after the wait.
+   * @throws The reason of `options.signal` when it aborts.
+   *
+   * @example
+   * ```ts
+   * import { HttpClient } from "./client.ts";
+   * const slept: number[] = [];
+   * const client = new HttpClient({
+   *   retries: 1,
+   *   clock: { now: () => 0, sleep: (ms) => (slept.push(ms), Promise.resolve()) },
+   *   random: () => 0.5,
+   * });
+   * console.assert(await client.retryBody("https://registry.example/ms", 1));
+   * console.assert(!(await client.retryBody("https://registry.example/ms", 2)));
+   * console.assert(slept.length === 1 && slept[0] === 125 && client.stats.retries === 1);
+   * ```
+   */
+  async retryBody(
+    url: string,
+    failures: number,
+    options: { signal?: AbortSignal | undefined; retryAfter?: string | null } = {},
+  ): Promise<boolean> {
+    if (failures > this.#retries) return false;
+    const retryAfter = parseRetryAfter(options.retryAfter ?? null, this.#clock.now());
+    const delay = this.#delay(failures, retryAfter);
+    this.#retryCount++;
+    this.#emit({ type: "retry", url, attempt: failures, delay, reason: "body", status: undefined });
+    await this.#clock.sleep(delay, options.signal);
+    return true;
+  }
+
+  /** The wait after failed attempt `number`: `Retry-After` (capped), else the backoff. */
+  #delay(number: number, retryAfter: number | undefined): number {
+    if (retryAfter !== undefined) return Math.min(retryAfter, this.#retryAfterMax);
+    const cap = Math.min(this.#backoffMax, this.#backoffBase * 2 ** Math.min(number - 1, 1000));
+    return this.#random() * cap;
   }
 
   async #attempt(attempt: Attempt): Promise<Outcome> {
@@ -665,20 +666,5 @@ export class HttpClient {
     } catch {
       // A listener's failure must not break requests or leak their slots.
     }
-  }
-}
-
-/** Cancels a body the caller will never see. */
-function discard(response: Response): void {
-  if (response.body !== null && !response.bodyUsed) response.body.cancel().catch(noop);
-}
-
-function noop(): void {}
-
-/** Random hex for a W3C trace or span id, never all zero (trace context forbids it). */
-function randomId(byteCount: number): string {
-  for (;;) {
-    const id = randomHex(byteCount);
-    if (!/^0+$/.test(id)) return id;
   }
 }

@@ -9,8 +9,15 @@
  *   freshness without rewriting the body (`revalidated`);
  * - otherwise the body is streamed into the cache (`fetched`), its `_rev` noted for syncing;
  * - a 404 is stored with a short freshness and reported (`not-found`);
- * - transient failures are retried by the HTTP client; a body cut short is fetched again; what
- *   still fails is reported (`failed`) and the previous entry, if any, is kept.
+ * - a 200 whose body is not a JSON object (a login page, a captive portal: a content type other
+ *   than a JSON one, or a body that does not start with `{` and end with `}`) is a failure of
+ *   that name (`failed`), not retried and never cached; the check runs while the body streams;
+ * - transient failures are retried by the HTTP client; a body cut short is fetched again up
+ *   to the client's `retries`, after its backoff (or `Retry-After`), counted as retries; what
+ *   still fails is reported (`failed`) and the previous entry, if any, is kept;
+ * - a storage failure (a {@linkcode StorageError}: a full or read-only disk, denied access) is
+ *   never taken for a body cut short: it rejects, and {@linkcode fetchPackuments} stops the run
+ *   at once, aborting the requests in flight.
  *
  * `refresh` revalidates every entry now; `offline` uses the cache only (`missing` otherwise).
  *
@@ -18,13 +25,24 @@
  */
 
 import type { Cache, CacheEntryInfo } from "../storage/cache.ts";
-import type { HttpClient } from "../http/client.ts";
+import { StorageError } from "../storage/driver.ts";
+import { type HttpClient, HttpError } from "../http/client.ts";
 import { packumentKey, type Representation } from "../storage/keys.ts";
 import { encodePackageName } from "../npm/package_name.ts";
 import { ACCEPT } from "../npm/media_types.ts";
 import { parseContentLength, WHOLE_BODY_MAX } from "../http/headers.ts";
 import { readRev, revScanner } from "../npm/rev.ts";
 import { runPool } from "../_util/pool.ts";
+import {
+  assertJsonObject,
+  contentTypeProblem,
+  jsonObjectGuard,
+  NotJsonObjectError,
+  objectBytesProblem,
+} from "./_json_object.ts";
+
+/** What a 404 is recorded with when its body is not a JSON object (npm's own 404 body). */
+const NOT_FOUND_BODY = new TextEncoder().encode('{"error":"Not found"}');
 
 /** Where a name's packument comes from. */
 export interface RegistryTarget {
@@ -73,9 +91,6 @@ export interface FetchPackumentOptions {
   /** How long a recorded 404 stays fresh, in seconds.
    * @default {300} */
   notFoundMaxAge?: number;
-  /** Attempts for a body that breaks off while streaming (the HTTP client retries the rest).
-   * @default {3} */
-  bodyAttempts?: number;
   /** Aborts the work.
    * @default {undefined} */
   signal?: AbortSignal;
@@ -97,6 +112,7 @@ function cachedOutcome(info: CacheEntryInfo): PackumentOutcome {
  * @param name A valid package name.
  * @param options Where and how.
  * @returns What happened.
+ * @throws {StorageError} When the cache cannot be read or written.
  */
 export function fetchPackument(
   client: HttpClient,
@@ -120,8 +136,7 @@ export function fetchPackument(
     const url = `${target.url}${encodePackageName(name)}`;
     const headers: Record<string, string> = { accept: ACCEPT[representation] };
     if (target.token) headers["authorization"] = `Bearer ${target.token}`;
-    const attempts = options.bodyAttempts ?? 3;
-    for (let attempt = 1;; attempt++) {
+    for (let failures = 1;; failures++) {
       let response: Response;
       try {
         response = await client.request(url, {
@@ -137,9 +152,21 @@ export function fetchPackument(
       try {
         return await store(response);
       } catch (error) {
-        // The body broke off while streaming: ask again.
         if (options.signal?.aborted) throw error;
-        if (attempt >= attempts) {
+        // The disk or storage service failed (full, read only, denied): downloading again
+        // would fail the same way, so the run stops.
+        if (error instanceof StorageError) throw error;
+        // An answer that is not a packument: asking again would get the same page.
+        if (error instanceof NotJsonObjectError) {
+          return { name, outcome: "failed", bytes: 0, error: error.message };
+        }
+        // The body broke off while streaming: ask again after the client's backoff, as long
+        // as its retries allow.
+        const retryAfter = response.headers.get("retry-after");
+        if (
+          !(error instanceof HttpError) ||
+          !(await client.retryBody(url, failures, { signal: options.signal, retryAfter }))
+        ) {
           return { name, outcome: "failed", bytes: 0, error: (error as Error).message };
         }
       }
@@ -161,10 +188,13 @@ export function fetchPackument(
       }
       if (response.status === 404) {
         const body = new Uint8Array(await response.arrayBuffer());
-        await cache.put(key, body, {
+        // Only a JSON object is kept as the record of a 404, so that every cached body is one.
+        const json = contentTypeProblem(response.headers.get("content-type")) === undefined &&
+          objectBytesProblem(body) === undefined;
+        await cache.put(key, json ? body : NOT_FOUND_BODY, {
           status: 404,
           cacheControl: `max-age=${options.notFoundMaxAge ?? 300}`,
-          contentType: response.headers.get("content-type") ?? "application/json",
+          contentType: (json ? response.headers.get("content-type") : null) ?? "application/json",
           representation,
         }, { absent: info === undefined });
         return { name, outcome: "not-found", bytes: body.length };
@@ -178,6 +208,11 @@ export function fetchPackument(
           error: `GET ${url} answered ${response.status} ${text.slice(0, 120)}`.trim(),
         };
       }
+      const typeProblem = contentTypeProblem(response.headers.get("content-type"));
+      if (typeProblem) {
+        await response.body.cancel();
+        throw new NotJsonObjectError(`GET ${url}: ${typeProblem}`);
+      }
       const length = parseContentLength(response.headers.get("content-length"));
       let body: Uint8Array | ReadableStream<Uint8Array>;
       let revFound: () => string | undefined;
@@ -189,11 +224,12 @@ export function fetchPackument(
       ) {
         // A small body costs less read whole than piped through streams.
         const bytes = new Uint8Array(await response.arrayBuffer());
+        assertJsonObject(url, bytes);
         body = bytes;
         revFound = () => readRev(bytes);
       } else {
         const scan = revScanner();
-        body = response.body.pipeThrough(scan.stream);
+        body = response.body.pipeThrough(jsonObjectGuard(url)).pipeThrough(scan.stream);
         revFound = scan.rev;
       }
       const stored = await cache.put(key, body, () => {
@@ -235,6 +271,7 @@ export interface FetchSummary {
  * @param names Valid package names (an async iterable is read lazily); repeats are skipped.
  * @param options Where and how, plus `parallel` and `onResult`.
  * @returns The totals.
+ * @throws {StorageError} When the cache cannot be read or written: the run stops at once.
  */
 export async function fetchPackuments(
   client: HttpClient,
@@ -262,6 +299,9 @@ export async function fetchPackuments(
     failed: [],
   };
   const seen = new Set<string>();
+  // A storage failure stops the run: no new name is taken, and those in flight are aborted.
+  const stop = new AbortController();
+  const signal = options.signal ? AbortSignal.any([options.signal, stop.signal]) : stop.signal;
   await runPool(names, async (name) => {
     if (seen.has(name)) {
       summary.duplicates++;
@@ -269,7 +309,13 @@ export async function fetchPackuments(
     }
     seen.add(name);
     summary.total++;
-    const result = await fetchPackument(client, cache, name, options);
+    let result: PackumentResult;
+    try {
+      result = await fetchPackument(client, cache, name, { ...options, signal });
+    } catch (error) {
+      if (error instanceof StorageError) stop.abort(error);
+      throw error;
+    }
     summary.outcomes[result.outcome]++;
     summary.bytes += result.bytes;
     if (result.outcome === "failed") summary.failed.push(result);

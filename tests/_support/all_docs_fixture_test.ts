@@ -11,6 +11,7 @@ import {
   startAllDocsFixture,
 } from "./all_docs_fixture.ts";
 import { POUCHDB_HIGH_KEY, startPouchdbServer } from "./pouchdb_server.ts";
+import { start } from "./spawn.ts";
 
 interface Page {
   total_rows: number;
@@ -678,43 +679,21 @@ Deno.test("1,000,000 ids are served and paged completely", async () => {
 
 /** Runs the fixture as its own process with `args`; returns the ids it serves. */
 async function standalone(args: string[]): Promise<{ ids: string[] }> {
-  const server = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "-A",
-      new URL("./all_docs_fixture.ts", import.meta.url).pathname,
-      ...args,
-    ],
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-    env: { RUST_BACKTRACE: "0", NO_COLOR: "1" },
-  }).spawn();
-  const stderr = new Response(server.stderr).text();
-  const reader = server.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  let said = "";
+  const server = start(Deno.execPath(), [
+    "run",
+    "-A",
+    new URL("./all_docs_fixture.ts", import.meta.url).pathname,
+    ...args,
+  ]);
   try {
-    while (!said.includes("\n")) {
-      const chunk = await reader.read();
-      if (chunk.done) break;
-      said += chunk.value;
-    }
-    const match = /^listening (http:\/\/127\.0\.0\.1:[0-9]+)\n/.exec(said);
-    if (match === null) {
-      server.kill("SIGTERM");
-      throw new Error(`no "listening" line: ${said}\n${await stderr}`);
-    }
+    const said = await server.line();
+    const match = /^listening (http:\/\/127\.0\.0\.1:[0-9]+)$/.exec(said);
+    if (match === null) throw new Error(`no "listening" line: ${said}\n${server.output()}`);
     return { ids: await pageAll(match[1]!, 10_000) };
   } finally {
-    try {
-      server.kill("SIGTERM");
-    } catch {
-      // It already exited.
-    }
-    await reader.cancel();
-    const status = await server.status;
-    assert.equal(status.code, 0, await stderr);
-    assert.match(await stderr, /^serving [0-9]+ ids, ready in [0-9]+ ms$/m);
+    const { code, stderr } = await server.stop();
+    assert.equal(code, 0, stderr);
+    assert.match(stderr, /^serving [0-9]+ ids, ready in [0-9]+ ms$/m);
   }
 }
 

@@ -27,7 +27,7 @@
  * @module
  */
 
-import { delay, freePort, spawnNode } from "./_child.ts";
+import { freePort, spawnNode, waitUntilUp } from "./spawn.ts";
 
 /** One row of the listing. */
 export interface PouchdbRow {
@@ -120,7 +120,7 @@ export async function startPouchdbServer(options: PouchdbServerOptions): Promise
   const t0 = performance.now();
   const dir = await Deno.makeTempDir({ prefix: "pouchdb_server_" });
   const port = freePort();
-  const { output, exited, close } = spawnNode([
+  const peer = spawnNode([
     POUCHDB_BIN,
     "--in-memory",
     "--port",
@@ -133,22 +133,7 @@ export async function startPouchdbServer(options: PouchdbServerOptions): Promise
   const base = `http://127.0.0.1:${port}`;
   const origin = `${base}/registry`;
   try {
-    let up = false;
-    for (let attempt = 0; attempt < 300 && !exited() && !up; attempt++) {
-      try {
-        const response = await fetch(`${base}/`);
-        await response.body?.cancel();
-        up = response.ok;
-      } catch {
-        // Not listening yet.
-      }
-      if (!up) await delay(50);
-    }
-    if (!up) {
-      throw new Error(
-        `pouchdb-server did not come up on port ${port}\n${output()}`,
-      );
-    }
+    await waitUntilUp(peer, "pouchdb-server", `${base}/`);
     const t1 = performance.now();
 
     const created = await request(origin, { method: "PUT" });
@@ -192,10 +177,10 @@ export async function startPouchdbServer(options: PouchdbServerOptions): Promise
       origin,
       rows,
       timings: { start: t1 - t0, load: t2 - t1, readBack: t3 - t2 },
-      close,
+      close: peer.close,
     };
   } catch (error) {
-    await close();
+    await peer.close();
     throw error;
   }
 }

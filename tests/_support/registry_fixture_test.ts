@@ -24,6 +24,7 @@ import {
   startRegistryFixture,
 } from "./registry_fixture.ts";
 import { startVerdaccio, type Verdaccio } from "./verdaccio.ts";
+import { start } from "./spawn.ts";
 
 const JSON_TYPE = "application/json";
 /** The `Accept` header npm itself sends for installs. */
@@ -694,32 +695,20 @@ Deno.test("registry fixture: standalone mode serves generated packuments", async
   const dir = await Deno.makeTempDir({ prefix: "registry_fixture_" });
   const names = ["alpha", "@scope/beta", "gamma", "delta"];
   await Deno.writeTextFile(`${dir}/names.txt`, names.join("\r\n") + "\n");
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "-A",
-      new URL("./registry_fixture.ts", import.meta.url).pathname,
-      "--port",
-      "0",
-      "--names",
-      `${dir}/names.txt`,
-      "--big",
-      "1",
-    ],
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const stderr = child.stderr.pipeTo(new WritableStream());
+  const child = start(Deno.execPath(), [
+    "run",
+    "-A",
+    new URL("./registry_fixture.ts", import.meta.url).pathname,
+    "--port",
+    "0",
+    "--names",
+    `${dir}/names.txt`,
+    "--big",
+    "1",
+  ]);
   try {
-    const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-    let out = "";
-    while (!out.includes("\n")) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      out += value;
-    }
-    const match = /^listening (http:\/\/127\.0\.0\.1:[0-9]+\/)\n/.exec(out);
+    const out = await child.line();
+    const match = /^listening (http:\/\/127\.0\.0\.1:[0-9]+\/)$/.exec(out);
     assert.ok(match, `unexpected output: ${out}`);
     const url = match[1]!;
     const sizes: number[] = [];
@@ -734,11 +723,8 @@ Deno.test("registry fixture: standalone mode serves generated packuments", async
     // "alpha" (index 0) is the big one; the others are a few KB.
     assert.ok(sizes[0]! >= 2_000_000 && sizes[0]! <= 8_000_000, `big: ${sizes[0]}`);
     for (const size of sizes.slice(1)) assert.ok(size > 1000 && size < 20_000, `small: ${size}`);
-    await reader.cancel();
   } finally {
-    child.kill("SIGTERM");
-    await child.status;
-    await stderr;
+    await child.stop();
     await Deno.remove(dir, { recursive: true });
   }
 });

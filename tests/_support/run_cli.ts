@@ -1,40 +1,32 @@
+/**
+ * Runs the CLI as a user would: `deno run -A cli.ts ...` from the repository root, through the
+ * helpers of `spawn.ts`.
+ *
+ * @module
+ */
+
 import { createHash } from "node:crypto";
+import { type Child, delay, run, type RunResult, start } from "./spawn.ts";
 
-/** Runs the CLI as a user would: `deno run -A cli.ts ...` from the repository root. */
-
-const root = new URL("../../", import.meta.url).pathname;
-
-/** The outcome of one CLI run. */
-export interface CliResult {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
+/** The command line up to the CLI's own arguments. */
+const CLI = ["run", "-A", "cli.ts"];
 
 /**
- * Runs `cli.ts` with `args` and extra environment values; with `clearEnv`, the child gets only
- * `env` (and the two settings that keep its output plain).
+ * Runs `cli.ts` with `args` and extra environment values to completion; with `clearEnv`, the
+ * child gets only `env` (and the settings that keep its output plain).
  */
-export async function runCli(
+export function runCli(
   args: string[],
   env: Record<string, string> = {},
   options: { clearEnv?: boolean } = {},
-): Promise<CliResult> {
-  const output = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "cli.ts", ...args],
-    cwd: root,
-    clearEnv: options.clearEnv === true,
-    env: { RUST_BACKTRACE: "0", NO_COLOR: "1", ...env },
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const decoder = new TextDecoder();
-  return {
-    code: output.code,
-    stdout: decoder.decode(output.stdout),
-    stderr: decoder.decode(output.stderr),
-  };
+): Promise<RunResult> {
+  return run(Deno.execPath(), [...CLI, ...args], { env, clearEnv: options.clearEnv ?? false });
+}
+
+/** Starts `cli.ts` with `args` and extra environment values, for a run the test stops or reads
+ * as it goes. */
+export function startCli(args: string[], env: Record<string, string> = {}): Child {
+  return start(Deno.execPath(), [...CLI, ...args], { env });
 }
 
 /** A CLI run whose peak memory was watched. */
@@ -56,14 +48,15 @@ export async function runCliMeasured(
   args: string[],
   env: Record<string, string> = {},
 ): Promise<MeasuredRun> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "cli.ts", ...args],
-    cwd: root,
-    env: { RUST_BACKTRACE: "0", NO_COLOR: "1", ...env },
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
+  const hash = createHash("sha256");
+  let stdoutBytes = 0;
+  const child = start(Deno.execPath(), [...CLI, ...args], {
+    env,
+    onStdout(chunk) {
+      hash.update(chunk);
+      stdoutBytes += chunk.length;
+    },
+  });
   let peakRss = 0;
   let running = true;
   const watch = (async () => {
@@ -75,26 +68,11 @@ export async function runCliMeasured(
       } catch {
         // The process has exited.
       }
-      await new Promise((resolve) => setTimeout(resolve, 10));
+      await delay(10);
     }
   })();
-  const hash = createHash("sha256");
-  let stdoutBytes = 0;
-  const stdoutDone = (async () => {
-    for await (const chunk of child.stdout) {
-      hash.update(chunk);
-      stdoutBytes += chunk.length;
-    }
-  })();
-  const stderr = new Response(child.stderr).text();
-  const status = await child.status;
+  const { code, stderr } = await child.wait();
   running = false;
-  await Promise.all([watch, stdoutDone]);
-  return {
-    code: status.code,
-    stdoutSha256: hash.digest("hex"),
-    stdoutBytes,
-    stderr: await stderr,
-    peakRss,
-  };
+  await watch;
+  return { code, stdoutSha256: hash.digest("hex"), stdoutBytes, stderr, peakRss };
 }

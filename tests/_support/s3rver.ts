@@ -19,7 +19,7 @@
  * @module
  */
 
-import { delay, freePort, spawnNode } from "./_child.ts";
+import { freePort, spawnNode, waitUntilUp } from "./spawn.ts";
 import { PEERS_INSTALL_COMMAND } from "./pouchdb_server.ts";
 
 /** s3rver's built-in account. */
@@ -70,7 +70,7 @@ export async function startS3rver(bucket = "all-docs-test"): Promise<S3rver> {
   const port = freePort();
   // s3rver encrypts ListObjectsV2 continuation tokens with DES, which OpenSSL 3 only has in
   // its legacy provider: without it every truncated listing is a 500.
-  const { output, exited, close } = spawnNode([
+  const peer = spawnNode([
     "--openssl-legacy-provider",
     PEER_SCRIPT,
     S3RVER_DIR,
@@ -85,23 +85,10 @@ export async function startS3rver(bucket = "all-docs-test"): Promise<S3rver> {
     return await response.json() as S3rverState;
   };
   try {
-    let up = false;
-    for (let attempt = 0; attempt < 300 && !exited() && !up; attempt++) {
-      try {
-        await state();
-        up = true;
-      } catch {
-        await delay(50);
-      }
-    }
-    if (!up) {
-      throw new Error(
-        `s3rver did not come up on port ${port}\n${output()}`,
-      );
-    }
-    return { endpoint, bucket, state, close };
+    await waitUntilUp(peer, "s3rver", `${endpoint}/__peer/state`);
+    return { endpoint, bucket, state, close: peer.close };
   } catch (error) {
-    await close();
+    await peer.close();
     throw error;
   }
 }

@@ -44,7 +44,7 @@
 
 import { PEERS_INSTALL_COMMAND } from "./pouchdb_server.ts";
 
-import { delay, freePort, spawnNode } from "./_child.ts";
+import { freePort, run, spawnNode, waitUntilUp } from "./spawn.ts";
 
 export { PEERS_INSTALL_COMMAND };
 
@@ -134,22 +134,12 @@ export async function startVerdaccio(options: VerdaccioOptions = {}): Promise<Ve
   const port = freePort();
   const config = `${dir}/config.yaml`;
   await Deno.writeTextFile(config, configYaml(dir, port, options.privateAccess ?? false));
-  const { output, exited, close } = spawnNode([VERDACCIO_BIN, "--config", config], dir);
+  const peer = spawnNode([VERDACCIO_BIN, "--config", config], dir);
+  const { output, close } = peer;
 
   const url = `http://127.0.0.1:${port}/`;
   try {
-    let up = false;
-    for (let attempt = 0; attempt < 300 && !exited() && !up; attempt++) {
-      try {
-        const response = await fetch(`${url}-/ping`);
-        await response.body?.cancel();
-        up = response.ok;
-      } catch {
-        // Not listening yet.
-      }
-      if (!up) await delay(100);
-    }
-    if (!up) throw new Error(`verdaccio did not come up on port ${port}\n${output()}`);
+    await waitUntilUp(peer, "verdaccio", `${url}-/ping`, 100);
 
     const user = "tester";
     const password = crypto.randomUUID();
@@ -190,24 +180,24 @@ export async function startVerdaccio(options: VerdaccioOptions = {}): Promise<Ve
       token,
       npmrc,
       async publish(packageDir: string): Promise<void> {
-        const result = await new Deno.Command("npm", {
-          args: ["publish", "--registry", url, "--userconfig", npmrc],
+        const result = await run("npm", [
+          "publish",
+          "--registry",
+          url,
+          "--userconfig",
+          npmrc,
+        ], {
           cwd: packageDir,
-          stdin: "null",
-          stdout: "piped",
-          stderr: "piped",
           env: {
             npm_config_update_notifier: "false",
             npm_config_cache: `${dir}/npm-cache`,
             NO_UPDATE_NOTIFIER: "1",
           },
-        }).output();
-        if (!result.success) {
-          const decoder = new TextDecoder();
+        });
+        if (result.code !== 0) {
           throw new Error(
-            `npm publish in ${packageDir} failed (${result.code})\nstdout: ${
-              decoder.decode(result.stdout)
-            }\nstderr: ${decoder.decode(result.stderr)}\nverdaccio ${output()}`,
+            `npm publish in ${packageDir} failed (${result.code})\nstdout: ${result.stdout}\n` +
+              `stderr: ${result.stderr}\nverdaccio ${output()}`,
           );
         }
       },

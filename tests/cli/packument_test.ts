@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { join } from "node:path";
-import { runCli, runCliMeasured } from "../_support/run_cli.ts";
+import { runCli, runCliMeasured, startCli } from "../_support/run_cli.ts";
+import { ROOT } from "../_support/spawn.ts";
 import {
   generatePackument,
   generatePackumentChunks,
@@ -20,9 +21,8 @@ import { originKey, packumentKey, type Representation } from "../../src/storage/
 import { packageNameProblem, parseNameList } from "../../src/npm/package_name.ts";
 import { FsDriver } from "../../drivers/fs.ts";
 
-const root = new URL("../../", import.meta.url).pathname;
 /** The `npm-high-impact` 1.13.0 name list (see tests/fixtures/README.md). */
-const HIGH_IMPACT = join(root, "tests", "fixtures", "npm-high-impact.json");
+const HIGH_IMPACT = join(ROOT, "tests", "fixtures", "npm-high-impact.json");
 
 /** Reads the cache a CLI run left in `dir` (fs storage), while no run is going on. */
 async function withStoredCache<T>(dir: string, fn: (cache: Cache) => Promise<T>): Promise<T> {
@@ -176,39 +176,20 @@ Deno.test("packument fetch-list killed with SIGKILL resumes without downloading 
     async (fixture, dir, env) => {
       const list = join(dir, "names.json");
       await Deno.writeTextFile(list, JSON.stringify([...generated(60).keys()]));
-      const child = new Deno.Command(Deno.execPath(), {
-        args: [
-          "run",
-          "-A",
-          "cli.ts",
-          "packument",
-          "fetch-list",
-          list,
-          "--json",
-          "--concurrency",
-          "2",
-        ],
-        cwd: root,
-        env: { ...env, RUST_BACKTRACE: "0", NO_COLOR: "1" },
-        stdout: "piped",
-        stderr: "null",
-      }).spawn();
-      const reader = child.stdout.getReader();
-      const decoder = new TextDecoder();
-      let text = "";
+      const child = startCli(
+        ["packument", "fetch-list", list, "--json", "--concurrency", "2"],
+        env,
+      );
       const done = new Set<string>();
-      while (done.size < 10) {
-        const { value, done: eof } = await reader.read();
-        if (eof) break;
-        text += decoder.decode(value, { stream: true });
-        for (const line of text.split("\n").slice(0, -1)) {
-          const event = JSON.parse(line);
-          if (event.outcome === "fetched") done.add(event.name);
-        }
-      }
-      child.kill("SIGKILL");
-      await reader.cancel();
-      assert.equal((await child.status).signal, "SIGKILL");
+      const record = (line: string) => {
+        const event = JSON.parse(line);
+        if (event.outcome === "fetched") done.add(event.name);
+      };
+      while (done.size < 10) record(await child.line());
+      const killed = await child.stop("SIGKILL");
+      assert.equal(killed.signal, "SIGKILL");
+      // Names it reported fetched before the kill landed count too (complete lines only).
+      for (const line of killed.stdout.split("\n").slice(0, -1)) record(line);
       assert.ok(done.size >= 10 && done.size < 60, `${done.size} fetched before the kill`);
       fixture.requests.length = 0;
       const resumed = await runCli(["packument", "fetch-list", list, "--json"], env);

@@ -7,14 +7,12 @@ import { Cache } from "../../src/storage/cache.ts";
 import { originKey as deriveOriginKey } from "../../src/storage/keys.ts";
 import { partitionSetId, rangesFromPivots } from "../../src/couchdb/pivots.ts";
 import { createStorageDriver } from "../../drivers/select.deno.ts";
-import { runCli, runCliMeasured } from "../_support/run_cli.ts";
+import { runCli, runCliMeasured, startCli } from "../_support/run_cli.ts";
 import {
   type AllDocsFixture,
   type AllDocsRow,
   startAllDocsFixture,
 } from "../_support/all_docs_fixture.ts";
-
-const root = new URL("../../", import.meta.url).pathname;
 
 async function withFixture(
   options: Parameters<typeof startAllDocsFixture>[0],
@@ -353,57 +351,21 @@ Deno.test("partition refresh killed with SIGKILL resumes without redoing finishe
       const pivots = Array.from({ length: 9 }, (_, i) => fixture.ids[(i + 1) * 2000]!);
       const pivotsFile = join(dir, "pivots.json");
       await Deno.writeTextFile(pivotsFile, JSON.stringify(pivots));
-      const env = {
-        ALL_DOCS_ORIGIN: fixture.origin,
-        ALL_DOCS_CACHE_DIR: dir,
-        RUST_BACKTRACE: "0",
-        NO_COLOR: "1",
-      };
-      const args = [
-        "run",
-        "-A",
-        "cli.ts",
-        "partition",
-        "refresh",
-        "--pivots",
-        pivotsFile,
-        "--limit",
-        "500",
-      ];
-      const child = new Deno.Command(Deno.execPath(), {
-        args: [...args, "--json", "--parallel", "2"],
-        cwd: root,
-        env,
-        stdout: "piped",
-        stderr: "null",
-      }).spawn();
+      const env = { ALL_DOCS_ORIGIN: fixture.origin, ALL_DOCS_CACHE_DIR: dir };
+      const args = ["partition", "refresh", "--pivots", pivotsFile, "--limit", "500"];
+      const child = startCli([...args, "--json", "--parallel", "2"], env);
+      const finished = (line: string) => line.includes('"partition-done"');
       let done = 0;
-      const decoder = new TextDecoder();
-      let buffered = "";
-      const reader = child.stdout.getReader();
-      while (done < 3) {
-        const { value, done: eof } = await reader.read();
-        if (eof) break;
-        buffered += decoder.decode(value, { stream: true });
-        const lines = buffered.split("\n");
-        buffered = lines.pop()!;
-        done += lines.filter((l) => l.includes('"partition-done"')).length;
-      }
-      child.kill("SIGKILL");
-      await reader.cancel();
-      const status = await child.status;
-      assert.equal(status.signal, "SIGKILL");
+      while (done < 3) if (finished(await child.line())) done++;
+      const killed = await child.stop("SIGKILL");
+      assert.equal(killed.signal, "SIGKILL");
+      // Partitions it reported done before the kill landed count too (complete lines only).
+      done += killed.stdout.split("\n").slice(0, -1).filter(finished).length;
       assert.ok(done >= 3 && done < 10, `${done} partitions finished before the kill`);
 
-      const resumed = await new Deno.Command(Deno.execPath(), {
-        args: [...args, "--json"],
-        cwd: root,
-        env,
-        stdout: "piped",
-        stderr: "piped",
-      }).output();
-      assert.equal(resumed.code, 0, decoder.decode(resumed.stderr));
-      const events = decoder.decode(resumed.stdout).trim().split("\n").map((l) => JSON.parse(l));
+      const resumed = await runCli([...args, "--json"], env);
+      assert.equal(resumed.code, 0, resumed.stderr);
+      const events = resumed.stdout.trim().split("\n").map((l) => JSON.parse(l));
       const summary = events.at(-1);
       assert.equal(summary.pass, 1, "the resumed run continues the same pass");
       assert.ok(summary.skipped >= done, `skipped ${summary.skipped}, finished before ${done}`);

@@ -1,11 +1,11 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { runCli } from "../_support/run_cli.ts";
+import { runCli, startCli } from "../_support/run_cli.ts";
+import { type Exit, run } from "../_support/spawn.ts";
 import { abbreviate, generatePackument, loadFixturePackuments } from "../_support/packuments.ts";
 import { startRegistryFixture } from "../_support/registry_fixture.ts";
 import { startAllDocsFixture } from "../_support/all_docs_fixture.ts";
 
-const root = new URL("../../", import.meta.url).pathname;
 const peers = new URL("../peers/", import.meta.url).pathname;
 const decoder = new TextDecoder();
 
@@ -13,62 +13,18 @@ const decoder = new TextDecoder();
 interface Served {
   url: string;
   /** Stops it with SIGTERM; resolves to its exit code and stderr. */
-  stop(): Promise<{ code: number; stderr: string }>;
+  stop(): Promise<Exit>;
 }
 
 async function startServe(args: string[], env: Record<string, string>): Promise<Served> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "cli.ts", "serve", ...args],
-    cwd: root,
-    env: { RUST_BACKTRACE: "0", NO_COLOR: "1", ...env },
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const stderr = new Response(child.stderr).text();
-  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  let text = "";
-  while (!text.includes("\n")) {
-    const { value, done } = await reader.read();
-    if (done) {
-      const status = await child.status;
-      throw new Error(`serve exited (${status.code}) before listening: ${await stderr}`);
-    }
-    text += value;
+  const child = startCli(["serve", ...args], env);
+  const line = await child.line();
+  const match = /^listening (http:\/\/127\.0\.0\.1:\d+\/)$/.exec(line);
+  if (match === null) {
+    await child.stop();
+    assert.fail(`unexpected first line: ${JSON.stringify(line)}`);
   }
-  const match = /^listening (http:\/\/127\.0\.0\.1:\d+\/)\n/.exec(text);
-  assert.ok(match, `unexpected first line: ${JSON.stringify(text)}`);
-  return {
-    url: match[1]!,
-    async stop() {
-      child.kill("SIGTERM");
-      const rest = (async () => {
-        while (!(await reader.read()).done) { /* drain */ }
-      })();
-      const status = await child.status;
-      await rest;
-      return { code: status.code, stderr: await stderr };
-    },
-  };
-}
-
-async function run(
-  command: string,
-  args: string[],
-  env: Record<string, string>,
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  const output = await new Deno.Command(command, {
-    args,
-    env,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  return {
-    code: output.code,
-    stdout: decoder.decode(output.stdout),
-    stderr: decoder.decode(output.stderr),
-  };
+  return { url: match[1]!, stop: () => child.stop() };
 }
 
 const PACOTE_SCRIPT = `
@@ -139,7 +95,7 @@ Deno.test("serve answers npm, npm ping and pacote from a cache filled by the CLI
 
     await t.step("npm view (plain and scoped names)", async () => {
       for (const name of ["ms", "@scope/pkg"]) {
-        const view = await run("npm", ["view", name, "--json", ...npmArgs], npmEnv);
+        const view = await run("npm", ["view", name, "--json", ...npmArgs], { env: npmEnv });
         assert.equal(view.code, 0, view.stderr);
         const shown = JSON.parse(view.stdout);
         const full = JSON.parse(decoder.decode(registry.expectedBody(name, "full")));
@@ -148,13 +104,15 @@ Deno.test("serve answers npm, npm ping and pacote from a cache filled by the CLI
         assert.deepEqual([...shown.versions].sort(), Object.keys(full.versions).sort());
         assert.equal(shown.version, full["dist-tags"].latest);
       }
-      const missing = await run("npm", ["view", "not-cached", "--json", ...npmArgs], npmEnv);
+      const missing = await run("npm", ["view", "not-cached", "--json", ...npmArgs], {
+        env: npmEnv,
+      });
       assert.notEqual(missing.code, 0);
       assert.match(missing.stdout + missing.stderr, /E404/);
     });
 
     await t.step("npm ping", async () => {
-      const ping = await run("npm", ["ping", ...npmArgs], npmEnv);
+      const ping = await run("npm", ["ping", ...npmArgs], { env: npmEnv });
       assert.equal(ping.code, 0, ping.stderr);
       assert.match(ping.stderr + ping.stdout, /PONG/);
     });
@@ -173,7 +131,7 @@ Deno.test("serve answers npm, npm ping and pacote from a cache filled by the CLI
             name,
             metadata,
             join(dir, `pacote-${metadata}`),
-          ], { PATH: npmEnv.PATH, HOME: dir, NO_PROXY: "127.0.0.1" });
+          ], { env: { PATH: npmEnv.PATH, HOME: dir, NO_PROXY: "127.0.0.1" } });
           assert.equal(result.code, 0, result.stderr);
           results[metadata] = JSON.parse(result.stdout);
         }

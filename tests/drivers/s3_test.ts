@@ -4,6 +4,7 @@ import { contractHelpers, runDriverContract } from "../_support/driver_contract.
 import { S3_DEFAULT_PART_BYTES, S3Driver, StorageError } from "../../drivers/s3.ts";
 import { HttpClient, HttpError } from "../../src/http/client.ts";
 import { S3RVER_CREDENTIALS, startS3rver } from "../_support/s3rver.ts";
+import { FakeClock } from "../_support/fake_clock.ts";
 
 const { readAll, listAll } = contractHelpers;
 const encoder = new TextEncoder();
@@ -408,7 +409,7 @@ Deno.test("s3 driver sends requests through HttpClient: retries with jitter and 
   /** A driver over a fetch that plays `script`, one entry per call, with a recording clock. */
   function scripted(script: Step[]) {
     const calls: string[] = [];
-    const sleeps: number[] = [];
+    const clock = new FakeClock();
     const fake: typeof fetch = (_input, init) => {
       const step = script[calls.length] ?? "ok";
       calls.push(`${init?.method} ${step}`);
@@ -454,13 +455,10 @@ Deno.test("s3 driver sends requests through HttpClient: retries with jitter and 
         backoffBase: 100,
         timeout: 50,
         random: () => 0.5,
-        clock: {
-          now: () => 0,
-          sleep: (ms) => (sleeps.push(ms), Promise.resolve()),
-        },
+        clock,
       },
     });
-    return { driver, calls, sleeps };
+    return { driver, calls, sleeps: clock.sleeps };
   }
 
   await t.step("503, a reset and a hang, then the value, after jittered backoffs", async () => {

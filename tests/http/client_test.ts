@@ -10,88 +10,11 @@ import {
 import { TokenBucket } from "../../src/http/token_bucket.ts";
 import { VERSION } from "../../src/version.ts";
 import { detectRuntime } from "../../src/runtime.ts";
+import { FakeClock } from "../_support/fake_clock.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 const START = Date.UTC(2024, 0, 1);
-
-/**
- * A fake clock: records every requested sleep. In automatic mode a sleep resolves at once and
- * `now()` advances by the slept time; in manual mode sleeps stay pending until `advance()`.
- */
-class FakeClock implements Clock {
-  readonly sleeps: number[] = [];
-  #now: number;
-  #manual: boolean;
-  #pending: { until: number; resolve: () => void }[] = [];
-
-  constructor(options: { manual?: boolean; now?: number } = {}) {
-    this.#manual = options.manual ?? false;
-    this.#now = options.now ?? START;
-  }
-
-  get pending(): number {
-    return this.#pending.length;
-  }
-
-  now(): number {
-    return this.#now;
-  }
-
-  sleep(ms: number, signal?: AbortSignal): Promise<void> {
-    this.sleeps.push(ms);
-    if (signal?.aborted) return Promise.reject(signal.reason);
-    if (!this.#manual) {
-      this.#now += Math.max(0, ms);
-      return Promise.resolve();
-    }
-    return new Promise((resolve, reject) => {
-      const entry = {
-        until: this.#now + ms,
-        resolve: () => {
-          signal?.removeEventListener("abort", onAbort);
-          resolve();
-        },
-      };
-      const onAbort = () => {
-        this.#pending = this.#pending.filter((other) => other !== entry);
-        reject(signal?.reason);
-      };
-      signal?.addEventListener("abort", onAbort, { once: true });
-      this.#pending.push(entry);
-    });
-  }
-
-  advance(ms: number): void {
-    this.#now += ms;
-    const due = this.#pending.filter((entry) => entry.until <= this.#now);
-    this.#pending = this.#pending.filter((entry) => entry.until > this.#now);
-    for (const entry of due) entry.resolve();
-  }
-}
-
-/** A timeout clock whose timers fire only when the test says so. */
-class ManualTimers implements Clock {
-  readonly requested: number[] = [];
-  readonly timers: { ms: number; signal: AbortSignal | undefined; fire: () => void }[] = [];
-
-  now(): number {
-    return 0;
-  }
-
-  sleep(ms: number, signal?: AbortSignal): Promise<void> {
-    this.requested.push(ms);
-    return new Promise((resolve, reject) => {
-      signal?.addEventListener("abort", () => reject(signal.reason), { once: true });
-      this.timers.push({ ms, signal, fire: resolve });
-    });
-  }
-
-  /** Fires every timer that was not cancelled. */
-  fireAll(): void {
-    for (const timer of this.timers) if (!timer.signal?.aborted) timer.fire();
-  }
-}
 
 function sum(values: number[]): number {
   return values.reduce((a, b) => a + b, 0);
@@ -113,7 +36,7 @@ async function waitFor(condition: () => boolean, what: string): Promise<void> {
 function makeClient(
   options: HttpClientOptions = {},
 ): { client: HttpClient; clock: FakeClock; events: HttpEvent[] } {
-  const clock = options.clock instanceof FakeClock ? options.clock : new FakeClock();
+  const clock = options.clock instanceof FakeClock ? options.clock : new FakeClock({ now: START });
   const events: HttpEvent[] = [];
   const client = new HttpClient({
     random: () => 0.5,
@@ -498,7 +421,7 @@ Deno.test("HttpClient pauses every request during a 429 penalty window", async (
     }
     return new Response(`ok ${path}`);
   }, async (base) => {
-    const clock = new FakeClock({ manual: true });
+    const clock = new FakeClock({ now: START, manual: true });
     const retried = Promise.withResolvers<void>();
     const client = new HttpClient({
       clock,
@@ -595,19 +518,21 @@ Deno.test("HttpClient times out when headers are late, then retries", async (t) 
         await writeAll(conn, OK_RESPONSE);
       }
     }, async (base) => {
-      const timers = new ManualTimers();
+      // Its timers fire only when the test advances it.
+      const timers = new FakeClock({ now: START, manual: true });
       const { client, events } = makeClient({ timeout: 1234, timeoutClock: timers });
       const pending = client.request(`${base}/x`);
       await arrived.promise;
-      assert.deepEqual(timers.requested, [1234]);
-      timers.fireAll();
+      assert.deepEqual(timers.sleeps, [1234]);
+      timers.advance(1234);
       const response = await pending;
       assert.equal(await response.text(), "ok");
       assert.equal(events.filter((event) => event.type === "retry").length, 1);
-      // Headers timer of each attempt, then idle timers while reading; all cancelled now.
-      assert.ok(timers.requested.length >= 3);
-      assert.ok(timers.requested.every((ms) => ms === 1234));
-      assert.ok(timers.timers.slice(1).every((timer) => timer.signal?.aborted));
+      // Headers timer of each attempt, then idle timers while reading; the first fired, every
+      // later one was cancelled (none is left waiting).
+      assert.ok(timers.sleeps.length >= 3);
+      assert.ok(timers.sleeps.every((ms) => ms === 1234));
+      assert.equal(timers.pending, 0);
     });
   });
 });
@@ -1167,7 +1092,7 @@ Deno.test("HttpClient stops when the caller aborts", async (t) => {
   await t.step("during the backoff", async () => {
     const { hits, handler } = scripted({ "/x": [503] });
     await withServer(handler, async (base) => {
-      const clock = new FakeClock({ manual: true });
+      const clock = new FakeClock({ now: START, manual: true });
       const controller = new AbortController();
       const reason = new Error("enough");
       const { client } = makeClient({ clock });
@@ -1379,14 +1304,14 @@ Deno.test("HttpClient calls fetch as a plain function and ignores listener error
 
 Deno.test("TokenBucket", async (t) => {
   await t.step("bursts, then hands out tokens at the rate", async () => {
-    const clock = new FakeClock();
+    const clock = new FakeClock({ now: START });
     const bucket = new TokenBucket(10, { burst: 3, clock });
     for (let i = 0; i < 5; i++) await bucket.take();
     assert.deepEqual(clock.sleeps, [100, 100]);
   });
 
   await t.step("refills while idle, up to the burst", async () => {
-    const clock = new FakeClock({ manual: true });
+    const clock = new FakeClock({ now: START, manual: true });
     const bucket = new TokenBucket(10, { burst: 2, clock });
     await bucket.take();
     await bucket.take();
@@ -1406,7 +1331,7 @@ Deno.test("TokenBucket", async (t) => {
   });
 
   await t.step("pauseUntil holds every taker, then resumes at the rate", async () => {
-    const clock = new FakeClock({ manual: true });
+    const clock = new FakeClock({ now: START, manual: true });
     const bucket = new TokenBucket(10, { burst: 5, clock });
     bucket.pauseUntil(START + 5000);
     bucket.pauseUntil(START + 1000); // A window never shrinks.
@@ -1419,7 +1344,7 @@ Deno.test("TokenBucket", async (t) => {
   });
 
   await t.step("an unlimited bucket only waits for the penalty window", async () => {
-    const clock = new FakeClock();
+    const clock = new FakeClock({ now: START });
     const bucket = new TokenBucket(Infinity, { clock });
     for (let i = 0; i < 100; i++) await bucket.take();
     bucket.pauseUntil(START + 3000);
@@ -1429,7 +1354,7 @@ Deno.test("TokenBucket", async (t) => {
   });
 
   await t.step("a window opened during a wait extends it", async () => {
-    const clock = new FakeClock({ manual: true });
+    const clock = new FakeClock({ now: START, manual: true });
     const bucket = new TokenBucket(10, { burst: 1, clock });
     await bucket.take();
     const next = bucket.take();
@@ -1442,7 +1367,7 @@ Deno.test("TokenBucket", async (t) => {
   });
 
   await t.step("an aborted take rejects with the reason and gives its token back", async () => {
-    const clock = new FakeClock({ manual: true });
+    const clock = new FakeClock({ now: START, manual: true });
     const bucket = new TokenBucket(10, { burst: 1, clock });
     await bucket.take();
     const controller = new AbortController();

@@ -1,6 +1,5 @@
 import assert from "node:assert/strict";
 import { Cache } from "../../src/storage/cache.ts";
-import type { Clock } from "../../src/clock.ts";
 import { HttpClient } from "../../src/http/client.ts";
 import { originKey, packumentKey } from "../../src/storage/keys.ts";
 import {
@@ -9,7 +8,10 @@ import {
   fetchPackuments,
 } from "../../src/jobs/fetch_packuments.ts";
 import { MemoryDriver } from "../../drivers/memory.ts";
+import { FsDriver, nodeFsOps } from "../../drivers/fs.ts";
+import { StorageError } from "../../src/storage/driver.ts";
 import { loadFixturePackuments } from "../_support/packuments.ts";
+import { FakeClock } from "../_support/fake_clock.ts";
 import {
   type Fault,
   onlyName,
@@ -17,23 +19,10 @@ import {
   startRegistryFixture,
 } from "../_support/registry_fixture.ts";
 
-function fakeClock(): Clock & { t: number } {
-  return {
-    t: 1_800_000_000_000,
-    now() {
-      return this.t;
-    },
-    sleep(ms: number) {
-      this.t += ms;
-      return Promise.resolve();
-    },
-  };
-}
-
 async function setup(options: Parameters<typeof startRegistryFixture>[0] = {}) {
   const packuments = await loadFixturePackuments();
   const fixture = await startRegistryFixture({ packuments, ...options });
-  const clock = fakeClock();
+  const clock = new FakeClock();
   const client = new HttpClient({ fetch: (i, init) => fetch(i, init), clock, retries: 4 });
   const cache = await Cache.open(new MemoryDriver(), { clock });
   const target = { url: fixture.url, originKey: originKey(fixture.url) };
@@ -112,16 +101,16 @@ Deno.test("fetchPackument() uses fresh entries, revalidates stale ones, and refe
     const key = packumentKey(target.originKey, "left-pad");
     assert.equal((await fetchPackument(client, cache, "left-pad", opts)).outcome, "fetched");
     const first = await cache.info(key);
-    clock.t += 299_000;
+    clock.advance(299_000);
     assert.equal((await fetchPackument(client, cache, "left-pad", opts)).outcome, "cached");
     assert.equal(fixture.requests.length, 1, "no request within max-age");
-    clock.t += 2_000;
+    clock.advance(2_000);
     assert.equal((await fetchPackument(client, cache, "left-pad", opts)).outcome, "revalidated");
     const last = fixture.requests.at(-1)!;
     assert.equal(last.status, 304);
     assert.equal(last.ifNoneMatch, first!.etag);
     const second = await cache.info(key);
-    assert.equal(second!.fetchedAt, clock.t);
+    assert.equal(second!.fetchedAt, clock.now());
     assert.equal(second!.integrity, first!.integrity);
     // --refresh revalidates at once, and downloads only what changed.
     assert.equal(
@@ -154,7 +143,7 @@ Deno.test("fetchPackument() revalidates with If-Modified-Since where there is no
       puts.push(args[0]);
       return put(...args);
     };
-    clock.t += 301_000;
+    clock.advance(301_000);
     assert.equal(cache.freshness(first!).fresh, false);
     assert.equal((await fetchPackument(client, cache, "left-pad", opts)).outcome, "revalidated");
     const last = fixture.requests.at(-1)!;
@@ -163,11 +152,11 @@ Deno.test("fetchPackument() revalidates with If-Modified-Since where there is no
     assert.equal(last.ifNoneMatch, undefined);
     assert.deepEqual(puts, [], "a 304 does not rewrite the body");
     const second = await cache.info(key);
-    assert.equal(second!.fetchedAt, clock.t, "the 304 renewed its freshness");
+    assert.equal(second!.fetchedAt, clock.now(), "the 304 renewed its freshness");
     assert.equal(second!.integrity, first!.integrity);
     assert.equal(second!.lastModified, first!.lastModified);
     assert.deepEqual(await body(cache, key), fixture.expectedBody("left-pad", "full"));
-    clock.t += 299_000;
+    clock.advance(299_000);
     assert.equal((await fetchPackument(client, cache, "left-pad", opts)).outcome, "cached");
     assert.equal(fixture.requests.length, 2, "fresh again: no request");
     // A document modified since is sent whole and stored.
@@ -175,7 +164,7 @@ Deno.test("fetchPackument() revalidates with If-Modified-Since where there is no
     changed["dist-tags"].next = "9.9.9";
     changed.time.modified = new Date(Date.parse(first!.lastModified!) + 86_400_000).toISOString();
     fixture.set("left-pad", JSON.stringify(changed));
-    clock.t += 2_000;
+    clock.advance(2_000);
     assert.equal((await fetchPackument(client, cache, "left-pad", opts)).outcome, "fetched");
     assert.equal(fixture.requests.at(-1)!.ifModifiedSince, first!.lastModified);
     assert.deepEqual(puts, [key]);
@@ -200,7 +189,7 @@ Deno.test("fetchPackument() records a 404 as a result, fresh for a short while",
       "not-found",
     );
     assert.equal(fixture.requests.length, 1);
-    clock.t += 301_000;
+    clock.advance(301_000);
     await fetchPackument(client, cache, "no-such-package", opts);
     assert.equal(fixture.requests.length, 2);
     assert.equal(fixture.requests[1]!.ifNoneMatch, undefined, "a 404 is not revalidated");
@@ -272,7 +261,7 @@ Deno.test("fetchPackument() reports a name that keeps failing and keeps the old 
       faults: () => ({ kind: "status", status: 503 }),
     });
     try {
-      clock.t += 400_000;
+      clock.advance(400_000);
       const result = await fetchPackument(client, cache, "ms", {
         registryFor: () => ({ ...target, url: broken.url }),
       });
@@ -298,7 +287,7 @@ Deno.test("fetchPackument() sends a token only to the registry it belongs to", a
     token: "s3cret-token",
   });
   try {
-    const clock = fakeClock();
+    const clock = new FakeClock();
     const client = new HttpClient({ fetch: (i, init) => fetch(i, init), clock });
     const cache = await Cache.open(new MemoryDriver(), { clock });
     const registryFor = (name: string) =>
@@ -320,4 +309,163 @@ Deno.test("fetchPackument() sends a token only to the registry it belongs to", a
     await open.close();
     await private_.close();
   }
+});
+
+Deno.test("fetchPackuments() fails a 200 that is not a JSON object, once, and caches nothing", async () => {
+  const html = onlyName("ms", () => ({ kind: "content-type" }));
+  const cut = onlyName("chalk", () => ({ kind: "bad-json" }));
+  const { fixture, client, cache, opts, names, target } = await setup({
+    faults: (request) => html(request) ?? cut(request),
+  });
+  try {
+    const summary = await fetchPackuments(client, cache, names, opts);
+    assert.deepEqual(summary.failed.map((f) => f.name).sort(), ["chalk", "ms"]);
+    assert.match(summary.failed.find((f) => f.name === "ms")!.error!, /text\/html.*not JSON/);
+    assert.match(summary.failed.find((f) => f.name === "chalk")!.error!, /does not end with '}'/);
+    assert.equal(summary.outcomes.fetched, names.length - 2);
+    for (const name of ["ms", "chalk"]) {
+      assert.equal(requestsFor(fixture, name).length, 1, `${name} is not asked again`);
+      assert.equal(await cache.info(packumentKey(target.originKey, name)), undefined, name);
+    }
+  } finally {
+    await fixture.close();
+  }
+});
+
+Deno.test("fetchPackument() checks a streamed body's first and last bytes, and records a 404 as JSON", async () => {
+  const bodies: Record<string, [number, string, string[]]> = {
+    "/page": [200, "application/json", ["  \n<!DOCTYPE html>", "<html></html>"]],
+    "/padded": [200, "application/json", ['{"name":"padded","versions":{', "    \n"]],
+    "/empty": [200, "application/json", ["  "]],
+    "/good": [200, "application/json", [' {"name":"good",', '"versions":{}}\n']],
+    "/gone": [404, "text/html", ["<html>Not here</html>"]],
+  };
+  const client = new HttpClient({
+    fetch: (url) => {
+      const [status, type, chunks] = bodies[new URL(url).pathname]!;
+      const encoder = new TextEncoder();
+      // A stream without a Content-Length: the fetcher streams it to storage.
+      const body = new ReadableStream<Uint8Array>({
+        start(controller) {
+          for (const chunk of chunks) controller.enqueue(encoder.encode(chunk));
+          controller.close();
+        },
+      });
+      return Promise.resolve(new Response(body, { status, headers: { "content-type": type } }));
+    },
+    retries: 0,
+  });
+  const cache = await Cache.open(new MemoryDriver());
+  const target = { url: "http://registry.test/", originKey: "test" };
+  const opts: FetchPackumentOptions = { registryFor: () => target };
+  for (const name of ["page", "padded", "empty"]) {
+    const result = await fetchPackument(client, cache, name, opts);
+    assert.equal(result.outcome, "failed", name);
+    assert.match(result.error!, /not a (whole )?JSON object/, name);
+    assert.equal(await cache.info(packumentKey("test", name)), undefined, name);
+  }
+  assert.equal((await fetchPackument(client, cache, "good", opts)).outcome, "fetched");
+  assert.equal((await fetchPackument(client, cache, "gone", opts)).outcome, "not-found");
+  const gone = await cache.get(packumentKey("test", "gone"));
+  assert.equal(new TextDecoder().decode(await gone!.bytes()), '{"error":"Not found"}');
+  assert.equal(gone!.info.contentType, "application/json");
+});
+
+Deno.test("fetchPackuments() stops at the first storage failure and never downloads again", async () => {
+  const packuments = await loadFixturePackuments();
+  const fixture = await startRegistryFixture({ packuments });
+  const dir = await Deno.makeTempDir();
+  // A full disk: every file write fails with ENOSPC.
+  const full = new FsDriver(dir, {
+    ops: {
+      ...nodeFsOps,
+      writeFileExclusive: () =>
+        Promise.reject(Object.assign(new Error("ENOSPC: no space left on device"), {
+          code: "ENOSPC",
+        })),
+    },
+  });
+  try {
+    const client = new HttpClient({ fetch: (i, init) => fetch(i, init), clock: new FakeClock() });
+    const cache = await Cache.open(full);
+    const target = { url: fixture.url, originKey: originKey(fixture.url) };
+    const names = [...packuments.keys()];
+    assert.ok(names.length > 4);
+    const error = await fetchPackuments(client, cache, names, {
+      registryFor: () => target,
+      parallel: 2,
+    }).then(() => undefined, (error) => error);
+    assert.ok(error instanceof StorageError, String(error));
+    assert.equal(error.code, "ENOSPC");
+    // At most the two names in flight were asked for, each once.
+    assert.ok(fixture.requests.length <= 2, `${fixture.requests.length} requests`);
+    assert.equal(new Set(fixture.requests.map((r) => r.name)).size, fixture.requests.length);
+  } finally {
+    await full.close();
+    await fixture.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("fetchPackument() asks again for a body cut short after the client's backoff, up to its retries", async () => {
+  const cutFirst = (count: number) =>
+    onlyName("ms", ({ n }) => (n < count ? { kind: "truncate" } : undefined));
+  for (
+    const [retries, cuts, outcome, sleeps] of [
+      [4, 4, "fetched", [125, 250, 500, 1000]],
+      [1, 10, "failed", [125]],
+      [0, 10, "failed", []],
+    ] as const
+  ) {
+    const packuments = await loadFixturePackuments();
+    const fixture = await startRegistryFixture({ packuments, faults: cutFirst(cuts) });
+    try {
+      const slept: number[] = [];
+      const clock = { now: () => 0, sleep: (ms: number) => (slept.push(ms), Promise.resolve()) };
+      const client = new HttpClient({
+        fetch: (i, init) => fetch(i, init),
+        clock,
+        retries,
+        random: () => 0.5,
+      });
+      const cache = await Cache.open(new MemoryDriver(), { clock });
+      const target = { url: fixture.url, originKey: originKey(fixture.url) };
+      const result = await fetchPackument(client, cache, "ms", { registryFor: () => target });
+      assert.equal(result.outcome, outcome, `retries ${retries}`);
+      assert.deepEqual(slept, sleeps, `retries ${retries}`);
+      assert.equal(requestsFor(fixture, "ms").length, sleeps.length + 1);
+      assert.equal(client.stats.retries, sleeps.length);
+    } finally {
+      await fixture.close();
+    }
+  }
+});
+
+Deno.test("fetchPackument() honours Retry-After for a body cut short", async () => {
+  let calls = 0;
+  const client = new HttpClient({
+    fetch: () => {
+      calls++;
+      const body = calls === 1
+        ? new ReadableStream<Uint8Array>({
+          start(controller) {
+            controller.enqueue(new TextEncoder().encode('{"name":"ms",'));
+            controller.error(new TypeError("connection reset"));
+          },
+        })
+        : '{"name":"ms"}';
+      return Promise.resolve(
+        new Response(body, {
+          headers: { "retry-after": "7", "content-type": "application/json" },
+        }),
+      );
+    },
+    clock: { now: () => 0, sleep: (ms) => (slept.push(ms), Promise.resolve()) },
+  });
+  const slept: number[] = [];
+  const cache = await Cache.open(new MemoryDriver());
+  const target = { url: "http://registry.test/", originKey: "test" };
+  const result = await fetchPackument(client, cache, "ms", { registryFor: () => target });
+  assert.equal(result.outcome, "fetched", result.error);
+  assert.deepEqual(slept, [7000]);
 });

@@ -1,6 +1,5 @@
 import assert from "node:assert/strict";
 import { Cache } from "../../src/storage/cache.ts";
-import type { Clock } from "../../src/clock.ts";
 import { HttpClient } from "../../src/http/client.ts";
 import { partitionKey } from "../../src/storage/keys.ts";
 import { Checkpoint } from "../../src/storage/checkpoint.ts";
@@ -9,24 +8,12 @@ import { refreshPartitions } from "../../src/jobs/refresh_partitions.ts";
 import { listCachedPartitions, partitionSetStatus } from "../../src/jobs/partition_status.ts";
 import { MemoryDriver } from "../../drivers/memory.ts";
 import { startAllDocsFixture } from "../_support/all_docs_fixture.ts";
-
-function fakeClock(): Clock & { t: number } {
-  return {
-    t: 1_800_000_000_000,
-    now() {
-      return this.t;
-    },
-    sleep(ms: number) {
-      this.t += ms;
-      return Promise.resolve();
-    },
-  };
-}
+import { FakeClock } from "../_support/fake_clock.ts";
 
 Deno.test("partitionSetStatus() reports each recorded set's current pass from its checkpoint", async () => {
   const fixture = await startAllDocsFixture({ count: 300 });
   try {
-    const clock = fakeClock();
+    const clock = new FakeClock();
     const driver = new MemoryDriver();
     const cache = await Cache.open(driver, { clock });
     const client = new HttpClient({ fetch: (i, init) => fetch(i, init), clock });
@@ -116,13 +103,13 @@ Deno.test("partitionSetStatus() reports each recorded set's current pass from it
 });
 
 Deno.test("listCachedPartitions() lists ranges in key order with rows, bytes and fetch times", async () => {
-  const clock = fakeClock();
+  const clock = new FakeClock();
   const cache = await Cache.open(new MemoryDriver(), { clock });
   const body = (n: number) =>
     new TextEncoder().encode(Array.from({ length: n }, (_, i) => `["p${i}","1-a"]\n`).join(""));
   // Storage order puts "0" before an open start; range order does not.
   await cache.put(partitionKey("a", "0", ""), body(2), { status: 200, count: 2 });
-  clock.t += 5000;
+  clock.advance(5000);
   await cache.put(partitionKey("a", "", "0"), body(1), { status: 200, count: 1 });
   await cache.put(partitionKey("b", "", ""), body(3), { status: 200, count: 3 });
   const all = await listCachedPartitions(cache);

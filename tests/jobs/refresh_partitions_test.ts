@@ -18,24 +18,10 @@ import {
   startAllDocsFixture,
 } from "../_support/all_docs_fixture.ts";
 import { startPouchdbServer } from "../_support/pouchdb_server.ts";
+import { FakeClock } from "../_support/fake_clock.ts";
 
-/** Where {@linkcode fakeClock} starts. */
+/** Where the fake clock starts. */
 const T0 = 1_700_000_000_000;
-
-/** Sleeps cost nothing; time moves forward by what was asked. */
-function fakeClock(): Clock & { slept: number[] } {
-  let t = T0;
-  const slept: number[] = [];
-  return {
-    slept,
-    now: () => t,
-    sleep(ms: number) {
-      slept.push(ms);
-      t += ms;
-      return Promise.resolve();
-    },
-  };
-}
 
 /** A client on `clock` whose backoff is always half its cap (250 ms, so 125 ms, for the first
  * retry), so a fake clock's times are exact. */
@@ -84,7 +70,7 @@ function pivotsAt(fixture: AllDocsFixture, positions: number[], extra: string[] 
 Deno.test("refreshPartitions() reads every range completely, past the 10,000-row cap", async () => {
   const fixture = await startAllDocsFixture({ count: 30_000 });
   try {
-    const clock = fakeClock();
+    const clock = new FakeClock({ now: T0 });
     const cache = await Cache.open(new MemoryDriver(), { clock });
     // One range of 21,000 rows, one of 1 row, and open ends on both sides.
     const pivots = pivotsAt(fixture, [5000, 26000, 26001]);
@@ -142,7 +128,7 @@ Deno.test("refreshPartitions() loses nothing to 429, 503, resets, truncation and
     ),
   });
   try {
-    const clock = fakeClock();
+    const clock = new FakeClock({ now: T0 });
     const client = clientFor(clock);
     const cache = await Cache.open(new MemoryDriver(), { clock });
     const summary = await refreshPartitions(client, cache, {
@@ -160,7 +146,7 @@ Deno.test("refreshPartitions() loses nothing to 429, 503, resets, truncation and
     for (const r of fixture.requests) {
       assert.equal(r.headers["npm-replication-opt-in"], "true", `request ${r.n}: ${r.url}`);
     }
-    assert.ok(clock.slept.includes(2000), "Retry-After: 2 was honoured");
+    assert.ok(clock.sleeps.includes(2000), "Retry-After: 2 was honoured");
   } finally {
     await fixture.close();
   }
@@ -179,7 +165,7 @@ Deno.test("refreshPartitions() marks a partition failed after its attempts and r
     },
   });
   try {
-    const clock = fakeClock();
+    const clock = new FakeClock({ now: T0 });
     const driver = new RecordingDriver();
     const cache = await Cache.open(driver, { clock });
     const pivots = pivotsAt(fixture, [500, 1500]);
@@ -303,7 +289,7 @@ Deno.test("refreshPartitions() never caches a range whose follow-on page fails f
     faults: ({ url }) => failing.get(url.searchParams.get("startkey") ?? ""),
   });
   try {
-    const clock = fakeClock();
+    const clock = new FakeClock({ now: T0 });
     const driver = new MemoryDriver();
     const cache = await Cache.open(driver, { clock });
     // Three ranges of 2,000 rows; with 1,000 rows a page, each takes a full first page, a full
@@ -405,7 +391,7 @@ Deno.test("refreshPartitions() never caches a range whose follow-on page fails f
 Deno.test("refreshPartitions() on a completed set refreshes it, conditionally where it can", async () => {
   const fixture = await startAllDocsFixture({ count: 3000, etags: true });
   try {
-    const clock = fakeClock();
+    const clock = new FakeClock({ now: T0 });
     const cache = await Cache.open(new MemoryDriver(), { clock });
     const options = {
       origin: fixture.origin,
@@ -441,7 +427,7 @@ Deno.test("refreshPartitions(): two workers on one checkpoint finish the set wit
     faults: () => ({ kind: "delay", ms: 5 }),
   });
   try {
-    const clock = fakeClock();
+    const clock = new FakeClock({ now: T0 });
     const driver = new MemoryDriver();
     const pivots = pivotsAt(fixture, Array.from({ length: 15 }, (_, i) => (i + 1) * 750));
     const run = async (workerId: string) =>
@@ -476,7 +462,7 @@ Deno.test("refreshPartitions() against pouchdb-server returns exactly the server
   assert.ok(ids.length > 12_000, `${ids.length} ids`);
   const server = await startPouchdbServer({ ids });
   try {
-    const clock = fakeClock();
+    const clock = new FakeClock({ now: T0 });
     const cache = await Cache.open(new MemoryDriver(), { clock });
     const sorted = server.rows.map((r) => r.id);
     const summary = await refreshPartitions(clientFor(clock), cache, {

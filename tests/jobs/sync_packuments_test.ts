@@ -1,6 +1,5 @@
 import assert from "node:assert/strict";
 import { Cache } from "../../src/storage/cache.ts";
-import type { Clock } from "../../src/clock.ts";
 import { HttpClient } from "../../src/http/client.ts";
 import { originKey, packumentKey, type Representation } from "../../src/storage/keys.ts";
 import { refreshPartitions } from "../../src/jobs/refresh_partitions.ts";
@@ -9,20 +8,9 @@ import type { PackumentResult } from "../../src/jobs/fetch_packuments.ts";
 import { PivotError } from "../../src/couchdb/pivots.ts";
 import { MemoryDriver } from "../../drivers/memory.ts";
 import { generatePackument } from "../_support/packuments.ts";
+import { FakeClock } from "../_support/fake_clock.ts";
 import { type AllDocsFixture, startAllDocsFixture } from "../_support/all_docs_fixture.ts";
 import { type RegistryFixture, startRegistryFixture } from "../_support/registry_fixture.ts";
-
-/** Sleeps cost nothing; time moves only when a test moves it. */
-function fakeClock(): Clock {
-  let t = 1_800_000_000_000;
-  return {
-    now: () => t,
-    sleep(ms: number) {
-      t += ms;
-      return Promise.resolve();
-    },
-  };
-}
 
 /** The origin key the partitions are cached under. */
 const COUCH = "couch";
@@ -58,7 +46,7 @@ async function withWorld(count: number, fn: (world: World) => Promise<void>): Pr
   const couch = await startAllDocsFixture({ ids: [...docs.keys()], revFor: revOf });
   const registry = await startRegistryFixture({ packuments: docs });
   try {
-    const clock = fakeClock();
+    const clock = new FakeClock();
     const client = new HttpClient({ fetch: (i, init) => fetch(i, init), clock, retries: 2 });
     const cache = await Cache.open(new MemoryDriver(), { clock });
     const target = { url: registry.url, originKey: originKey(registry.url) };

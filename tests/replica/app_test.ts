@@ -12,25 +12,13 @@ import type { StorageDriver } from "../../src/storage/driver.ts";
 import { MemoryDriver } from "../../drivers/memory.ts";
 import { type AllDocsFixture, startAllDocsFixture } from "../_support/all_docs_fixture.ts";
 import { abbreviate, generatePackument, loadFixturePackuments } from "../_support/packuments.ts";
+import { FakeClock } from "../_support/fake_clock.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 const ORIGIN = "reg";
 const CORGI = "application/vnd.npm.install-v1+json";
 const NPM_ACCEPT = "application/vnd.npm.install-v1+json; q=1.0, application/json; q=0.8, */*";
-
-/** A clock whose time the test sets; sleeps cost nothing. */
-function manualClock(start = 1_700_000_000_000): Clock & { set(t: number): void } {
-  let t = start;
-  return {
-    now: () => t,
-    set: (value) => t = value,
-    sleep: (ms) => {
-      t += ms;
-      return Promise.resolve();
-    },
-  };
-}
 
 /** Wraps a driver and records the keys whose values were read. */
 function countingDriver(inner: StorageDriver): StorageDriver & { reads: string[] } {
@@ -128,7 +116,7 @@ async function withServer(
 }
 
 /** A cache with the fixture packuments and a few special cases. */
-async function packumentCache(clock: Clock = manualClock()) {
+async function packumentCache(clock: Clock = new FakeClock()) {
   const cache = await Cache.open(new MemoryDriver(), { bloom: false, clock });
   const fixtures = await loadFixturePackuments();
   for (const [name, bytes] of fixtures) await put(cache, name, "full", bytes);
@@ -142,7 +130,7 @@ async function packumentCache(clock: Clock = manualClock()) {
 }
 
 Deno.test("replica app: package documents", async (t) => {
-  const clock = manualClock();
+  const clock = new FakeClock();
   const { cache, fixtures, scoped, big } = await packumentCache(clock);
   const lines: string[] = [];
   const app = createReplicaApp({
@@ -318,16 +306,16 @@ Deno.test("replica app: package documents", async (t) => {
         "dist-tags": { latest: "2.0.0" },
         versions: { "2.0.0": { name: "both", version: "2.0.0", readme: "x" } },
       });
-      clock.set(1_800_000_000_000);
+      clock.advance(60_000);
       await put(cache, "both", "abbreviated", stored);
       await put(cache, "both", "full", full);
       const older = await app.request("/both", { headers: { accept: CORGI } });
       assert.equal(await bodyOf(older), stored, "a tie goes to the stored corgi");
-      clock.set(1_800_000_001_000);
+      clock.advance(1_000);
       await put(cache, "both", "full", full);
       const newer = await app.request("/both", { headers: { accept: CORGI } });
       assert.deepEqual(JSON.parse(await bodyOf(newer)), abbreviate(JSON.parse(full)));
-      clock.set(1_800_000_002_000);
+      clock.advance(1_000);
       await put(cache, "both", "full", '{"error":"Not found"}', 404);
       const deleted = await app.request("/both", { headers: { accept: CORGI } });
       assert.equal(deleted.status, 404);
@@ -706,7 +694,7 @@ Deno.test("replica app: _all_docs over 25,000 cached ids in several partitions",
 Deno.test("replica app: overlapping partition sets merge, the newest row winning", async () => {
   const fixture = await startAllDocsFixture({ count: 3_000 });
   try {
-    const clock = manualClock();
+    const clock = new FakeClock();
     const cache = await Cache.open(new MemoryDriver(), { bloom: false, clock });
     const client = clientFor();
     await refreshPartitions(client, cache, {
@@ -717,7 +705,7 @@ Deno.test("replica app: overlapping partition sets merge, the newest row winning
     });
     const changed = fixture.ids[1_200]!;
     fixture.setRev(changed, "9-00000000000000000000000000000000");
-    clock.set(1_800_000_000_000);
+    clock.advance(60_000);
     await refreshPartitions(client, cache, {
       origin: fixture.origin,
       originKey: "fixture",

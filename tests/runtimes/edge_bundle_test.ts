@@ -14,6 +14,7 @@ import {
 import { bundleEdge } from "../../scripts/bundle_edge.ts";
 import { byteOrder, runDriverContract } from "../_support/driver_contract.ts";
 import { abbreviate, generatePackument, loadFixturePackuments } from "../_support/packuments.ts";
+import { run, start } from "../_support/spawn.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -210,23 +211,10 @@ Deno.test("cloudflare_kv driver: the storage contract over Miniflare's KV", asyn
   const dir = await Deno.makeTempDir({ prefix: "edge-kv-" });
   const runner = join(dir, "kv.mjs");
   await Deno.writeTextFile(runner, KV_RUNNER);
-  const child = new Deno.Command("node", {
-    args: [runner, PEERS, KV_WORKER],
-    cwd: dir,
-    stdin: "piped",
-    stdout: "piped",
-    // workerd logs the puts the contract aborts on purpose.
-    stderr: "null",
-  }).spawn();
-  const lines = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  // workerd logs the puts the contract aborts on purpose: its stderr is kept, not shown.
+  const child = start("node", [runner, PEERS, KV_WORKER], { cwd: dir, stdin: true });
   try {
-    let first = "";
-    while (!first.includes("\n")) {
-      const { done, value } = await lines.read();
-      if (done) throw new Error("the Miniflare KV runner exited before listening");
-      first += value;
-    }
-    const base = first.trim();
+    const base = (await child.line()).trim();
     assert.match(base, /^http:\/\/127\.0\.0\.1:\d+\/$/);
     const kv = httpKv(base);
     let n = 0;
@@ -236,9 +224,9 @@ Deno.test("cloudflare_kv driver: the storage contract over Miniflare's KV", asyn
       () => Promise.resolve(new CloudflareKvDriver(kv, { keyPrefix: `c${n++}:`, pageSize: 50 })),
     );
   } finally {
-    await child.stdin.close();
-    await lines.cancel();
-    await child.status;
+    // The runner disposes of workerd and exits when its stdin closes.
+    await child.closeStdin();
+    await child.wait();
     await Deno.remove(dir, { recursive: true });
   }
 });
@@ -397,18 +385,11 @@ async function runInWorkerd(
         })),
       }),
     );
-    const { code, stdout, stderr } = await new Deno.Command("node", {
-      args: [runner, configPath, outPath],
-      // workerd resolves the script inside its starting directory.
+    // workerd resolves the script inside its starting directory.
+    const { code, stdout, stderr } = await run("node", [runner, configPath, outPath], {
       cwd: dirname(scriptPath),
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    assert.equal(
-      code,
-      0,
-      `miniflare runner failed:\n${decoder.decode(stdout)}\n${decoder.decode(stderr)}`,
-    );
+    });
+    assert.equal(code, 0, `miniflare runner failed:\n${stdout}\n${stderr}`);
     const results = JSON.parse(await Deno.readTextFile(outPath)) as {
       status: number;
       headers: Record<string, string>;

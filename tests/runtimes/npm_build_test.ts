@@ -19,44 +19,17 @@ import {
 } from "../../scripts/build_npm.ts";
 import { startRegistryFixture } from "../_support/registry_fixture.ts";
 import { loadFixturePackuments } from "../_support/packuments.ts";
+import { runCli } from "../_support/run_cli.ts";
+import { run, type RunResult, start } from "../_support/spawn.ts";
 
 const NPM_DIR = join(ROOT, "npm");
 const TOOLS_TYPES = join(ROOT, ".tmp", "npm-build-tools", "node_modules", "@types");
-const decoder = new TextDecoder();
 
-interface Run {
-  code: number;
-  stdout: Uint8Array;
-  text: string;
-  stderr: string;
+function node(args: string[], cwd = ROOT): Promise<RunResult> {
+  return run("node", args, { cwd });
 }
 
-async function run(cmd: string, args: string[], cwd = ROOT): Promise<Run> {
-  const output = await new Deno.Command(cmd, {
-    args,
-    cwd,
-    env: { RUST_BACKTRACE: "0", NO_COLOR: "1" },
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  return {
-    code: output.code,
-    stdout: output.stdout,
-    text: decoder.decode(output.stdout),
-    stderr: decoder.decode(output.stderr),
-  };
-}
-
-function node(args: string[], cwd = ROOT): Promise<Run> {
-  return run("node", args, cwd);
-}
-
-function denoCli(args: string[]): Promise<Run> {
-  return run(Deno.execPath(), ["run", "-A", "cli.ts", ...args]);
-}
-
-function assertOk(result: Run, what: string): void {
+function assertOk(result: RunResult, what: string): void {
   assert.deepStrictEqual(result.code, 0, `${what} exited ${result.code}:\n${result.stderr}`);
 }
 
@@ -187,7 +160,7 @@ Deno.test("npm build", async (t) => {
       await Deno.writeTextFile(join(dir, "check.mjs"), lines.join("\n"));
       const result = await node(["check.mjs"], dir);
       assertOk(result, "node check.mjs");
-      const seen = JSON.parse(result.text) as { node: string; exports: Record<string, string[]> };
+      const seen = JSON.parse(result.stdout) as { node: string; exports: Record<string, string[]> };
       assert.ok(Number(seen.node.split(".")[0]) >= 20, `node ${seen.node}`);
       const has = (subpath: string, name: string) =>
         assert.ok(seen.exports[subpath]?.includes(name), `${subpath} exports ${name}`);
@@ -206,10 +179,10 @@ Deno.test("npm build", async (t) => {
   await t.step("the bin runs under node", async () => {
     const help = await node([join(NPM_DIR, "cli.node.js"), "--help"]);
     assertOk(help, "_all_docs --help");
-    assert.ok(help.text.includes("Usage: _all_docs"), help.text);
+    assert.ok(help.stdout.includes("Usage: _all_docs"), help.stdout);
     const version = await node([join(NPM_DIR, "cli.node.js"), "--version"]);
     assertOk(version, "_all_docs --version");
-    assert.ok(version.text.includes(denoJson.version), version.text);
+    assert.ok(version.stdout.includes(denoJson.version), version.stdout);
     const first = await Deno.readTextFile(join(NPM_DIR, "cli.node.js"));
     assert.ok(first.startsWith("#!/usr/bin/env node\n"));
     assert.ok((Deno.statSync(join(NPM_DIR, "cli.node.js")).mode! & 0o111) !== 0, "executable");
@@ -233,39 +206,27 @@ Deno.test("npm build", async (t) => {
         for (const name of names) {
           const shown = await node([bin, "packument", "show", name, ...common]);
           assertOk(shown, `packument show ${name}`);
-          assert.deepStrictEqual(shown.stdout, fixture.expectedBody(name, "full"), name);
+          assert.deepStrictEqual(shown.stdoutBytes, fixture.expectedBody(name, "full"), name);
         }
       },
     );
 
     await t.step("serve runs under node on @hono/node-server", async () => {
       const cacheDir = join(tmp, "fs-cache");
-      const child = new Deno.Command("node", {
-        args: [
-          bin,
-          "serve",
-          "--port",
-          "0",
-          "--storage",
-          "fs",
-          "--cache-dir",
-          cacheDir,
-          "--registry",
-          fixture.url,
-        ],
-        cwd: ROOT,
-        stdout: "piped",
-        stderr: "piped",
-      }).spawn();
+      const child = start("node", [
+        bin,
+        "serve",
+        "--port",
+        "0",
+        "--storage",
+        "fs",
+        "--cache-dir",
+        cacheDir,
+        "--registry",
+        fixture.url,
+      ]);
       try {
-        const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-        let line = "";
-        while (!line.includes("\n")) {
-          const { value, done } = await reader.read();
-          if (done) break;
-          line += value;
-        }
-        reader.releaseLock();
+        const line = await child.line();
         const url = /listening (\S+)/.exec(line)?.[1];
         assert.ok(url, `serve printed ${JSON.stringify(line)}`);
         const ping = await fetch(`${url}-/ping`);
@@ -278,11 +239,8 @@ Deno.test("npm build", async (t) => {
           fixture.expectedBody("ms", "full"),
         );
       } finally {
-        child.kill("SIGTERM");
-        const status = await child.status;
-        await child.stdout.cancel().catch(() => {});
-        await child.stderr.cancel().catch(() => {});
-        assert.equal(status.code, 0, "serve stops cleanly on SIGTERM");
+        const { code, stderr } = await child.stop();
+        assert.equal(code, 0, `serve stops cleanly on SIGTERM\n${stderr}`);
       }
     });
 
@@ -300,13 +258,13 @@ Deno.test("npm build", async (t) => {
         fixture.url,
       ];
       assertOk(
-        await denoCli(["packument", "fetch", ...shared, ...common]),
+        await runCli(["packument", "fetch", ...shared, ...common]),
         "deno packument fetch",
       );
       for (const name of shared) {
         const shown = await node([bin, "packument", "show", name, ...common]);
         assertOk(shown, `node packument show ${name}`);
-        assert.deepStrictEqual(shown.stdout, fixture.expectedBody(name, "full"), name);
+        assert.deepStrictEqual(shown.stdoutBytes, fixture.expectedBody(name, "full"), name);
       }
     });
 
@@ -324,9 +282,9 @@ Deno.test("npm build", async (t) => {
         "node packument fetch",
       );
       for (const name of shared) {
-        const shown = await denoCli(["packument", "show", name, ...common]);
+        const shown = await runCli(["packument", "show", name, ...common]);
         assertOk(shown, `deno packument show ${name}`);
-        assert.deepStrictEqual(shown.stdout, fixture.expectedBody(name, "full"), name);
+        assert.deepStrictEqual(shown.stdoutBytes, fixture.expectedBody(name, "full"), name);
       }
     });
   } finally {
@@ -385,8 +343,8 @@ export { client, fs, kv, present };
         "npm:typescript@5.9.3/tsc",
         "-p",
         dir,
-      ], dir);
-      assert.deepStrictEqual(tsc.code, 0, `tsc --noEmit failed:\n${tsc.text}${tsc.stderr}`);
+      ], { cwd: dir });
+      assert.deepStrictEqual(tsc.code, 0, `tsc --noEmit failed:\n${tsc.stdout}${tsc.stderr}`);
     } finally {
       await Deno.remove(dir, { recursive: true });
     }

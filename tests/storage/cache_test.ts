@@ -2,27 +2,14 @@ import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { Cache, CacheIntegrityError, freshness, maxAgeSeconds } from "../../src/storage/cache.ts";
 import { BODY_PREFIX } from "../../src/storage/keys.ts";
-import type { Clock } from "../../src/clock.ts";
 import type { StorageDriver, StorageValue } from "../../src/storage/driver.ts";
 import { MemoryDriver } from "../../drivers/memory.ts";
 import { cacheMap } from "../../src/storage/cache_map.ts";
 import { FsDriver } from "../../drivers/fs.ts";
 import { DenoKvDriver } from "../../drivers/deno_kv.deno.ts";
+import { FakeClock } from "../_support/fake_clock.ts";
 
 const enc = new TextEncoder();
-
-function fakeClock(start = 1_000_000): Clock & { t: number } {
-  return {
-    t: start,
-    now() {
-      return this.t;
-    },
-    sleep(ms: number) {
-      this.t += ms;
-      return Promise.resolve();
-    },
-  };
-}
 
 function pattern(size: number, seed = 1): Uint8Array {
   const out = new Uint8Array(size);
@@ -61,7 +48,7 @@ async function allKeys(driver: StorageDriver, prefix = ""): Promise<string[]> {
 }
 
 Deno.test("Cache.put() and get() keep the body and every metadata field", async () => {
-  const clock = fakeClock();
+  const clock = new FakeClock();
   const cache = await Cache.open(new MemoryDriver(), { clock });
   const body = enc.encode('{"name":"ms","_rev":"3-abc"}');
   const info = await cache.put("v1:packument:npm:6d73", body, {
@@ -75,7 +62,7 @@ Deno.test("Cache.put() and get() keep the body and every metadata field", async 
   });
   assert.equal(info.integrity, await sha256Sri(body));
   assert.equal(info.size, body.length);
-  assert.equal(info.fetchedAt, clock.t);
+  assert.equal(info.fetchedAt, clock.now());
   const entry = await cache.get("v1:packument:npm:6d73");
   assert.ok(entry);
   assert.deepEqual(entry.info, info);
@@ -253,7 +240,7 @@ Deno.test("freshness() follows max-age and the clock; expired entries with valid
 });
 
 Deno.test("Cache.refresh() renews freshness without rewriting a separate body", async () => {
-  const clock = fakeClock();
+  const clock = new FakeClock();
   const driver = new MemoryDriver();
   const cache = await Cache.open(driver, { clock, inlineMax: 10 });
   await cache.put("v1:packument:npm:61", pattern(1000), {
@@ -262,12 +249,12 @@ Deno.test("Cache.refresh() renews freshness without rewriting a separate body", 
     cacheControl: "max-age=300",
   });
   const [bodyKey] = await allKeys(driver, BODY_PREFIX);
-  clock.t += 301_000;
+  clock.advance(301_000);
   let info = (await cache.info("v1:packument:npm:61"))!;
   assert.equal(cache.freshness(info).fresh, false);
   assert.equal(cache.freshness(info).canRevalidate, true);
   info = (await cache.refresh("v1:packument:npm:61", { cacheControl: "max-age=600" }))!;
-  assert.equal(info.fetchedAt, clock.t);
+  assert.equal(info.fetchedAt, clock.now());
   assert.equal(cache.freshness(info).fresh, true);
   assert.deepEqual(await allKeys(driver, BODY_PREFIX), [bodyKey]);
   assert.deepEqual(await (await cache.get("v1:packument:npm:61"))!.bytes(), pattern(1000));

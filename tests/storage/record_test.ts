@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { CorruptEntry, decodeRecord, encodeRecord, infoOf } from "../../src/storage/record.ts";
 import { Cache } from "../../src/storage/cache.ts";
 import { MemoryDriver } from "../../drivers/memory.ts";
+import { FakeClock } from "../_support/fake_clock.ts";
 
 const encoder = new TextEncoder();
 
@@ -27,11 +28,15 @@ const GOLDEN_INLINE = record(
   '{"name":',
 );
 
-const fixedClock = { now: () => 1_700_000_000_000, sleep: () => Promise.resolve() };
+/** The time the golden records were written at (their `fetchedAt`). */
+const WRITTEN_AT = 1_700_000_000_000;
 
 Deno.test("Cache writes records byte for byte as earlier versions did", async () => {
   const driver = new MemoryDriver();
-  const cache = await Cache.open(driver, { clock: fixedClock, inlineMax: 8 });
+  const cache = await Cache.open(driver, {
+    clock: new FakeClock({ now: WRITTEN_AT }),
+    inlineMax: 8,
+  });
   await cache.put("v1:packument:npm:6d73", encoder.encode('{"name":'), {
     status: 200,
     etag: '"1"',
@@ -62,7 +67,7 @@ Deno.test("Cache writes records byte for byte as earlier versions did", async ()
 Deno.test("Cache reads records written by earlier versions", async () => {
   const driver = new MemoryDriver();
   await driver.put("v1:packument:npm:6d73", GOLDEN_INLINE);
-  const cache = await Cache.open(driver, { clock: fixedClock });
+  const cache = await Cache.open(driver, { clock: new FakeClock({ now: WRITTEN_AT }) });
   const entry = await cache.get("v1:packument:npm:6d73");
   assert.ok(entry);
   assert.equal(await entry.text(), '{"name":');
