@@ -13,6 +13,7 @@ import type { CacheOptions } from "../src/storage/cache.ts";
 import { HttpClient } from "../src/http/client.ts";
 import { originKey } from "../src/storage/keys.ts";
 import { type GlobalOptions, UsageError } from "./options.ts";
+import type { CorruptionLog } from "./corruption.ts";
 
 /** What a command does with its storage: only reads it, or writes too. */
 export type StorageAccess = "read" | "write";
@@ -74,8 +75,11 @@ export interface CommandContext {
   openDriver(access?: StorageAccess): Promise<StorageDriver>;
   /** Serves a fetch handler over HTTP, the runtime's way. */
   listen: Listen;
-  /** Options every command opens its cache with (no bloom filter; the runtime's hash). */
+  /** Options every command opens its cache with (no bloom filter; the runtime's hash; corrupt
+   * entries reported to `corruption` and removed). */
   cacheOptions: CacheOptions;
+  /** The corrupt cache entries the command has read. */
+  corruption: CorruptionLog;
 }
 
 /** A running HTTP server. */

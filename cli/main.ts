@@ -16,6 +16,7 @@ import type { Sha256Hasher } from "../src/storage/cache.ts";
 import { VERSION } from "../src/version.ts";
 import { type Command, type Listen, type OpenStorage, openStorage } from "./context.ts";
 import { err, isStdoutClosed, out, STDOUT_CLOSED_STATUS, StdoutClosed } from "./io.ts";
+import { CorruptionLog } from "./corruption.ts";
 import { GLOBAL_FLAGS, GLOBAL_HELP, resolveGlobalOptions, UsageError } from "./options.ts";
 import { PACKUMENT_COMMANDS } from "./commands/packument.ts";
 import { PARTITION_COMMANDS } from "./commands/partition.ts";
@@ -43,9 +44,14 @@ options, '_all_docs packument' (or partition, cache) for a group's commands.
 
 ${GLOBAL_HELP}
 
-Exit status: 0 done; 1 some items failed after their retries (they are listed);
-2 bad usage or bad input (nothing was fetched or written); 141 stdout was closed
-early (| head): the command stops quietly, as git does.`;
+Exit status: 0 done; 1 some items failed after their retries (they are listed), or
+a corrupt cache entry was read; 2 bad usage or bad input (nothing was fetched or
+written); 141 stdout was closed early (| head): the command stops quietly, as git
+does.
+
+A corrupt cache entry (its bytes do not match their sha256 integrity) is reported
+on stderr ('corrupt  KEY: REASON'; a JSON line with --json), left out and removed
+from the cache, so the next refresh or fetch gets it again.`;
 
 function commandHelp(command: Command): string {
   return `Usage: _all_docs ${command.usage}\n\n${command.help}\n\n${GLOBAL_HELP}`;
@@ -155,6 +161,7 @@ export async function main(argv: string[], runtime: CliRuntime): Promise<number>
       );
     }
     const options = resolveGlobalOptions(values);
+    const corruption = new CorruptionLog(options.json);
     const status = await command.run({
       options,
       values,
@@ -164,9 +171,13 @@ export async function main(argv: string[], runtime: CliRuntime): Promise<number>
       cacheOptions: {
         bloom: false,
         ...(runtime.createHash ? { createHash: runtime.createHash } : {}),
+        ...corruption.cacheOptions(),
       },
+      corruption,
     });
-    return isStdoutClosed() ? STDOUT_CLOSED_STATUS : status;
+    if (isStdoutClosed()) return STDOUT_CLOSED_STATUS;
+    // A command that read a corrupt entry fails, whatever else it did.
+    return corruption.entries.length > 0 ? Math.max(status, 1) : status;
   } catch (error) {
     // The reader of stdout has gone (`| head`): stop quietly, as git does.
     if (error instanceof StdoutClosed || isStdoutClosed()) return STDOUT_CLOSED_STATUS;

@@ -97,6 +97,7 @@ async function cacheVerify(ctx: CommandContext): Promise<number> {
     const corrupt: { key: string; reason: string }[] = [];
     const cache = await Cache.open(driver, {
       ...ctx.cacheOptions,
+      dropCorrupt: false,
       onCorrupt: (key, reason) => corrupt.push({ key, reason }),
     });
     const progress = Progress.for(ctx.options);
@@ -183,8 +184,10 @@ export const CACHE_COMMANDS: readonly Command[] = [
     usage: "cache create-index",
     summary: "id,rev lines of every cached document, sorted",
     help: "Writes one `id,rev` line per document in the cached partitions to stdout,\n" +
-      "de-duplicated and sorted by id in code-point order, streamed. With --origin or\n" +
-      "--origin-key, only that origin's partitions.",
+      "de-duplicated and sorted by id in code-point order, streamed. Where partitions\n" +
+      "overlap, the most recently fetched one covering a key decides it, also for ids it\n" +
+      "does not list (a document deleted since stays out). With --origin or --origin-key,\n" +
+      "only that origin's partitions.",
     flags: {},
     maxArgs: 0,
     run: cacheCreateIndex,

@@ -226,7 +226,12 @@ async function packumentShow(ctx: CommandContext): Promise<number> {
   const driver = await ctx.openDriver("read");
   try {
     const cache = await Cache.open(driver, ctx.cacheOptions);
-    const entry = await cache.get(packumentKey(target.originKey, name, representation));
+    const key = packumentKey(target.originKey, name, representation);
+    const entry = await cache.get(key);
+    if (!entry && ctx.corruption.has(key)) {
+      err(`${name}: corrupt in the cache (${representation}, registry ${target.url}), removed`);
+      return 1;
+    }
     if (!entry) {
       err(`${name}: not in the cache (${representation}, registry ${target.url})`);
       return 1;
@@ -318,7 +323,8 @@ export const PACKUMENT_COMMANDS: readonly Command[] = [
     usage: "packument show NAME [--abbreviated]",
     summary: "write a cached packument to stdout, byte for byte",
     help: "Streams the cached body of NAME to stdout exactly as the registry sent it.\n" +
-      "Exit 1 when it is not cached (or was recorded as not found).\n\n" +
+      "Exit 1 when it is not cached (or was recorded as not found), or when it is corrupt\n" +
+      "(it says so, and removes it from the cache).\n\n" +
       "Options:\n  --abbreviated   the abbreviated (corgi) document",
     flags: { abbreviated: { type: "boolean" } },
     maxArgs: 1,

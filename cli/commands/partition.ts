@@ -170,6 +170,7 @@ async function partitionStatus(ctx: CommandContext): Promise<number> {
     const sets = await partitionSetStatus(driver, {
       ...(originKey !== undefined ? { originKey } : {}),
       ...(wanted ? { pivots: wanted.pivots } : {}),
+      cache: await Cache.open(driver, ctx.cacheOptions),
     });
     if (options.json) {
       // The key order of the JSON is the one it has always had.
@@ -184,6 +185,7 @@ async function partitionStatus(ctx: CommandContext): Promise<number> {
         done: s.done,
         failed: s.failed,
         rows: s.rows,
+        missing: s.missing,
       }));
       await out(JSON.stringify(reports) + "\n");
     } else if (sets.length === 0) await out("no partition sets recorded\n");
@@ -192,7 +194,11 @@ async function partitionStatus(ctx: CommandContext): Promise<number> {
         await out(
           `set ${s.setId} (${s.origin}), pass ${s.pass}: ${s.done}/${s.partitions} done, ` +
             `${s.inProgress} in progress, ${s.pending} pending, ${s.failed.length} failed, ` +
-            `${s.rows} rows\n`,
+            `${s.rows} rows` +
+            (s.missing.length > 0
+              ? `; partitions ${s.missing.join(", ")} need a refresh (gone from the cache)`
+              : "") +
+            "\n",
         );
       }
     }
@@ -275,7 +281,9 @@ export const PARTITION_COMMANDS: readonly Command[] = [
     usage: "partition status [--pivots FILE] [--json]",
     summary: "progress of recorded partition sets",
     help: "Shows each recorded partition set (or only the set of --pivots FILE at --origin)\n" +
-      "from its checkpoint: partitions done, in progress, pending and failed, and rows.",
+      "from its checkpoint: partitions done, in progress, pending and failed, and rows. A\n" +
+      "partition done whose cache entry is gone or corrupt counts as pending and is listed\n" +
+      "as needing a refresh (--json: missing); 'partition refresh' fetches it again.",
     flags: { pivots: { type: "string" } },
     maxArgs: 0,
     run: partitionStatus,

@@ -115,7 +115,11 @@ export const SERVE_COMMAND: Command = {
     "  GET /-/ping                {} (for npm ping)\n\n" +
     "Packuments are looked up under the registry 'packument fetch' used (--registry, else\n" +
     "npm's configuration); _all_docs serves the partitions of --origin / --origin-key, or\n" +
-    "all cached ones. Tarball URLs keep pointing at the origin.\n\n" +
+    "all cached ones. Tarball URLs keep pointing at the origin; a tarball path\n" +
+    "(/NAME/-/FILE) answers 404 with a JSON reason: tarballs are not served here.\n\n" +
+    "Never answers 200 with a body it cannot verify: a corrupt entry answers 500 (a body\n" +
+    "over 64 KiB is checked as it streams: when wrong, the transfer is aborted; HEAD checks\n" +
+    "first). Each is logged on stderr and removed from the cache.\n\n" +
     "Prints 'listening http://HOST:PORT/' on stdout when ready, and one JSON line per\n" +
     "request on stderr (none with --quiet). Stops on SIGINT or SIGTERM.\n\n" +
     "Options:\n" +

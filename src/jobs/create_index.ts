@@ -4,20 +4,38 @@
  *
  * Partitions are opened lazily in order of their start key and merged, so a set of disjoint
  * ranges keeps one or two open at a time; overlapping sets (different pivots for one origin) are
- * merged too. When an id appears in several partitions, the most recently fetched one wins.
+ * merged too: for every point of the key space the most recently fetched partition covering it
+ * decides, so an id it lacks is gone even when an older partition still lists it.
+ *
+ * A corrupt partition is reported through the cache (`CacheOptions.onCorrupt`) and its rows are
+ * left out; the index goes on with the others.
  *
  * @module
  */
 
 import type { AllDocsRow } from "../couchdb/rows.ts";
-import type { Cache } from "../storage/cache.ts";
+import { type Cache, CacheIntegrityError } from "../storage/cache.ts";
 import { keyPrefix, parseKey } from "../storage/keys.ts";
 import { partitionBatches } from "../couchdb/partition_lines.ts";
 import { mergeBatches, type MergeSource } from "../couchdb/merge.ts";
 
+/**
+ * The rows of a cached partition. A corrupt one (reported by the cache's `onCorrupt`) ends
+ * early: found before it is read, it gives no rows; found at the end of a body streamed apart,
+ * the rows before its last chunk have been handed out already.
+ */
 async function* batchesOf(cache: Cache, key: string): AsyncGenerator<AllDocsRow[]> {
   const entry = await cache.get(key, { verify: "while" });
-  if (entry) yield* partitionBatches(entry.stream());
+  if (!entry) return;
+  try {
+    yield* partitionBatches(entry.stream());
+  } catch (error) {
+    if (error instanceof CacheIntegrityError) return;
+    // Lines that do not parse: a changed byte seen before the integrity check at the end. The
+    // check (which reports the entry) tells it from a body written wrong.
+    if (error instanceof SyntaxError && !(await cache.get(key))) return;
+    throw error;
+  }
 }
 
 /**
@@ -44,6 +62,7 @@ export async function* indexBatches(
     if (!info || parts.type !== "partition") continue;
     sources.push({
       startKey: parts.startKey,
+      endKey: parts.endKey,
       fetchedAt: info.fetchedAt,
       open: () => batchesOf(cache, key),
     });

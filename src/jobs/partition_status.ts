@@ -10,7 +10,12 @@ import { compareKeys } from "../storage/driver.ts";
 import type { Cache } from "../storage/cache.ts";
 import { Checkpoint, listPartitionSets, type PartitionStatus } from "../storage/checkpoint.ts";
 import { keyPrefix, parseKey } from "../storage/keys.ts";
-import { partitionSetId, validatePivots } from "../couchdb/pivots.ts";
+import { partitionSetId, rangesFromPivots, validatePivots } from "../couchdb/pivots.ts";
+
+/** Whether a partition is cached and readable (see `PartitionSetStatusOptions.cache`). */
+async function isCached(cache: Cache, key: string): Promise<boolean> {
+  return (await cache.get(key, { verify: "while" })) !== undefined;
+}
 
 /** A partition that failed in the current pass. */
 export interface FailedPartitionStatus {
@@ -36,8 +41,11 @@ export interface PartitionSetStatus {
   pending: number;
   /** Partitions a worker holds. */
   inProgress: number;
-  /** Partitions completed in this pass. */
+  /** Partitions completed in this pass (and, when a cache was given, still cached). */
   done: number;
+  /** Partitions completed in this pass whose cache entry is gone or corrupt: counted as pending,
+   * a refresh fetches them again. Checked only when a cache is given. */
+  missing: number[];
   /** Partitions that ran out of attempts in this pass. */
   failed: FailedPartitionStatus[];
   /** Rows in the partitions completed in this pass. */
@@ -52,6 +60,12 @@ export interface PartitionSetStatusOptions {
   /** Only the set these pivots make (with `originKey`, which it requires).
    * @default {undefined} (every set) */
   pivots?: readonly string[];
+  /** The cache holding the partitions: each partition completed in the current pass is
+   * checked in it (its header, that its body is there, and an inline body's integrity; a body
+   * stored apart is checked when it is read) and counted as pending when its entry is gone or
+   * corrupt. Corrupt entries are reported by the cache (`onCorrupt`).
+   * @default {undefined} (the checkpoints alone) */
+  cache?: Cache;
 }
 
 /**
@@ -110,9 +124,15 @@ export async function partitionSetStatus(
     };
     let rows = 0;
     const failed: FailedPartitionStatus[] = [];
+    const missing: number[] = [];
+    const ranges = options.cache ? rangesFromPivots(set.pivots, set.originKey) : [];
     for (let i = 0; i <= set.pivots.length; i++) {
       const state = states.get(i);
-      const status = state?.pass === pass ? state.status : "pending";
+      let status = state?.pass === pass ? state.status : "pending";
+      if (status === "done" && options.cache && !(await isCached(options.cache, ranges[i]!.key))) {
+        status = "pending";
+        missing.push(i);
+      }
       counts[status]++;
       if (status === "done") rows += state?.rows ?? 0;
       if (status === "failed") failed.push({ index: i, error: state?.lastError });
@@ -127,6 +147,7 @@ export async function partitionSetStatus(
       inProgress: counts["in-progress"],
       done: counts.done,
       failed,
+      missing,
       rows,
     });
   }

@@ -162,6 +162,16 @@ export async function refreshPartitions(
   }
   const states = await checkpoint.all();
   let pass = Math.max(1, ...[...states.values()].map((s) => s.pass ?? 1));
+  // A partition completed in this pass whose cache entry is gone (dropped as corrupt, say) is
+  // fetched again.
+  const lost = new Set<number>();
+  for (const range of ranges) {
+    const state = states.get(range.index);
+    if (state?.status === "done" && !(await cache.get(range.key, { verify: "while" }))) {
+      states.delete(range.index);
+      lost.add(range.index);
+    }
+  }
   const complete = (s: PartitionState | undefined) => s?.pass === pass && s.status === "done";
   if (ranges.every((r) => complete(states.get(r.index)))) pass++;
   const summary: RefreshSummary = {
@@ -292,7 +302,7 @@ export async function refreshPartitions(
   const deferred: PartitionRange[] = [];
   async function take(range: PartitionRange, waitForOthers: boolean): Promise<boolean> {
     const state = await checkpoint.get(range.index);
-    if (complete(state)) {
+    if (complete(state) && !lost.has(range.index)) {
       summary.skipped++;
       return true;
     }

@@ -19,13 +19,21 @@
  *     derived from it by {@linkcode abbreviatePackument} (`src/npm/corgi.ts`): `name`,
  *     `modified`, `dist-tags`, and per version only the install fields. A full request is never
  *     answered from a corgi entry: when only the corgi is cached it answers 404.
- *   - Stored bodies stream from storage (verified against their sha256 integrity as they go;
- *     a corrupt body errors the response instead of being served). `Content-Type` is the one
+ *   - Stored bodies stream from storage, verified against their sha256 integrity. A corrupt
+ *     entry found before answering (its header, an inline body, a missing body, or the full
+ *     document an abbreviated one is derived from) answers 500 `{"error":
+ *     "internal_server_error","reason":"Cache entry '...' is corrupt: ..."}`, never 200; a body
+ *     stored apart is checked as it streams and, when wrong, the response is aborted before its
+ *     last chunk, so the client sees a failed transfer (the cache's `onCorrupt` logs it). HEAD
+ *     checks such a body before answering, so it answers 500 where GET would fail. `Content-Type` is the one
  *     stored (else the representation's type), `ETag` is the strong `"sha256-..."` integrity of
  *     the bytes sent (of the derived body for a derived document), `Cache-Control: public,
  *     max-age=300`, `Vary: Accept`; a matching `If-None-Match` answers 304 without a body.
  *   - Tarballs are out of scope: `dist.tarball` still points at the origin the document came
- *     from, so installs fetch tarballs there (or from whatever the client maps them to).
+ *     from, so installs fetch tarballs there (or from whatever the client maps them to). npm
+ *     rewrites tarball URLs onto the registry it is configured with, so a tarball path
+ *     (`/NAME/-/FILE`, `/@scope/NAME/-/FILE`) answers 404 `{"error":"Not found","reason":...}`
+ *     saying that tarballs are not served here (npm reports it as a failed fetch of that URL).
  * - `GET /_all_docs`: the cached partitions as CouchDB's `_all_docs`
  *   (`{"total_rows":N,"offset":K,"rows":[{"id","key","value":{"rev"}}]}`), ids in code-point
  *   order, with `startkey`, `endkey`, `key`, `keys` (JSON strings), `inclusive_end`,
@@ -34,7 +42,8 @@
  *   10000, `include_docs=true`, `skip` or any unknown or repeated parameter, a key that is not a
  *   JSON string, a range whose start lies past its end, and any `..` in the raw query.
  *   Partitions are grouped into disjoint clusters by their key ranges (overlapping partition
- *   sets merge, the most recently fetched row winning; see {@linkcode PartitionIndex}); a page
+ *   sets merge, the most recently fetched partition deciding each point of the key space; see
+ *   {@linkcode PartitionIndex}); a page
  *   reads only the clusters its range touches, so a seek into millions of rows costs at most
  *   the partitions around it.
  *   `total_rows` counts every row; `offset` counts the rows before the first one returned (from
@@ -100,6 +109,17 @@ function badRequest(reason: string): Response {
 
 function notFound(): Response {
   return json(404, { error: "Not found" });
+}
+
+/** A tarball path: `/NAME/-/FILE`, `/@scope/NAME/-/FILE` or `/@scope%2fNAME/-/FILE`. */
+const TARBALL_PATH = /^\/(?:@[^/]+(?:\/|%2[fF]))?[^/@][^/]*\/-\/[^/]/;
+
+function tarballNotServed(): Response {
+  return json(404, {
+    error: "Not found",
+    reason: "Tarballs are not served by this replica, only package documents: " +
+      "fetch tarballs from the registry the documents came from",
+  });
 }
 
 /**
@@ -280,6 +300,9 @@ export function createReplicaApp(options: ReplicaAppOptions): Hono {
   // npm's own namespace: nothing else of it is served.
   app.get("/-/:rest{.*}", () => notFound());
 
+  // Tarballs: npm rewrites `dist.tarball` onto the registry it is configured with.
+  app.get("*", (c, next) => TARBALL_PATH.test(c.req.path) ? tarballNotServed() : next());
+
   app.get("*", (c) => {
     if (rawQuery(c.req.raw).includes("..")) return badRequest("path traversal is not allowed");
     return packument(c, c.req.path.slice(1));
@@ -338,19 +361,25 @@ export function createReplicaApp(options: ReplicaAppOptions): Hono {
     if (problem) return badRequest(`Invalid package name: ${problem}`);
     const origin = packumentOrigin(name);
     const fullKey = packumentKey(origin, name, "full");
+    // A corrupt entry throws (500 from onError). A body stored apart streams as it is checked
+    // and errors the response at its end when wrong; HEAD, which sends no body, checks it
+    // before answering 200 (see stored()).
+    const read = { verify: "while", corrupt: "throw" } as const;
     if (!acceptsAbbreviated(c.req.header("accept"))) {
-      const entry = await cache.get(fullKey, { verify: "while" });
+      const entry = await cache.get(fullKey, read);
       if (!entry || entry.info.status !== 200) return notFound();
-      return stored(c, entry, FULL_MEDIA_TYPE);
+      return await stored(c, fullKey, entry, FULL_MEDIA_TYPE);
     }
     const [corgi, fullInfo] = await Promise.all([
-      cache.get(packumentKey(origin, name, "abbreviated"), { verify: "while" }),
+      cache.get(packumentKey(origin, name, "abbreviated"), read),
       cache.info(fullKey),
     ]);
     const pick = pickAbbreviated(corgi, fullInfo);
-    if (pick === "corgi") return stored(c, corgi!, CORGI_MEDIA_TYPE);
+    if (pick === "corgi") {
+      return await stored(c, packumentKey(origin, name, "abbreviated"), corgi!, CORGI_MEDIA_TYPE);
+    }
     if (pick === "none") return notFound();
-    const full = await cache.get(fullKey, { verify: "while" });
+    const full = await cache.get(fullKey, read);
     if (!full || full.info.status !== 200) return notFound();
     let item = derived.get(full.info.integrity);
     if (!item) {
@@ -367,9 +396,19 @@ export function createReplicaApp(options: ReplicaAppOptions): Hono {
     );
   }
 
-  function stored(c: Context, entry: CacheEntry, fallbackType: string): Response {
+  async function stored(
+    c: Context,
+    key: string,
+    entry: CacheEntry,
+    fallbackType: string,
+  ): Promise<Response> {
     const etag = `"${entry.info.integrity}"`;
     const headers = packumentHeaders(etag, entry.info.contentType ?? fallbackType, entry.info);
+    if (c.req.method === "HEAD" && !etagMatches(c.req.header("if-none-match"), etag)) {
+      // No body to abort: check it now, so that HEAD fails where GET would.
+      const checked = await cache.get(key, { verify: "before", corrupt: "throw" });
+      if (!checked) return notFound();
+    }
     return conditional(c, headers, entry.info.size, () => entry.stream());
   }
 

@@ -3,7 +3,8 @@
  *
  * Partitions are grouped into disjoint clusters by their key ranges (partitions whose ranges
  * overlap, such as two partition sets of one origin, fall in one cluster and are merged by
- * {@linkcode mergeBatches}, the most recently fetched row winning). A page reads only the
+ * {@linkcode mergeBatches}: for every point of the key space the most recently fetched partition
+ * covering it decides, including for ids it lacks). A page reads only the
  * clusters its range touches, and each cluster's row count is known without reading it (a lone
  * partition records its count; a merged cluster is counted once and remembered), so a seek into
  * millions of rows costs at most the partitions around it.
@@ -12,7 +13,7 @@
  */
 
 import { compareKeys } from "../storage/driver.ts";
-import type { Cache } from "../storage/cache.ts";
+import { type Cache, CacheIntegrityError } from "../storage/cache.ts";
 import { keyPrefix, parseKey } from "../storage/keys.ts";
 import type { AllDocsRow } from "../couchdb/rows.ts";
 import type { AllDocsQuery } from "../couchdb/query.ts";
@@ -54,9 +55,23 @@ export interface PartitionPage {
 /** Merged-cluster counts remembered at most; the memo is cleared when it is full. */
 const MAX_COUNTS = 1024;
 
+/**
+ * The rows of a cached partition whose header was just read. One that cannot be read now (a
+ * corrupt body, reported by the cache, or replaced meanwhile) fails the page rather than
+ * leaving its rows out of it.
+ */
 async function* cachedBatches(cache: Cache, key: string): AsyncGenerator<AllDocsRow[]> {
   const entry = await cache.get(key, { verify: "while" });
-  if (entry && entry.info.status === 200) yield* partitionBatches(entry.stream());
+  if (!entry) throw new CacheIntegrityError(key, `Cache entry '${key}' could not be read`);
+  if (entry.info.status !== 200) return;
+  try {
+    yield* partitionBatches(entry.stream());
+  } catch (error) {
+    if (error instanceof SyntaxError && !(await cache.get(key))) {
+      throw new CacheIntegrityError(key, `Cache entry '${key}' is corrupt`);
+    }
+    throw error;
+  }
 }
 
 /** The later of two exclusive end keys, `""` (open) being the latest. */

@@ -9,7 +9,10 @@
  *
  * Integrity (`sha256-<base64>`, the Subresource Integrity form) is verified on every read: a
  * corrupt or incomplete entry is reported (`onCorrupt`, `stats.corrupt`) and treated as a miss,
- * never returned.
+ * never returned; a body found corrupt while it streams errors the stream and is reported the
+ * same way. With `dropCorrupt` the entry is removed too (unless it was replaced meanwhile), as
+ * npm's cache removes content that fails its integrity check, so that the next fetch gets it
+ * again.
  *
  * @module
  */
@@ -54,8 +57,12 @@ export interface CacheOptions {
    * asked for are present, so the filter would save little and cost a long listing).
    * @default {{ expectedItems: 1_000_000, falsePositiveRate: 0.01, seedLimit: Infinity }} */
   bloom?: false | { expectedItems?: number; falsePositiveRate?: number; seedLimit?: number };
-  /** Called for each corrupt entry found on a read. */
+  /** Called for each corrupt entry found on a read (once per read that finds it). */
   onCorrupt?: (key: string, reason: string) => void;
+  /** Removes a corrupt entry when a read finds it, unless another writer replaced it since
+   * (`cache verify` leaves them, to list them).
+   * @default {false} */
+  dropCorrupt?: boolean;
   /**
    * Makes an incremental SHA-256 for bodies that stream. Web standards have no incremental
    * digest, so the default is `@noble/hashes`' SHA-256 in pure JavaScript; an entry point may
@@ -75,6 +82,13 @@ export interface GetOptions {
    * @default {"before"}
    */
   verify?: "before" | "while";
+  /**
+   * What a corrupt entry found before the entry is returned gives: `miss` answers `undefined`,
+   * as for an absent one; `throw` throws a {@linkcode CacheIntegrityError}, so a caller can
+   * tell the two apart. It is reported (`onCorrupt`) either way.
+   * @default {"miss"}
+   */
+  corrupt?: "miss" | "throw";
 }
 
 /** Counters kept by a cache. */
@@ -122,6 +136,7 @@ export class Cache {
   #seedLimit: number;
   #seeded: Promise<void> = Promise.resolve();
   #onCorrupt: ((key: string, reason: string) => void) | undefined;
+  #dropCorrupt: boolean;
   #loads = new SingleFlight();
   #stats: CacheStats = { hits: 0, misses: 0, corrupt: 0, puts: 0, bloomNegatives: 0 };
 
@@ -152,6 +167,7 @@ export class Cache {
     this.#nativeHash = options.createHash;
     this.#defaultMaxAgeMs = defaultMaxAgeMs;
     this.#onCorrupt = options.onCorrupt;
+    this.#dropCorrupt = options.dropCorrupt ?? false;
     if (options.bloom !== false) {
       this.#bloom = new BloomFilter({
         expectedItems: options.bloom?.expectedItems ?? 1_000_000,
@@ -201,23 +217,45 @@ export class Cache {
     return this.#seeded;
   }
 
-  #corrupt(key: string, reason: string): undefined {
+  /** Counts and reports a corrupt entry, whose record read `raw`; drops it if asked to. */
+  async #corrupt(key: string, reason: string, raw: Uint8Array): Promise<undefined> {
     this.#stats.corrupt++;
     this.#stats.misses++;
     this.#onCorrupt?.(key, reason);
+    if (this.#dropCorrupt) await this.#drop(key, raw).catch(() => {});
     return undefined;
+  }
+
+  /** Removes the entry `key` and its body if its record still reads `raw`. */
+  async #drop(key: string, raw: Uint8Array): Promise<void> {
+    const now = await this.driver.get(key);
+    if (now === undefined || !sameBytes(now, raw)) return;
+    let bodyKey: string | null = null;
+    try {
+      bodyKey = decodeRecord(key, now).header.body;
+    } catch {
+      // A corrupt record points at no body we can trust; an orphaned one is found by
+      // orphanBodies().
+    }
+    await this.driver.delete(key);
+    if (bodyKey) await this.driver.delete(bodyKey);
   }
 
   async #readHeader(
     key: string,
-  ): Promise<{ header: RecordHeader; inline: Uint8Array } | undefined> {
+    report = true,
+    raise = false,
+  ): Promise<{ header: RecordHeader; inline: Uint8Array; raw: Uint8Array } | undefined> {
     const raw = await this.driver.get(key);
     if (raw === undefined) return undefined;
     try {
-      return decodeRecord(key, raw);
+      return { ...decodeRecord(key, raw), raw };
     } catch (error) {
-      if (error instanceof CorruptEntry) return this.#corrupt(key, error.message);
-      throw error;
+      if (!(error instanceof CorruptEntry)) throw error;
+      if (!report) return undefined;
+      await this.#corrupt(key, error.message, raw);
+      if (raise) throw corruptError(key, error.message);
+      return undefined;
     }
   }
 
@@ -246,20 +284,27 @@ export class Cache {
    * Reads a verified entry.
    *
    * @param key The entry key.
-   * @param options When to verify a separately stored body.
+   * @param options When to verify a separately stored body, and what corruption gives.
    * @returns The entry, or `undefined` when absent or corrupt (corruption is reported).
+   * @throws {CacheIntegrityError} When the entry is corrupt and `corrupt` is `throw`.
    */
   async get(key: string, options: GetOptions = {}): Promise<CacheEntry | undefined> {
-    const record = await this.#readHeader(key);
+    const raise = options.corrupt === "throw";
+    const record = await this.#readHeader(key, true, raise);
     if (!record) {
       this.#stats.misses++;
       return undefined;
     }
-    const { header, inline } = record;
+    const { header, inline, raw } = record;
     const info = infoOf(header);
+    const corrupt = async (reason: string): Promise<undefined> => {
+      await this.#corrupt(key, reason, raw);
+      if (raise) throw corruptError(key, reason);
+      return undefined;
+    };
     if (header.body === null) {
       if ((await integrityOf(inline, this.#nativeHash)) !== header.integrity) {
-        return this.#corrupt(key, "inline body does not match its integrity");
+        return await corrupt("inline body does not match its integrity");
       }
       this.#stats.hits++;
       const whole = inline;
@@ -268,19 +313,21 @@ export class Cache {
     const bodyKey = header.body;
     if (options.verify !== "while") {
       const stream = await this.driver.getStream(bodyKey);
-      if (!stream) return this.#corrupt(key, "body is missing");
+      if (!stream) return await corrupt("body is missing");
       const m = measuring(this.#createHash);
       await stream.pipeThrough(m.stream).pipeTo(new WritableStream());
       const seen = m.result();
       if (seen.size !== header.size || seen.integrity !== header.integrity) {
-        return this.#corrupt(key, "body does not match its integrity");
+        return await corrupt("body does not match its integrity");
       }
     } else if (!(await this.driver.has(bodyKey))) {
-      return this.#corrupt(key, "body is missing");
+      return await corrupt("body is missing");
     }
     this.#stats.hits++;
     const driver = this.driver;
     const createHash = this.#createHash;
+    // A body found wrong as it streams is reported (and dropped) before the stream errors.
+    const found = (reason: string) => this.#corrupt(key, reason, raw);
     const open = () => {
       let source: ReadableStreamDefaultReader<Uint8Array> | undefined;
       return new ReadableStream<Uint8Array>({
@@ -288,14 +335,23 @@ export class Cache {
           if (!source) {
             const stream = await driver.getStream(bodyKey);
             if (!stream) {
+              await found("body is missing");
               controller.error(new CacheIntegrityError(key, `Cache entry '${key}' lost its body`));
               return;
             }
             source = stream.pipeThrough(verifying(key, info, createHash)).getReader();
           }
-          const { value, done } = await source.read();
-          if (done) controller.close();
-          else controller.enqueue(value);
+          let next: ReadableStreamReadResult<Uint8Array>;
+          try {
+            next = await source.read();
+          } catch (error) {
+            if (error instanceof CacheIntegrityError) {
+              await found("body does not match its integrity");
+            }
+            throw error;
+          }
+          if (next.done) controller.close();
+          else controller.enqueue(next.value);
         },
         cancel(reason) {
           return source?.cancel(reason);
@@ -356,7 +412,7 @@ export class Cache {
     }
     const previous = options.absent
       ? undefined
-      : await this.#readHeader(key).catch(() => undefined);
+      : await this.#readHeader(key, false).catch(() => undefined);
     let header: RecordHeader;
     if (inline) {
       header = {
@@ -485,7 +541,8 @@ export class Cache {
   async *orphanBodies(): AsyncGenerator<string> {
     for await (const bodyKey of this.driver.list({ prefix: BODY_PREFIX })) {
       const entryKey = entryKeyOf(bodyKey);
-      const record = await this.#readHeader(entryKey).catch(() => undefined);
+      // Not reported: a corrupt record is counted where it is read as an entry, not again here.
+      const record = await this.#readHeader(entryKey, false).catch(() => undefined);
       if (record?.header.body !== bodyKey) yield bodyKey;
     }
   }
@@ -530,6 +587,18 @@ async function readPrefix(
     length += value.length;
   }
   return { head: concatBytes(chunks), done: false, reader };
+}
+
+/** The error `get(key, { corrupt: "throw" })` throws. */
+function corruptError(key: string, reason: string): CacheIntegrityError {
+  return new CacheIntegrityError(key, `Cache entry '${key}' is corrupt: ${reason}`);
+}
+
+/** Whether two byte arrays hold the same bytes. */
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }
 
 /** A stream of `bytes` in one chunk. */

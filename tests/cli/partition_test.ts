@@ -153,6 +153,7 @@ Deno.test("partition refresh, status, list and cache create-index work end to en
       done: 3,
       failed: [],
       rows: 12_000,
+      missing: [],
     }]);
     const plainStatus = await runCli(["partition", "status"], env);
     assert.equal(plainStatus.code, 0);

@@ -3,7 +3,7 @@ import { Cache } from "../../src/storage/cache.ts";
 import { HttpClient } from "../../src/http/client.ts";
 import { partitionKey } from "../../src/storage/keys.ts";
 import { Checkpoint } from "../../src/storage/checkpoint.ts";
-import { partitionSetId } from "../../src/couchdb/pivots.ts";
+import { partitionSetId, rangesFromPivots } from "../../src/couchdb/pivots.ts";
 import { refreshPartitions } from "../../src/jobs/refresh_partitions.ts";
 import { listCachedPartitions, partitionSetStatus } from "../../src/jobs/partition_status.ts";
 import { MemoryDriver } from "../../drivers/memory.ts";
@@ -51,6 +51,7 @@ Deno.test("partitionSetStatus() reports each recorded set's current pass from it
       inProgress: 0,
       done: 3,
       failed: [],
+      missing: [],
       rows: 300,
     });
     // Pass 2 has begun: the partition done in pass 1 counts as pending again.
@@ -64,12 +65,38 @@ Deno.test("partitionSetStatus() reports each recorded set's current pass from it
       inProgress: 0,
       done: 0,
       failed: [{ index: 0, error: "boom" }],
+      missing: [],
       rows: 0,
     });
     assert.deepEqual(await partitionSetStatus(driver, { originKey: "b" }), [all[1]]);
     assert.deepEqual(await partitionSetStatus(driver, { originKey: "a", pivots }), [all[0]]);
     assert.deepEqual(await partitionSetStatus(driver, { originKey: "a", pivots: ["x"] }), []);
     await assert.rejects(partitionSetStatus(driver, { pivots }), TypeError);
+
+    // With the cache: a completed partition whose entry is gone or corrupt needs a refresh.
+    const ranges = rangesFromPivots(pivots, "a");
+    await cache.delete(ranges[0]!.key);
+    const raw = (await driver.get(ranges[2]!.key))!;
+    raw[raw.length - 3] = raw[raw.length - 3]! ^ 1;
+    await driver.put(ranges[2]!.key, raw);
+    const seen: string[] = [];
+    const checked = await Cache.open(driver, { onCorrupt: (key) => seen.push(key) });
+    const [a] = await partitionSetStatus(driver, { originKey: "a", cache: checked });
+    assert.deepEqual(a!.missing, [0, 2]);
+    assert.equal(a!.done, 1);
+    assert.equal(a!.pending, 2);
+    assert.equal(a!.rows, 100);
+    assert.deepEqual(seen, [ranges[2]!.key], "the corrupt entry is reported");
+    // A refresh fetches them again.
+    const again = await refreshPartitions(client, cache, {
+      origin: fixture.origin,
+      originKey: "a",
+      pivots,
+    });
+    assert.equal(again.fetched, 2);
+    const [fixed] = await partitionSetStatus(driver, { originKey: "a", cache: checked });
+    assert.deepEqual(fixed!.missing, []);
+    assert.equal(fixed!.done, 3);
   } finally {
     await fixture.close();
   }
