@@ -399,6 +399,31 @@ export class FsDriver implements StorageDriver {
   }
 
   /**
+   * Stores `value` under `key` only when `key` is absent: the value is written to a temporary
+   * file that is then hard-linked to the key's file, which fails when that file exists (so a
+   * reader never sees part of the value). Needs a file system with hard links.
+   *
+   * @param key The key to write.
+   * @param value The bytes.
+   * @returns Whether the value was stored (`false`: the key was present and is unchanged).
+   */
+  async putIfAbsent(key: string, value: Uint8Array): Promise<boolean> {
+    const { dir, dirPath, path } = this.#locate("put", key);
+    const tmp = `${dirPath}/${this.#tmpPrefix}${(this.#tmpCount++).toString(36)}`;
+    try {
+      await this.#writeTmp(dir, dirPath, tmp, value);
+      await fsp.link(tmp, path);
+      if (this.#fsync) await syncDir(dirPath);
+      return true;
+    } catch (error) {
+      if (errorCode(error) === "EEXIST") return false;
+      throw fsFailure("put", key, error);
+    } finally {
+      await this.#ops.unlink(tmp).catch(() => {});
+    }
+  }
+
+  /**
    * Makes the directory, then writes the temporary file in it. A delete (here or in another
    * process) removes directories it leaves empty, so the directory may vanish between the two:
    * it is then made again. Only making the directory and creating the file are tried again,
