@@ -83,11 +83,13 @@ export {
 export {
   compareKeys,
   type ListOptions,
+  type StaleWrite,
   type StorageDriver,
   StorageError,
   type StorageErrorOptions,
   type StorageLimits,
   type StorageValue,
+  type SweepOptions,
 } from "./src/storage/driver.ts";
 export {
   KEY_VERSION,

@@ -415,6 +415,27 @@ export class DenoKvDriver implements StorageDriver {
   }
 
   /**
+   * Stores `value` under `key` only when `key` is absent, in one commit checking that `key` has
+   * no manifest.
+   *
+   * @param key The key to write.
+   * @param value The bytes, at most {@linkcode DENO_KV_CHUNK_BYTES}.
+   * @returns Whether the value was stored (`false`: the key was present and is unchanged).
+   * @throws {RangeError} When the value is longer than one chunk.
+   */
+  async putIfAbsent(key: string, value: Uint8Array): Promise<boolean> {
+    this.#check("put", key);
+    if (value.byteLength > DENO_KV_CHUNK_BYTES) {
+      throw new RangeError(
+        `Cannot put key if absent: the value exceeds ${DENO_KV_CHUNK_BYTES} bytes, received ${value.byteLength}`,
+      );
+    }
+    const absent = { key: ["m", key] as KvKey, versionstamp: null };
+    const op = this.#kv.atomic().check(absent).set(["m", key], inlineManifest(value));
+    return await this.#commit("put", key, op);
+  }
+
+  /**
    * Removes `key` and its chunks; absent keys are not an error.
    *
    * @param key The key to remove.

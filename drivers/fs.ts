@@ -24,13 +24,18 @@
  *
  * ## Durability
  *
- * Every `put` writes a temporary file (`.tmp-*`, ignored by `list()`) next to its target and
- * renames it into place. The rename is atomic, so readers never see a partial value, and a put
+ * Every `put` writes a temporary file (`.tmp-{pid}-{host}-*`, ignored by `list()`) next to its
+ * target and renames it into place. The rename is atomic, so readers never see a partial value, and a put
  * that fails (for example because its stream errors) leaves the old value intact. By default
  * nothing is fsynced: the data survives a crash or `kill -9` of the process but not a power loss
  * or a kernel crash, which may lose recent puts or leave them empty. With `{ fsync: true }` the
  * file is fsynced before the rename and its directory (plus any directory the put created)
  * after it, which adds power-loss durability at the cost of much slower puts.
+ *
+ * A process killed during a put leaves its temporary file behind. `sweep()` finds such files
+ * and with `{ remove: true }` removes them: a file whose writer was a process of this host that
+ * is no longer running is stale at once, any other once nothing has written to it for an hour
+ * (`maxAgeMs`). The rules are in `./_fs_temps.ts`.
  *
  * ## Limits
  *
@@ -78,19 +83,23 @@ import * as fsp from "node:fs/promises";
 import { StorageError } from "../src/storage/driver.ts";
 import type {
   ListOptions,
+  StaleWrite,
   StorageDriver,
   StorageLimits,
   StorageValue,
+  SweepOptions,
 } from "../src/storage/driver.ts";
 import { checkKey } from "./_checks.ts";
 import { type DirReader, locate, walkKeys } from "./_fs_layout.ts";
-import { randomHex } from "../src/_util/hex.ts";
+import { sweepTemps, tmpNamePrefix } from "./_fs_temps.ts";
 
 export type {
   ListOptions,
+  StaleWrite,
   StorageDriver,
   StorageLimits,
   StorageValue,
+  SweepOptions,
 } from "../src/storage/driver.ts";
 
 /** The longest key, in UTF-8 bytes, that {@linkcode FsDriver} accepts. */
@@ -302,7 +311,7 @@ export class FsDriver implements StorageDriver {
     this.#root = dir.length > 1 && dir.endsWith("/") ? dir.slice(0, -1) : dir;
     this.#fsync = options.fsync ?? false;
     this.#ops = options.ops ?? nodeFsOps;
-    this.#tmpPrefix = randomHex(6);
+    this.#tmpPrefix = tmpNamePrefix();
   }
 
   /**
@@ -376,7 +385,7 @@ export class FsDriver implements StorageDriver {
    */
   async put(key: string, value: StorageValue): Promise<void> {
     const { dir, dirPath, path } = this.#locate("put", key);
-    const tmp = `${dirPath}/.tmp-${this.#tmpPrefix}${(this.#tmpCount++).toString(36)}`;
+    const tmp = `${dirPath}/${this.#tmpPrefix}${(this.#tmpCount++).toString(36)}`;
     try {
       await this.#writeTmp(dir, dirPath, tmp, value);
       // The directory holds the temporary file, so no delete can remove it before the rename.
@@ -386,6 +395,31 @@ export class FsDriver implements StorageDriver {
       await this.#ops.unlink(tmp).catch(() => {});
       // The caller's stream failing is its own error; the disk failing is a StorageError.
       throw error instanceof SourceFailure ? error.error : fsFailure("put", key, error);
+    }
+  }
+
+  /**
+   * Stores `value` under `key` only when `key` is absent: the value is written to a temporary
+   * file that is then hard-linked to the key's file, which fails when that file exists (so a
+   * reader never sees part of the value). Needs a file system with hard links.
+   *
+   * @param key The key to write.
+   * @param value The bytes.
+   * @returns Whether the value was stored (`false`: the key was present and is unchanged).
+   */
+  async putIfAbsent(key: string, value: Uint8Array): Promise<boolean> {
+    const { dir, dirPath, path } = this.#locate("put", key);
+    const tmp = `${dirPath}/${this.#tmpPrefix}${(this.#tmpCount++).toString(36)}`;
+    try {
+      await this.#writeTmp(dir, dirPath, tmp, value);
+      await fsp.link(tmp, path);
+      if (this.#fsync) await syncDir(dirPath);
+      return true;
+    } catch (error) {
+      if (errorCode(error) === "EEXIST") return false;
+      throw fsFailure("put", key, error);
+    } finally {
+      await this.#ops.unlink(tmp).catch(() => {});
     }
   }
 
@@ -515,6 +549,28 @@ export class FsDriver implements StorageDriver {
   };
 
   #assertListOpen = (): void => this.#assertOpen("list");
+
+  /**
+   * Temporary files that puts killed midway left behind (see the module doc): a file whose
+   * writer, a process of this host, no longer runs is stale at once; any other once untouched
+   * for `maxAgeMs`. With `remove`, each is removed (and directories it leaves empty) before it
+   * is yielded.
+   *
+   * @param options Whether to remove, and the age after which an untouched file is stale.
+   * @returns The stale files with their sizes.
+   */
+  async *sweep(options: SweepOptions = {}): AsyncIterable<StaleWrite> {
+    this.#assertOpen("sweep");
+    const prune = (dir: string): Promise<void> =>
+      dir.length > this.#root.length ? this.#prune(dir.slice(this.#root.length + 1)) : (
+        Promise.resolve()
+      );
+    try {
+      yield* sweepTemps(this.#root, options, prune);
+    } catch (error) {
+      throw fsFailure("sweep", undefined, error);
+    }
+  }
 
   /**
    * Marks the driver closed; further calls are errors. Closing twice is fine.

@@ -127,6 +127,25 @@ export class MemoryDriver implements StorageDriver {
   }
 
   /**
+   * Stores a copy of `value` under `key` only when `key` is absent.
+   *
+   * @param key The key to write.
+   * @param value The bytes.
+   * @returns Whether the value was stored (`false`: the key was present and is unchanged).
+   */
+  putIfAbsent(key: string, value: Uint8Array): Promise<boolean> {
+    try {
+      this.#check("put", key);
+      if (this.#values.has(key)) return Promise.resolve(false);
+      this.#keys.splice(lowerBound(this.#keys, key), 0, key);
+      this.#values.set(key, value.slice());
+      return Promise.resolve(true);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  /**
    * Removes `key`; absent keys are not an error.
    *
    * @param key The key to remove.

@@ -6,7 +6,7 @@
  */
 
 import { Cache } from "../../src/storage/cache.ts";
-import type { StorageDriver } from "../../src/storage/driver.ts";
+import type { StaleWrite, StorageDriver } from "../../src/storage/driver.ts";
 import { BODY_PREFIX, CHECKPOINT_PREFIX } from "../../src/storage/keys.ts";
 import { exportEntries } from "../../src/jobs/export.ts";
 import { indexLines } from "../../src/jobs/index_lines.ts";
@@ -27,6 +27,11 @@ async function cacheCreateIndex(ctx: CommandContext): Promise<number> {
   } finally {
     await driver.close();
   }
+}
+
+/** Temporary files killed writes left behind (removed with `remove`); none without `sweep`. */
+async function staleTemps(driver: StorageDriver, remove: boolean): Promise<StaleWrite[]> {
+  return driver.sweep ? await Array.fromAsync(driver.sweep({ remove })) : [];
 }
 
 function keyType(key: string): string {
@@ -63,12 +68,22 @@ async function cacheStats(ctx: CommandContext): Promise<number> {
       bytes += info?.size ?? 0;
       progress.update(`cache stats: ${entries} entries, ${formatBytes(bytes)}`);
     }
+    const stale = await staleTemps(driver, false);
+    const staleBytes = stale.reduce((sum, file) => sum + file.bytes, 0);
     progress.done();
     const storage = describeStorage(ctx.options);
     if (ctx.options.json) {
+      const staleTempFiles = { files: stale.length, bytes: staleBytes };
       await out(
-        JSON.stringify({ storage, entries, types, bytes, separateBodies: bodies, checkpoints }) +
-          "\n",
+        JSON.stringify({
+          storage,
+          entries,
+          types,
+          bytes,
+          separateBodies: bodies,
+          checkpoints,
+          staleTempFiles,
+        }) + "\n",
       );
     } else {
       await out(
@@ -79,6 +94,7 @@ async function cacheStats(ctx: CommandContext): Promise<number> {
           `body bytes       ${bytes} (${formatBytes(bytes)})`,
           `separate bodies  ${bodies}`,
           `checkpoint keys  ${checkpoints}`,
+          `stale temp files ${stale.length} (${formatBytes(staleBytes)})`,
           "",
         ].join("\n"),
       );
@@ -110,18 +126,30 @@ async function cacheVerify(ctx: CommandContext): Promise<number> {
     }
     const orphans: string[] = [];
     for await (const bodyKey of cache.orphanBodies()) orphans.push(bodyKey);
+    const stale = await staleTemps(driver, fix);
     progress.done();
     if (fix) {
       for (const { key } of corrupt) await cache.delete(key);
       for (const key of orphans) await driver.delete(key);
     }
     if (ctx.options.json) {
-      await out(JSON.stringify({ checked, corrupt, orphanBodies: orphans, fixed: fix }) + "\n");
+      await out(
+        JSON.stringify({
+          checked,
+          corrupt,
+          orphanBodies: orphans,
+          staleTempFiles: stale,
+          fixed: fix,
+        }) +
+          "\n",
+      );
     } else {
       for (const { key, reason } of corrupt) err(`corrupt  ${key}: ${reason}`);
       for (const key of orphans) err(`orphan   ${key}`);
+      for (const file of stale) err(`stale    ${file.path} (${file.bytes} bytes)`);
       await out(
         `${checked} entries checked, ${corrupt.length} corrupt, ${orphans.length} orphaned bodies` +
+          (stale.length > 0 ? `, ${stale.length} stale temp files` : "") +
           (fix ? ", removed" : "") + "\n",
       );
     }
@@ -148,8 +176,21 @@ async function cacheClear(ctx: CommandContext): Promise<number> {
   const driver = await ctx.openDriver();
   try {
     const deleted = await deleteAll(driver, prefix);
-    if (ctx.options.json) await out(JSON.stringify({ deleted, prefix }) + "\n");
-    else await out(`${deleted} keys removed${prefix ? ` under '${prefix}'` : ""}\n`);
+    const stale = prefix === "" ? await staleTemps(driver, true) : [];
+    const staleBytes = stale.reduce((sum, file) => sum + file.bytes, 0);
+    if (ctx.options.json) {
+      const staleTempFiles = { files: stale.length, bytes: staleBytes };
+      const swept = prefix === "" ? { staleTempFiles } : {};
+      await out(JSON.stringify({ deleted, prefix, ...swept }) + "\n");
+    } else {
+      await out(
+        `${deleted} keys removed${prefix ? ` under '${prefix}'` : ""}` +
+          (stale.length > 0
+            ? `, ${stale.length} stale temp files (${formatBytes(staleBytes)})`
+            : "") +
+          "\n",
+      );
+    }
     return 0;
   } finally {
     await driver.close();
@@ -212,7 +253,8 @@ export const CACHE_COMMANDS: readonly Command[] = [
     usage: "cache stats [--json]",
     summary: "count cached entries by type and their bytes",
     help: "Counts the entries in the embedded storage by type (partition, packument, corgi)\n" +
-      "and sums their body bytes. --json prints one JSON object.",
+      "and sums their body bytes, and counts the stale temporary files writes killed midway\n" +
+      "left behind (fs storage). --json prints one JSON object.",
     flags: {},
     maxArgs: 0,
     run: cacheStats,
@@ -222,9 +264,10 @@ export const CACHE_COMMANDS: readonly Command[] = [
     usage: "cache verify [--fix] [--json]",
     summary: "check every entry's integrity; find orphaned bodies",
     help: "Reads every entry and checks its body against its sha256 integrity. Corrupt\n" +
-      "entries and bodies no entry points at (left by an interrupted write) are listed on\n" +
-      "stderr. Exit status 1 when a corrupt entry is found, unless --fix removed them.\n\n" +
-      "Options:\n  --fix    remove corrupt entries and orphaned bodies",
+      "entries, bodies no entry points at (left by an interrupted write) and stale temporary\n" +
+      "files (fs storage: of a writer no longer running, or untouched for an hour) are listed\n" +
+      "on stderr. Exit status 1 when a corrupt entry is found, unless --fix removed them.\n\n" +
+      "Options:\n  --fix    remove corrupt entries, orphaned bodies and stale temporary files",
     flags: { fix: { type: "boolean" } },
     maxArgs: 0,
     run: cacheVerify,
@@ -234,7 +277,8 @@ export const CACHE_COMMANDS: readonly Command[] = [
     usage: "cache clear [--prefix KEY-PREFIX]",
     summary: "remove cached entries",
     help: "Removes every key of the embedded storage, or only those under a key prefix such\n" +
-      "as v1:packument: (see the key format in the README).\n\n" +
+      "as v1:packument: (see the key format in the README). Without --prefix, stale\n" +
+      "temporary files of killed writes (fs storage) are removed too.\n\n" +
       "Options:\n  --prefix P    only keys that start with P",
     flags: { prefix: { type: "string" } },
     maxArgs: 0,

@@ -129,6 +129,7 @@ async function partitionRefresh(ctx: CommandContext): Promise<number> {
       unchanged: summary.unchanged,
       skipped: summary.skipped,
       failed: summary.failed,
+      duplicated: summary.duplicated,
       rows: summary.rows,
       requests,
       retries,
@@ -138,7 +139,9 @@ async function partitionRefresh(ctx: CommandContext): Promise<number> {
     else if (!options.quiet) {
       await out(
         `partitions ${summary.partitions} (fetched ${summary.fetched}, unchanged ${summary.unchanged}, ` +
-          `skipped ${summary.skipped}, failed ${summary.failed.length}), rows ${summary.rows}, ` +
+          `skipped ${summary.skipped}, failed ${summary.failed.length}` +
+          (summary.duplicated > 0 ? `, duplicated ${summary.duplicated}` : "") +
+          `), rows ${summary.rows}, ` +
           `requests ${requests}, retries ${retries}, ${seconds.toFixed(1)} s\n`,
       );
     }
@@ -264,7 +267,9 @@ export const PARTITION_COMMANDS: readonly Command[] = [
       "  --parallel N         partitions fetched at once (default 4)\n" +
       `  --limit N            rows per page, 2 to ${MAX_PAGE_LIMIT} (default ${MAX_PAGE_LIMIT})\n\n` +
       "Output: a progress bar on a terminal; otherwise a summary line (partitions, rows,\n" +
-      "requests, retries, seconds). --json prints NDJSON progress events and a final\n" +
+      "requests, retries, seconds; `duplicated N` when N partitions were fetched although\n" +
+      "another worker had completed them first, which atomic claims prevent on fs and kv\n" +
+      "storage). --json prints NDJSON progress events and a final\n" +
       '{"type":"summary",...} object. Exit 1 when a partition failed (they are listed).',
     flags: {
       pivots: { type: "string" },

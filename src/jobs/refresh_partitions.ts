@@ -9,7 +9,9 @@
  * - Re-running a completed set starts a new pass that refreshes every range, conditionally
  *   where the origin gave a validator.
  * - Several workers may run one set at once: each partition's state is its own record, and a
- *   partition held by a live worker is left to it.
+ *   partition held by a live worker is left to it. Where the driver has `putIfAbsent`, a worker
+ *   claims a partition atomically, so no two workers fetch it in one pass; otherwise two may,
+ *   and `duplicated` in the summary counts it.
  *
  * A cached range is NDJSON: one `["id","rev"]` line per document, in key order.
  *
@@ -19,7 +21,7 @@
 import { readRange } from "../couchdb/all_docs.ts";
 import { MAX_PAGE_LIMIT } from "../couchdb/rows.ts";
 import type { Cache } from "../storage/cache.ts";
-import { Checkpoint, type PartitionState } from "../storage/checkpoint.ts";
+import { Checkpoint, type ClaimRecord, type PartitionState } from "../storage/checkpoint.ts";
 import { type Clock, systemClock } from "../clock.ts";
 import type { HttpClient } from "../http/client.ts";
 import { runPool } from "../_util/pool.ts";
@@ -72,6 +74,9 @@ export interface RefreshSummary {
   rows: number;
   /** Partitions that failed after their attempts. */
   failed: FailedPartition[];
+  /** Of the partitions this run completed, those another worker had completed first in this
+   * pass: work done twice (0 where the driver claims atomically). */
+  duplicated: number;
 }
 
 /** Options for {@linkcode refreshPartitions}. */
@@ -183,18 +188,23 @@ export async function refreshPartitions(
     skipped: 0,
     rows: 0,
     failed: [],
+    duplicated: 0,
   };
   const queue = ranges.filter((r) => !complete(states.get(r.index)));
   summary.skipped = ranges.length - queue.length;
   emit({ type: "start", setId, partitions: ranges.length, pending: queue.length, pass });
 
-  async function runPartition(range: PartitionRange, initial: PartitionState | undefined) {
-    let attempts = initial?.pass === pass && initial.status === "in-progress"
-      ? initial.attempts
-      : 0;
+  /** Attempts already made on a partition in this pass, by its state. */
+  const attemptsOf = (s: PartitionState | undefined) =>
+    s?.pass === pass && s.status === "in-progress" ? s.attempts : 0;
+
+  /** Runs a partition whose first in-progress state `claimed` is written already. */
+  async function runPartition(range: PartitionRange, claimed: PartitionState) {
+    let attempts = claimed.attempts - 1;
+    let first: PartitionState | undefined = claimed;
     while (true) {
       attempts++;
-      const startedAt = clock.now();
+      const startedAt = first?.startedAt ?? clock.now();
       let chain: Promise<void> = Promise.resolve();
       const write = (state: PartitionState) =>
         chain = chain.then(() => checkpoint.put(range.index, state));
@@ -207,7 +217,8 @@ export async function refreshPartitions(
         owner: me,
         pass,
       };
-      await write(working);
+      if (first === undefined) await write(working);
+      first = undefined;
       const heartbeat = setInterval(() => {
         write({ ...working, updatedAt: clock.now() }).catch(() => {});
       }, Math.max(10, Math.floor(leaseMs / 3)));
@@ -215,6 +226,8 @@ export async function refreshPartitions(
       try {
         const { rows, unchanged } = await fetchRange(range);
         clearInterval(heartbeat);
+        const before = await checkpoint.get(range.index);
+        if (before?.pass === pass && before.status === "done") summary.duplicated++;
         await write({
           status: "done",
           attempts,
@@ -300,22 +313,36 @@ export async function refreshPartitions(
   }
 
   const deferred: PartitionRange[] = [];
+  const ownerAlive = (owner: string) => options.isOwnerAlive?.(owner) ?? true;
   async function take(range: PartitionRange, waitForOthers: boolean): Promise<boolean> {
-    const state = await checkpoint.get(range.index);
+    const { state, raw } = await checkpoint.read(range.index);
     if (complete(state) && !lost.has(range.index)) {
       summary.skipped++;
       return true;
     }
     const heldByOther = state?.pass === pass && state.status === "in-progress" &&
       state.owner !== me && clock.now() - state.updatedAt < leaseMs &&
-      (options.isOwnerAlive?.(state.owner ?? "") ?? true);
+      ownerAlive(state.owner ?? "");
     if (heldByOther) {
       if (waitForOthers) {
         emit({ type: "partition-wait", index: range.index, owner: state.owner ?? "" });
       }
       return false;
     }
-    await runPartition(range, state);
+    const now = clock.now();
+    const working: PartitionState = {
+      status: "in-progress",
+      attempts: attemptsOf(state) + 1,
+      rows: 0,
+      startedAt: now,
+      updatedAt: now,
+      owner: me,
+      pass,
+    };
+    const stale = (claim: ClaimRecord) => now - claim.at >= leaseMs || !ownerAlive(claim.owner);
+    // Another worker may claim it first: then look again later.
+    if (!(await checkpoint.claim(range.index, raw, working, stale))) return false;
+    await runPartition(range, working);
     return true;
   }
 

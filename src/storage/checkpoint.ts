@@ -5,13 +5,22 @@
  *
  * Keys: `v1:checkpoint:{originKey}:{setId}` holds the set (origin URL and pivots);
  * `v1:checkpoint:{originKey}:{setId}:{index}` (index as 6 decimal digits) holds a partition's
- * state.
+ * state; `...:{index}:claim:{hash}` is a claim being made on it (see {@linkcode Checkpoint.claim}).
+ *
+ * Claims: a worker takes a partition over from the state it read. Where the driver has
+ * `putIfAbsent`, the claim is atomic: the claimer first creates the claim key named after a
+ * hash of the state it read, then reads the state again and writes its own only when it is
+ * unchanged, then removes the claim key. Of workers claiming from one state, exactly one
+ * succeeds. A claim key left by a worker killed midway is taken over once `isStale` says so.
+ * Drivers without `putIfAbsent` claim by writing (read-then-write), so racing workers may both
+ * win.
  *
  * @module
  */
 
 import type { StorageDriver } from "./driver.ts";
 import { CHECKPOINT_PREFIX } from "./keys.ts";
+import { bytesToHex } from "../_util/hex.ts";
 
 /** Where a partition stands. */
 export type PartitionStatus = "pending" | "in-progress" | "done" | "failed";
@@ -52,8 +61,38 @@ export interface PartitionSetRecord {
   createdAt: number;
 }
 
+/** What a claim key holds: who claimed and when. */
+export interface ClaimRecord {
+  /** The claiming worker. */
+  owner: string;
+  /** When the claim was made (ms since the epoch). */
+  at: number;
+}
+
+/** A partition's state together with the bytes it was read from. */
+export interface ReadState {
+  /** The state, or `undefined` when never written (or damaged). */
+  state: PartitionState | undefined;
+  /** The stored bytes, or `undefined` when absent. */
+  raw: Uint8Array | undefined;
+}
+
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
+
+function sameBytes(a: Uint8Array | undefined, b: Uint8Array | undefined): boolean {
+  if (a === undefined || b === undefined) return a === b;
+  if (a.byteLength !== b.byteLength) return false;
+  for (let i = 0; i < a.byteLength; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+/** The claim key's name for a state: `0` for none, else 32 hex digits of its sha256. */
+async function stateHash(raw: Uint8Array | undefined): Promise<string> {
+  if (raw === undefined) return "0";
+  const digest = await crypto.subtle.digest("SHA-256", raw as Uint8Array<ArrayBuffer>);
+  return bytesToHex(digest).slice(0, 32);
+}
 
 /** A partition set's checkpoint over a storage driver. */
 export class Checkpoint {
@@ -104,12 +143,71 @@ export class Checkpoint {
    * @returns The state, or `undefined` when never written.
    */
   async get(index: number): Promise<PartitionState | undefined> {
+    return (await this.read(index)).state;
+  }
+
+  /**
+   * One partition's state and the bytes it was read from, to claim it from.
+   *
+   * @param index The partition index.
+   * @returns The state (`undefined` when never written or damaged) and the stored bytes.
+   */
+  async read(index: number): Promise<ReadState> {
     const raw = await this.driver.get(this.#partitionKey(index));
-    if (!raw) return undefined;
+    if (!raw) return { state: undefined, raw: undefined };
     try {
-      return JSON.parse(decoder.decode(raw));
+      return { state: JSON.parse(decoder.decode(raw)), raw };
     } catch {
-      return undefined; // A damaged record counts as never written: the partition is redone.
+      // A damaged record counts as never written: the partition is redone.
+      return { state: undefined, raw };
+    }
+  }
+
+  /**
+   * Takes a partition over from the state it was read in (`seen`, from
+   * {@linkcode Checkpoint.read}) by writing `next`. Atomic where the driver has `putIfAbsent`
+   * (see the module doc): of workers claiming from one state, exactly one gets `true`, and the
+   * others must read the state again. Without it, `next` is written and the claim succeeds.
+   *
+   * @param index The partition index.
+   * @param seen The bytes the state was read from (`undefined`: it was absent).
+   * @param next The state to write, naming its owner.
+   * @param isStale Whether a claim left in place (by a worker killed while claiming) may be
+   *   taken over.
+   * @returns Whether this worker now holds the partition.
+   */
+  async claim(
+    index: number,
+    seen: Uint8Array | undefined,
+    next: PartitionState,
+    isStale: (claim: ClaimRecord) => boolean,
+  ): Promise<boolean> {
+    const driver = this.driver;
+    if (driver.putIfAbsent === undefined) {
+      await this.put(index, next);
+      return true;
+    }
+    const key = `${this.#partitionKey(index)}:claim:${await stateHash(seen)}`;
+    const record: ClaimRecord = { owner: next.owner ?? "", at: next.updatedAt };
+    const value = encoder.encode(JSON.stringify(record));
+    if (!(await driver.putIfAbsent(key, value))) {
+      const left = await driver.get(key);
+      let claim: ClaimRecord | undefined;
+      try {
+        claim = left && JSON.parse(decoder.decode(left));
+      } catch {
+        claim = undefined;
+      }
+      if (left === undefined || (claim !== undefined && !isStale(claim))) return false;
+      await driver.delete(key);
+      if (!(await driver.putIfAbsent(key, value))) return false;
+    }
+    try {
+      if (!sameBytes(await driver.get(this.#partitionKey(index)), seen)) return false;
+      await this.put(index, next);
+      return true;
+    } finally {
+      await driver.delete(key);
     }
   }
 
@@ -132,7 +230,9 @@ export class Checkpoint {
     const out = new Map<number, PartitionState>();
     const prefix = `${this.key}:`;
     for await (const key of this.driver.list({ prefix })) {
-      const index = Number(key.slice(prefix.length));
+      const rest = key.slice(prefix.length);
+      if (!/^\d+$/.test(rest)) continue; // A claim key.
+      const index = Number(rest);
       const state = await this.get(index);
       if (state) out.set(index, state);
     }

@@ -34,6 +34,25 @@ export interface StorageLimits {
   maxKeyBytes: number;
 }
 
+/** A file an interrupted write left behind, found by {@linkcode StorageDriver.sweep}. */
+export interface StaleWrite {
+  /** Where it is (for the fs driver, the file's path). */
+  path: string;
+  /** Its size in bytes. */
+  bytes: number;
+}
+
+/** Options for {@linkcode StorageDriver.sweep}. */
+export interface SweepOptions {
+  /** Remove each leftover found (it is yielded once removed).
+   * @default {false} */
+  remove?: boolean;
+  /** A leftover whose writer cannot be shown to be dead counts as stale once nothing has written
+   * to it for this long, in ms.
+   * @default {3600000} */
+  maxAgeMs?: number;
+}
+
 /**
  * A storage backend. Every method is asynchronous; `put` is atomic: a concurrent reader sees
  * either the old value or the whole new value, never part of one.
@@ -57,6 +76,19 @@ export interface StorageDriver {
   list(options?: ListOptions): AsyncIterable<string>;
   /** Releases resources (open handles, databases). Further calls are errors. */
   close(): Promise<void>;
+  /**
+   * Optional: finds (and with `remove`, removes) what writes killed midway left behind and no
+   * live writer holds, such as the fs driver's temporary files. Drivers whose writes leave
+   * nothing behind do not have it.
+   */
+  sweep?(options?: SweepOptions): AsyncIterable<StaleWrite>;
+  /**
+   * Optional: stores `value` under `key` only when `key` is absent, atomically: of several
+   * calls racing for one absent key (in any process), exactly one stores its value and returns
+   * `true`; the others return `false` and change nothing. Values up to 60 KiB are accepted by
+   * every driver that has it. Drivers that cannot do it atomically do not have it.
+   */
+  putIfAbsent?(key: string, value: Uint8Array): Promise<boolean>;
 }
 
 /** Characters at or above the first surrogate: where UTF-16 order and code-point order part. */

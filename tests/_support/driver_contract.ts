@@ -748,6 +748,44 @@ export async function runDriverContract(
     await assert.rejects(driver.put("k", new Uint8Array(1)), TypeError);
     await assert.rejects(listAll(driver), TypeError);
   });
+
+  // The optional putIfAbsent: checked on the drivers that have it.
+  const probe = await makeDriver();
+  const hasPutIfAbsent = typeof probe.putIfAbsent === "function";
+  await probe.close();
+  if (!hasPutIfAbsent) return;
+
+  await step("putIfAbsent stores only when the key is absent", async (driver) => {
+    const putIfAbsent = driver.putIfAbsent!.bind(driver);
+    assert.equal(await putIfAbsent("c:1", encoder.encode("first")), true);
+    assert.equal(await putIfAbsent("c:1", encoder.encode("second")), false);
+    assert.equal(decoder.decode(await driver.get("c:1")), "first");
+    await driver.put("c:1", encoder.encode("replaced"));
+    assert.equal(await putIfAbsent("c:1", encoder.encode("third")), false);
+    assert.equal(decoder.decode(await driver.get("c:1")), "replaced");
+    await driver.delete("c:1");
+    assert.equal(await putIfAbsent("c:1", new Uint8Array(0)), true);
+    assert.deepEqual(await driver.get("c:1"), new Uint8Array(0));
+    assert.equal(await putIfAbsent("c:2", new Uint8Array(60 * 1024).fill(7)), true);
+    assert.equal((await driver.get("c:2"))!.byteLength, 60 * 1024);
+    assert.deepEqual(await listAll(driver), ["c:1", "c:2"]);
+    await assert.rejects(putIfAbsent("bad\ud800", new Uint8Array(1)), TypeError);
+  });
+
+  await step("putIfAbsent: of racing calls for one key, exactly one wins", async (driver) => {
+    for (const key of ["race", "v1:checkpoint:o:s:000001:claim:0"]) {
+      const won = await Promise.all(
+        Array.from({ length: 20 }, (_, i) => driver.putIfAbsent!(key, encoder.encode(`w${i}`))),
+      );
+      assert.equal(won.filter(Boolean).length, 1, `${key}: ${won}`);
+      assert.equal(decoder.decode(await driver.get(key)), `w${won.indexOf(true)}`);
+    }
+  });
+
+  await step("putIfAbsent on a closed driver is a TypeError", async (driver) => {
+    await driver.close();
+    await assert.rejects(driver.putIfAbsent!("k", new Uint8Array(1)), TypeError);
+  });
 }
 
 /** What {@linkcode assertStorageError} expects of the error. */
