@@ -40,7 +40,7 @@ import {
 
 // What moved out of this module stays importable from here (and from mod.ts) as before.
 export type { CacheEntry, CacheEntryInfo, CacheMetadata } from "./entry.ts";
-export { type Freshness, freshness, maxAgeSeconds } from "./freshness.ts";
+export { ageSeconds, type Freshness, freshness, maxAgeSeconds } from "./freshness.ts";
 export { CacheIntegrityError, type Sha256Hasher } from "./integrity.ts";
 
 /** Options for {@linkcode Cache.open}. */
@@ -450,7 +450,8 @@ export class Cache {
 
   /**
    * Updates an entry's metadata without rewriting a separately stored body: the 304 path.
-   * `fetchedAt` becomes now unless the patch says otherwise. Safe against a concurrent
+   * `fetchedAt` becomes now unless the patch says otherwise; `age` is the patch's (the `Age` of
+   * the 304) or none, since the renewed entry's age counts from the revalidation. Safe against a concurrent
    * {@linkcode Cache.put} of the same key in another handle or process: while it runs, a marker
    * key keeps that put from removing the body the header being renewed points at, and the put
    * writes its own header again if this one landed over it.
@@ -487,8 +488,10 @@ export class Cache {
     record: { header: RecordHeader; inline: Uint8Array },
     patch: Partial<CacheMetadata> & { fetchedAt?: number },
   ): Promise<CacheEntryInfo> {
+    // The age the entry arrived with is the old response's: the renewal starts a new one.
+    const { age: _age, ...kept } = record.header;
     const header: RecordHeader = {
-      ...record.header,
+      ...kept,
       ...patch,
       fetchedAt: patch.fetchedAt ?? this.clock.now(),
     };
