@@ -25,6 +25,7 @@
  */
 
 import type { Cache, CacheEntryInfo } from "../storage/cache.ts";
+import { ageSeconds } from "../storage/freshness.ts";
 import { StorageError } from "../storage/driver.ts";
 import { type HttpClient, HttpError } from "../http/client.ts";
 import { packumentKey, type Representation } from "../storage/keys.ts";
@@ -177,12 +178,14 @@ export function fetchPackument(
         etag: response.headers.get("etag") ?? undefined,
         lastModified: response.headers.get("last-modified") ?? undefined,
         cacheControl: response.headers.get("cache-control") ?? undefined,
+        age: ageSeconds(response.headers.get("age")),
       };
       if (response.status === 304 && info) {
         await response.body?.cancel();
         await cache.refresh(key, {
           ...(meta.cacheControl ? { cacheControl: meta.cacheControl } : {}),
           ...(meta.etag ? { etag: meta.etag } : {}),
+          ...(meta.age ? { age: meta.age } : {}),
         });
         return { name, outcome: "revalidated", bytes: 0 };
       }
@@ -239,6 +242,7 @@ export function fetchPackument(
           ...(meta.etag ? { etag: meta.etag } : {}),
           ...(meta.lastModified ? { lastModified: meta.lastModified } : {}),
           ...(meta.cacheControl ? { cacheControl: meta.cacheControl } : {}),
+          ...(meta.age ? { age: meta.age } : {}),
           contentType: response.headers.get("content-type") ?? ACCEPT[representation],
           representation,
           ...(rev ? { rev } : {}),

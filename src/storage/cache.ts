@@ -5,7 +5,9 @@
  * `cache-control`, `content-type`, integrity, size, fetch time, representation, `_rev`) followed
  * by the body when the body is small (at most `inlineMax` bytes). Larger bodies are streamed to a
  * separate body key (`v1:body:...`) first, and the header that points at them is written last,
- * so a reader never sees a header whose body is incomplete. A 304 rewrites only the header.
+ * so a reader never sees a header whose body is incomplete. A 304 rewrites only the header; a put
+ * and a refresh of one key in two handles leave an entry that reads and verifies in any order
+ * (see {@linkcode Cache.refresh}).
  *
  * Integrity (`sha256-<base64>`, the Subresource Integrity form) is verified on every read: a
  * corrupt or incomplete entry is reported (`onCorrupt`, `stats.corrupt`) and treated as a miss,
@@ -38,7 +40,7 @@ import {
 
 // What moved out of this module stays importable from here (and from mod.ts) as before.
 export type { CacheEntry, CacheEntryInfo, CacheMetadata } from "./entry.ts";
-export { type Freshness, freshness, maxAgeSeconds } from "./freshness.ts";
+export { ageSeconds, type Freshness, freshness, maxAgeSeconds } from "./freshness.ts";
 export { CacheIntegrityError, type Sha256Hasher } from "./integrity.ts";
 
 /** Options for {@linkcode Cache.open}. */
@@ -414,6 +416,7 @@ export class Cache {
       ? undefined
       : await this.#readHeader(key, false).catch(() => undefined);
     let header: RecordHeader;
+    let record: Uint8Array;
     if (inline) {
       header = {
         ...meta(),
@@ -423,7 +426,8 @@ export class Cache {
         fetchedAt,
         body: null,
       };
-      await this.driver.put(key, encodeRecord(header, inline));
+      record = encodeRecord(header, inline);
+      await this.driver.put(key, record);
     } else {
       const bodyKey = bodyKeyOf(key);
       const m = measuring(this.#createHash);
@@ -434,10 +438,11 @@ export class Cache {
         throw error;
       }
       header = { ...meta(), key, ...m.result(), fetchedAt, body: bodyKey };
-      await this.driver.put(key, encodeRecord(header));
+      record = encodeRecord(header);
+      await this.driver.put(key, record);
     }
     const oldBody = previous?.header.body;
-    if (oldBody && oldBody !== header.body) await this.driver.delete(oldBody);
+    if (oldBody && oldBody !== header.body) await this.#retire(key, oldBody, record);
     this.#bloom?.add(key);
     this.#stats.puts++;
     return infoOf(header);
@@ -445,7 +450,11 @@ export class Cache {
 
   /**
    * Updates an entry's metadata without rewriting a separately stored body: the 304 path.
-   * `fetchedAt` becomes now unless the patch says otherwise.
+   * `fetchedAt` becomes now unless the patch says otherwise; `age` is the patch's (the `Age` of
+   * the 304) or none, since the renewed entry's age counts from the revalidation. Safe against a concurrent
+   * {@linkcode Cache.put} of the same key in another handle or process: while it runs, a marker
+   * key keeps that put from removing the body the header being renewed points at, and the put
+   * writes its own header again if this one landed over it.
    *
    * @param key The entry key.
    * @param patch Metadata to change.
@@ -457,8 +466,32 @@ export class Cache {
   ): Promise<CacheEntryInfo | undefined> {
     const record = await this.#readHeader(key);
     if (!record) return undefined;
+    // An inline record is whole: written back over a newer put, it still reads and verifies.
+    if (record.header.body === null) return await this.#renew(key, record, patch);
+    // A body stored apart may be removed by a put of another handle meanwhile: the marker tells
+    // that put to leave it (see #retire), and the header is read again under the marker.
+    const marker = refreshMarkerOf(key);
+    await this.driver.put(marker, MARKER_VALUE);
+    try {
+      const current = await this.#readHeader(key);
+      return current && await this.#renew(key, current, patch);
+    } finally {
+      // A marker left behind (a killed refresh) only keeps old bodies: `cache verify --fix`
+      // removes it with the orphans.
+      await this.driver.delete(marker).catch(() => {});
+    }
+  }
+
+  /** Writes `record`'s header back with `patch` applied. */
+  async #renew(
+    key: string,
+    record: { header: RecordHeader; inline: Uint8Array },
+    patch: Partial<CacheMetadata> & { fetchedAt?: number },
+  ): Promise<CacheEntryInfo> {
+    // The age the entry arrived with is the old response's: the renewal starts a new one.
+    const { age: _age, ...kept } = record.header;
     const header: RecordHeader = {
-      ...record.header,
+      ...kept,
       ...patch,
       fetchedAt: patch.fetchedAt ?? this.clock.now(),
     };
@@ -467,6 +500,18 @@ export class Cache {
       encodeRecord(header, header.body === null ? record.inline : undefined),
     );
     return infoOf(header);
+  }
+
+  /**
+   * Removes `oldBody`, the body `key` pointed at before a put wrote `record`, unless a refresh of
+   * `key` is under way (its header may still point there), then checks that no refresh wrote an
+   * older header over `record`: if one did, `record` is written again, so that the newer put
+   * wins and no header is left pointing at a removed body.
+   */
+  async #retire(key: string, oldBody: string, record: Uint8Array): Promise<void> {
+    if (!(await this.driver.has(refreshMarkerOf(key)))) await this.driver.delete(oldBody);
+    const now = await this.#readHeader(key, false).catch(() => undefined);
+    if (now?.header.body === oldBody) await this.driver.put(key, record);
   }
 
   /**
@@ -617,6 +662,14 @@ const VERSION_PART = new RegExp(`^${KEY_VERSION}:`);
 function bodyKeyOf(key: string): string {
   return `${BODY_PREFIX}${key.replace(VERSION_PART, "")}:${randomHex(8)}`;
 }
+
+/** The key that marks a refresh of the entry `key` under way in some handle: beside its bodies,
+ * and, when left behind, an orphan to `orphanBodies()` (it ends with no body suffix). */
+function refreshMarkerOf(key: string): string {
+  return `${BODY_PREFIX}${key.replace(VERSION_PART, "")}:refreshing`;
+}
+
+const MARKER_VALUE = new Uint8Array(0);
 
 /** The entry key a body key of {@linkcode bodyKeyOf} was made for. */
 function entryKeyOf(bodyKey: string): string {

@@ -17,6 +17,9 @@ export interface CacheMetadata {
   lastModified?: string;
   /** The `Cache-Control` response header. */
   cacheControl?: string;
+  /** The `Age` response header, in seconds: how old the response already was when it arrived
+   * (from caches on the way), which shortens its freshness. Absent means 0. */
+  age?: number;
   /** The `Content-Type` response header. */
   contentType?: string;
   /** Which representation the body is (`full`, `abbreviated`, `partition`, ...). */

@@ -9,7 +9,9 @@
  * ...      the body itself when `body` is null (exactly `size` bytes), else nothing
  * ```
  *
- * The format is stable: caches written by earlier versions read the same.
+ * The format is stable: caches written by earlier versions read the same. Optional header fields
+ * (such as `age`, added later) are written only when set, and a record without one reads as it
+ * did.
  *
  * @module
  */
