@@ -2,8 +2,9 @@
 /**
  * The `_all_docs` command line for Node: the `_all_docs` bin of the npm package
  * (`node cli.node.js <command> [options]`). The same CLI as `cli.ts`, with Node's storage
- * drivers (`drivers/select.node.ts`: the Deno KV driver runs on `@deno/kv`) and `serve` on
- * `@hono/node-server`.
+ * drivers (`drivers/select.node.ts`: the Deno KV driver runs on `@deno/kv`), `serve` on
+ * `@hono/node-server`, and `fetch` through the proxies and `cafile` of the environment and npm's
+ * configuration (`cli/proxy.node.ts`: Node's `fetch` honours no proxy variable by itself).
  *
  * @module
  */
@@ -12,10 +13,12 @@ import { createHash } from "node:crypto";
 import process from "node:process";
 import { setTimeout } from "node:timers";
 import { serve as nodeServe } from "@hono/node-server";
+import npmConf from "@pnpm/npm-conf";
 import { main } from "./cli/main.ts";
 import { isStdoutClosed, STDOUT_CLOSED_STATUS } from "./cli/io.ts";
 import type { Listen } from "./cli/context.ts";
 import { createStorageDriver } from "./drivers/select.node.ts";
+import { installNetworkSettings, networkSettings } from "./cli/proxy.node.ts";
 
 /** `serve` on `@hono/node-server`. */
 const listen: Listen = ({ hostname, port, fetch, onError }) =>
@@ -43,7 +46,19 @@ const listen: Listen = ({ hostname, port, fetch, onError }) =>
     server.once("close", () => closed());
   });
 
-const status = await main(process.argv.slice(2), {
+/** Proxies and `cafile` for `fetch`; a `cafile` that cannot be read exits 2 before anything. */
+function setUpNetwork(): number | undefined {
+  try {
+    const { config } = npmConf();
+    installNetworkSettings(networkSettings(process.env, (key) => config.get(key)));
+    return undefined;
+  } catch (error) {
+    process.stderr.write(`error: ${(error as Error).message}\n`);
+    return 2;
+  }
+}
+
+const status = setUpNetwork() ?? await main(process.argv.slice(2), {
   openStorage: (options, access) => createStorageDriver({ ...options, access }),
   listen,
   createHash: () => createHash("sha256"),

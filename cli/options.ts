@@ -97,7 +97,9 @@ a flag wins over its variable, and a bad value is reported under the name it cam
                       TERM=dumb (a plain line each second); on a terminal the
                       line is cut to its width
   -h, --help          show help
-  -v, -V, --version   show the version`;
+  -v, -V, --version   show the version
+Proxies: HTTPS_PROXY, HTTP_PROXY, NO_PROXY (lower case too); on Node also
+.npmrc proxy, https-proxy, noproxy (winning over the variables) and cafile.`;
 
 function env(name: string): string | undefined {
   const value = process.env[name];

@@ -1,9 +1,12 @@
 /**
  * Where packuments come from: `--registry` / `ALL_DOCS_REGISTRY`, else npm's own configuration
  * (`npm_config_registry`, project and user `.npmrc`, per-scope `@scope:registry=`), read once
- * with `@pnpm/npm-conf`, npm's config loader; each registry's bearer token is found by the
- * `registry-auth-token` package from the same configuration. A token is sent only to the
- * registry it is configured for, and is never printed. A registry URL from npm's configuration
+ * with `@pnpm/npm-conf`, npm's config loader; each registry's credential is found by the
+ * `registry-auth-token` package from the same configuration: a bearer token
+ * (`//host/:_authToken=`), else Basic auth (`//host/:username=` + `//host/:_password=`, the
+ * password base64-encoded, or `//host/:_auth=`, base64 of `user:password`). A credential is sent
+ * only to the registry it is configured for (a top-level `_auth` names no registry and is sent
+ * nowhere, as npm 9 refuses it), and is never printed. A registry URL from npm's configuration
  * is checked like `--registry` (http(s), no user info, query or fragment; shown masked) when
  * first used, before its first request.
  *
@@ -30,20 +33,27 @@ export function registryResolver(options: GlobalOptions): (name: string) => Regi
       ? checkServiceUrl(`npm config '${key}'`, value)
       : undefined;
   };
-  // registry-auth-token reads keys through `npmrc[key]`: answer from the loaded configuration.
-  const npmrc = new Proxy({}, { get: (_target, key) => conf().get(String(key)) });
+  // registry-auth-token reads keys through `npmrc[key]`: answer from the loaded configuration,
+  // except a top-level `_auth`, which it would send to every registry.
+  const npmrc = new Proxy({}, {
+    get: (_target, key) => key === "_auth" ? undefined : conf().get(String(key)),
+  });
   const targets = new Map<string, RegistryTarget>();
   const targetFor = (url: string) => {
     let target = targets.get(url);
     if (!target) {
       let token: string | undefined;
+      let scheme: "Bearer" | "Basic" | undefined;
       try {
         const auth = getAuthToken(url, { recursive: true, npmrc });
-        token = auth?.type === "Bearer" ? auth.token : undefined;
+        if (auth && auth.token && (auth.type === "Bearer" || auth.type === "Basic")) {
+          token = auth.token;
+          scheme = auth.type;
+        }
       } catch {
         token = undefined;
       }
-      target = { url, originKey: originKey(url), token };
+      target = { url, originKey: originKey(url), token, scheme };
       targets.set(url, target);
     }
     return target;

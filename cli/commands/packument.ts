@@ -281,7 +281,8 @@ export const PACKUMENT_COMMANDS: readonly Command[] = [
     usage: "packument fetch NAME...",
     summary: "fetch the packuments of the named packages",
     help: "Fetches each named package's document from the registry (--registry, else npm's\n" +
-      "configuration, including @scope:registry= and tokens from .npmrc) into the cache.\n" +
+      "configuration, including @scope:registry= and each registry's token or Basic auth\n" +
+      "from .npmrc, sent to that registry only) into the cache.\n" +
       FETCH_HELP +
       "Names npm could never have served (empty, over 214 characters, a leading . or _,\n" +
       "a . leading the name after the scope, whitespace, a / outside @scope/name,\n" +

@@ -51,8 +51,13 @@ export interface RegistryTarget {
   url: string;
   /** The origin key used in cache keys for this registry. */
   originKey: string;
-  /** A bearer token for this registry only; never logged. */
+  /** A credential for this registry only, sent as `Authorization: <scheme> <token>`; never
+   * logged. */
   token?: string | undefined;
+  /** How {@linkcode RegistryTarget.token} is sent: `Bearer` (an npm token) or `Basic` (base64
+   * of `user:password`, from `.npmrc` `_auth` or `username` + `_password`).
+   * @default {"Bearer"} */
+  scheme?: "Bearer" | "Basic" | undefined;
 }
 
 /** What happened to one name. */
@@ -136,7 +141,9 @@ export function fetchPackument(
     }
     const url = `${target.url}${encodePackageName(name)}`;
     const headers: Record<string, string> = { accept: ACCEPT[representation] };
-    if (target.token) headers["authorization"] = `Bearer ${target.token}`;
+    if (target.token) {
+      headers["authorization"] = `${target.scheme ?? "Bearer"} ${target.token}`;
+    }
     for (let failures = 1;; failures++) {
       let response: Response;
       try {
