@@ -97,6 +97,50 @@ export async function run(
   };
 }
 
+/** What a command whose stdout was closed early said (see {@linkcode runIntoClosedPipe}). */
+export interface ClosedPipeResult {
+  /** The exit code (128 + the signal number when a signal ended it). */
+  code: number;
+  /** Everything it wrote to stderr. */
+  stderr: string;
+  /** The bytes of stdout read before the pipe was closed. */
+  read: number;
+}
+
+/**
+ * Runs `name` with stdout on a pipe whose reader takes `keep` chunks (0: none) and then closes
+ * it, as `| head` does.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { runIntoClosedPipe } from "./spawn.ts";
+ *
+ * // The shell's echo finds its reader gone: SIGPIPE ends it (128 + 13).
+ * const result = await runIntoClosedPipe("sh", ["-c", "sleep 0.2; echo a"], {}, 0);
+ * assert.deepEqual([result.code, result.read], [141, 0]);
+ * ```
+ */
+export async function runIntoClosedPipe(
+  name: string,
+  args: string[],
+  options: SpawnOptions,
+  keep: number,
+): Promise<ClosedPipeResult> {
+  const child = command(name, args, options, "null").spawn();
+  const stderr = new Response(child.stderr).text();
+  const reader = child.stdout.getReader();
+  let read = 0;
+  for (let i = 0; i < keep; i++) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    read += value.length;
+  }
+  await reader.cancel();
+  const status = await child.status;
+  return { code: status.code, stderr: await stderr, read };
+}
+
 /** Options for {@linkcode start}. */
 export interface StartOptions extends SpawnOptions {
   /**

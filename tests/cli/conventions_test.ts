@@ -1,11 +1,10 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { runCli } from "../_support/run_cli.ts";
+import { run as runCommand } from "../_support/spawn.ts";
 import { generateNames, startAllDocsFixture } from "../_support/all_docs_fixture.ts";
 import { Progress, progressMode } from "../../cli/io.ts";
 import { VERSION } from "../../src/version.ts";
-
-const root = new URL("../../", import.meta.url).pathname;
 
 Deno.test("cli with no arguments prints the usage on stdout and exits 2", async () => {
   const run = await runCli([]);
@@ -92,8 +91,8 @@ Deno.test("cli -v, -V and --version print the version", async () => {
 Deno.test("cli ignores a relative XDG_CACHE_HOME, as the XDG spec says, for ~/.cache", async () => {
   const home = await Deno.makeTempDir();
   // Deno itself keeps its cache under XDG_CACHE_HOME: keep the child on the one in use.
-  const info = await new Deno.Command(Deno.execPath(), { args: ["info", "--json"] }).output();
-  const denoDir: string = JSON.parse(new TextDecoder().decode(info.stdout)).denoDir;
+  const info = await runCommand(Deno.execPath(), ["info", "--json"]);
+  const denoDir: string = JSON.parse(info.stdout).denoDir;
   try {
     // A read-only command needs the cache dir to exist.
     await Deno.mkdir(join(home, ".cache", "_all_docs"), { recursive: true });
@@ -127,20 +126,13 @@ async function runOnTerminal(
   columns: number,
 ): Promise<{ code: number; output: string }> {
   const quoted = args.map((arg) => `'${arg.replaceAll("'", "'\\''")}'`).join(" ");
-  const output = await new Deno.Command("script", {
-    args: [
-      "-qefc",
-      `stty cols ${columns} rows 24; exec '${Deno.execPath()}' run -A cli.ts ${quoted}`,
-      "/dev/null",
-    ],
-    cwd: root,
-    env: { RUST_BACKTRACE: "0", NO_COLOR: "1", ...env },
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
+  const output = await runCommand("script", [
+    "-qefc",
+    `stty cols ${columns} rows 24; exec '${Deno.execPath()}' run -A cli.ts ${quoted}`,
+    "/dev/null",
+  ], { env });
   // Deno itself clears its own loading line when it starts on a terminal: not the CLI's doing.
-  const text = new TextDecoder().decode(output.stdout).replaceAll("\x1b[0G\x1b[2K\x1b[J", "");
+  const text = output.stdout.replaceAll("\x1b[0G\x1b[2K\x1b[J", "");
   return { code: output.code, output: text };
 }
 

@@ -1,38 +1,16 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { runCli } from "../_support/run_cli.ts";
+import { type ClosedPipeResult, runIntoClosedPipe } from "../_support/spawn.ts";
 import { generateNames, startAllDocsFixture } from "../_support/all_docs_fixture.ts";
 
-const root = new URL("../../", import.meta.url).pathname;
-
-/**
- * Runs the CLI with stdout on a pipe whose reader reads `keep` chunks (0: none) and then closes
- * it, as `| head` does.
- */
-async function runIntoClosedPipe(
+/** Runs the CLI with stdout on a pipe closed after `keep` chunks, as `| head` does. */
+function runCliIntoClosedPipe(
   args: string[],
   env: Record<string, string>,
   keep: number,
-): Promise<{ code: number; stderr: string; read: number }> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "cli.ts", ...args],
-    cwd: root,
-    env: { RUST_BACKTRACE: "0", NO_COLOR: "1", ...env },
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const stderr = new Response(child.stderr).text();
-  const reader = child.stdout.getReader();
-  let read = 0;
-  for (let i = 0; i < keep; i++) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    read += value.length;
-  }
-  await reader.cancel();
-  const status = await child.status;
-  return { code: status.code, stderr: await stderr, read };
+): Promise<ClosedPipeResult> {
+  return runIntoClosedPipe(Deno.execPath(), ["run", "-A", "cli.ts", ...args], { env }, keep);
 }
 
 Deno.test("a closed stdout ends a command quietly with status 141, as git's", async () => {
@@ -58,7 +36,7 @@ Deno.test("a closed stdout ends a command quietly with status 141, as git's", as
       [["partition", "refresh", "--pivots", pivots, "--json", "--fresh"], 1],
     ];
     for (const [args, keep] of cases) {
-      const run = await runIntoClosedPipe(args, env, keep);
+      const run = await runCliIntoClosedPipe(args, env, keep);
       const what = `${args.join(" ")} (reader kept ${keep} chunks)`;
       assert.equal(run.stderr, "", what);
       assert.equal(run.code, 141, what);

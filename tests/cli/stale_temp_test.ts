@@ -1,10 +1,8 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { runCli } from "../_support/run_cli.ts";
+import { runCli, startCli } from "../_support/run_cli.ts";
 import { generatePackumentChunks } from "../_support/packuments.ts";
 import { startRegistryFixture } from "../_support/registry_fixture.ts";
-
-const root = new URL("../../", import.meta.url).pathname;
 
 /** The temporary files under `dir`, with their sizes. */
 async function temps(dir: string): Promise<{ path: string; size: number }[]> {
@@ -39,20 +37,13 @@ Deno.test("a fetch killed mid-body leaves a temp file that cache stats, verify -
   const aside = await Deno.makeTempDir({ dir });
   const env = { ALL_DOCS_REGISTRY: fixture.url, ALL_DOCS_CACHE_DIR: join(dir, "cache") };
   try {
-    const child = new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", "cli.ts", "packument", "fetch", "huge"],
-      cwd: root,
-      env: { ...env, RUST_BACKTRACE: "0", NO_COLOR: "1" },
-      stdout: "null",
-      stderr: "null",
-    }).spawn();
+    const child = startCli(["packument", "fetch", "huge"], env);
     let found: { path: string; size: number } | undefined;
     for (let i = 0; i < 6000 && found === undefined; i++) {
       found = (await temps(env.ALL_DOCS_CACHE_DIR)).find((t) => t.size > 8 * 1024 * 1024);
       if (found === undefined) await new Promise((resolve) => setTimeout(resolve, 5));
     }
-    child.kill("SIGKILL");
-    assert.equal((await child.status).signal, "SIGKILL");
+    assert.equal((await child.stop("SIGKILL")).signal, "SIGKILL");
     assert.ok(found, "the write of the body was caught midway");
     const [left] = await temps(env.ALL_DOCS_CACHE_DIR);
     assert.ok(left && left.size < big.targetBytes, "the killed write left its temp file");

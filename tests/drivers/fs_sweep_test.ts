@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { FsDriver } from "../../drivers/fs.ts";
+import { start } from "../_support/spawn.ts";
 
 /** Every file under `dir`, relative to it. */
 async function walk(dir: string, at = ""): Promise<string[]> {
@@ -15,8 +16,8 @@ async function walk(dir: string, at = ""): Promise<string[]> {
 
 /** The id of a process that has exited. */
 async function deadPid(): Promise<number> {
-  const child = new Deno.Command("true").spawn();
-  await child.status;
+  const child = start("true", []);
+  await child.wait();
   return child.pid;
 }
 
