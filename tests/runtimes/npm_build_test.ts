@@ -30,7 +30,7 @@ import {
 import { startRegistryFixture } from "../_support/registry_fixture.ts";
 import { loadFixturePackuments } from "../_support/packuments.ts";
 import { runCli } from "../_support/run_cli.ts";
-import { run, type RunResult, start } from "../_support/spawn.ts";
+import { run, runIntoClosedPipe, type RunResult, start } from "../_support/spawn.ts";
 
 const NPM_DIR = join(ROOT, "npm");
 const README_SOURCE = join(ROOT, "scripts", "npm_README.md");
@@ -537,6 +537,13 @@ Deno.test("npm build", async (t) => {
       assert.ok(first.startsWith("#!/usr/bin/env node\n"), file);
       assert.ok((Deno.statSync(join(NPM_DIR, file)).mode! & 0o111) !== 0, `${file} executable`);
     }
+  });
+
+  await t.step("under node, a closed stdout ends the bin quietly with status 141", async () => {
+    // The reader is gone before the help is written, as with `_all_docs --help | head -0`.
+    const closed = await runIntoClosedPipe("node", [join(NPM_DIR, "bin.js"), "--help"], {}, 0);
+    assert.equal(closed.stderr, "");
+    assert.equal(closed.code, 141);
   });
 
   const packuments = await loadFixturePackuments();
