@@ -9,7 +9,7 @@
 import { join } from "node:path";
 import type { ParseArgsOptionsConfig } from "node:util";
 import type { StorageDriver } from "../src/storage/driver.ts";
-import type { CacheOptions } from "../src/storage/cache.ts";
+import { Cache, type CacheOptions } from "../src/storage/cache.ts";
 import { HttpClient } from "../src/http/client.ts";
 import { originKey } from "../src/storage/keys.ts";
 import { type GlobalOptions, UsageError } from "./options.ts";
@@ -139,4 +139,25 @@ export function clientFor(options: GlobalOptions): HttpClient {
     retries: options.retries,
     timeout: options.timeout,
   });
+}
+
+/**
+ * Opens the cache for a command and closes its driver when `use` settles, whatever it did.
+ *
+ * @param ctx The command's context.
+ * @param access What the command does to the cache dir (see {@linkcode CommandContext.openDriver}).
+ * @param use The command's work on the open cache.
+ * @returns What `use` returns.
+ */
+export async function withCache<T>(
+  ctx: CommandContext,
+  access: StorageAccess,
+  use: (cache: Cache) => Promise<T>,
+): Promise<T> {
+  const driver = await ctx.openDriver(access);
+  try {
+    return await use(await Cache.open(driver, ctx.cacheOptions));
+  } finally {
+    await driver.close();
+  }
 }

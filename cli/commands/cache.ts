@@ -10,23 +10,25 @@ import type { StaleWrite, StorageDriver } from "../../src/storage/driver.ts";
 import { BODY_PREFIX, CHECKPOINT_PREFIX } from "../../src/storage/keys.ts";
 import { exportEntries } from "../../src/jobs/export.ts";
 import { indexLines } from "../../src/jobs/index_lines.ts";
-import { type Command, type CommandContext, describeStorage, originKeyOf } from "../context.ts";
+import {
+  type Command,
+  type CommandContext,
+  describeStorage,
+  originKeyOf,
+  withCache,
+} from "../context.ts";
 import { err, formatBytes, out, Progress } from "../io.ts";
 import { UsageError } from "../options.ts";
 
 /** `cache create-index`: {@linkcode indexLines} on stdout. */
-async function cacheCreateIndex(ctx: CommandContext): Promise<number> {
+function cacheCreateIndex(ctx: CommandContext): Promise<number> {
   const originKey = originKeyOf(ctx.options);
-  const driver = await ctx.openDriver("read");
-  try {
-    const cache = await Cache.open(driver, ctx.cacheOptions);
+  return withCache(ctx, "read", async (cache) => {
     for await (const text of indexLines(cache, originKey !== undefined ? { originKey } : {})) {
       await out(text);
     }
     return 0;
-  } finally {
-    await driver.close();
-  }
+  });
 }
 
 /** Temporary files killed writes left behind (removed with `remove`); none without `sweep`. */
@@ -198,7 +200,7 @@ async function cacheClear(ctx: CommandContext): Promise<number> {
 }
 
 /** `cache export [--type T] [--prefix P]`: NDJSON, one cached document a line, on stdout. */
-async function cacheExport(ctx: CommandContext): Promise<number> {
+function cacheExport(ctx: CommandContext): Promise<number> {
   const type = ctx.values["type"];
   if (type !== undefined && type !== "packument" && type !== "corgi" && type !== "partition") {
     throw new UsageError(
@@ -206,16 +208,12 @@ async function cacheExport(ctx: CommandContext): Promise<number> {
     );
   }
   const prefix = typeof ctx.values["prefix"] === "string" ? ctx.values["prefix"] : undefined;
-  const driver = await ctx.openDriver("read");
-  try {
-    const cache = await Cache.open(driver, ctx.cacheOptions);
+  return withCache(ctx, "read", async (cache) => {
     for await (const chunk of exportEntries(cache, { type, prefix })) {
       await out(chunk);
     }
     return 0;
-  } finally {
-    await driver.close();
-  }
+  });
 }
 
 /** The `cache` commands, in the order `--help` lists them. */

@@ -18,7 +18,13 @@ import {
   type PackumentResult,
 } from "../../src/jobs/fetch_packuments.ts";
 import { syncPackuments } from "../../src/jobs/sync_packuments.ts";
-import { clientFor, type Command, type CommandContext, originKeyOf } from "../context.ts";
+import {
+  clientFor,
+  type Command,
+  type CommandContext,
+  originKeyOf,
+  withCache,
+} from "../context.ts";
 import { bar, duration, err, formatBytes, out, Progress } from "../io.ts";
 import { UsageError } from "../options.ts";
 import { loadPivots } from "../pivots_file.ts";
@@ -216,16 +222,14 @@ async function packumentFetchPartitions(ctx: CommandContext): Promise<number> {
 }
 
 /** `packument show NAME`: the cached body on stdout, byte for byte. */
-async function packumentShow(ctx: CommandContext): Promise<number> {
+function packumentShow(ctx: CommandContext): Promise<number> {
   const name = ctx.args[0];
   if (name === undefined) throw new UsageError("Missing NAME: packument show NAME");
   const problem = packageNameProblem(name);
   if (problem) throw new UsageError(`Invalid package name ${JSON.stringify(name)}: ${problem}`);
   const representation = representationOf(ctx);
   const target = registryResolver(ctx.options)(name);
-  const driver = await ctx.openDriver("read");
-  try {
-    const cache = await Cache.open(driver, ctx.cacheOptions);
+  return withCache(ctx, "read", async (cache) => {
     const key = packumentKey(target.originKey, name, representation);
     const entry = await cache.get(key);
     if (!entry && ctx.corruption.has(key)) {
@@ -244,9 +248,7 @@ async function packumentShow(ctx: CommandContext): Promise<number> {
       await out(chunk);
     }
     return 0;
-  } finally {
-    await driver.close();
-  }
+  });
 }
 
 const PACKUMENT_FLAGS = {

@@ -11,7 +11,13 @@ import { Cache } from "../../src/storage/cache.ts";
 import { MAX_PAGE_LIMIT } from "../../src/couchdb/rows.ts";
 import { type RefreshEvent, refreshPartitions } from "../../src/jobs/refresh_partitions.ts";
 import { listCachedPartitions, partitionSetStatus } from "../../src/jobs/partition_status.ts";
-import { clientFor, type Command, type CommandContext, originKeyOf } from "../context.ts";
+import {
+  clientFor,
+  type Command,
+  type CommandContext,
+  originKeyOf,
+  withCache,
+} from "../context.ts";
 import { bar, duration, err, out, Progress } from "../io.ts";
 import { type GlobalOptions, UsageError } from "../options.ts";
 import { loadPivots } from "../pivots_file.ts";
@@ -212,10 +218,8 @@ async function partitionStatus(ctx: CommandContext): Promise<number> {
 }
 
 /** `partition list`: {@linkcode listCachedPartitions}, formatted. */
-async function partitionList(ctx: CommandContext): Promise<number> {
-  const driver = await ctx.openDriver("read");
-  try {
-    const cache = await Cache.open(driver, ctx.cacheOptions);
+function partitionList(ctx: CommandContext): Promise<number> {
+  return withCache(ctx, "read", async (cache) => {
     const now = Date.now();
     const partitions = await listCachedPartitions(cache);
     if (ctx.options.json) {
@@ -237,9 +241,7 @@ async function partitionList(ctx: CommandContext): Promise<number> {
       if (partitions.length === 0) await out("no cached partitions\n");
     }
     return 0;
-  } finally {
-    await driver.close();
-  }
+  });
 }
 
 /** The `partition` commands, in the order `--help` lists them. */
