@@ -13,12 +13,12 @@ import { createHash } from "node:crypto";
 import process from "node:process";
 import { setTimeout } from "node:timers";
 import { serve as nodeServe } from "@hono/node-server";
-import npmConf from "@pnpm/npm-conf";
 import { main } from "./cli/main.ts";
 import { isStdoutClosed, STDOUT_CLOSED_STATUS } from "./cli/io.ts";
 import type { Listen } from "./cli/context.ts";
 import { createStorageDriver } from "./drivers/select.node.ts";
 import { installNetworkSettings, networkSettings } from "./cli/proxy.node.ts";
+import { npmConfig } from "./cli/registry.ts";
 
 /** `serve` on `@hono/node-server`. */
 const listen: Listen = ({ hostname, port, fetch, onError }) =>
@@ -49,7 +49,7 @@ const listen: Listen = ({ hostname, port, fetch, onError }) =>
 /** Proxies and `cafile` for `fetch`; a `cafile` that cannot be read exits 2 before anything. */
 function setUpNetwork(): number | undefined {
   try {
-    const { config } = npmConf();
+    const config = npmConfig();
     installNetworkSettings(networkSettings(process.env, (key) => config.get(key)));
     return undefined;
   } catch (error) {

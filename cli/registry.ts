@@ -23,10 +23,27 @@ function slash(url: string): string {
   return url.endsWith("/") ? url : `${url}/`;
 }
 
+/** npm's configuration as this process found it. */
+export interface NpmConfig {
+  /** One setting, by npm's key (`registry`, `//host/:_authToken`, `https-proxy`, ...). */
+  get(key: string): unknown;
+}
+
+let npmConfigLoaded: NpmConfig | undefined;
+
+/**
+ * npm's configuration (environment, project and user `.npmrc`, npm's defaults), read on first
+ * use and then shared by everything in this process that needs it (registries, tokens, proxies).
+ *
+ * @returns The configuration.
+ */
+export function npmConfig(): NpmConfig {
+  return npmConfigLoaded ??= npmConf().config;
+}
+
 /** Builds the per-name registry lookup for the options; npm's configuration is read once. */
 export function registryResolver(options: GlobalOptions): (name: string) => RegistryTarget {
-  let config: { get(key: string): unknown } | undefined;
-  const conf = () => config ??= npmConf().config;
+  const conf = npmConfig;
   const setting = (key: string) => {
     const value = conf().get(key);
     return typeof value === "string" && value !== ""
