@@ -160,7 +160,16 @@ export {
   CORGI_MEDIA_TYPE,
   FULL_MEDIA_TYPE,
 } from "./src/npm/media_types.ts";
-export { ABBREVIATED_VERSION_FIELDS, abbreviatePackument } from "./src/npm/corgi.ts";
+export {
+  ABBREVIATED_VERSION_FIELDS,
+  abbreviatePackument,
+  abbreviateVersion,
+} from "./src/npm/corgi.ts";
+export {
+  abbreviatedStream,
+  type AbbreviationPlan,
+  planAbbreviation,
+} from "./src/npm/corgi_stream.ts";
 
 // 5. Runtime
 export { type Clock, systemClock } from "./src/clock.ts";

@@ -76,6 +76,32 @@ export function modifiedOf(full: unknown): string | undefined {
 }
 
 /**
+ * The abbreviated form of one version's manifest: only the fields of
+ * {@linkcode ABBREVIATED_VERSION_FIELDS} that are present, in that order.
+ *
+ * @param manifest One value of a full document's `versions`.
+ * @returns The slim manifest, or `undefined` when `manifest` is not an object (left out).
+ *
+ * @example
+ * ```ts
+ * import { abbreviateVersion } from "./corgi.ts";
+ * const slim = abbreviateVersion({ readme: "x", version: "1.0.0", name: "ms" });
+ * console.assert(JSON.stringify(slim) === '{"name":"ms","version":"1.0.0"}');
+ * console.assert(abbreviateVersion("1.0.0") === undefined);
+ * ```
+ */
+export function abbreviateVersion(manifest: unknown): Record<string, unknown> | undefined {
+  if (!isRecord(manifest)) return undefined;
+  const slim: Record<string, unknown> = {};
+  for (const field of ABBREVIATED_VERSION_FIELDS) {
+    if (Object.hasOwn(manifest, field) && manifest[field] !== undefined) {
+      slim[field] = manifest[field];
+    }
+  }
+  return slim;
+}
+
+/**
  * Derives the abbreviated ("corgi") document from a full package document: `name`,
  * `dist-tags`, `versions` with only the fields of {@linkcode ABBREVIATED_VERSION_FIELDS} that
  * are present, and `modified` (`time.modified`, else the latest date in `time`; left out when
@@ -110,14 +136,9 @@ export function abbreviatePackument(full: unknown): Record<string, unknown> {
   const versions: Record<string, Record<string, unknown>> = {};
   if (isRecord(full.versions)) {
     for (const [version, manifest] of Object.entries(full.versions)) {
-      if (!isRecord(manifest)) continue;
-      const slim: Record<string, unknown> = {};
-      for (const field of ABBREVIATED_VERSION_FIELDS) {
-        if (Object.hasOwn(manifest, field) && manifest[field] !== undefined) {
-          slim[field] = manifest[field];
-        }
-      }
-      versions[version] = slim;
+      const slim = abbreviateVersion(manifest);
+      // defineProperty, so that a version named "__proto__" is kept like any other.
+      if (slim) Object.defineProperty(versions, version, { value: slim, enumerable: true });
     }
   }
   const out: Record<string, unknown> = {

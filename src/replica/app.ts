@@ -16,9 +16,13 @@
  *     registry does; `application/json` alone, or no `Accept`, gets the full document.
  *   - An abbreviated request is answered from the cached corgi entry, or, when only the full
  *     document is cached (or the full one was fetched more recently), from an abbreviated form
- *     derived from it by {@linkcode abbreviatePackument} (`src/npm/corgi.ts`): `name`,
- *     `modified`, `dist-tags`, and per version only the install fields. A full request is never
- *     answered from a corgi entry: when only the corgi is cached it answers 404.
+ *     derived from it (`src/npm/corgi_stream.ts`): `name`, `modified`, `dist-tags`, and per
+ *     version only the install fields. The derivation streams, in memory bounded by the largest
+ *     version, not the document (a 100 MB document costs a few MB a request): the first request
+ *     reads the full document twice (a plan, then the derived bytes for their ETag and length),
+ *     later ones once; a derived body up to 8 MB is kept in memory (32 MB in all). A full
+ *     request is never answered from a corgi entry: when only the corgi is cached it answers
+ *     404.
  *   - Stored bodies stream from storage, verified against their sha256 integrity. A corrupt
  *     entry found before answering (its header, an inline body, a missing body, or the full
  *     document an abbreviated one is derived from) answers 500 `{"error":
@@ -65,7 +69,9 @@ import type { Clock } from "../clock.ts";
 import { packumentKey } from "../storage/keys.ts";
 import { type AllDocsQuery, AllDocsQueryError, parseAllDocsQuery } from "../couchdb/query.ts";
 import { packageNameProblem } from "../npm/package_name.ts";
-import { abbreviatePackument } from "../npm/corgi.ts";
+import { abbreviatedStream, type AbbreviationPlan, planAbbreviation } from "../npm/corgi_stream.ts";
+import { SingleFlight } from "../_util/single_flight.ts";
+import { concatBytes } from "../_util/bytes.ts";
 import { acceptsAbbreviated, CORGI_MEDIA_TYPE, FULL_MEDIA_TYPE } from "../npm/media_types.ts";
 import { PartitionIndex } from "./partition_index.ts";
 import { rawTarget, requestLog } from "./request_log.ts";
@@ -86,12 +92,14 @@ export interface ReplicaAppOptions {
 }
 
 const CACHE_CONTROL = "public, max-age=300";
-/** Derived abbreviated bodies kept in memory, their total size bound, and the largest kept. */
-const DERIVED_ENTRIES = 64;
+/**
+ * Derived abbreviated documents remembered (their plan, ETag and length), the bound on the
+ * bodies kept with them, and the largest body kept: a larger one is derived again, as a
+ * stream, for each request.
+ */
+const DERIVED_ENTRIES = 256;
 const DERIVED_BYTES = 32 * 1024 * 1024;
 const DERIVED_MAX_BYTES = DERIVED_BYTES / 4;
-
-const encoder = new TextEncoder();
 
 // ---------------------------------------------------------------------------------------------
 // Responses
@@ -153,10 +161,31 @@ function pageJson(total: number, offset: number, rows: string[]): string {
 // ---------------------------------------------------------------------------------------------
 // Package documents
 
-/** A derived abbreviated body and its ETag. */
+/** A derived abbreviated document: how to make it, its ETag and length, its body if small. */
 interface Derived {
-  body: Uint8Array;
+  plan: AbbreviationPlan;
   etag: string;
+  length: number;
+  body: Uint8Array | undefined;
+}
+
+/**
+ * Derives the abbreviated form of a full document in bounded memory (`src/npm/corgi_stream.ts`),
+ * reading it twice: once for the plan, once to hash and measure the result (kept when small).
+ */
+async function derive(full: CacheEntry): Promise<Derived> {
+  const plan = await planAbbreviation(full.stream());
+  const hash = sha256.create();
+  let length = 0;
+  let pieces: Uint8Array[] | undefined = [];
+  for await (const piece of abbreviatedStream(full.stream(), plan)) {
+    hash.update(piece);
+    length += piece.length;
+    if (pieces && length <= DERIVED_MAX_BYTES) pieces.push(piece);
+    else pieces = undefined;
+  }
+  const body = pieces && concatBytes(pieces);
+  return { plan, etag: `"${sha256Integrity(hash.digest())}"`, length, body };
 }
 
 function packumentHeaders(
@@ -268,8 +297,9 @@ export function createReplicaApp(options: ReplicaAppOptions): Hono {
     maxEntries: DERIVED_ENTRIES,
     maxBytes: DERIVED_BYTES,
     maxEntryBytes: DERIVED_MAX_BYTES,
-    sizeOf: (item) => item.body.length,
+    sizeOf: (item) => (item.body?.length ?? 0) + 1024,
   });
+  const deriving = new SingleFlight();
   // Hono answers HEAD from the GET routes, dropping the body.
   const app = new Hono({ getPath: rawPath });
 
@@ -381,18 +411,18 @@ export function createReplicaApp(options: ReplicaAppOptions): Hono {
     if (pick === "none") return notFound();
     const full = await cache.get(fullKey, read);
     if (!full || full.info.status !== 200) return notFound();
-    let item = derived.get(full.info.integrity);
+    const integrity = full.info.integrity;
+    let item = derived.get(integrity);
     if (!item) {
-      const body = encoder.encode(JSON.stringify(abbreviatePackument(await full.json())));
-      item = { body, etag: `"${sha256Integrity(sha256(body))}"` };
-      derived.set(full.info.integrity, item);
+      item = await deriving.run(integrity, () => derive(full));
+      derived.set(integrity, item);
     }
-    const { body } = item;
+    const { body, plan } = item;
     return conditional(
       c,
       packumentHeaders(item.etag, CORGI_MEDIA_TYPE),
-      body.length,
-      () => body.slice(),
+      item.length,
+      () => body ? body.slice() : abbreviatedStream(full.stream(), plan),
     );
   }
 

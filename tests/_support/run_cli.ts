@@ -57,12 +57,25 @@ export async function runCliMeasured(
       stdoutBytes += chunk.length;
     },
   });
+  const watch = watchPeakRss(child.pid);
+  const { code, stderr } = await child.wait();
+  const peakRss = await watch.stop();
+  return { code, stdoutSha256: hash.digest("hex"), stdoutBytes, stderr, peakRss };
+}
+
+/**
+ * Watches a process's peak resident set size (VmHWM, from `/proc/<pid>/status`, Linux) every
+ * 10 ms until stopped.
+ *
+ * @returns `stop()`, which resolves to the peak in bytes (0 when it was never read).
+ */
+export function watchPeakRss(pid: number): { stop(): Promise<number> } {
   let peakRss = 0;
   let running = true;
   const watch = (async () => {
     while (running) {
       try {
-        const status = await Deno.readTextFile(`/proc/${child.pid}/status`);
+        const status = await Deno.readTextFile(`/proc/${pid}/status`);
         const match = /VmHWM:\s+(\d+) kB/.exec(status);
         if (match) peakRss = Math.max(peakRss, Number(match[1]) * 1024);
       } catch {
@@ -71,8 +84,11 @@ export async function runCliMeasured(
       await delay(10);
     }
   })();
-  const { code, stderr } = await child.wait();
-  running = false;
-  await watch;
-  return { code, stdoutSha256: hash.digest("hex"), stdoutBytes, stderr, peakRss };
+  return {
+    async stop() {
+      running = false;
+      await watch;
+      return peakRss;
+    },
+  };
 }

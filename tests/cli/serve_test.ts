@@ -1,8 +1,14 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { runCli, startCli } from "../_support/run_cli.ts";
+import { runCli, startCli, watchPeakRss } from "../_support/run_cli.ts";
+import { createHash } from "node:crypto";
 import { type Exit, run } from "../_support/spawn.ts";
-import { abbreviate, generatePackument, loadFixturePackuments } from "../_support/packuments.ts";
+import {
+  abbreviate,
+  generatePackument,
+  generatePackumentChunks,
+  loadFixturePackuments,
+} from "../_support/packuments.ts";
 import { startRegistryFixture } from "../_support/registry_fixture.ts";
 import { startAllDocsFixture } from "../_support/all_docs_fixture.ts";
 
@@ -12,6 +18,7 @@ const decoder = new TextDecoder();
 /** A running `cli.ts serve`. */
 interface Served {
   url: string;
+  pid: number;
   /** Stops it with SIGTERM; resolves to its exit code and stderr. */
   stop(): Promise<Exit>;
 }
@@ -24,7 +31,7 @@ async function startServe(args: string[], env: Record<string, string>): Promise<
     await child.stop();
     assert.fail(`unexpected first line: ${JSON.stringify(line)}`);
   }
-  return { url: match[1]!, stop: () => child.stop() };
+  return { url: match[1]!, pid: child.pid, stop: () => child.stop() };
 }
 
 const PACOTE_SCRIPT = `
@@ -201,6 +208,58 @@ Deno.test("serve --quiet logs nothing; bad --port and non-loopback --hostname ex
     assert.equal(help.code, 0);
     assert.match(help.stdout, /Usage: _all_docs serve \[--port N\]/);
   } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("serve derives the corgi of a 110 MB document for 16 concurrent requests in under 300 MB", async () => {
+  const big = { versions: 4000, seed: 7, targetBytes: 110 * 1024 * 1024 };
+  const registry = await startRegistryFixture({
+    packuments: new Map([["huge", () => generatePackumentChunks("huge", big)]]),
+  });
+  const dir = await Deno.makeTempDir();
+  const env = { ALL_DOCS_CACHE_DIR: dir, ALL_DOCS_REGISTRY: registry.url };
+  let served: Served | undefined;
+  try {
+    const fetched = await runCli(["packument", "fetch", "huge"], env);
+    assert.equal(fetched.code, 0, fetched.stderr);
+    await registry.close();
+    const want = createHash("sha256")
+      .update(JSON.stringify(abbreviate(JSON.parse(generatePackument("huge", big)))))
+      .digest("hex");
+
+    served = await startServe(["--port", "0", "--quiet"], env);
+    const watch = watchPeakRss(served.pid);
+    const corgi = { accept: "application/vnd.npm.install-v1+json" };
+    const url = `${served.url}huge`;
+    const answers = await Promise.all(Array.from({ length: 16 }, async () => {
+      const response = await fetch(url, { headers: corgi });
+      const hash = createHash("sha256");
+      for await (const chunk of response.body!) hash.update(chunk);
+      return { response, sha256: hash.digest("hex") };
+    }));
+    const etag = answers[0]!.response.headers.get("etag")!;
+    for (const { response, sha256 } of answers) {
+      assert.equal(response.status, 200);
+      assert.equal(response.headers.get("content-type"), "application/vnd.npm.install-v1+json");
+      assert.equal(response.headers.get("etag"), etag);
+      assert.equal(sha256, want);
+    }
+    const head = await fetch(url, { method: "HEAD", headers: corgi });
+    assert.equal(head.headers.get("etag"), etag);
+    assert.equal(
+      head.headers.get("content-length"),
+      answers[0]!.response.headers.get("content-length"),
+    );
+    const revalidated = await fetch(url, { headers: { ...corgi, "if-none-match": etag } });
+    assert.equal(revalidated.status, 304);
+    await revalidated.body?.cancel();
+    const peak = await watch.stop();
+    assert.ok(peak > 16 * 1024 * 1024, `peak RSS was read: ${peak} bytes`);
+    assert.ok(peak < 300 * 1024 * 1024, `serve peaked at ${(peak / 2 ** 20).toFixed(1)} MiB`);
+  } finally {
+    await served?.stop();
+    await registry.close();
     await Deno.remove(dir, { recursive: true });
   }
 });
