@@ -4,12 +4,16 @@
  * - `src/` uses web standards only, and its folders import in one direction:
  *   `_util` and the root files (`clock.ts`, `runtime.ts`, `version.ts`) import nothing else;
  *   `storage` and `http` build on them; `couchdb` and `npm` on those; `jobs` and `replica` on
- *   all of the above (not on each other); the CLI, the workers and the drivers sit outside.
+ *   all of the above (not on each other); `worker` (the worker core and its API) on all of
+ *   them; the CLI, the workers, the drivers and the queue engines sit outside.
  * - Drivers import only the storage contract (`src/storage/driver.ts`), `src/_util/` and, for
- *   the drivers that speak HTTP (S3), `src/http/`.
+ *   the drivers that speak HTTP (S3), `src/http/`. Queue engines (`queues/`) import only the
+ *   queue contract (`src/worker/queue.ts`), the work items (`src/worker/items.ts`) and
+ *   `src/_util/`.
  * - A file whose name starts with `_` is private to its folder: nothing outside that folder
  *   imports it.
- * - No import cycles, type imports included; no file in `src/` or `drivers/` over 700 lines.
+ * - No import cycles, type imports included; no file in `src/`, `drivers/` or `queues/` over 700
+ *   lines.
  *
  * @module
  */
@@ -56,6 +60,7 @@ async function graph(): Promise<Map<string, string[]>> {
     "cli.node.ts",
     ...await tsFiles("src"),
     ...await tsFiles("drivers"),
+    ...await tsFiles("queues"),
     ...await tsFiles("cli"),
     ...await tsFiles("workers"),
   ];
@@ -88,6 +93,7 @@ const ALLOWED: Record<string, readonly string[]> = {
   npm: ["_util", "root", "storage", "http", "npm"],
   jobs: ["_util", "root", "storage", "http", "couchdb", "npm", "jobs"],
   replica: ["_util", "root", "storage", "http", "couchdb", "npm", "replica"],
+  worker: ["_util", "root", "storage", "http", "couchdb", "npm", "jobs", "replica", "worker"],
 };
 
 Deno.test("src/ uses web standards only: no Deno, node: or npm: imports", async () => {
@@ -135,6 +141,23 @@ Deno.test("drivers import only the storage contract, src/_util/ and src/http/", 
   assert.ok(checked > 10);
 });
 
+Deno.test("queue engines import only the queue contract, the work items and src/_util/", async () => {
+  const edges = await graph();
+  let engines = 0;
+  for (const [file, targets] of edges) {
+    if (!file.startsWith("queues/")) continue;
+    engines++;
+    for (const target of targets) {
+      assert.ok(
+        target.startsWith("queues/") || target === "src/worker/queue.ts" ||
+          target === "src/worker/items.ts" || target.startsWith("src/_util/"),
+        `${file} imports ${target}`,
+      );
+    }
+  }
+  assert.ok(engines > 0);
+});
+
 Deno.test("a file named _*.ts is imported only from its own folder", async () => {
   const edges = await graph();
   // Tests, benchmarks and scripts count as outside too.
@@ -180,15 +203,21 @@ Deno.test("no import cycles, type imports included", async () => {
   assert.ok(edges.size > 40);
 });
 
-Deno.test("no file in src/ or drivers/ is over 700 lines", async () => {
-  for (const file of [...await tsFiles("src"), ...await tsFiles("drivers")]) {
+Deno.test("no file in src/, drivers/ or queues/ is over 700 lines", async () => {
+  const files = [...await tsFiles("src"), ...await tsFiles("drivers"), ...await tsFiles("queues")];
+  for (const file of files) {
     const lines = (await readFile(join(root, file), "utf8")).split("\n").length;
     assert.ok(lines <= 700, `${relative(root, join(root, file))} has ${lines} lines`);
   }
 });
 
 Deno.test("library code has no dynamic import()", async () => {
-  const files = ["mod.ts", ...await tsFiles("src"), ...await tsFiles("drivers")];
+  const files = [
+    "mod.ts",
+    ...await tsFiles("src"),
+    ...await tsFiles("drivers"),
+    ...await tsFiles("queues"),
+  ];
   for (const file of files) {
     const text = await readFile(join(root, file), "utf8");
     assert.doesNotMatch(text, /\bimport\s*\(/, file);
