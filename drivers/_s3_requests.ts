@@ -48,6 +48,16 @@ export function s3Encode(text: string, keepSlash = false): string {
   return keepSlash ? encoded.replace(/%2F/g, "/") : encoded;
 }
 
+/** What {@linkcode S3Requests.send} may add to a request. */
+export interface SendOptions {
+  /** Whether a POST may be sent again (see `HttpClient`'s `idempotent`).
+   * @default {undefined} */
+  idempotent?: boolean;
+  /** More headers (lower-case names), all signed, such as `if-none-match`.
+   * @default {{}} */
+  headers?: Record<string, string>;
+}
+
 /** Sends signed requests to one bucket. */
 export class S3Requests {
   /** The bucket name. */
@@ -70,7 +80,7 @@ export class S3Requests {
   /**
    * Sends one signed request; `stored` undefined addresses the bucket itself. The client
    * retries it as its policy says (a POST only when `idempotent`); the signature is made once,
-   * and S3 accepts it for 15 minutes.
+   * and S3 accepts it for 15 minutes. Every header in `options.headers` is signed.
    *
    * @throws {StorageError} When the request fails for good (network errors, timeouts,
    *   retryable statuses after the retries).
@@ -82,8 +92,9 @@ export class S3Requests {
     stored: string | undefined,
     query: Record<string, string> = {},
     body?: Uint8Array,
-    idempotent?: boolean,
+    options: SendOptions = {},
   ): Promise<Response> {
+    const { idempotent } = options;
     const url = this.#url(stored, query);
     const payloadHash = body === undefined ? EMPTY_SHA256 : bytesToHex(
       await crypto.subtle.digest("SHA-256", body as Uint8Array<ArrayBuffer>),
@@ -92,7 +103,7 @@ export class S3Requests {
     const signer = new AwsV4Signer({
       method,
       url,
-      headers: { "x-amz-content-sha256": payloadHash },
+      headers: { ...options.headers, "x-amz-content-sha256": payloadHash },
       accessKeyId,
       secretAccessKey,
       ...(sessionToken === undefined ? {} : { sessionToken }),

@@ -1,6 +1,7 @@
 /**
  * Writing a value to S3: bytes, and a stream up to one part, in one PUT; a longer stream as a
- * multipart upload, one part in memory at a time, aborted (best effort) when it fails.
+ * multipart upload, one part in memory at a time, aborted (best effort) when it fails; bytes
+ * only when the key is absent, in one conditional PUT.
  *
  * @module
  */
@@ -42,6 +43,46 @@ export async function putObject(
   const response = await requests.send("put", key, "PUT", stored, {}, bytes);
   await requests.expect(response, "put", key, [200]);
   await response.body?.cancel();
+}
+
+/** The metadata header naming the writer of a conditional PUT (see {@linkcode putObjectIfAbsent}). */
+export const S3_WRITER_HEADER = "x-amz-meta-all-docs-writer";
+
+/**
+ * Stores `bytes` as the object `stored` only when it is absent: one PutObject with
+ * `If-None-Match: *`, which S3 refuses with 412 PreconditionFailed when the object exists, and
+ * with 409 ConditionalRequestConflict when another write or delete of it is in flight. Both
+ * refusals are answers (the client retries neither) and mean "lost": the request changed
+ * nothing and another writer is at the key, so the caller reads again rather than
+ * hammering it (a 409 whose other write then fails leaves the key absent for a later call).
+ *
+ * The client sends a PUT again after a network error, a timeout or a 5xx, and the first
+ * attempt may have stored the object before its answer was lost: the retry is then refused.
+ * So every write carries a random token in its metadata ({@linkcode S3_WRITER_HEADER}), and a
+ * refusal is checked with a HEAD: an object that carries this call's token was stored by it.
+ *
+ * @returns Whether this call stored the object.
+ */
+export async function putObjectIfAbsent(
+  requests: S3Requests,
+  key: string,
+  stored: string,
+  bytes: Uint8Array,
+): Promise<boolean> {
+  const token = crypto.randomUUID();
+  const headers = { "if-none-match": "*", [S3_WRITER_HEADER]: token };
+  const response = await requests.send("put", key, "PUT", stored, {}, bytes, { headers });
+  if (response.status !== 412 && response.status !== 409) {
+    await requests.expect(response, "put", key, [200]);
+    await response.body?.cancel();
+    return true;
+  }
+  await response.body?.cancel();
+  const head = await requests.send("put", key, "HEAD", stored);
+  await head.body?.cancel();
+  if (head.status === 404) return false;
+  await requests.expect(head, "put", key, [200]);
+  return head.headers.get(S3_WRITER_HEADER) === token;
 }
 
 /**
@@ -129,7 +170,7 @@ async function startUpload(requests: S3Requests, key: string, stored: string): P
     stored,
     { uploads: "" },
     undefined,
-    true,
+    { idempotent: true },
   );
   await requests.expect(response, "put", key, [200]);
   const uploadId = xmlFirst(await requests.text(response, "put", key), "UploadId");
@@ -165,7 +206,9 @@ async function completeUpload(
 ): Promise<void> {
   const body = encoder.encode(completeUploadXml(etags));
   // Completing the same parts again makes the same object.
-  const response = await requests.send("put", key, "POST", stored, { uploadId }, body, true);
+  const response = await requests.send("put", key, "POST", stored, { uploadId }, body, {
+    idempotent: true,
+  });
   await requests.expect(response, "put", key, [200]);
   // S3 may answer 200 with an error document when completing fails late.
   const text = await requests.text(response, "put", key);

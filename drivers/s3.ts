@@ -25,6 +25,22 @@
  *   An upload becomes the object only when it completes, so no partial object is ever visible;
  *   a failed one is aborted, best effort (a bucket lifecycle rule for incomplete multipart
  *   uploads removes what a killed process leaves).
+ * - Claims: {@linkcode S3Driver.putIfAbsent} is one PutObject with `If-None-Match: *` (a
+ *   conditional write), so partition claims are atomic across processes. S3 refuses it with
+ *   412 PreconditionFailed when the key exists and with 409 ConditionalRequestConflict when
+ *   another write or delete of the key is in flight; the client retries neither, and both
+ *   resolve `false`: nothing was changed and another writer is at the key, so the caller reads
+ *   again rather than insist (should that other write then fail, the key stays absent for a
+ *   later call). A PUT the client sent again (after a network error, a timeout or a 5xx) may
+ *   be refused because its first attempt stored the object and the answer was lost, so each
+ *   conditional PUT carries a random token in its metadata (`x-amz-meta-all-docs-writer`) and
+ *   a refusal is checked with a HEAD: an object with this call's token counts as won. Values
+ *   go in one PUT, so at most `partSize` bytes (8 MiB by default). AWS S3 has conditional
+ *   writes since August 2024; some S3-compatible servers ignore the header and overwrite. The
+ *   driver cannot tell (such a server answers 200, as S3 does for an absent key): give
+ *   `conditionalWrites: false` for those, and the driver has no `putIfAbsent` (partition
+ *   claims then fall back to read-then-write, and a refresh reports partitions fetched twice
+ *   as `duplicated`).
  * - Keys: at most {@linkcode S3_MAX_KEY_BYTES} UTF-8 bytes including `prefix`. A stored key
  *   (prefix plus key) that is empty, or has a `.` or `..` path segment, cannot be addressed in a
  *   URL and is a `TypeError`; give a `prefix` such as `cache:` to allow every key.
@@ -43,7 +59,8 @@ import { HttpClient, type HttpClientOptions } from "../src/http/client.ts";
 import { checkKey, checkListOptions, keyBytesAfterPrefix, listedKey } from "./_checks.ts";
 import { type S3Credentials, S3Requests } from "./_s3_requests.ts";
 import { parseListPage, xmlFirst } from "./_s3_xml.ts";
-import { putObject, putStream } from "./_s3_upload.ts";
+import { putObject, putObjectIfAbsent, putStream } from "./_s3_upload.ts";
+import { describe } from "../src/_util/describe.ts";
 
 export type {
   ListOptions,
@@ -96,9 +113,15 @@ export interface S3DriverOptions {
   /** The most keys asked for per ListObjectsV2 call (S3 returns at most 1000).
    * @default {1000} */
   pageSize?: number;
-  /** The multipart part size in bytes, at least {@linkcode S3_MIN_PART_BYTES}.
+  /** The multipart part size in bytes, at least {@linkcode S3_MIN_PART_BYTES}; also the
+   * largest value of {@linkcode S3Driver.putIfAbsent}.
    * @default {8388608} */
   partSize?: number;
+  /** Whether the service honours `If-None-Match: *` on PutObject (AWS S3 does since August
+   * 2024). When `false`, the driver has no `putIfAbsent`, so callers fall back to what they do
+   * without it: set it for a server that ignores the header, or claims would not be atomic.
+   * @default {true} */
+  conditionalWrites?: boolean;
 }
 
 /**
@@ -116,7 +139,21 @@ export interface S3DriverOptions {
  *   http: { timeout: 10_000 },
  * });
  * console.assert(driver.limits.maxKeyBytes === 1024 - "all-docs:".length);
+ * console.assert(typeof driver.putIfAbsent === "function");
  * await driver.close();
+ * ```
+ *
+ * @example A server that ignores conditional writes: no `putIfAbsent`
+ * ```ts
+ * import { S3Driver } from "./s3.ts";
+ *
+ * const driver = new S3Driver({
+ *   endpoint: "http://127.0.0.1:9000",
+ *   bucket: "cache",
+ *   credentials: { accessKeyId: "S3RVER", secretAccessKey: "S3RVER" },
+ *   conditionalWrites: false,
+ * });
+ * console.assert(driver.putIfAbsent === undefined);
  * ```
  */
 export class S3Driver implements StorageDriver {
@@ -124,6 +161,17 @@ export class S3Driver implements StorageDriver {
   readonly name: string = "s3";
   /** Keys up to {@linkcode S3_MAX_KEY_BYTES} UTF-8 bytes, less those of `prefix`. */
   readonly limits: StorageLimits;
+  /**
+   * Stores `value` under `key` only when `key` is absent, with one PutObject carrying
+   * `If-None-Match: *`: of racing calls (in any process) exactly one stores its value and
+   * resolves `true`. `undefined` when the driver was made with `conditionalWrites: false`.
+   * Resolves `false` when S3 refuses (412: the key exists; 409: another write or delete of it
+   * is in flight), unless the refused request was a retry of this call's own write whose
+   * answer was lost (see the module doc). Rejects with a `RangeError` for a value longer than
+   * `partSize` (8 MiB by default), a `TypeError` for a bad key or a closed driver, and a
+   * {@linkcode StorageError} when S3 fails.
+   */
+  readonly putIfAbsent?: (key: string, value: Uint8Array) => Promise<boolean>;
   #requests: S3Requests;
   #prefix: string;
   #partSize: number;
@@ -177,6 +225,13 @@ export class S3Driver implements StorageDriver {
         `Cannot use page size: it must be an integer from 1 to ${S3_MAX_PAGE}, received ${pageSize}`,
       );
     }
+    const conditionalWrites = options.conditionalWrites ?? true;
+    if (typeof conditionalWrites !== "boolean") {
+      throw new TypeError(
+        `Cannot use S3 option: 'conditionalWrites' must be a boolean, ` +
+          `received ${describe(conditionalWrites)}`,
+      );
+    }
     const { accessKeyId, secretAccessKey, sessionToken } = options.credentials ?? {};
     if (typeof accessKeyId !== "string" || accessKeyId === "") {
       throw new TypeError("Cannot use S3 credentials: accessKeyId is missing");
@@ -198,6 +253,9 @@ export class S3Driver implements StorageDriver {
     this.#partSize = partSize;
     this.#pageSize = pageSize;
     this.limits = { maxKeyBytes };
+    if (conditionalWrites) {
+      this.putIfAbsent = (key, value) => this.#putIfAbsent(key, value);
+    }
   }
 
   /**
@@ -253,6 +311,22 @@ export class S3Driver implements StorageDriver {
       partSize: this.#partSize,
       assertOpen: () => this.#assertOpen("put"),
     }, value);
+  }
+
+  async #putIfAbsent(key: string, value: Uint8Array): Promise<boolean> {
+    const stored = this.#check("put", key);
+    if (!(value instanceof Uint8Array)) {
+      throw new TypeError(
+        `Cannot put key if absent: the value must be a Uint8Array, received ${describe(value)}`,
+      );
+    }
+    if (value.byteLength > this.#partSize) {
+      throw new RangeError(
+        `Cannot put key if absent: the value exceeds ${this.#partSize} bytes (one PUT), ` +
+          `received ${value.byteLength}`,
+      );
+    }
+    return await putObjectIfAbsent(this.#requests, key, stored, value);
   }
 
   /**

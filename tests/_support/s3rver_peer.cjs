@@ -2,7 +2,7 @@
 //
 //   node s3rver_peer.cjs <s3rver dir> <port> <data dir> <bucket>
 //
-// Three things are changed around the real s3rver, because of what it does not do:
+// Four things are changed around the real s3rver, because of what it does not do:
 //
 // 1. s3rver 3.7.1 never checks Signature Version 4 signatures (only that the access key id
 //    exists). A middleware in front of it recomputes every SigV4 signature with node:crypto from
@@ -13,6 +13,12 @@
 //    UTF-8 byte order, like S3.
 // 3. It has no AbortMultipartUpload. A DELETE with ?uploadId that s3rver refuses as not allowed
 //    (after its own checks) aborts the upload in the store instead.
+// 4. It ignores conditional writes. A PutObject (or CompleteMultipartUpload) with
+//    `If-None-Match: *` is refused with 412 PreconditionFailed when the key exists, as S3 does:
+//    once the body is read, the store checks for the key and stores the object in one
+//    synchronous step, so of racing conditional writes to one key exactly one succeeds. Any
+//    other `If-None-Match` value, and `If-Match` on a write, are answered 501 NotImplemented
+//    rather than ignored.
 //
 // GET /__peer/state (unsigned) answers {objects: [keys], uploads: [keys]} for the tests.
 "use strict";
@@ -114,8 +120,18 @@ class MemoryStore {
     const content = Readable.from([Buffer.from(stored.content)]);
     return Promise.resolve(new S3Object(bucket, key, content, stored.metadata));
   }
-  async putObject(object) {
+  /** Stores `object`; with `ifAbsent`, refuses (412) when its key exists. */
+  async putObject(object, ifAbsent = false) {
     const content = await readBody(object.content);
+    const objects = this.buckets.get(object.bucket).objects;
+    // From here to the set below nothing awaits: the check and the write are one step.
+    if (ifAbsent && objects.has(object.key)) {
+      throw new S3Error(
+        "PreconditionFailed",
+        "At least one of the pre-conditions you specified did not hold",
+        { Condition: "If-None-Match" },
+      );
+    }
     const hash = md5(content);
     const metadata = {
       ...object.metadata,
@@ -123,7 +139,7 @@ class MemoryStore {
       "last-modified": new Date().toUTCString(),
       "content-length": content.length,
     };
-    this.buckets.get(object.bucket).objects.set(object.key, { content, metadata });
+    objects.set(object.key, { content, metadata });
     return { size: content.length, md5: hash };
   }
   copyObject() {
@@ -191,7 +207,7 @@ function hmac(key, data) {
   return crypto.createHmac("sha256", key).update(data, "utf8").digest();
 }
 
-function sigV4Error(ctx, status, code, message) {
+function answerError(ctx, status, code, message) {
   ctx.status = status;
   ctx.type = "application/xml";
   ctx.body = `<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>${code}</Code>` +
@@ -270,14 +286,29 @@ server.middleware.unshift(async (ctx, next) => {
     return;
   }
   if (!ctx.get("authorization").startsWith("AWS4-HMAC-SHA256 ")) {
-    return sigV4Error(ctx, 403, "AccessDenied", "Only Signature Version 4 is accepted here");
+    return answerError(ctx, 403, "AccessDenied", "Only Signature Version 4 is accepted here");
   }
   const problem = checkSigV4(ctx);
   if (problem === "unknown access key") {
-    return sigV4Error(ctx, 403, "InvalidAccessKeyId", "The AWS Access Key Id does not exist");
+    return answerError(ctx, 403, "InvalidAccessKeyId", "The AWS Access Key Id does not exist");
   }
   if (problem !== undefined) {
-    return sigV4Error(ctx, 403, "SignatureDoesNotMatch", `SigV4 check failed: ${problem}`);
+    return answerError(ctx, 403, "SignatureDoesNotMatch", `SigV4 check failed: ${problem}`);
+  }
+  // A conditional write: this request sees a store whose writes are conditional (a
+  // CompleteMultipartUpload writes through putObject too).
+  const write = (ctx.method === "PUT" || ctx.method === "POST") && ctx.path.split("/").length > 2;
+  if (write && ctx.get("if-match") !== "") {
+    return answerError(ctx, 501, "NotImplemented", "If-Match is not implemented by this peer");
+  }
+  const noneMatch = ctx.get("if-none-match");
+  if (write && noneMatch !== "") {
+    if (noneMatch.trim() !== "*") {
+      return answerError(ctx, 501, "NotImplemented", "If-None-Match takes only *");
+    }
+    ctx.store = Object.create(store, {
+      putObject: { value: (object) => store.putObject(object, true) },
+    });
   }
   await next();
 });

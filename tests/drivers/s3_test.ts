@@ -280,9 +280,14 @@ Deno.test("s3 driver signs requests with Signature Version 4 as S3 reads them", 
   await driver.put("a!b*c'(d) e+f%/é~", body);
   await driver.delete("x");
   await Array.fromAsync(driver.list({ prefix: "p q" }));
+  assert.equal(await driver.putIfAbsent!("claim", body), true);
 
-  assert.equal(sent.length, 3);
-  const [put, del, list] = sent;
+  assert.equal(sent.length, 4);
+  const [put, del, list, conditional] = sent;
+  assert.equal(conditional!.method, "PUT");
+  assert.equal(conditional!.headers.get("if-none-match"), "*");
+  const writer = conditional!.headers.get("x-amz-meta-all-docs-writer") ?? "";
+  assert.match(writer, /^[0-9a-f-]{36}$/);
   assert.equal(put!.url.pathname, "/bucket/v1%3Aa%21b%2Ac%27%28d%29%20e%2Bf%25/%C3%A9~");
   assert.equal(
     put!.headers.get("x-amz-content-sha256"),
@@ -306,6 +311,11 @@ Deno.test("s3 driver signs requests with Signature Version 4 as S3 reads them", 
     const signed = expected.authorization.split("SignedHeaders=")[1]!.split(",")[0]!.split(";");
     for (const name of ["host", "x-amz-content-sha256", "x-amz-date", "x-amz-security-token"]) {
       assert.ok(signed.includes(name), `${name} is signed`);
+    }
+    if (request === conditional) {
+      // A proxy must not be able to strip the condition and turn the claim into an overwrite.
+      assert.ok(signed.includes("if-none-match"), "if-none-match is signed");
+      assert.ok(signed.includes("x-amz-meta-all-docs-writer"), "the writer token is signed");
     }
   }
   const canonicalPath = expectedSignature(put!.method, put!.url, put!.headers, "x").canonical
@@ -357,6 +367,112 @@ Deno.test("s3 driver rejects bad options before any request", () => {
     /accessKeyId/,
   );
   assert.throws(() => new S3Driver({ ...base, prefix: "p".repeat(1024) }), RangeError);
+  assert.throws(
+    () => new S3Driver({ ...base, conditionalWrites: "yes" as unknown as boolean }),
+    new TypeError("Cannot use S3 option: 'conditionalWrites' must be a boolean, received \"yes\""),
+  );
+});
+
+Deno.test("S3Driver.putIfAbsent: absent with conditionalWrites false; values checked before any request", async () => {
+  let requests = 0;
+  const base = {
+    endpoint: "http://127.0.0.1:1",
+    bucket: "bucket",
+    credentials: S3RVER_CREDENTIALS,
+    http: { fetch: () => (requests++, Promise.resolve(new Response(null, { status: 200 }))) },
+  };
+  assert.equal(new S3Driver({ ...base, conditionalWrites: false }).putIfAbsent, undefined);
+  const driver = new S3Driver({ ...base, conditionalWrites: true });
+  await assert.rejects(
+    driver.putIfAbsent!("k", new Uint8Array(S3_DEFAULT_PART_BYTES + 1)),
+    new RangeError(
+      `Cannot put key if absent: the value exceeds ${S3_DEFAULT_PART_BYTES} bytes (one PUT), ` +
+        `received ${S3_DEFAULT_PART_BYTES + 1}`,
+    ),
+  );
+  await assert.rejects(
+    driver.putIfAbsent!("k", "text" as unknown as Uint8Array),
+    new TypeError('Cannot put key if absent: the value must be a Uint8Array, received "text"'),
+  );
+  await assert.rejects(driver.putIfAbsent!("bad\ud800", new Uint8Array(1)), TypeError);
+  assert.equal(requests, 0);
+  assert.equal(await driver.putIfAbsent!("k", new Uint8Array(S3_DEFAULT_PART_BYTES)), true);
+  assert.equal(requests, 1, "one PUT, never a multipart upload");
+});
+
+Deno.test("S3Driver.putIfAbsent: of concurrent calls through separate drivers, exactly one stores", async () => {
+  const server = await startS3rver("s3-claims-test");
+  try {
+    const drivers = Array.from({ length: 24 }, () =>
+      new S3Driver({
+        endpoint: server.endpoint,
+        bucket: server.bucket,
+        prefix: "claims:",
+        credentials: S3RVER_CREDENTIALS,
+      }));
+    for (const key of ["one", "v1:checkpoint:o:s:000001:claim:0", "big"]) {
+      const size = key === "big" ? 300_000 : 0;
+      const won = await Promise.all(drivers.map((driver, i) => {
+        const value = new Uint8Array(size + 4);
+        value.set(encoder.encode(`w${String(i).padStart(2, "0")}`));
+        return driver.putIfAbsent!(key, value);
+      }));
+      assert.equal(won.filter(Boolean).length, 1, `${key}: ${won}`);
+      const stored = (await drivers[0]!.get(key))!;
+      assert.equal(stored.byteLength, size + 4);
+      const winner = won.indexOf(true);
+      assert.equal(
+        new TextDecoder().decode(stored.subarray(0, 3)),
+        `w${String(winner).padStart(2, "0")}`,
+      );
+      // Once stored, every further call loses and changes nothing.
+      assert.equal(await drivers[5]!.putIfAbsent!(key, encoder.encode("late")), false);
+      assert.equal((await drivers[0]!.get(key))!.byteLength, size + 4);
+    }
+    // A plain put is not conditional: it still replaces.
+    await drivers[1]!.put("one", encoder.encode("replaced"));
+    assert.equal(new TextDecoder().decode(await drivers[2]!.get("one")), "replaced");
+  } finally {
+    await server.close();
+  }
+});
+
+Deno.test("S3Driver.putIfAbsent: its own write whose answer was lost counts as won, once", async () => {
+  const server = await startS3rver("s3-lost-answer-test");
+  try {
+    const seen: string[] = [];
+    let lose = true;
+    // The first conditional PUT reaches s3rver and is stored, then its answer is lost.
+    const lossy: typeof fetch = async (input, init) => {
+      const request = new Request(input, init);
+      const conditional = request.headers.get("if-none-match") !== null;
+      const response = await fetch(request);
+      seen.push(`${request.method}${conditional ? " if-none-match" : ""} ${response.status}`);
+      if (conditional && lose) {
+        lose = false;
+        await response.body?.cancel();
+        throw new TypeError("connection reset by peer");
+      }
+      return response;
+    };
+    const make = (fetchImpl: typeof fetch) =>
+      new S3Driver({
+        endpoint: server.endpoint,
+        bucket: server.bucket,
+        prefix: "lost:",
+        credentials: S3RVER_CREDENTIALS,
+        http: { fetch: fetchImpl, backoffBase: 1 },
+      });
+    const driver = make(lossy);
+    assert.equal(await driver.putIfAbsent!("claim", encoder.encode("mine")), true);
+    assert.deepEqual(seen, ["PUT if-none-match 200", "PUT if-none-match 412", "HEAD 200"]);
+    // Another writer's refusal is still a loss, though its HEAD finds an object too.
+    const other = make((input, init) => fetch(input, init));
+    assert.equal(await other.putIfAbsent!("claim", encoder.encode("theirs")), false);
+    assert.equal(new TextDecoder().decode(await other.get("claim")), "mine");
+  } finally {
+    await server.close();
+  }
 });
 
 Deno.test("s3 driver decodes url-encoded listings and pages with continuation tokens", async () => {
@@ -405,7 +521,17 @@ Deno.test("s3 driver refuses a listing that says it goes on but gives no token",
 });
 
 Deno.test("s3 driver sends requests through HttpClient: retries with jitter and Retry-After, then a StorageError", async (t) => {
-  type Step = "503" | "503-retry-after" | "500" | "reset" | "hang" | "404" | "403" | "ok";
+  type Step =
+    | "503"
+    | "503-retry-after"
+    | "500"
+    | "reset"
+    | "hang"
+    | "404"
+    | "403"
+    | "412"
+    | "409"
+    | "ok";
   /** A driver over a fetch that plays `script`, one entry per call, with a recording clock. */
   function scripted(script: Step[]) {
     const calls: string[] = [];
@@ -518,6 +644,33 @@ Deno.test("s3 driver sends requests through HttpClient: retries with jitter and 
     await assert.rejects(reset.driver.put("k", encoder.encode("v")), StorageError);
     assert.deepEqual(reset.calls, ["PUT reset", "PUT reset", "PUT reset", "PUT reset"]);
   });
+
+  await t.step(
+    "putIfAbsent: 412 and 409 are answers, never retried; a 503 is retried",
+    async () => {
+      const exists = scripted(["412", "ok"]);
+      assert.equal(await exists.driver.putIfAbsent!("k", encoder.encode("v")), false);
+      // The HEAD finds another writer's object (no token of this call): lost.
+      assert.deepEqual(exists.calls, ["PUT 412", "HEAD ok"]);
+      assert.deepEqual(exists.sleeps, []);
+      const conflict = scripted(["409", "404"]);
+      assert.equal(await conflict.driver.putIfAbsent!("k", encoder.encode("v")), false);
+      assert.deepEqual(conflict.calls, ["PUT 409", "HEAD 404"]);
+      const busy = scripted(["503", "ok"]);
+      assert.equal(await busy.driver.putIfAbsent!("k", encoder.encode("v")), true);
+      assert.deepEqual(busy.calls, ["PUT 503", "PUT ok"]);
+      const refused = scripted(["403"]);
+      await assert.rejects(
+        refused.driver.putIfAbsent!("k", encoder.encode("v")),
+        new StorageError('Cannot put key "k": S3 answered HTTP 403: AccessDenied (no)', {
+          driver: "s3",
+          key: "k",
+          code: 403,
+        }),
+      );
+      assert.deepEqual(refused.calls, ["PUT 403"]);
+    },
+  );
 
   await t.step("the multipart POSTs are sent again too", async () => {
     const { driver, calls } = scripted(["503", "ok", "ok", "ok", "500", "ok"]);

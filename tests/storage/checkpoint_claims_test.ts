@@ -9,6 +9,8 @@ import type { StorageDriver } from "../../src/storage/driver.ts";
 import { FsDriver } from "../../drivers/fs.ts";
 import { DenoKvDriver } from "../../drivers/deno_kv.deno.ts";
 import { MemoryDriver } from "../../drivers/memory.ts";
+import { S3Driver } from "../../drivers/s3.ts";
+import { S3RVER_CREDENTIALS, startS3rver } from "../_support/s3rver.ts";
 import { type AllDocsFixture, startAllDocsFixture } from "../_support/all_docs_fixture.ts";
 
 const WORKERS = 4;
@@ -106,6 +108,24 @@ Deno.test("refreshPartitions(): 4 workers on one Deno KV database fetch each par
 Deno.test("refreshPartitions(): 4 workers on one memory driver fetch each partition once", async () => {
   const shared = new MemoryDriver();
   await assertEachFetchedOnce("memory", () => Promise.resolve(view(shared, true)));
+});
+
+Deno.test("refreshPartitions(): 4 workers on one S3 bucket fetch each partition once", async () => {
+  const server = await startS3rver("claims-test");
+  try {
+    // A driver (and so an HTTP client) per worker, as separate processes would have.
+    await assertEachFetchedOnce("s3", () =>
+      Promise.resolve(
+        new S3Driver({
+          endpoint: server.endpoint,
+          bucket: server.bucket,
+          prefix: "all-docs:",
+          credentials: S3RVER_CREDENTIALS,
+        }),
+      ));
+  } finally {
+    await server.close();
+  }
 });
 
 /**
