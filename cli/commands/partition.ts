@@ -270,8 +270,8 @@ export const PARTITION_COMMANDS: readonly Command[] = [
       `  --limit N            rows per page, 2 to ${MAX_PAGE_LIMIT} (default ${MAX_PAGE_LIMIT})\n\n` +
       "Output: a progress bar on a terminal; otherwise a summary line (partitions, rows,\n" +
       "requests, retries, seconds; `duplicated N` when N partitions were fetched although\n" +
-      "another worker had completed them first, which atomic claims prevent on fs and kv\n" +
-      "storage). --json prints NDJSON progress events and a final\n" +
+      "another worker had completed them first, which atomic claims prevent on fs, kv and\n" +
+      "s3 storage). --json prints NDJSON progress events and a final\n" +
       '{"type":"summary",...} object. Exit 1 when a partition failed (they are listed).',
     flags: {
       pivots: { type: "string" },
