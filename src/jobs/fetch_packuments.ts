@@ -15,6 +15,9 @@
  * - transient failures are retried by the HTTP client; a body cut short is fetched again up
  *   to the client's `retries`, after its backoff (or `Retry-After`), counted as retries; what
  *   still fails is reported (`failed`) and the previous entry, if any, is kept;
+ * - every failure says whether asking again later may pass (`transient`: no answer, 408, 429,
+ *   5xx, a body cut short; not another 4xx or a body that is not a JSON object), with the
+ *   answer's `status` and `Retry-After`, for callers that retry later (the worker);
  * - a storage failure (a {@linkcode StorageError}: a full or read-only disk, denied access) is
  *   never taken for a body cut short: it rejects, and {@linkcode fetchPackuments} stops the run
  *   at once, aborting the requests in flight.
@@ -79,6 +82,40 @@ export interface PackumentResult {
   bytes: number;
   /** Why it failed. */
   error?: string;
+  /** For a failure: the HTTP status of the answer that failed (a body cut short or not a JSON
+   * object keeps its 200); absent when no answer arrived. */
+  status?: number;
+  /** For a failure: whether asking again later may succeed (no answer, a timeout, 408, 429, a
+   * 5xx, a body cut short) or not (another 4xx, a body that is not a JSON object). */
+  transient?: boolean;
+  /** For a failure: the wait the last answer asked for with `Retry-After`, in ms. */
+  retryAfter?: number;
+}
+
+/** Whether a failure with this status may pass on a retry: no answer, 408, 429, a 5xx, or a
+ * status below 400 (the answer itself was fine). */
+function transientStatus(status: number | undefined): boolean {
+  return status === undefined || status < 400 || status === 408 || status === 429 ||
+    status >= 500;
+}
+
+/** A failed result from what failed. */
+function failure(
+  name: string,
+  error: string,
+  status: number | undefined,
+  transient: boolean,
+  retryAfter?: number,
+): PackumentResult {
+  return {
+    name,
+    outcome: "failed",
+    bytes: 0,
+    error,
+    ...(status === undefined ? {} : { status }),
+    transient,
+    ...(retryAfter === undefined ? {} : { retryAfter }),
+  };
 }
 
 /** Options for {@linkcode fetchPackument} and {@linkcode fetchPackuments}. */
@@ -155,7 +192,9 @@ export function fetchPackument(
       } catch (error) {
         // The client has already retried what was worth retrying.
         if (options.signal?.aborted) throw error;
-        return { name, outcome: "failed", bytes: 0, error: (error as Error).message };
+        const status = error instanceof HttpError ? error.status : undefined;
+        const retryAfter = error instanceof HttpError ? error.retryAfter : undefined;
+        return failure(name, (error as Error).message, status, transientStatus(status), retryAfter);
       }
       try {
         return await store(response);
@@ -166,7 +205,7 @@ export function fetchPackument(
         if (error instanceof StorageError) throw error;
         // An answer that is not a packument: asking again would get the same page.
         if (error instanceof NotJsonObjectError) {
-          return { name, outcome: "failed", bytes: 0, error: error.message };
+          return failure(name, error.message, response.status, false);
         }
         // The body broke off while streaming: ask again after the client's backoff, as long
         // as its retries allow.
@@ -175,7 +214,7 @@ export function fetchPackument(
           !(error instanceof HttpError) ||
           !(await client.retryBody(url, failures, { signal: options.signal, retryAfter }))
         ) {
-          return { name, outcome: "failed", bytes: 0, error: (error as Error).message };
+          return failure(name, (error as Error).message, response.status, true);
         }
       }
     }
@@ -211,12 +250,8 @@ export function fetchPackument(
       }
       if (response.status !== 200 || !response.body) {
         const text = await response.text().catch(() => "");
-        return {
-          name,
-          outcome: "failed",
-          bytes: 0,
-          error: `GET ${url} answered ${response.status} ${text.slice(0, 120)}`.trim(),
-        };
+        const error = `GET ${url} answered ${response.status} ${text.slice(0, 120)}`.trim();
+        return failure(name, error, response.status, transientStatus(response.status));
       }
       const typeProblem = contentTypeProblem(response.headers.get("content-type"));
       if (typeProblem) {

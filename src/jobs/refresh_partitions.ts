@@ -18,7 +18,6 @@
  * @module
  */
 
-import { readRange } from "../couchdb/all_docs.ts";
 import { MAX_PAGE_LIMIT } from "../couchdb/rows.ts";
 import type { Cache } from "../storage/cache.ts";
 import { Checkpoint, type ClaimRecord, type PartitionState } from "../storage/checkpoint.ts";
@@ -31,6 +30,8 @@ import {
   rangesFromPivots,
   validatePivots,
 } from "../couchdb/pivots.ts";
+import { refreshRange } from "./refresh_range.ts";
+import { planPass } from "./partition_pass.ts";
 
 /** Progress events of a refresh. */
 export type RefreshEvent =
@@ -156,29 +157,16 @@ export async function refreshPartitions(
   const checkpoint = new Checkpoint(cache.driver, options.originKey, setId);
 
   if (options.fresh) await checkpoint.clear();
-  if (!(await checkpoint.set())) {
-    await checkpoint.writeSet({
-      id: setId,
-      originKey: options.originKey,
-      origin: options.origin,
-      pivots,
-      createdAt: clock.now(),
-    });
-  }
-  const states = await checkpoint.all();
-  let pass = Math.max(1, ...[...states.values()].map((s) => s.pass ?? 1));
-  // A partition completed in this pass whose cache entry is gone (dropped as corrupt, say) is
-  // fetched again.
-  const lost = new Set<number>();
-  for (const range of ranges) {
-    const state = states.get(range.index);
-    if (state?.status === "done" && !(await cache.get(range.key, { verify: "while" }))) {
-      states.delete(range.index);
-      lost.add(range.index);
-    }
-  }
+  // A completed set starts a new pass; a partition completed in this pass whose cache entry is
+  // gone (dropped as corrupt, say) is fetched again.
+  const { pass, pending: queue, lost } = await planPass(cache, checkpoint, {
+    id: setId,
+    originKey: options.originKey,
+    origin: options.origin,
+    pivots,
+    createdAt: clock.now(),
+  }, ranges);
   const complete = (s: PartitionState | undefined) => s?.pass === pass && s.status === "done";
-  if (ranges.every((r) => complete(states.get(r.index)))) pass++;
   const summary: RefreshSummary = {
     setId,
     pass,
@@ -190,7 +178,6 @@ export async function refreshPartitions(
     failed: [],
     duplicated: 0,
   };
-  const queue = ranges.filter((r) => !complete(states.get(r.index)));
   summary.skipped = ranges.length - queue.length;
   emit({ type: "start", setId, partitions: ranges.length, pending: queue.length, pass });
 
@@ -224,7 +211,13 @@ export async function refreshPartitions(
       }, Math.max(10, Math.floor(leaseMs / 3)));
       emit({ type: "partition-start", index: range.index, key: range.key, attempt: attempts });
       try {
-        const { rows, unchanged } = await fetchRange(range);
+        const { rows, unchanged } = await refreshRange(client, cache, range, {
+          origin: options.origin,
+          limit,
+          clock,
+          signal: options.signal,
+          onPage: (rows) => emit({ type: "page", index: range.index, rows }),
+        });
         clearInterval(heartbeat);
         const before = await checkpoint.get(range.index);
         if (before?.pass === pass && before.status === "done") summary.duplicated++;
@@ -271,45 +264,6 @@ export async function refreshPartitions(
         await clock.sleep(Math.min(30_000, 1000 * 2 ** (attempts - 1)), options.signal);
       }
     }
-  }
-
-  async function fetchRange(range: PartitionRange): Promise<{ rows: number; unchanged: boolean }> {
-    const existing = await cache.info(range.key);
-    const singlePage = existing?.count !== undefined && existing.count < limit;
-    const conditional = existing?.etag && singlePage ? { etag: existing.etag } : undefined;
-    const read = await readRange(client, options.origin, range, {
-      limit,
-      conditional,
-      clock,
-      signal: options.signal,
-      onPage: ({ rows }) => emit({ type: "page", index: range.index, rows }),
-    });
-    if (read.notModified && existing) {
-      await cache.refresh(range.key);
-      return { rows: existing.count ?? 0, unchanged: true };
-    }
-    let rows = 0;
-    let pages = 0;
-    const body = new ReadableStream<Uint8Array>({
-      async pull(controller) {
-        const next = await read.pages.next();
-        if (next.done) return controller.close();
-        rows += next.value.count;
-        pages++;
-        controller.enqueue(next.value.lines);
-      },
-      async cancel() {
-        await read.pages.return(undefined);
-      },
-    });
-    await cache.put(range.key, body, () => ({
-      status: 200,
-      contentType: "application/x-ndjson",
-      representation: "partition",
-      count: rows,
-      ...(pages <= 1 && read.etag ? { etag: read.etag } : {}),
-    }));
-    return { rows, unchanged: false };
   }
 
   const deferred: PartitionRange[] = [];

@@ -4,7 +4,8 @@
  * are fetched.
  *
  * - A document whose cached packument (of the representation asked for) was stored from a 200
- *   with the `_rev` the partition row lists is skipped without a request (`sameRev`).
+ *   with the `_rev` the partition row lists is skipped without a request (`sameRev`; the
+ *   comparison is {@linkcode changedPackuments}, shared with the worker).
  * - Any other is fetched with {@linkcode fetchPackument}, revalidating even a fresh entry: the
  *   partition says it is stale. A 304 renews the entry and records no new `_rev`.
  * - A fetched body that carries its own `_rev` (a full document) is stored with it, even when it
@@ -17,9 +18,9 @@
 
 import type { Cache } from "../storage/cache.ts";
 import type { HttpClient } from "../http/client.ts";
-import { packumentKey } from "../storage/keys.ts";
 import { rangesFromPivots, validatePivots } from "../couchdb/pivots.ts";
 import { indexRows } from "./create_index.ts";
+import { changedPackuments } from "./changed_packuments.ts";
 import {
   type FetchPackumentOptions,
   fetchPackuments,
@@ -113,13 +114,12 @@ export async function syncPackuments(
   // The partition's _rev of each name in progress, for a body that names none.
   const revs = new Map<string, string>();
   async function* changed(): AsyncGenerator<string> {
-    for await (const row of indexRows(cache, originKey, only)) {
-      const target = options.registryFor(row.id);
-      const info = await cache.info(packumentKey(target.originKey, row.id, representation));
-      if (info?.rev === row.rev && info.status === 200) {
-        sameRev++;
-        continue;
-      }
+    const rows = changedPackuments(cache, indexRows(cache, originKey, only), {
+      registryFor: options.registryFor,
+      representation,
+      onSameRev: () => sameRev++,
+    });
+    for await (const row of rows) {
       revs.set(row.id, row.rev);
       yield row.id;
     }

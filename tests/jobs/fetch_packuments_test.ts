@@ -469,3 +469,36 @@ Deno.test("fetchPackument() honours Retry-After for a body cut short", async () 
   assert.equal(result.outcome, "fetched", result.error);
   assert.deepEqual(slept, [7000]);
 });
+
+Deno.test("fetchPackuments() tells transient failures from permanent ones, with status and Retry-After", async () => {
+  const plans = [
+    onlyName("ms", () => ({ kind: "status", status: 503, retryAfter: "9" })),
+    onlyName("chalk", () => ({ kind: "status", status: 403 })),
+    onlyName("debug", () => ({ kind: "content-type" })),
+    onlyName("is-number", () => ({ kind: "truncate" })),
+    onlyName("left-pad", () => ({ kind: "status", status: 429 })),
+  ];
+  const { fixture, client, cache, opts } = await setup({
+    faults: (request) =>
+      plans.reduce<Fault | undefined>((f, plan) => f ?? plan(request), undefined),
+  });
+  try {
+    const names = ["ms", "chalk", "debug", "is-number", "left-pad", "no-such-name"];
+    const summary = await fetchPackuments(client, cache, names, opts);
+    const failed = Object.fromEntries(summary.failed.map((f) => [f.name, f]));
+    assert.deepEqual(Object.keys(failed).sort(), ["chalk", "debug", "is-number", "left-pad", "ms"]);
+    assert.equal(summary.outcomes["not-found"], 1, "a 404 is a result, not a failure");
+    assert.deepEqual(
+      [failed.ms!.transient, failed.ms!.status, failed.ms!.retryAfter],
+      [true, 503, 9000],
+    );
+    assert.deepEqual([failed["left-pad"]!.transient, failed["left-pad"]!.status], [true, 429]);
+    assert.deepEqual([failed.chalk!.transient, failed.chalk!.status], [false, 403]);
+    assert.deepEqual([failed.debug!.transient, failed.debug!.status], [false, 200]);
+    assert.equal(failed["is-number"]!.transient, true, "a body cut short may pass next time");
+    assert.equal(failed["is-number"]!.status, 200);
+    assert.equal(requestsFor(fixture, "chalk").length, 1, "a 403 is not asked again");
+  } finally {
+    await fixture.close();
+  }
+});
