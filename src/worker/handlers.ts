@@ -55,6 +55,7 @@ import {
 import {
   itemId,
   MAX_BATCH_NAMES,
+  narrowPackuments,
   type NewItem,
   originKeyOfPayload,
   type PackumentKind,
@@ -349,8 +350,11 @@ export function workerHandlers(options: WorkerHandlerOptions): Record<WorkItemTy
     });
     let items: NewItem[] = [];
     let names: string[] = [];
+    // An abbreviated document has no _rev of its own: the listed one is recorded with it.
+    let revs: string[] = [];
     const batch = () => {
       const packument: PackumentPayload = { registry: url, names, representation: kind };
+      if (kind === "corgi") packument.revs = revs;
       items.push({
         type: "packument",
         id: itemId("packument", packument),
@@ -358,11 +362,13 @@ export function workerHandlers(options: WorkerHandlerOptions): Record<WorkItemTy
         priority: item.priority,
       });
       names = [];
+      revs = [];
     };
     for await (const row of rows) {
       // Not a package name (a design document, say): no packument to fetch.
       if (packageNameProblem(row.id) !== undefined) continue;
       names.push(row.id);
+      revs.push(row.rev);
       if (names.length < batchSize) continue;
       batch();
       if (items.length >= ENQUEUE_CHUNK) {
@@ -377,8 +383,11 @@ export function workerHandlers(options: WorkerHandlerOptions): Record<WorkItemTy
   async function packument(item: WorkItem, context: HandlerContext): Promise<void> {
     const payload = item.payload as PackumentPayload;
     const target = targetFor(payload.registry);
+    const listed = payload.revs &&
+      new Map(payload.names.map((name, i) => [name, payload.revs![i]!]));
     const summary = await fetchPackuments(client, cache, payload.names, {
       registryFor: () => target,
+      ...(listed ? { revFor: (name: string) => listed.get(name) } : {}),
       representation: representationOf(payload.representation),
       // A batch is queued because its names changed: a fresh entry is asked for again too.
       refresh: true,
@@ -404,7 +413,7 @@ export function workerHandlers(options: WorkerHandlerOptions): Record<WorkItemTy
     if (allFailed && last) throw new PartialFailure(message, { retryPayload: payload });
     const buried: { item: WorkItem; error: string }[] = [];
     const bury = (results: readonly PackumentResult[]) => {
-      const part: PackumentPayload = { ...payload, names: results.map((r) => r.name) };
+      const part = narrowPackuments(payload, results.map((r) => r.name));
       buried.push({
         item: {
           type: "packument",
@@ -419,7 +428,7 @@ export function workerHandlers(options: WorkerHandlerOptions): Record<WorkItemTy
     if (permanent.length > 0) bury(permanent);
     if (transient.length > 0 && last) bury(transient);
     if (transient.length === 0 || last) throw new PartialFailure(message, { buried });
-    const retryPayload: PackumentPayload = { ...payload, names: transient.map((r) => r.name) };
+    const retryPayload = narrowPackuments(payload, transient.map((r) => r.name));
     throw new PartialFailure(message, {
       buried,
       retryPayload,

@@ -9,8 +9,10 @@
  *   registry? }` reads one range completely into the cache, recorded in the set's checkpoint;
  *   with `packuments`, enqueues `packument` items for the ids whose `_rev` changed. Id
  *   `partition:{setId}:{pass}:{index}`.
- * - `packument` `{ registry, names (1 to 1,000), representation? }` fetches a batch of
- *   packuments. Id `packument:{first 16 bytes of the sha256 of the registry, representation
+ * - `packument` `{ registry, names (1 to 1,000), representation?, revs? }` fetches a batch of
+ *   packuments; `revs`, when given, holds the `_rev` the partition listed for each name, recorded
+ *   with a document that has none of its own (the abbreviated one), so that the next pass sees
+ *   it unchanged. Id `packument:{first 16 bytes of the sha256 of the registry, representation
  *   and sorted names, in hex}`.
  *
  * An id carries its generation (the pass; the batch itself), so re-enqueueing work that is
@@ -81,6 +83,34 @@ export interface PackumentPayload {
   /** Which representation.
    * @default {"full"} */
   representation?: PackumentKind;
+  /** The `_rev` listed for each name, in the order of `names` (see the module docs). */
+  revs?: string[];
+}
+
+/**
+ * A `packument` payload narrowed to some of its names, their `revs` kept alongside.
+ *
+ * @param payload The payload.
+ * @param names Names of `payload`.
+ * @returns The narrowed payload.
+ *
+ * @example
+ * ```ts
+ * import { narrowPackuments } from "./items.ts";
+ * const payload = { registry: "http://127.0.0.1/", names: ["a", "b"], revs: ["1-x", "2-y"] };
+ * console.assert(narrowPackuments(payload, ["b"]).revs?.[0] === "2-y");
+ * ```
+ */
+export function narrowPackuments(
+  payload: PackumentPayload,
+  names: readonly string[],
+): PackumentPayload {
+  const narrowed: PackumentPayload = { ...payload, names: [...names] };
+  if (payload.revs) {
+    const revOf = new Map(payload.names.map((name, i) => [name, payload.revs![i]!]));
+    narrowed.revs = names.map((name) => revOf.get(name)!);
+  }
+  return narrowed;
 }
 
 /** The payload of each item type. */
@@ -214,7 +244,7 @@ function optional<T>(key: string, value: T | undefined): Record<string, T> {
 export function validatePayload<T extends WorkItemType>(type: T, payload: unknown): PayloadOf[T] {
   if (!isRecord(payload)) fail(`'payload' must be an object, received ${describe(payload)}`);
   if (type === "packument") {
-    onlyKeys(payload, ["registry", "names", "representation"]);
+    onlyKeys(payload, ["registry", "names", "representation", "revs"]);
     const registry = httpUrl("registry", payload.registry);
     const names = payload.names;
     if (!Array.isArray(names) || names.length === 0 || names.length > MAX_BATCH_NAMES) {
@@ -224,10 +254,22 @@ export function validatePayload<T extends WorkItemType>(type: T, payload: unknow
       const problem = typeof name === "string" ? packageNameProblem(name) : "not a string";
       if (problem) fail(`'names[${i}]' is not a package name: ${problem}`);
     });
+    const revs = payload.revs;
+    if (revs !== undefined) {
+      if (!Array.isArray(revs) || revs.length !== names.length) {
+        fail("'revs' must be an array with one revision per name");
+      }
+      revs.forEach((rev, i) => {
+        if (typeof rev !== "string" || !/^\d+-[0-9A-Za-z]{1,64}$/.test(rev)) {
+          fail(`'revs[${i}]' must be a revision like 3-abc, received ${describe(rev)}`);
+        }
+      });
+    }
     return {
       registry,
       names: [...names] as string[],
       ...optional("representation", kind("representation", payload.representation)),
+      ...optional("revs", revs === undefined ? undefined : [...revs] as string[]),
     } as PayloadOf[T];
   }
   const common = ["origin", "originKey", "packuments", "registry"];

@@ -427,6 +427,24 @@ Deno.test("workerHandlers(): a packument item in the abbreviated representation 
     assert.ok(registry.requests.every((r) => r.representation === "corgi"));
   }));
 
+Deno.test("workerHandlers(): a set with abbreviated packuments records the listed _rev, so a new pass asks for none", () =>
+  withWorld({ count: 30 }, async (world) => {
+    const { couch, registry, worker } = world;
+    const pivots = pivotsAt(couch, [15]);
+    const set = {
+      type: "partition-set",
+      payload: { origin: couch.origin, originKey: COUCH, pivots, packuments: "corgi" },
+    };
+    await worker.enqueue([set]);
+    assert.equal((await world.run()).dead, 0);
+    const names = [...world.docs.keys()].sort();
+    assert.deepEqual(askedNames(registry).sort(), names);
+    registry.requests.length = 0;
+    await worker.enqueue([set]);
+    assert.equal((await world.run()).dead, 0);
+    assert.deepEqual(askedNames(registry), []);
+  }));
+
 Deno.test("workerHandlers(): a partition failing on its last attempt is recorded failed, and the next enqueue of the set continues its pass", () => {
   /** Requests for ranges starting at this key answer 500. */
   let broken: string | undefined;
