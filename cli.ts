@@ -6,11 +6,14 @@
 
 import { createHash } from "node:crypto";
 import process from "node:process";
+import { dirname } from "node:path";
 import { setTimeout } from "node:timers";
 import { main } from "./cli/main.ts";
 import { isStdoutClosed, STDOUT_CLOSED_STATUS } from "./cli/io.ts";
 import type { Listen } from "./cli/context.ts";
 import { createStorageDriver } from "./drivers/select.deno.ts";
+import { MemoryQueue } from "./queues/memory.ts";
+import { DenoKvQueue } from "./queues/deno_kv.deno.ts";
 
 /** `serve` on `Deno.serve`. */
 const listen: Listen = async ({ hostname, port, fetch, onError }) => {
@@ -33,6 +36,13 @@ if (import.meta.main) {
   const status = await main(process.argv.slice(2), {
     openStorage: (options, access) => createStorageDriver({ ...options, access }),
     listen,
+    openQueue: async (kind, { path }) => {
+      if (kind === "memory") return new MemoryQueue();
+      await Deno.mkdir(dirname(path), { recursive: true });
+      // One process per queue file: an item in hand at a crash comes back within 10 s.
+      return await DenoKvQueue.open(path, { leaseMs: 10_000 });
+    },
+    defaultQueue: "kv",
     createHash: () => createHash("sha256"),
   });
   // A closed stdout may have set 141 already (see cli/io.ts).

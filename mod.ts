@@ -13,7 +13,10 @@
  *    errors.
  * 4. **CouchDB and npm rules**: reading a key range, pivots, package names, media types, the
  *    corgi derivation.
- * 5. **Runtime**: the clock and the version.
+ * 5. **Worker runtime**: work items, the queue engine contract, the retry policy, the
+ *    {@linkcode Worker} core and its handlers (the worker API is the `./worker` export, the
+ *    `memory` engine `./queues/memory`).
+ * 6. **Runtime**: the clock and the version.
  *
  * Storage drivers are subpath exports (`./drivers/memory`, `./drivers/fs`, `./drivers/deno_kv`,
  * `./drivers/s3`, `./drivers/cloudflare_kv`); the read replica's Hono app is `./replica`.
@@ -171,6 +174,58 @@ export {
   planAbbreviation,
 } from "./src/npm/corgi_stream.ts";
 
-// 5. Runtime
+// 5. Worker runtime (the worker API is the "./worker" export; engines are "./queues/*")
+export {
+  itemId,
+  MAX_BATCH_NAMES,
+  MAX_PRIORITY,
+  MIN_PRIORITY,
+  narrowPackuments,
+  type NewItem,
+  type PackumentKind,
+  type PackumentPayload,
+  type PartitionPayload,
+  type PartitionSetPayload,
+  type PayloadOf,
+  toWorkItem,
+  validatePayload,
+  WORK_ITEM_TYPES,
+  type WorkItem,
+  WorkItemError,
+  type WorkItemType,
+} from "./src/worker/items.ts";
+export type {
+  ConsumeOptions,
+  DeliveryHandler,
+  EnqueueResult,
+  ItemState,
+  ItemStatus,
+  Outcome,
+  QueueEngine,
+  QueueStats,
+} from "./src/worker/queue.ts";
+export {
+  type Classified,
+  classifyFailure,
+  DEFAULT_RETRY_POLICY,
+  PermanentError,
+  retryDelay,
+  type RetryPolicy,
+  retryPolicy,
+} from "./src/worker/retry.ts";
+export {
+  eventLine,
+  type Handler,
+  type HandlerContext,
+  MAX_WORKER_CONCURRENCY,
+  PartialFailure,
+  toWorkItems,
+  Worker,
+  type WorkerEvent,
+  type WorkerOptions,
+} from "./src/worker/worker.ts";
+export { type WorkerHandlerOptions, workerHandlers } from "./src/worker/handlers.ts";
+
+// 6. Runtime
 export { type Clock, systemClock } from "./src/clock.ts";
 export { VERSION } from "./src/version.ts";

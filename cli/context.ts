@@ -14,6 +14,13 @@ import { HttpClient } from "../src/http/client.ts";
 import { originKey } from "../src/storage/keys.ts";
 import { type GlobalOptions, UsageError } from "./options.ts";
 import type { CorruptionLog } from "./corruption.ts";
+import type { QueueEngine } from "../src/worker/queue.ts";
+
+/** The queue engines the CLI knows. */
+export type QueueKind = "memory" | "kv";
+
+/** How the entry point opens a queue engine (`kv` needs Deno); `path` is the kv file. */
+export type OpenQueue = (kind: QueueKind, options: { path: string }) => Promise<QueueEngine>;
 
 /** What a command does with its storage: only reads it, or writes too. */
 export type StorageAccess = "read" | "write";
@@ -75,6 +82,10 @@ export interface CommandContext {
   openDriver(access?: StorageAccess): Promise<StorageDriver>;
   /** Serves a fetch handler over HTTP, the runtime's way. */
   listen: Listen;
+  /** Opens a queue engine, the runtime's way. */
+  openQueue: OpenQueue;
+  /** The queue `worker start` uses when none is given: `kv` on Deno, `memory` on Node. */
+  defaultQueue: QueueKind;
   /** Options every command opens its cache with (no bloom filter; the runtime's hash; corrupt
    * entries reported to `corruption` and removed). */
   cacheOptions: CacheOptions;

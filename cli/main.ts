@@ -14,7 +14,14 @@
 import { parseArgs, type ParseArgsOptionsConfig } from "node:util";
 import type { Sha256Hasher } from "../src/storage/cache.ts";
 import { VERSION } from "../src/version.ts";
-import { type Command, type Listen, type OpenStorage, openStorage } from "./context.ts";
+import {
+  type Command,
+  type Listen,
+  type OpenQueue,
+  type OpenStorage,
+  openStorage,
+  type QueueKind,
+} from "./context.ts";
 import { err, isStdoutClosed, out, STDOUT_CLOSED_STATUS, StdoutClosed } from "./io.ts";
 import { CorruptionLog } from "./corruption.ts";
 import { GLOBAL_FLAGS, GLOBAL_HELP, resolveGlobalOptions, UsageError } from "./options.ts";
@@ -22,6 +29,8 @@ import { PACKUMENT_COMMANDS } from "./commands/packument.ts";
 import { PARTITION_COMMANDS } from "./commands/partition.ts";
 import { CACHE_COMMANDS } from "./commands/cache.ts";
 import { SERVE_COMMAND } from "./commands/serve.ts";
+import { WORKER_COMMANDS } from "./commands/worker.ts";
+import { MemoryQueue } from "../queues/memory.ts";
 import { closest } from "./suggest.ts";
 
 /** Every command, in the order `--help` lists them. */
@@ -30,6 +39,7 @@ const COMMANDS: readonly Command[] = [
   ...PARTITION_COMMANDS,
   ...CACHE_COMMANDS,
   SERVE_COMMAND,
+  ...WORKER_COMMANDS,
 ];
 
 const TOP_HELP = `_all_docs ${VERSION}: mirror npm registry metadata.
@@ -65,6 +75,11 @@ export interface CliRuntime {
   openStorage: OpenStorage;
   /** Serves a fetch handler over HTTP (`serve`). */
   listen: Listen;
+  /** Opens a queue engine; without it only `memory` is available. */
+  openQueue?: OpenQueue;
+  /** The `worker start` queue when none is given.
+   * @default {"memory"} */
+  defaultQueue?: QueueKind;
   /** The runtime's native incremental SHA-256, when it has one. */
   createHash?: () => Sha256Hasher;
 }
@@ -168,6 +183,8 @@ export async function main(argv: string[], runtime: CliRuntime): Promise<number>
       args: rest,
       openDriver: (access = "write") => openStorage(runtime.openStorage, options, access),
       listen: runtime.listen,
+      openQueue: runtime.openQueue ?? memoryOnly,
+      defaultQueue: runtime.defaultQueue ?? "memory",
       cacheOptions: {
         bloom: false,
         ...(runtime.createHash ? { createHash: runtime.createHash } : {}),
@@ -191,6 +208,14 @@ export async function main(argv: string[], runtime: CliRuntime): Promise<number>
     return exitCode;
   }
 }
+
+/** Opens the memory queue; a runtime without Deno KV refuses `kv`. */
+const memoryOnly: OpenQueue = (kind) => {
+  if (kind === "memory") return Promise.resolve(new MemoryQueue());
+  return Promise.reject(
+    new UsageError("The kv queue needs Deno (deno run cli.ts ...); here use --queue memory"),
+  );
+};
 
 /** The command `first second` names (a one-word command takes `second` as an argument). */
 function findCommand(first?: string, second?: string): Command | undefined {

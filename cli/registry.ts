@@ -41,8 +41,18 @@ export function npmConfig(): NpmConfig {
   return npmConfigLoaded ??= npmConf().config;
 }
 
-/** Builds the per-name registry lookup for the options; npm's configuration is read once. */
-export function registryResolver(options: GlobalOptions): (name: string) => RegistryTarget {
+/** The registry lookups for the options: per package name, and per registry URL. */
+export interface RegistryLookup {
+  /** The registry a package name is fetched from (scoped registries apply), with its token. */
+  forName(name: string): RegistryTarget;
+  /** A registry URL's target, with the token configured for it. */
+  forUrl(url: string): RegistryTarget;
+  /** The default registry: `--registry`, else npm's `registry` setting. */
+  defaultTarget(): RegistryTarget;
+}
+
+/** Builds the registry lookups for the options; npm's configuration is read once. */
+export function registryLookup(options: GlobalOptions): RegistryLookup {
   const conf = npmConfig;
   const setting = (key: string) => {
     const value = conf().get(key);
@@ -56,7 +66,8 @@ export function registryResolver(options: GlobalOptions): (name: string) => Regi
     get: (_target, key) => key === "_auth" ? undefined : conf().get(String(key)),
   });
   const targets = new Map<string, RegistryTarget>();
-  const targetFor = (url: string) => {
+  const forUrl = (raw: string) => {
+    const url = slash(raw);
     let target = targets.get(url);
     if (!target) {
       let token: string | undefined;
@@ -76,12 +87,22 @@ export function registryResolver(options: GlobalOptions): (name: string) => Regi
     return target;
   };
   let fallback: string | undefined;
-  return (name: string) => {
-    // An explicit --registry replaces the default registry; scoped registries still apply.
-    fallback ??= slash(options.registry ?? setting("registry") ?? "");
-    const scoped = name.startsWith("@")
-      ? setting(`${name.slice(0, name.indexOf("/"))}:registry`)
-      : undefined;
-    return targetFor(scoped ? slash(scoped) : fallback);
+  // An explicit --registry replaces the default registry; scoped registries still apply.
+  const defaultUrl = () => fallback ??= slash(options.registry ?? setting("registry") ?? "");
+  return {
+    forName(name: string) {
+      const scoped = name.startsWith("@")
+        ? setting(`${name.slice(0, name.indexOf("/"))}:registry`)
+        : undefined;
+      return forUrl(scoped ? slash(scoped) : defaultUrl());
+    },
+    forUrl,
+    defaultTarget: () => forUrl(defaultUrl()),
   };
+}
+
+/** Builds the per-name registry lookup for the options; npm's configuration is read once. */
+export function registryResolver(options: GlobalOptions): (name: string) => RegistryTarget {
+  const lookup = registryLookup(options);
+  return (name) => lookup.forName(name);
 }

@@ -56,7 +56,7 @@ import { parseArgs } from "node:util";
 export const ROOT: string = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 
 /** Folders compiled whole (less Deno-only modules and tests). */
-const SOURCE_DIRS = ["src", "cli", "drivers"];
+const SOURCE_DIRS = ["src", "cli", "drivers", "queues"];
 /** Single files compiled. */
 const SOURCE_FILES = ["mod.ts", "cli.node.ts"];
 /**

@@ -152,12 +152,12 @@ export interface NewItem {
 }
 
 /** The most names one `packument` item carries. */
-export const MAX_BATCH_NAMES = 1000;
+export const MAX_BATCH_NAMES: number = 1000;
 
 /** Priorities are integers in this range (BullMQ's range, centred on 0). */
-export const MIN_PRIORITY = -1_000_000;
+export const MIN_PRIORITY: number = -1_000_000;
 /** See {@linkcode MIN_PRIORITY}. */
-export const MAX_PRIORITY = 1_000_000;
+export const MAX_PRIORITY: number = 1_000_000;
 
 /** A payload or item that cannot be enqueued: `message` names the field and the problem. */
 export class WorkItemError extends TypeError {

@@ -48,6 +48,8 @@ export class PartialFailure extends Error {
   readonly buried: readonly { item: WorkItem; error: string }[];
 
   /**
+   * Describes a partial failure.
+   *
    * @param message What failed, for the status record.
    * @param options What to retry and what to bury.
    */
@@ -85,6 +87,24 @@ export interface WorkerEvent {
   error?: string;
   /** The delay before a retry, in ms. */
   delayMs?: number;
+}
+
+/**
+ * One log line for an event: `{"type":"item","outcome":KIND,"id",...}`.
+ *
+ * @param event The event.
+ * @returns The JSON line, without a newline.
+ *
+ * @example
+ * ```ts
+ * import { eventLine } from "./worker.ts";
+ * const line = eventLine({ type: "ack", id: "packument:1", itemType: "packument", attempts: 0 });
+ * console.assert(line === '{"type":"item","outcome":"ack","id":"packument:1","itemType":"packument","attempts":0}');
+ * ```
+ */
+export function eventLine(event: WorkerEvent): string {
+  const { type, ...rest } = event;
+  return JSON.stringify({ type: "item", outcome: type, ...rest });
 }
 
 /** Options of {@linkcode Worker}. */
@@ -161,6 +181,8 @@ export class Worker {
   #onEvent: (event: WorkerEvent) => void;
 
   /**
+   * Makes a worker over an engine; nothing runs until {@linkcode Worker.run}.
+   *
    * @param engine The queue engine.
    * @param options Handlers and settings.
    * @throws {RangeError} When a setting is out of range.

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { serialize } from "node:v8";
 import { join } from "node:path";
-import { DenoKvQueue } from "../../queues/deno_kv.ts";
+import { DenoKvQueue } from "../../queues/deno_kv.deno.ts";
 import type { QueueEngine } from "../../src/worker/queue.ts";
 import type { WorkItem } from "../../src/worker/items.ts";
 import { runQueueContract } from "../_support/queue_contract.ts";
@@ -242,7 +242,7 @@ Deno.test("DenoKvQueue redelivers an item whose process was killed with SIGKILL"
     await Deno.writeTextFile(
       child,
       `import { DenoKvQueue } from ${
-        JSON.stringify(new URL("queues/deno_kv.ts", `file://${ROOT}`).href)
+        JSON.stringify(new URL("queues/deno_kv.deno.ts", `file://${ROOT}`).href)
       };
 const queue = await DenoKvQueue.open(Deno.args[0], { leaseMs: 500 });
 await queue.enqueue([${JSON.stringify(item("killed"))}]);

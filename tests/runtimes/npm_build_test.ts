@@ -346,6 +346,7 @@ Deno.test("npm build", async (t) => {
       "src/",
       "cli/",
       "drivers/",
+      "queues/",
     ]);
     // Node 20 or the strictest floor any installed package (peers included) asks for.
     assert.deepStrictEqual(pkg.engines, { node: ">=20" });
@@ -601,6 +602,47 @@ Deno.test("npm build", async (t) => {
         assert.equal(code, 0, `serve stops cleanly on SIGTERM\n${stderr}`);
       }
     });
+
+    await t.step(
+      "worker start runs under node on the memory queue (kv needs Deno: exit 2)",
+      async () => {
+        const cacheDir = join(tmp, "worker-cache");
+        const common = ["worker", "start", "--port", "0", "--no-auth", "--cache-dir", cacheDir];
+        const child = start("node", [bin, ...common, "--registry", fixture.url]);
+        try {
+          const line = await child.line();
+          const url = /listening (\S+)/.exec(line)?.[1];
+          assert.ok(url, `worker printed ${JSON.stringify(line)}`);
+          const posted = await fetch(`${url}-/worker/items`, {
+            method: "POST",
+            headers: { "content-type": "application/json" },
+            body: JSON.stringify({
+              items: [{ type: "packument", payload: { registry: fixture.url, names: ["ms"] } }],
+            }),
+          });
+          assert.equal(posted.status, 202);
+          await posted.body?.cancel();
+          let stats: Record<string, number> = {};
+          for (let i = 0; i < 200 && stats.done !== 1; i++) {
+            stats = await (await fetch(`${url}-/worker/stats`)).json();
+            await new Promise((resolve) => setTimeout(resolve, 25));
+          }
+          assert.equal(stats.engine as unknown, "memory");
+          assert.equal(stats.done, 1);
+          const doc = await fetch(`${url}ms`, { headers: { accept: "application/json" } });
+          assert.deepStrictEqual(
+            new Uint8Array(await doc.arrayBuffer()),
+            fixture.expectedBody("ms", "full"),
+          );
+        } finally {
+          const { code, stderr } = await child.stop();
+          assert.equal(code, 0, `the worker stops cleanly on SIGTERM\n${stderr}`);
+        }
+        const kv = await run("node", [bin, ...common, "--queue", "kv"]);
+        assert.equal(kv.code, 2);
+        assert.match(kv.stderr, /kv queue needs Deno/);
+      },
+    );
 
     // debug.json is over one 61,440-byte chunk, so the chunked layout is crossed too.
     const shared = names.filter((n) => n === "debug" || n === "left-pad");

@@ -156,7 +156,7 @@ function listen(kv: Deno.Kv, engine: DenoKvQueue): void {
  *
  * @example
  * ```ts
- * import { DenoKvQueue } from "./deno_kv.ts";
+ * import { DenoKvQueue } from "./deno_kv.deno.ts";
  * const queue = await DenoKvQueue.open(":memory:");
  * const item = { type: "packument" as const, id: "a", payload: { registry: "http://127.0.0.1/", names: ["ms"] }, priority: 0, attempts: 0 };
  * console.assert((await queue.enqueue([item, item])).duplicates[0] === "a");

@@ -1,0 +1,571 @@
+/**
+ * `worker start|enqueue|status|dead`: the worker runtime from the command line. `start` runs the
+ * consumer and the worker API (with the read replica) in one process; the others talk to a
+ * running worker over its API (`--worker URL`) or straight to a durable queue (`--queue kv`).
+ *
+ * @module
+ */
+
+import process from "node:process";
+import { readFile } from "node:fs/promises";
+import { extname } from "node:path";
+import { Cache } from "../../src/storage/cache.ts";
+import { eventLine, Worker, type WorkerEvent } from "../../src/worker/worker.ts";
+import type { EnqueueResult, ItemStatus, QueueEngine, QueueStats } from "../../src/worker/queue.ts";
+import { MAX_BATCH_NAMES, MAX_PRIORITY, MIN_PRIORITY, toWorkItem } from "../../src/worker/items.ts";
+import { WorkItemError } from "../../src/worker/items.ts";
+import { toWorkItems } from "../../src/worker/worker.ts";
+import { workerHandlers } from "../../src/worker/handlers.ts";
+import { createWorkerApp } from "../../src/worker/api.ts";
+import { parseNameList } from "../../src/npm/package_name.ts";
+import {
+  clientFor,
+  type Command,
+  type CommandContext,
+  originKeyOf,
+  type QueueKind,
+  type Server,
+} from "../context.ts";
+import { err, out } from "../io.ts";
+import { checkServiceUrl, type GlobalOptions, maskUrl, UsageError } from "../options.ts";
+import { registryLookup } from "../registry.ts";
+import { loadPivots } from "../pivots_file.ts";
+import { isLoopback } from "./serve.ts";
+
+/** The port `worker start` listens on when `--port` is not given. */
+export const DEFAULT_WORKER_PORT = 5985;
+/** Names per `packument` item `worker enqueue packuments` makes. */
+export const DEFAULT_BATCH_SIZE = 100;
+/** The most items in hand one worker process allows. */
+export const MAX_WORKER_ITEMS = 256;
+
+function queueKind(ctx: CommandContext, fallback: QueueKind): QueueKind {
+  const raw = ctx.values["queue"] ?? process.env["ALL_DOCS_QUEUE"];
+  if (raw === undefined) return fallback;
+  const source = ctx.values["queue"] !== undefined ? "--queue" : "ALL_DOCS_QUEUE";
+  if (raw !== "memory" && raw !== "kv") {
+    throw new UsageError(
+      `Invalid ${source}: expected memory or kv, received '${String(raw)}' ` +
+        "(a Redis queue is not available yet)",
+    );
+  }
+  return raw;
+}
+
+function integerFlag(
+  ctx: CommandContext,
+  flag: string,
+  min: number,
+  max: number,
+  fallback: number,
+) {
+  const raw = ctx.values[flag];
+  if (raw === undefined) return fallback;
+  const value = Number(raw);
+  if (!/^-?\d+$/.test(String(raw)) || value < min || value > max) {
+    throw new UsageError(
+      `Invalid --${flag}: expected an integer from ${min} to ${max}, received '${String(raw)}'`,
+    );
+  }
+  return value;
+}
+
+function kvPath(ctx: CommandContext): string {
+  const raw = ctx.values["kv-path"];
+  if (typeof raw === "string") return raw;
+  return `${ctx.options.cacheDir}/queue.kv`;
+}
+
+function token(): string | undefined {
+  const value = process.env["ALL_DOCS_WORKER_TOKEN"];
+  return value === undefined || value === "" ? undefined : value;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Talking to a worker: over its API, or straight to a queue
+
+/** What `enqueue`, `status` and `dead` need from a worker. */
+interface WorkerTarget {
+  enqueue(items: unknown[]): Promise<EnqueueResult>;
+  status(id: string): Promise<ItemStatus | undefined>;
+  stats(): Promise<QueueStats>;
+  dead(limit: number): Promise<ItemStatus[]>;
+  retry(id: string): Promise<boolean>;
+  close(): Promise<void>;
+}
+
+function apiTarget(base: string): WorkerTarget {
+  const secret = token();
+  const call = async (method: string, path: string, body?: unknown) => {
+    const headers: Record<string, string> = { accept: "application/json" };
+    if (secret !== undefined) headers.authorization = `Bearer ${secret}`;
+    if (body !== undefined) headers["content-type"] = "application/json";
+    let response: Response;
+    try {
+      response = await fetch(new URL(path, base), {
+        method,
+        headers,
+        ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+      });
+    } catch (cause) {
+      throw new Error(`Cannot reach the worker at ${maskUrl(base)}: ${(cause as Error).message}`);
+    }
+    const text = await response.text();
+    let value: unknown;
+    try {
+      value = JSON.parse(text);
+    } catch {
+      value = undefined;
+    }
+    if (response.status === 401) {
+      throw new UsageError(
+        "The worker refused the request (401): set ALL_DOCS_WORKER_TOKEN to its token",
+      );
+    }
+    if (response.status === 400) {
+      const reason = (value as { reason?: string } | undefined)?.reason ?? text;
+      throw new UsageError(`The worker refused the items: ${reason}`);
+    }
+    return { status: response.status, value };
+  };
+  const ok = (result: { status: number; value: unknown }, what: string) => {
+    if (result.status >= 300) {
+      throw new Error(`${what} failed: the worker answered ${result.status}`);
+    }
+    return result.value;
+  };
+  return {
+    async enqueue(items) {
+      return ok(await call("POST", "-/worker/items", { items }), "Enqueue") as EnqueueResult;
+    },
+    async status(id) {
+      const result = await call("GET", `-/worker/items/${encodeURIComponent(id)}`);
+      return result.status === 404 ? undefined : ok(result, "Status") as ItemStatus;
+    },
+    async stats() {
+      return ok(await call("GET", "-/worker/stats"), "Stats") as QueueStats;
+    },
+    async dead(limit) {
+      const value = ok(await call("GET", `-/worker/dead?limit=${limit}`), "Listing dead letters");
+      return (value as { items: ItemStatus[] }).items;
+    },
+    async retry(id) {
+      const result = await call("POST", `-/worker/dead/${encodeURIComponent(id)}/retry`);
+      return result.status === 404 ? false : (ok(result, "Retry"), true);
+    },
+    close: () => Promise.resolve(),
+  };
+}
+
+function engineTarget(engine: QueueEngine): WorkerTarget {
+  return {
+    enqueue: (items) => engine.enqueue(toWorkItems(items)),
+    status: (id) => engine.status(id),
+    stats: () => engine.stats(),
+    dead: (limit) => engine.dead(limit),
+    retry: (id) => engine.retryDead(id),
+    close: () => engine.close(),
+  };
+}
+
+async function targetOf(ctx: CommandContext): Promise<WorkerTarget> {
+  const raw = ctx.values["worker"] ?? process.env["ALL_DOCS_WORKER_URL"];
+  if (typeof raw === "string") {
+    const source = ctx.values["worker"] !== undefined ? "--worker" : "ALL_DOCS_WORKER_URL";
+    const url = checkServiceUrl(source, raw);
+    return apiTarget(url.endsWith("/") ? url : `${url}/`);
+  }
+  const kind = queueKind(ctx, "kv");
+  if (kind === "memory") {
+    throw new UsageError(
+      "No worker to talk to: give --worker URL (or ALL_DOCS_WORKER_URL) of a running worker, " +
+        "or --queue kv for its queue file (a memory queue lives inside its worker only)",
+    );
+  }
+  return engineTarget(await ctx.openQueue(kind, { path: kvPath(ctx) }));
+}
+
+// ---------------------------------------------------------------------------------------------
+// worker start
+
+function logEvent(options: GlobalOptions, event: WorkerEvent): void {
+  if (options.quiet || event.type === "start") return;
+  err(eventLine(event));
+}
+
+async function workerStart(ctx: CommandContext): Promise<number> {
+  const { options, values } = ctx;
+  const kind = queueKind(ctx, ctx.defaultQueue);
+  const rawPort = values["port"];
+  const port = rawPort === undefined
+    ? DEFAULT_WORKER_PORT
+    : integerFlag(ctx, "port", 0, 65535, DEFAULT_WORKER_PORT);
+  const rawHost = values["hostname"];
+  const host = typeof rawHost === "string" ? rawHost.replace(/^\[(.*)\]$/, "$1") : "127.0.0.1";
+  if (host === "") throw new UsageError("Invalid --hostname: expected an address");
+  if (!isLoopback(host) && values["public"] !== true) {
+    throw new UsageError(
+      `Refusing to bind to '${host}', which is not a loopback address: add --public to serve ` +
+        "the worker to other machines",
+    );
+  }
+  const secret = token();
+  if (secret === undefined && !(values["no-auth"] === true && isLoopback(host))) {
+    throw new UsageError(
+      "worker start needs a token: set ALL_DOCS_WORKER_TOKEN " +
+        "(or give --no-auth on a loopback address)",
+    );
+  }
+  if (options.concurrency > MAX_WORKER_ITEMS) {
+    throw new UsageError(
+      `Invalid --concurrency for a worker: at most ${MAX_WORKER_ITEMS} items in hand, received ${options.concurrency}`,
+    );
+  }
+  const batchSize = integerFlag(ctx, "batch-size", 1, MAX_BATCH_NAMES, DEFAULT_BATCH_SIZE);
+  const untilIdle = values["until-idle"] === true;
+  const registries = registryLookup(options);
+  const registry = registries.defaultTarget();
+  const partitionsOrigin = originKeyOf(options);
+  const driver = await ctx.openDriver("write");
+  let engine: QueueEngine | undefined;
+  let server: Server | undefined;
+  const stop = new AbortController();
+  const onSignal = () => stop.abort();
+  try {
+    const cache = await Cache.open(driver, ctx.cacheOptions);
+    engine = await ctx.openQueue(kind, { path: kvPath(ctx) });
+    const worker = new Worker(engine, {
+      handlers: workerHandlers({
+        client: clientFor(options),
+        cache,
+        registry,
+        registryFor: (url) => registries.forUrl(url),
+        batchSize,
+        maxAttempts: options.retries + 1,
+      }),
+      concurrency: options.concurrency,
+      retry: { maxAttempts: options.retries + 1 },
+      onEvent: (event) => logEvent(options, event),
+    });
+    const app = createWorkerApp({
+      worker,
+      token: secret,
+      replica: {
+        cache,
+        packumentOrigin: (name) => registries.forName(name).originKey,
+        ...(partitionsOrigin !== undefined ? { partitionsOrigin } : {}),
+      },
+      ...(options.quiet ? {} : { log: (line: string) => err(line) }),
+    });
+    try {
+      server = await ctx.listen({
+        port,
+        hostname: host,
+        fetch: app.fetch,
+        onError: (error) => {
+          if (!options.quiet) err(`error: ${error instanceof Error ? error.message : error}`);
+          return new Response('{"error":"internal_server_error"}\n', {
+            status: 500,
+            headers: { "content-type": "application/json" },
+          });
+        },
+      });
+    } catch (error) {
+      if ((error as { code?: string }).code === "EADDRINUSE") {
+        err(`error: Cannot listen on ${host}:${port}: the address is in use (pick --port)`);
+        return 1;
+      }
+      throw error;
+    }
+    process.on("SIGINT", onSignal);
+    process.on("SIGTERM", onSignal);
+    const shown = server.hostname.includes(":") ? `[${server.hostname}]` : server.hostname;
+    await out(`listening http://${shown}:${server.port}/\n`);
+    if (untilIdle) {
+      const running = worker.runUntilIdle();
+      const ended = await Promise.race([
+        running,
+        new Promise<undefined>((resolve) =>
+          stop.signal.addEventListener("abort", () => resolve(undefined))
+        ),
+      ]);
+      const result = ended ?? await running;
+      const stats = await engine.stats();
+      const summary = { type: "summary", ...stats };
+      if (options.json) await out(JSON.stringify(summary) + "\n");
+      else if (!options.quiet) err(`done ${stats.done}, dead ${stats.dead}`);
+      return result.dead > 0 ? 1 : 0;
+    }
+    await worker.run(stop.signal);
+    return 0;
+  } finally {
+    process.off("SIGINT", onSignal);
+    process.off("SIGTERM", onSignal);
+    stop.abort();
+    await server?.shutdown().catch(() => {});
+    await engine?.close();
+    await driver.close();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// worker enqueue, status, dead
+
+async function readNames(file: string): Promise<string[]> {
+  let text: string;
+  try {
+    text = await readFile(file, "utf8");
+  } catch (cause) {
+    throw new UsageError(`Cannot read name list '${file}': ${(cause as Error).message}`);
+  }
+  const list = parseNameList(text, extname(file).toLowerCase() === ".json" ? "json" : "txt");
+  if ("problems" in list) {
+    const first = list.problems[0]!;
+    throw new UsageError(
+      `Invalid name list '${file}': ${list.problems.length} problem(s), first at ${first.kind} ${first.at}: ${first.problem}`,
+    );
+  }
+  if (list.names.length === 0) throw new UsageError(`The name list '${file}' has no names`);
+  return list.names;
+}
+
+async function workerEnqueue(ctx: CommandContext): Promise<number> {
+  const { options, values, args } = ctx;
+  const what = args[0];
+  const priority = integerFlag(ctx, "priority", MIN_PRIORITY, MAX_PRIORITY, 0);
+  const representation = values["abbreviated"] === true ? "corgi" : "full";
+  let items: unknown[];
+  if (what === "partition-set") {
+    if (args.length > 1) throw new UsageError(`Unexpected argument '${args[1]}'`);
+    const originKey = originKeyOf(options);
+    if (!options.origin || originKey === undefined) {
+      throw new UsageError(
+        "Missing origin: set --origin URL or ALL_DOCS_ORIGIN to the CouchDB replication endpoint",
+      );
+    }
+    if (typeof values["pivots"] !== "string") {
+      throw new UsageError("Missing --pivots FILE: worker enqueue partition-set --pivots FILE");
+    }
+    const pivots = await loadPivots(values["pivots"]);
+    const payload: Record<string, unknown> = { origin: options.origin, pivots };
+    if (options.originKey !== undefined) payload.originKey = options.originKey;
+    if (values["packuments"] === true) {
+      payload.packuments = representation;
+      if (options.registry !== undefined) payload.registry = options.registry;
+    }
+    items = [{ type: "partition-set", payload, priority }];
+  } else if (what === "packuments") {
+    const file = args[1];
+    if (file === undefined) throw new UsageError("Missing FILE: worker enqueue packuments FILE");
+    const batchSize = integerFlag(ctx, "batch-size", 1, MAX_BATCH_NAMES, DEFAULT_BATCH_SIZE);
+    const names = await readNames(file);
+    const registry = registryLookup(options).defaultTarget().url;
+    items = [];
+    for (let i = 0; i < names.length; i += batchSize) {
+      const payload = { registry, names: names.slice(i, i + batchSize), representation };
+      items.push({ type: "packument", payload, priority });
+    }
+  } else {
+    throw new UsageError(
+      what === undefined
+        ? "Missing what to enqueue: worker enqueue partition-set --pivots FILE, or worker enqueue packuments FILE"
+        : `Cannot enqueue '${what}': expected partition-set or packuments`,
+    );
+  }
+  // Checked here, before any request: the worker would refuse them anyway.
+  try {
+    items.forEach((item) => toWorkItem(item));
+  } catch (error) {
+    if (error instanceof WorkItemError) throw new UsageError(error.message);
+    throw error;
+  }
+  const target = await targetOf(ctx);
+  try {
+    const result = await target.enqueue(items);
+    if (options.json) await out(JSON.stringify({ type: "enqueued", ...result }) + "\n");
+    else {
+      await out(
+        `accepted ${result.accepted.length}, duplicates ${result.duplicates.length}\n` +
+          result.accepted.map((id) => `  ${id}\n`).join(""),
+      );
+    }
+    return 0;
+  } finally {
+    await target.close();
+  }
+}
+
+function statusLine(status: ItemStatus): string {
+  const error = status.lastError ? `  ${status.lastError}` : "";
+  return `${status.id}  ${status.state}  attempts ${status.attempts}${error}`;
+}
+
+async function workerStatus(ctx: CommandContext): Promise<number> {
+  const { options, args } = ctx;
+  const target = await targetOf(ctx);
+  try {
+    const id = args[0];
+    if (id === undefined) {
+      const stats = await target.stats();
+      if (options.json) await out(JSON.stringify(stats) + "\n");
+      else {
+        await out(
+          `queued ${stats.queued}, running ${stats.running}, done ${stats.done}, dead ${stats.dead}\n`,
+        );
+      }
+      return 0;
+    }
+    const status = await target.status(id);
+    if (status === undefined) {
+      err(`error: no item '${id}'`);
+      return 1;
+    }
+    await out(options.json ? JSON.stringify(status) + "\n" : statusLine(status) + "\n");
+    return 0;
+  } finally {
+    await target.close();
+  }
+}
+
+async function workerDead(ctx: CommandContext): Promise<number> {
+  const { options, values } = ctx;
+  const retry = values["retry"];
+  const retryAll = values["retry-all"] === true;
+  if (retry !== undefined && retryAll) {
+    throw new UsageError("Give --retry ID or --retry-all, not both");
+  }
+  if (retry !== undefined && (typeof retry !== "string" || retry === "")) {
+    throw new UsageError("Invalid --retry: expected an item id");
+  }
+  const target = await targetOf(ctx);
+  try {
+    if (typeof retry === "string") {
+      if (!(await target.retry(retry))) {
+        err(`error: '${retry}' is not in the dead letters`);
+        return 1;
+      }
+      await out(options.json ? JSON.stringify({ retried: [retry] }) + "\n" : `retried ${retry}\n`);
+      return 0;
+    }
+    const dead = await target.dead(1000);
+    if (retryAll) {
+      const retried: string[] = [];
+      for (const item of dead) if (await target.retry(item.id)) retried.push(item.id);
+      await out(
+        options.json ? JSON.stringify({ retried }) + "\n" : `retried ${retried.length}\n`,
+      );
+      return 0;
+    }
+    if (options.json) {
+      for (const item of dead) await out(JSON.stringify(item) + "\n");
+    } else {
+      await out(dead.length === 0 ? "no dead letters\n" : dead.map(statusLine).join("\n") + "\n");
+    }
+    return 0;
+  } finally {
+    await target.close();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The commands
+
+const TARGET_HELP =
+  "The worker: --worker URL (or ALL_DOCS_WORKER_URL) of a running 'worker start',\n" +
+  "with ALL_DOCS_WORKER_TOKEN; else its queue file (--queue kv, --kv-path FILE).";
+
+const TARGET_FLAGS = {
+  worker: { type: "string" },
+  queue: { type: "string" },
+  "kv-path": { type: "string" },
+} as const;
+
+/** The `worker` commands. */
+export const WORKER_COMMANDS: readonly Command[] = [
+  {
+    words: ["worker", "start"],
+    usage: "worker start [--queue memory|kv] [--port N] [--until-idle]",
+    summary: "run a worker: consume queued items and serve the worker API",
+    help: "Consumes work items from a queue and serves the worker API and the read replica\n" +
+      "in one process. Prints 'listening http://HOST:PORT/' on stdout when ready; one JSON\n" +
+      "line per request and per settled item on stderr (none with --quiet). Stops on SIGINT\n" +
+      "or SIGTERM: takes no more items, and releases those in hand after 10 s.\n\n" +
+      "The token comes from ALL_DOCS_WORKER_TOKEN; every /-/worker/ route but health needs\n" +
+      "'Authorization: Bearer TOKEN'. Without a token the worker refuses to start unless it\n" +
+      "listens on a loopback address and is given --no-auth.\n\n" +
+      "Options:\n" +
+      "  --queue memory|kv   the queue engine (ALL_DOCS_QUEUE; default kv under Deno, memory\n" +
+      "                      under Node); kv keeps the queue in a Deno KV file, for one\n" +
+      "                      process; memory loses what is queued when the process ends\n" +
+      "  --kv-path FILE      the kv queue's file (default CACHE_DIR/queue.kv)\n" +
+      `  --port N            0 to 65535; 0 picks a free port (default ${DEFAULT_WORKER_PORT})\n` +
+      "  --hostname H        address to bind (default 127.0.0.1)\n" +
+      "  --public            required to bind an address that is not loopback\n" +
+      "  --no-auth           allow no token (loopback only)\n" +
+      `  --concurrency N     items in hand and requests in flight (1 to ${MAX_WORKER_ITEMS})\n` +
+      `  --batch-size N      names per packument item a partition enqueues (default ${DEFAULT_BATCH_SIZE})\n` +
+      "  --until-idle        exit when nothing is queued or running: 0, or 1 if any item is\n" +
+      "                      in the dead letters (a summary is printed; --json: as JSON)\n\n" +
+      "Retries: --retries N gives each item N + 1 deliveries, with exponential backoff\n" +
+      "and jitter, honouring Retry-After; then the item goes to the dead letters.",
+    flags: {
+      queue: { type: "string" },
+      "kv-path": { type: "string" },
+      port: { type: "string" },
+      hostname: { type: "string" },
+      public: { type: "boolean" },
+      "no-auth": { type: "boolean" },
+      "until-idle": { type: "boolean" },
+      "batch-size": { type: "string" },
+    },
+    maxArgs: 0,
+    run: workerStart,
+  },
+  {
+    words: ["worker", "enqueue"],
+    usage: "worker enqueue partition-set --pivots FILE | packuments FILE",
+    summary: "queue a partition set or a list of packuments",
+    help: "Queues work for a worker.\n\n" +
+      "  partition-set --pivots FILE [--packuments] [--abbreviated]\n" +
+      "      a pass of the set of --origin; with --packuments, the packuments whose _rev\n" +
+      "      changed too (the abbreviated ones with --abbreviated), from --registry\n" +
+      "  packuments FILE [--abbreviated] [--batch-size N]\n" +
+      `      the names of FILE (as packument fetch-list reads it), ${DEFAULT_BATCH_SIZE} names per item\n\n` +
+      "Options:\n" +
+      `  --priority N        higher runs first (${MIN_PRIORITY} to ${MAX_PRIORITY}, default 0)\n\n` +
+      TARGET_HELP + "\n\n" +
+      "Prints the accepted ids and how many were duplicates (queued or running already);\n" +
+      "--json: one JSON object.",
+    flags: {
+      ...TARGET_FLAGS,
+      pivots: { type: "string" },
+      packuments: { type: "boolean" },
+      abbreviated: { type: "boolean" },
+      priority: { type: "string" },
+      "batch-size": { type: "string" },
+    },
+    maxArgs: 2,
+    run: workerEnqueue,
+  },
+  {
+    words: ["worker", "status"],
+    usage: "worker status [ID] [--json]",
+    summary: "counts by state, or one item's record",
+    help: "Without ID: how many items are queued, running, done and dead. With ID: that item's\n" +
+      "state, attempts and last error (exit 1 when unknown).\n\n" + TARGET_HELP,
+    flags: TARGET_FLAGS,
+    maxArgs: 1,
+    run: workerStatus,
+  },
+  {
+    words: ["worker", "dead"],
+    usage: "worker dead [--retry ID | --retry-all] [--json]",
+    summary: "list the dead letters, or queue them again",
+    help: "Lists the items that went dead (oldest first, up to 1000), with their last error;\n" +
+      "--json: one JSON object per line. --retry ID queues one again, --retry-all all of\n" +
+      "them (their attempts start over).\n\n" + TARGET_HELP,
+    flags: { ...TARGET_FLAGS, retry: { type: "string" }, "retry-all": { type: "boolean" } },
+    maxArgs: 0,
+    run: workerDead,
+  },
+];
