@@ -116,17 +116,7 @@ export class MemoryQueue implements QueueEngine {
         continue;
       }
       seen.add(item.id);
-      const now = this.#now();
-      this.#records.set(item.id, {
-        id: item.id,
-        type: item.type,
-        payload: item.payload,
-        priority: item.priority,
-        state: "queued",
-        attempts: 0,
-        enqueuedAt: now,
-        updatedAt: now,
-      });
+      this.#records.set(item.id, this.#newRecord(item, { state: "queued", attempts: 0 }));
       this.#ready.push({ item: { ...item, attempts: 0 }, seq: this.#seq++ });
       result.accepted.push(item.id);
     }
@@ -135,20 +125,16 @@ export class MemoryQueue implements QueueEngine {
   }
 
   bury(item: WorkItem, error: string): Promise<void> {
-    const now = this.#now();
-    this.#records.set(item.id, {
-      id: item.id,
-      type: item.type,
-      payload: item.payload,
-      priority: item.priority,
-      state: "dead",
-      attempts: item.attempts,
-      lastError: error,
-      enqueuedAt: now,
-      finishedAt: now,
-      updatedAt: now,
-    });
+    const record = this.#newRecord(item, { state: "dead", attempts: item.attempts });
+    this.#records.set(item.id, { ...record, lastError: error, finishedAt: record.enqueuedAt });
     return Promise.resolve();
+  }
+
+  /** A new record of `item`, enqueued now. */
+  #newRecord(item: WorkItem, from: Pick<ItemStatus, "state" | "attempts">): ItemStatus {
+    const now = this.#now();
+    const { id, type, payload, priority } = item;
+    return { id, type, payload, priority, ...from, enqueuedAt: now, updatedAt: now };
   }
 
   async consume(handler: DeliveryHandler, options: ConsumeOptions): Promise<void> {

@@ -27,6 +27,8 @@ export interface WalkVisitor {
   leave(key: string): void;
 }
 
+import { concatBytes } from "../_util/bytes.ts";
+
 const QUOTE = 0x22;
 const BACKSLASH = 0x5c;
 const OPEN_BRACE = 0x7b;
@@ -63,16 +65,7 @@ function isSpace(byte: number): boolean {
 const decoder = new TextDecoder("utf-8", { fatal: true });
 
 function parseRaw(raw: Uint8Array[]): unknown {
-  if (raw.length === 1) return JSON.parse(decoder.decode(raw[0]));
-  let length = 0;
-  for (const piece of raw) length += piece.length;
-  const whole = new Uint8Array(length);
-  let at = 0;
-  for (const piece of raw) {
-    whole.set(piece, at);
-    at += piece.length;
-  }
-  return JSON.parse(decoder.decode(whole));
+  return JSON.parse(decoder.decode(raw.length === 1 ? raw[0] : concatBytes(raw)));
 }
 
 /**

@@ -74,7 +74,7 @@ import { SingleFlight } from "../_util/single_flight.ts";
 import { concatBytes } from "../_util/bytes.ts";
 import { acceptsAbbreviated, CORGI_MEDIA_TYPE, FULL_MEDIA_TYPE } from "../npm/media_types.ts";
 import { PartitionIndex } from "./partition_index.ts";
-import { rawTarget, requestLog } from "./request_log.ts";
+import { rawPath, rawQuery, requestLog } from "./request_log.ts";
 
 /** Options of {@linkcode createReplicaApp}. */
 export interface ReplicaAppOptions {
@@ -128,24 +128,6 @@ function tarballNotServed(): Response {
     reason: "Tarballs are not served by this replica, only package documents: " +
       "fetch tarballs from the registry the documents came from",
   });
-}
-
-/**
- * The path of a request as sent, not percent-decoded: the app routes on it (Hono's default
- * decodes `%5F` to `_`, which would make `/%5Fall_docs` the `_all_docs` endpoint instead of a
- * package name), and a package name is decoded exactly once, by its route.
- */
-function rawPath(request: Request): string {
-  const target = rawTarget(request.url);
-  const cut = target.search(/[?#]/);
-  return cut < 0 ? target : target.slice(0, cut);
-}
-
-/** The query of a request as sent (without `?` and fragment), `""` when it has none. */
-function rawQuery(request: Request): string {
-  const target = rawTarget(request.url);
-  const cut = target.search(/[?#]/);
-  return cut < 0 || target[cut] === "#" ? "" : target.slice(cut + 1).replace(/#.*$/, "");
 }
 
 function rowJson(id: string, rev: string): string {

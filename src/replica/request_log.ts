@@ -116,3 +116,29 @@ export function requestLog(
     c.res = new Response(body, response);
   };
 }
+
+/**
+ * The path of a request as sent, not percent-decoded: the app routes on it (Hono's default
+ * decodes `%5F` to `_`, which would make `/%5Fall_docs` the `_all_docs` endpoint instead of a
+ * package name), and a package name is decoded exactly once, by its route.
+ *
+ * @param request The request.
+ * @returns The raw path.
+ */
+export function rawPath(request: Request): string {
+  const target = rawTarget(request.url);
+  const cut = target.search(/[?#]/);
+  return cut < 0 ? target : target.slice(0, cut);
+}
+
+/**
+ * The query of a request as sent (without `?` and fragment), `""` when it has none.
+ *
+ * @param request The request.
+ * @returns The raw query.
+ */
+export function rawQuery(request: Request): string {
+  const target = rawTarget(request.url);
+  const cut = target.search(/[?#]/);
+  return cut < 0 || target[cut] === "#" ? "" : target.slice(cut + 1).replace(/#.*$/, "");
+}
