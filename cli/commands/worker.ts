@@ -17,6 +17,7 @@ import { WorkItemError } from "../../src/worker/items.ts";
 import { toWorkItems } from "../../src/worker/worker.ts";
 import { workerHandlers } from "../../src/worker/handlers.ts";
 import { createWorkerApp } from "../../src/worker/api.ts";
+import type { OidcOptions } from "../../src/worker/oidc.ts";
 import { parseNameList } from "../../src/npm/package_name.ts";
 import {
   clientFor,
@@ -79,6 +80,42 @@ function kvPath(ctx: CommandContext): string {
 function token(): string | undefined {
   const value = process.env["ALL_DOCS_WORKER_TOKEN"];
   return value === undefined || value === "" ? undefined : value;
+}
+
+/** The OIDC settings of the push routes, from the flags and the environment. */
+function oidcOptions(ctx: CommandContext): OidcOptions | undefined {
+  const setting = (flag: string, name: string) => {
+    const raw = ctx.values[flag] ?? process.env[name];
+    const source = ctx.values[flag] !== undefined ? `--${flag}` : name;
+    return raw === undefined || raw === "" ? undefined : { raw: String(raw), source };
+  };
+  const audience = setting("oidc-audience", "ALL_DOCS_WORKER_OIDC_AUDIENCE");
+  const email = setting("oidc-email", "ALL_DOCS_WORKER_OIDC_EMAIL");
+  const jwks = process.env["ALL_DOCS_WORKER_OIDC_JWKS_URL"];
+  if (audience === undefined) {
+    if (email !== undefined || (jwks !== undefined && jwks !== "")) {
+      throw new UsageError(
+        "OIDC for the push routes needs an audience: give --oidc-audience AUD " +
+          "(or ALL_DOCS_WORKER_OIDC_AUDIENCE)",
+      );
+    }
+    return undefined;
+  }
+  if (!/^[\x21-\x7e]{1,2048}$/.test(audience.raw)) {
+    throw new UsageError(`Invalid ${audience.source}: expected 1 to 2048 visible ASCII characters`);
+  }
+  if (email !== undefined && !/^[^@\s]+@[^@\s]+$/.test(email.raw)) {
+    throw new UsageError(
+      `Invalid ${email.source}: expected an email address, received '${email.raw}'`,
+    );
+  }
+  return {
+    audience: audience.raw,
+    ...(email !== undefined ? { serviceAccountEmail: email.raw } : {}),
+    ...(jwks !== undefined && jwks !== ""
+      ? { jwksUrl: checkServiceUrl("ALL_DOCS_WORKER_OIDC_JWKS_URL", jwks) }
+      : {}),
+  };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -222,6 +259,7 @@ async function workerStart(ctx: CommandContext): Promise<number> {
     );
   }
   const batchSize = integerFlag(ctx, "batch-size", 1, MAX_BATCH_NAMES, DEFAULT_BATCH_SIZE);
+  const oidc = oidcOptions(ctx);
   const untilIdle = values["until-idle"] === true;
   const registries = registryLookup(options);
   const registry = registries.defaultTarget();
@@ -256,6 +294,7 @@ async function workerStart(ctx: CommandContext): Promise<number> {
         ...(partitionsOrigin !== undefined ? { partitionsOrigin } : {}),
       },
       ...(options.quiet ? {} : { log: (line: string) => err(line) }),
+      ...(oidc ? { push: { oidc } } : {}),
     });
     try {
       server = await ctx.listen({
@@ -493,6 +532,12 @@ export const WORKER_COMMANDS: readonly Command[] = [
       "The token comes from ALL_DOCS_WORKER_TOKEN; every /-/worker/ route but health needs\n" +
       "'Authorization: Bearer TOKEN'. Without a token the worker refuses to start unless it\n" +
       "listens on a loopback address and is given --no-auth.\n\n" +
+      "Push: POST /-/worker/push/cloud-tasks (the body is one item) and\n" +
+      "POST /-/worker/push/pubsub (a Pub/Sub push envelope) run an item at once: 2xx when\n" +
+      "it is done or dead (recorded in the dead letters), 503 with Retry-After to retry.\n" +
+      "They take the token, or with --oidc-audience an OIDC identity token (as Cloud Tasks\n" +
+      "and Pub/Sub send for a service account), checked against Google's keys\n" +
+      "(ALL_DOCS_WORKER_OIDC_JWKS_URL to use another key set).\n\n" +
       "Options:\n" +
       "  --queue memory|kv   the queue engine (ALL_DOCS_QUEUE; default kv under Deno, memory\n" +
       "                      under Node); kv keeps the queue in a Deno KV file, for one\n" +
@@ -502,6 +547,9 @@ export const WORKER_COMMANDS: readonly Command[] = [
       "  --hostname H        address to bind (default 127.0.0.1)\n" +
       "  --public            required to bind an address that is not loopback\n" +
       "  --no-auth           allow no token (loopback only)\n" +
+      "  --oidc-audience AUD accept OIDC tokens for AUD on the push routes\n" +
+      "                      (ALL_DOCS_WORKER_OIDC_AUDIENCE)\n" +
+      "  --oidc-email EMAIL  ... only from this service account (ALL_DOCS_WORKER_OIDC_EMAIL)\n" +
       `  --concurrency N     items in hand and requests in flight (1 to ${MAX_WORKER_ITEMS})\n` +
       `  --batch-size N      names per packument item a partition enqueues (default ${DEFAULT_BATCH_SIZE})\n` +
       "  --until-idle        exit when nothing is queued or running: 0, or 1 if any item is\n" +
@@ -515,6 +563,8 @@ export const WORKER_COMMANDS: readonly Command[] = [
       hostname: { type: "string" },
       public: { type: "boolean" },
       "no-auth": { type: "boolean" },
+      "oidc-audience": { type: "string" },
+      "oidc-email": { type: "string" },
       "until-idle": { type: "boolean" },
       "batch-size": { type: "string" },
     },

@@ -16,6 +16,8 @@
  * | `GET /-/worker/stats` | 200 `{"queued","running","done","dead","engine"}` |
  * | `GET /-/worker/dead?limit=N` | 200 `{"items":[status records]}`, oldest first; N from 1 to 1000, default 100 |
  * | `POST /-/worker/dead/{id}/retry` | 202 `{"id"}`, 404 when the item is not dead |
+ * | `POST /-/worker/push/cloud-tasks` | one item pushed by Cloud Tasks, run at once: see {@linkcode runPushed} |
+ * | `POST /-/worker/push/pubsub` | one item in a Pub/Sub push envelope, run at once: see {@linkcode runPushed} |
  *
  * - **Enqueue**: the body is `{"items":[{"type","payload","priority"?,"id"?}, ...]}` with 1 to
  *   {@linkcode MAX_ENQUEUE_ITEMS} items, sent as `Content-Type: application/json` (or any
@@ -38,6 +40,15 @@
  *   an error message. Without a token there is no auth (the CLI allows that only on loopback
  *   with `--no-auth`). Send the token only in the header: the request log records the path and
  *   query.
+ * - **Push auth**: the push routes take the token too, or, with `push.oidc`, an OIDC identity
+ *   token (`Authorization: Bearer JWT`, as Cloud Tasks and Pub/Sub send it for a service
+ *   account) that {@linkcode OidcVerifier} accepts; with `push.oidc` and no token they need
+ *   the OIDC token. A refused one answers 401 `unauthorized` with
+ *   `WWW-Authenticate: Bearer error="invalid_token"` and the check that failed; when the keys
+ *   to check it cannot be fetched, 503 `oidc_keys_unavailable` (so the service delivers again).
+ * - **Push bodies** are read up to {@linkcode MAX_PUSH_BYTES} whatever their `Content-Type`;
+ *   a larger one can never be an item and is acknowledged as `rejected`. With `log`, each
+ *   rejected push also gets a line `{"type":"push-rejected","route","source","reason"}`.
  * - **Methods**: `GET` routes also answer `HEAD`; another method answers 405 with `Allow`.
  *   Unknown paths under `/-/worker/` (and `/-/worker` itself) answer 404 `not_found`.
  * - **Replica**: with `replica`, every other path is answered by
@@ -58,6 +69,16 @@ import { createReplicaApp, type ReplicaAppOptions } from "../replica/app.ts";
 import { rawTarget, requestLog } from "../replica/request_log.ts";
 import { WorkItemError } from "./items.ts";
 import type { Worker } from "./worker.ts";
+import { OidcError, type OidcOptions, OidcVerifier } from "./oidc.ts";
+import {
+  cloudTasksDelivery,
+  MAX_PUSH_BYTES,
+  pubSubDelivery,
+  type PushDelivery,
+  runPushed,
+} from "./push.ts";
+
+export type { OidcOptions } from "./oidc.ts";
 
 /** Options of {@linkcode createWorkerApp}. */
 export interface WorkerAppOptions {
@@ -76,6 +97,11 @@ export interface WorkerAppOptions {
   /** The clock for request durations.
    * @default {Date} */
   clock?: Pick<Clock, "now">;
+  /** Settings of the push routes (which always exist, behind the token). */
+  push?: {
+    /** Also accept OIDC identity tokens with these settings on the push routes. */
+    oidc?: OidcOptions;
+  };
 }
 
 /** The most items one `POST /-/worker/items` may carry. */
@@ -145,13 +171,18 @@ function rawQuery(request: Request): string {
   return cut < 0 || target[cut] === "#" ? "" : target.slice(cut + 1).replace(/#.*$/, "");
 }
 
+/** The credentials of a `Bearer` `Authorization` header, or `undefined`. */
+function bearerOf(header: string | undefined): string | undefined {
+  return /^Bearer +([\x21-\x7e]+) *$/i.exec(header ?? "")?.[1];
+}
+
 /** Whether an `Authorization` header carries the token whose SHA-256 digest is `expected`. */
 function bearerMatches(header: string | undefined, expected: Uint8Array): boolean {
-  const match = /^Bearer +([\x21-\x7e]+) *$/i.exec(header ?? "");
+  const sent = bearerOf(header);
   // Hash whatever was sent (the empty string when nothing usable was), so that the work done
   // depends neither on the token's length nor on where it first differs.
-  const given = sha256(encoder.encode(match?.[1] ?? ""));
-  let difference = match ? 0 : 1;
+  const given = sha256(encoder.encode(sent ?? ""));
+  let difference = sent === undefined ? 1 : 0;
   for (let i = 0; i < expected.length; i++) difference |= expected[i]! ^ given[i]!;
   return difference === 0;
 }
@@ -257,7 +288,8 @@ function deadLimitOf(query: string): number | Response {
  * @param options The worker, the token, and the replica's cache when it should be served too.
  * @returns The Hono app.
  * @throws {TypeError} When `worker` is missing or `token` is empty or not 1 to 4096 visible
- * ASCII characters (the message never contains the token), or the replica options are invalid.
+ * ASCII characters (the message never contains the token), or the replica or OIDC options are
+ * invalid.
  *
  * @example Queue an item, then watch it
  * ```ts
@@ -297,6 +329,7 @@ export function createWorkerApp(options: WorkerAppOptions): Hono {
     );
   }
   const expected = token === undefined ? undefined : sha256(encoder.encode(token));
+  const oidc = options.push?.oidc && new OidcVerifier(options.push.oidc);
   const engine = worker.engine;
   const log = options.log ?? options.replica?.log;
   const clock = options.clock ?? options.replica?.clock ?? Date;
@@ -319,7 +352,13 @@ export function createWorkerApp(options: WorkerAppOptions): Hono {
   app.all(`${PREFIX}/health`, () => methodNotAllowed("GET, HEAD"));
 
   const authenticate: MiddlewareHandler = async (c, next) => {
-    if (expected && !bearerMatches(c.req.header("authorization"), expected)) {
+    const header = c.req.header("authorization");
+    if (oidc && c.req.path.startsWith(`${PREFIX}/push/`)) {
+      if (!expected || !bearerMatches(header, expected)) {
+        const refused = await oidcRefusal(oidc, header);
+        if (refused) return refused;
+      }
+    } else if (expected && !bearerMatches(header, expected)) {
       return json(401, {
         error: "unauthorized",
         reason: "This route needs 'Authorization: Bearer TOKEN'",
@@ -364,6 +403,14 @@ export function createWorkerApp(options: WorkerAppOptions): Hono {
   });
   app.all(`${PREFIX}/dead/:id/retry`, () => methodNotAllowed("POST"));
 
+  app.post(
+    `${PREFIX}/push/cloud-tasks`,
+    (c) => push(c, "cloud-tasks", (bytes) => cloudTasksDelivery(bytes, c.req.raw.headers)),
+  );
+  app.all(`${PREFIX}/push/cloud-tasks`, () => methodNotAllowed("POST"));
+  app.post(`${PREFIX}/push/pubsub`, (c) => push(c, "pubsub", pubSubDelivery));
+  app.all(`${PREFIX}/push/pubsub`, () => methodNotAllowed("POST"));
+
   app.all(`${PREFIX}/*`, () => notFound());
 
   app.all("*", (c) => replica ? replica.fetch(c.req.raw) : notFound());
@@ -389,7 +436,54 @@ export function createWorkerApp(options: WorkerAppOptions): Hono {
     }
   }
 
+  async function push(
+    c: Context,
+    route: string,
+    read: (bytes: Uint8Array) => PushDelivery,
+  ): Promise<Response> {
+    const bytes = await readCapped(c.req.raw, MAX_PUSH_BYTES);
+    let delivery: PushDelivery;
+    if (bytes instanceof Response) {
+      if (bytes.status !== 413) return bytes;
+      const reason = `The body is over ${MAX_PUSH_BYTES} bytes: it cannot be an item`;
+      delivery = { kind: "rejected", reason, source: route };
+    } else {
+      delivery = read(bytes);
+    }
+    if (delivery.kind === "rejected" && log) {
+      const { source, reason } = delivery;
+      log(JSON.stringify({ type: "push-rejected", route, source, reason }));
+    }
+    const answer = await runPushed(worker, delivery, c.req.raw.signal);
+    return json(answer.status, answer.body, answer.headers);
+  }
+
   return app;
+}
+
+/** A 401 or 503 when `header` carries no OIDC token `verifier` accepts, else `undefined`. */
+async function oidcRefusal(
+  verifier: OidcVerifier,
+  header: string | undefined,
+): Promise<Response | undefined> {
+  const credentials = bearerOf(header);
+  let reason = "This route needs 'Authorization: Bearer TOKEN' or an OIDC identity token";
+  if (credentials !== undefined) {
+    try {
+      await verifier.verify(credentials);
+      return undefined;
+    } catch (error) {
+      if (!(error instanceof OidcError)) throw error;
+      if (error.unavailable) {
+        const body = { error: "oidc_keys_unavailable", reason: error.message };
+        return json(503, body, { "retry-after": "10" });
+      }
+      reason = `The bearer is not the worker token, nor an accepted OIDC token: ${error.message}`;
+    }
+  }
+  return json(401, { error: "unauthorized", reason }, {
+    "www-authenticate": credentials === undefined ? "Bearer" : 'Bearer error="invalid_token"',
+  });
 }
 
 /** The replica's options without `log` and `clock`: the worker app logs its requests. */

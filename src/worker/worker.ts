@@ -232,7 +232,7 @@ export class Worker {
     if (signal.aborted) onAbort();
     else signal.addEventListener("abort", onAbort, { once: true });
     try {
-      await this.engine.consume((item) => this.#deliver(item, stop.signal), {
+      await this.engine.consume((item) => this.process(item, stop.signal), {
         concurrency: this.#concurrency,
         signal,
       });
@@ -267,7 +267,35 @@ export class Worker {
     }
   }
 
-  async #deliver(item: WorkItem, signal: AbortSignal): Promise<Outcome> {
+  /**
+   * Runs one delivery of an item: its handler, then the retry policy on what it threw (see the
+   * module documentation). This is what {@linkcode Worker.run} does with each item an engine
+   * delivers, and what the push routes of the worker API do with an item Cloud Tasks or
+   * Pub/Sub delivers; the caller carries the outcome out (the engine, or the HTTP answer).
+   * The pieces of a {@linkcode PartialFailure} are buried on the worker's engine here.
+   *
+   * @param item The item, `attempts` counting the deliveries that failed before this one.
+   * @param signal Aborts the handler; a failure after it aborted releases the item.
+   * @returns The outcome: `ack`, `retry` (after `delayMs`, maybe with a narrowed payload),
+   * `dead` (when the failure is permanent or this was the last attempt), or `release`.
+   *
+   * @example A transient failure is retried until the last attempt
+   * ```ts
+   * import { Worker } from "./worker.ts";
+   * import { MemoryQueue } from "../../queues/memory.ts";
+   *
+   * const worker = new Worker(new MemoryQueue(), {
+   *   handlers: { packument: () => Promise.reject(new Error("socket hang up")) },
+   *   retry: { maxAttempts: 3 },
+   * });
+   * const payload = { registry: "http://127.0.0.1:4873/", names: ["ms"] };
+   * const item = { type: "packument" as const, id: "p1", payload, priority: 0, attempts: 0 };
+   * const signal = new AbortController().signal;
+   * console.assert((await worker.process(item, signal)).kind === "retry");
+   * console.assert((await worker.process({ ...item, attempts: 2 }, signal)).kind === "dead");
+   * ```
+   */
+  async process(item: WorkItem, signal: AbortSignal): Promise<Outcome> {
     const event = { id: item.id, itemType: item.type, attempts: item.attempts };
     this.#onEvent({ type: "start", ...event });
     const outcome = await this.#outcomeOf(item, signal);
