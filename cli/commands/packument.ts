@@ -10,7 +10,7 @@ import { extname } from "node:path";
 import { Cache } from "../../src/storage/cache.ts";
 import type { HttpClient } from "../../src/http/client.ts";
 import { packumentKey, type Representation } from "../../src/storage/keys.ts";
-import { packageNameProblem, parseNameList } from "../../src/npm/package_name.ts";
+import { type NameList, packageNameProblem, parseNameList } from "../../src/npm/package_name.ts";
 import {
   type FetchPackumentOptions,
   fetchPackuments,
@@ -57,6 +57,24 @@ function describeProblems(
   return `Invalid package name${problems.length > 1 ? "s" : ""} in ${source}: ${
     first.join("; ")
   }${more}`;
+}
+
+/**
+ * Reads a name list file (`.json`: an array; else one `name` or `name@range` a line, `#`
+ * comments), as `packument fetch-list` takes it.
+ *
+ * @throws {UsageError} When it cannot be read, or naming its bad entries.
+ */
+export async function readNameListFile(file: string): Promise<NameList> {
+  let text: string;
+  try {
+    text = await readFile(file, "utf8");
+  } catch (cause) {
+    throw new UsageError(`Cannot read name list '${file}': ${(cause as Error).message}`);
+  }
+  const list = parseNameList(text, extname(file).toLowerCase() === ".json" ? "json" : "txt");
+  if ("problems" in list) throw new UsageError(describeProblems(list.problems, file));
+  return list;
 }
 
 /** What a fetch command hands its fetch: where and how, and a callback per result. */
@@ -187,14 +205,7 @@ function packumentFetch(ctx: CommandContext): Promise<number> {
 async function packumentFetchList(ctx: CommandContext): Promise<number> {
   const file = ctx.args[0];
   if (file === undefined) throw new UsageError("Missing FILE: packument fetch-list FILE");
-  let text: string;
-  try {
-    text = await readFile(file, "utf8");
-  } catch (cause) {
-    throw new UsageError(`Cannot read name list '${file}': ${(cause as Error).message}`);
-  }
-  const list = parseNameList(text, extname(file).toLowerCase() === ".json" ? "json" : "txt");
-  if ("problems" in list) throw new UsageError(describeProblems(list.problems, file));
+  const list = await readNameListFile(file);
   return runFetch(
     ctx,
     list.names.length,

@@ -36,10 +36,19 @@ export function isLoopback(hostname: string): boolean {
   return v4 !== null && v4[1] === "127" && v4.slice(2).every((part) => Number(part) <= 255);
 }
 
-/** `serve`: answers from the cache until SIGINT or SIGTERM. */
-async function serve(ctx: CommandContext): Promise<number> {
-  const { options, values } = ctx;
-  const port = parsePort(values["port"]);
+/**
+ * Where a server command listens: `--port` (0 to 65535, default `defaultPort`), `--hostname`
+ * (default loopback); an address that is not loopback needs `--public`.
+ *
+ * @throws {UsageError} When a value is bad, before anything is opened.
+ */
+export function listenAddress(
+  ctx: CommandContext,
+  defaultPort: number,
+  what: string,
+): { hostname: string; port: number } {
+  const { values } = ctx;
+  const port = values["port"] === undefined ? defaultPort : parsePort(values["port"]);
   const rawHost = values["hostname"];
   const hostname = typeof rawHost === "string" ? rawHost.replace(/^\[(.*)\]$/, "$1") : undefined;
   if (hostname === "") throw new UsageError("Invalid --hostname: expected an address");
@@ -47,14 +56,62 @@ async function serve(ctx: CommandContext): Promise<number> {
   if (!isLoopback(host) && values["public"] !== true) {
     throw new UsageError(
       `Refusing to bind to '${host}', which is not a loopback address: add --public to serve ` +
-        "the cache to other machines",
+        `${what} to other machines`,
     );
   }
+  return { hostname: host, port };
+}
+
+/**
+ * Serves `fetch` on `address` and prints `listening http://HOST:PORT/` on stdout; an error
+ * answers 500 JSON and is logged on stderr (unless `--quiet`).
+ *
+ * @returns The server, or `undefined` when the address is in use (said on stderr).
+ */
+export async function listenAndAnnounce(
+  ctx: CommandContext,
+  address: { hostname: string; port: number },
+  fetch: (request: Request) => Response | Promise<Response>,
+): Promise<Server | undefined> {
+  const { quiet } = ctx.options;
+  let server: Server;
+  try {
+    server = await ctx.listen({
+      ...address,
+      fetch,
+      onError: (error) => {
+        if (!quiet) err(`error: ${error instanceof Error ? error.message : error}`);
+        return new Response('{"error":"internal_server_error"}\n', {
+          status: 500,
+          headers: { "content-type": "application/json" },
+        });
+      },
+    });
+  } catch (error) {
+    if ((error as { code?: string }).code === "EADDRINUSE") {
+      err(
+        `error: Cannot listen on ${address.hostname}:${address.port}: the address is in use (pick --port)`,
+      );
+      return undefined;
+    }
+    throw error;
+  }
+  const shown = server.hostname.includes(":") ? `[${server.hostname}]` : server.hostname;
+  await out(`listening http://${shown}:${server.port}/\n`);
+  return server;
+}
+
+/** `serve`: answers from the cache until SIGINT or SIGTERM. */
+async function serve(ctx: CommandContext): Promise<number> {
+  const { options } = ctx;
+  const address = listenAddress(ctx, DEFAULT_PORT, "the cache");
   const partitionsOrigin = originKeyOf(options);
   const resolve = registryResolver(options);
   const driver = await ctx.openDriver("read");
   let server: Server | undefined;
+  let stopped = false;
   const stop = (): void => {
+    stopped = true;
     server?.shutdown().catch(() => {});
   };
   try {
@@ -65,30 +122,12 @@ async function serve(ctx: CommandContext): Promise<number> {
       ...(partitionsOrigin !== undefined ? { partitionsOrigin } : {}),
       ...(options.quiet ? {} : { log: (line: string) => err(line) }),
     });
-    try {
-      server = await ctx.listen({
-        port,
-        hostname: host,
-        fetch: app.fetch,
-        onError: (error) => {
-          if (!options.quiet) err(`error: ${error instanceof Error ? error.message : error}`);
-          return new Response('{"error":"internal_server_error"}\n', {
-            status: 500,
-            headers: { "content-type": "application/json" },
-          });
-        },
-      });
-    } catch (error) {
-      if ((error as { code?: string }).code === "EADDRINUSE") {
-        err(`error: Cannot listen on ${host}:${port}: the address is in use (pick --port)`);
-        return 1;
-      }
-      throw error;
-    }
     process.on("SIGINT", stop);
     process.on("SIGTERM", stop);
-    const shown = server.hostname.includes(":") ? `[${server.hostname}]` : server.hostname;
-    await out(`listening http://${shown}:${server.port}/\n`);
+    server = await listenAndAnnounce(ctx, address, app.fetch);
+    if (server === undefined) return 1;
+    // A signal that came while it started up.
+    if (stopped) await server.shutdown();
     await server.finished;
     return 0;
   } finally {

@@ -7,8 +7,6 @@
  */
 
 import process from "node:process";
-import { readFile } from "node:fs/promises";
-import { extname } from "node:path";
 import { Cache } from "../../src/storage/cache.ts";
 import { eventLine, Worker, type WorkerEvent } from "../../src/worker/worker.ts";
 import type { EnqueueResult, ItemStatus, QueueEngine, QueueStats } from "../../src/worker/queue.ts";
@@ -18,7 +16,6 @@ import { toWorkItems } from "../../src/worker/worker.ts";
 import { workerHandlers } from "../../src/worker/handlers.ts";
 import { createWorkerApp } from "../../src/worker/api.ts";
 import type { OidcOptions } from "../../src/worker/oidc.ts";
-import { parseNameList } from "../../src/npm/package_name.ts";
 import {
   clientFor,
   type Command,
@@ -31,7 +28,8 @@ import { err, out } from "../io.ts";
 import { checkServiceUrl, type GlobalOptions, maskUrl, UsageError } from "../options.ts";
 import { registryLookup } from "../registry.ts";
 import { loadPivots } from "../pivots_file.ts";
-import { isLoopback } from "./serve.ts";
+import { isLoopback, listenAddress, listenAndAnnounce } from "./serve.ts";
+import { readNameListFile } from "./packument.ts";
 
 /** The port `worker start` listens on when `--port` is not given. */
 export const DEFAULT_WORKER_PORT = 5985;
@@ -233,19 +231,8 @@ function logEvent(options: GlobalOptions, event: WorkerEvent): void {
 async function workerStart(ctx: CommandContext): Promise<number> {
   const { options, values } = ctx;
   const kind = queueKind(ctx, ctx.defaultQueue);
-  const rawPort = values["port"];
-  const port = rawPort === undefined
-    ? DEFAULT_WORKER_PORT
-    : integerFlag(ctx, "port", 0, 65535, DEFAULT_WORKER_PORT);
-  const rawHost = values["hostname"];
-  const host = typeof rawHost === "string" ? rawHost.replace(/^\[(.*)\]$/, "$1") : "127.0.0.1";
-  if (host === "") throw new UsageError("Invalid --hostname: expected an address");
-  if (!isLoopback(host) && values["public"] !== true) {
-    throw new UsageError(
-      `Refusing to bind to '${host}', which is not a loopback address: add --public to serve ` +
-        "the worker to other machines",
-    );
-  }
+  const address = listenAddress(ctx, DEFAULT_WORKER_PORT, "the worker");
+  const host = address.hostname;
   const secret = token();
   if (secret === undefined && !(values["no-auth"] === true && isLoopback(host))) {
     throw new UsageError(
@@ -296,30 +283,10 @@ async function workerStart(ctx: CommandContext): Promise<number> {
       ...(options.quiet ? {} : { log: (line: string) => err(line) }),
       ...(oidc ? { push: { oidc } } : {}),
     });
-    try {
-      server = await ctx.listen({
-        port,
-        hostname: host,
-        fetch: app.fetch,
-        onError: (error) => {
-          if (!options.quiet) err(`error: ${error instanceof Error ? error.message : error}`);
-          return new Response('{"error":"internal_server_error"}\n', {
-            status: 500,
-            headers: { "content-type": "application/json" },
-          });
-        },
-      });
-    } catch (error) {
-      if ((error as { code?: string }).code === "EADDRINUSE") {
-        err(`error: Cannot listen on ${host}:${port}: the address is in use (pick --port)`);
-        return 1;
-      }
-      throw error;
-    }
     process.on("SIGINT", onSignal);
     process.on("SIGTERM", onSignal);
-    const shown = server.hostname.includes(":") ? `[${server.hostname}]` : server.hostname;
-    await out(`listening http://${shown}:${server.port}/\n`);
+    server = await listenAndAnnounce(ctx, address, app.fetch);
+    if (server === undefined) return 1;
     if (untilIdle) {
       const running = worker.runUntilIdle();
       const ended = await Promise.race([
@@ -351,21 +318,9 @@ async function workerStart(ctx: CommandContext): Promise<number> {
 // worker enqueue, status, dead
 
 async function readNames(file: string): Promise<string[]> {
-  let text: string;
-  try {
-    text = await readFile(file, "utf8");
-  } catch (cause) {
-    throw new UsageError(`Cannot read name list '${file}': ${(cause as Error).message}`);
-  }
-  const list = parseNameList(text, extname(file).toLowerCase() === ".json" ? "json" : "txt");
-  if ("problems" in list) {
-    const first = list.problems[0]!;
-    throw new UsageError(
-      `Invalid name list '${file}': ${list.problems.length} problem(s), first at ${first.kind} ${first.at}: ${first.problem}`,
-    );
-  }
-  if (list.names.length === 0) throw new UsageError(`The name list '${file}' has no names`);
-  return list.names;
+  const { names } = await readNameListFile(file);
+  if (names.length === 0) throw new UsageError(`The name list '${file}' has no names`);
+  return names;
 }
 
 async function workerEnqueue(ctx: CommandContext): Promise<number> {

@@ -66,7 +66,8 @@ import { type Context, Hono, type MiddlewareHandler } from "hono";
 import { sha256 } from "@noble/hashes/sha2";
 import type { Clock } from "../clock.ts";
 import { createReplicaApp, type ReplicaAppOptions } from "../replica/app.ts";
-import { rawTarget, requestLog } from "../replica/request_log.ts";
+import { rawPath, rawQuery, requestLog } from "../replica/request_log.ts";
+import { concatBytes } from "../_util/bytes.ts";
 import { WorkItemError } from "./items.ts";
 import type { Worker } from "./worker.ts";
 import { OidcError, type OidcOptions, OidcVerifier } from "./oidc.ts";
@@ -157,20 +158,6 @@ function tooLarge(): Response {
 // ---------------------------------------------------------------------------------------------
 // Requests
 
-/** The path as sent, not percent-decoded (as the replica routes; see its `rawPath`). */
-function rawPath(request: Request): string {
-  const target = rawTarget(request.url);
-  const cut = target.search(/[?#]/);
-  return cut < 0 ? target : target.slice(0, cut);
-}
-
-/** The query as sent, `""` when there is none. */
-function rawQuery(request: Request): string {
-  const target = rawTarget(request.url);
-  const cut = target.search(/[?#]/);
-  return cut < 0 || target[cut] === "#" ? "" : target.slice(cut + 1).replace(/#.*$/, "");
-}
-
 /** The credentials of a `Bearer` `Authorization` header, or `undefined`. */
 function bearerOf(header: string | undefined): string | undefined {
   return /^Bearer +([\x21-\x7e]+) *$/i.exec(header ?? "")?.[1];
@@ -228,14 +215,7 @@ async function readCapped(request: Request, cap: number): Promise<Uint8Array | R
     }
     chunks.push(value);
   }
-  if (chunks.length === 1) return chunks[0]!;
-  const bytes = new Uint8Array(size);
-  let at = 0;
-  for (const chunk of chunks) {
-    bytes.set(chunk, at);
-    at += chunk.byteLength;
-  }
-  return bytes;
+  return chunks.length === 1 ? chunks[0]! : concatBytes(chunks);
 }
 
 /** The `items` of an enqueue body, or a 400 saying what is wrong with it. */
