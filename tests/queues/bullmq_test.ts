@@ -14,8 +14,8 @@ import { MAX_PRIORITY, MIN_PRIORITY, type WorkItem } from "../../src/worker/item
 import { runQueueContract } from "../_support/queue_contract.ts";
 import { type RedisServer, startRedis } from "../_support/redis.ts";
 
-/** Short stalled-job settings, so a crashed item comes back in about 2 s. */
-const FAST = { lockDurationMs: 1000, stalledIntervalMs: 500 };
+/** Short stalled-job settings, so a crashed item comes back in about 2-3 s. */
+const FAST = { lockDurationMs: 2000, stalledIntervalMs: 500 };
 const REGISTRY = "http://127.0.0.1:9/";
 
 Deno.test("BullMqQueue meets the queue contract, crash included", async (t) => {
