@@ -11,8 +11,9 @@
  *    `git remote get-url origin` (left out when there is no such remote, or it is not an
  *    http(s) or ssh URL); the import map's packages as caret ranges of its pinned versions:
  *    {@linkcode OPTIONAL_PEERS} (`hono` for `./replica` and `serve`, `@hono/node-server` for
- *    `serve` on Node, `@deno/kv` for the Deno KV driver on Node) as optional peer dependencies,
- *    the rest as dependencies, so a user of the core installs none of the three. It runs
+ *    `serve` on Node, `@deno/kv` for the Deno KV driver on Node, `bullmq` and `ioredis` for the
+ *    Redis queue engine) as optional peer dependencies, the rest as dependencies, so a user of
+ *    the core installs none of them. It runs
  *    `npm install --ignore-scripts` in `npm/` with the optional peers as devDependencies at their
  *    pinned versions (npm never installs optional peers), so the compiler resolves bare
  *    specifiers against exactly the packages a consumer gets.
@@ -88,11 +89,19 @@ const BIN = { name: "_all_docs", source: "./cli.node.ts" };
 const BIN_FILE = "bin.js";
 /**
  * Packages of the import map published as optional peer dependencies, so a user of the core
- * installs none of them: `hono` (loaded by `./replica`), `@hono/node-server` (`serve` on Node)
- * and `@deno/kv` (`./drivers/deno_kv` on Node). The root export and the memory, fs, s3 and
- * cloudflare_kv drivers load none of them; the `_all_docs` command loads all three.
+ * installs none of them: `hono` (loaded by `./replica`), `@hono/node-server` (`serve` on Node),
+ * `@deno/kv` (`./drivers/deno_kv` on Node), and `bullmq` with `ioredis` (the Redis queue
+ * engine, `queues/bullmq.ts`; `ioredis` is itself an optional peer of `bullmq`, so it is named
+ * too). The root export and the memory, fs, s3 and cloudflare_kv drivers load none of them; the
+ * `_all_docs` command loads the first three.
  */
-export const OPTIONAL_PEERS: readonly string[] = ["hono", "@hono/node-server", "@deno/kv"];
+export const OPTIONAL_PEERS: readonly string[] = [
+  "hono",
+  "@hono/node-server",
+  "@deno/kv",
+  "bullmq",
+  "ioredis",
+];
 /** The oldest Node the package supports: the one its tests run on. */
 const NODE_FLOOR = "20.0.0";
 /**

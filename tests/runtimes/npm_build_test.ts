@@ -129,17 +129,25 @@ Deno.test("export lists: the build fails when deno.json and package.json differ"
   assert.deepStrictEqual(threw, 2);
 });
 
-Deno.test("packageDependencies(): caret ranges, with hono, @hono/node-server and @deno/kv as optional peers", () => {
+Deno.test("packageDependencies(): caret ranges, with hono, @hono/node-server, @deno/kv, bullmq and ioredis as optional peers", () => {
   assert.deepStrictEqual(caretRange("4.13.19"), "^4.13.19");
   assert.deepStrictEqual(caretRange("0.14.0"), "^0.14.0");
   assert.deepStrictEqual(caretRange("1.0.0-rc.1"), "^1.0.0-rc.1");
   assert.deepStrictEqual(caretRange("^2"), "^2");
   assert.deepStrictEqual(caretRange("~1.2.3"), "~1.2.3");
-  assert.deepStrictEqual(OPTIONAL_PEERS, ["hono", "@hono/node-server", "@deno/kv"]);
+  assert.deepStrictEqual(OPTIONAL_PEERS, [
+    "hono",
+    "@hono/node-server",
+    "@deno/kv",
+    "bullmq",
+    "ioredis",
+  ]);
   const split = packageDependencies({
     hono: "4.13.19",
     "@deno/kv": "0.14.0",
     "@hono/node-server": "2.1.9",
+    bullmq: "6.7.0",
+    ioredis: "5.11.1",
     aws4fetch: "1.0.20",
   });
   assert.deepStrictEqual(split, {
@@ -147,12 +155,16 @@ Deno.test("packageDependencies(): caret ranges, with hono, @hono/node-server and
     peerDependencies: {
       "@deno/kv": "^0.14.0",
       "@hono/node-server": "^2.1.9",
+      bullmq: "^6.7.0",
       hono: "^4.13.19",
+      ioredis: "^5.11.1",
     },
     peerDependenciesMeta: {
       "@deno/kv": { optional: true },
       "@hono/node-server": { optional: true },
+      bullmq: { optional: true },
       hono: { optional: true },
+      ioredis: { optional: true },
     },
   });
   assert.throws(() => packageDependencies({ aws4fetch: "1.0.20" }), /optional peer "hono"/);
@@ -313,7 +325,7 @@ Deno.test("npm build", async (t) => {
   });
 
   await t.step(
-    "dependencies are caret ranges; hono, @hono/node-server, @deno/kv optional peers",
+    "dependencies are caret ranges; hono, @hono/node-server, @deno/kv, bullmq, ioredis optional peers",
     () => {
       const dependencies: Record<string, string> = {};
       const peers: Record<string, string> = {};
@@ -472,7 +484,7 @@ Deno.test("npm build", async (t) => {
         assert.deepStrictEqual(noPeers.code, 1, noPeers.stderr);
         assert.match(
           noPeers.stderr,
-          /^_all_docs: cannot find package '(hono|@hono\/node-server|@deno\/kv)', an optional peer dependency of .* npm install .*hono@\^4\.\d+\.\d+\n$/,
+          /^_all_docs: cannot find package '(hono|@hono\/node-server|@deno\/kv|bullmq|ioredis)', an optional peer dependency of .* npm install .*hono@\^4\.\d+\.\d+ ioredis@\^5\.\d+\.\d+\n$/,
         );
 
         // With the peers at deno.json's pins (the versions in the cache), everything loads.
