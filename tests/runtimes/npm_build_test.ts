@@ -452,6 +452,7 @@ Deno.test("npm build", async (t) => {
           "./drivers/fs",
           "./drivers/s3",
           "./drivers/cloudflare_kv",
+          "./drivers/cloudflare_r2",
         ];
         await Deno.writeTextFile(
           join(dir, "core.mjs"),
@@ -532,6 +533,7 @@ Deno.test("npm build", async (t) => {
       has("./drivers/memory", "MemoryDriver");
       has("./drivers/fs", "FsDriver");
       has("./drivers/deno_kv", "DenoKvDriver");
+      has("./drivers/cloudflare_r2", "CloudflareR2Driver");
       if ("./replica" in pkg.exports) has("./replica", "createReplicaApp");
     } finally {
       await Deno.remove(dir, { recursive: true });
