@@ -19,7 +19,8 @@
  * 6. **Runtime**: the clock and the version.
  *
  * Storage drivers are subpath exports (`./drivers/memory`, `./drivers/fs`, `./drivers/deno_kv`,
- * `./drivers/s3`, `./drivers/cloudflare_kv`); the read replica's Hono app is `./replica`.
+ * `./drivers/s3`, `./drivers/cloudflare_kv`, `./drivers/cloudflare_r2`); the read replica's Hono
+ * app is `./replica`.
  *
  * @example Cache an entry in memory
  * ```ts

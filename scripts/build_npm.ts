@@ -92,8 +92,8 @@ const BIN_FILE = "bin.js";
  * installs none of them: `hono` (loaded by `./replica`), `@hono/node-server` (`serve` on Node),
  * `@deno/kv` (`./drivers/deno_kv` on Node), and `bullmq` with `ioredis` (the Redis queue
  * engine, `queues/bullmq.ts`; `ioredis` is itself an optional peer of `bullmq`, so it is named
- * too). The root export and the memory, fs, s3 and cloudflare_kv drivers load none of them; the
- * `_all_docs` command loads the first three.
+ * too). The root export and the memory, fs, s3, cloudflare_kv and cloudflare_r2 drivers load none
+ * of them; the `_all_docs` command loads the first three.
  */
 export const OPTIONAL_PEERS: readonly string[] = [
   "hono",
