@@ -136,7 +136,10 @@ Deno.test("worker start --queue redis: kill -9 of one worker and a Redis restart
           }
           return true;
         };
-        while (!(await partitionsDone())) await new Promise((resolve) => setTimeout(resolve, 20));
+        for (const until = Date.now() + 60_000; !(await partitionsDone());) {
+          if (Date.now() > until) assert.fail("the partitions never finished");
+          await new Promise((resolve) => setTimeout(resolve, 20));
+        }
         await waitFor(() => sent() >= 12, "progress before the kill");
         const killed = await workers[1]!.child.stop("SIGKILL");
         assert.equal(killed.signal, "SIGKILL");
