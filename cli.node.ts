@@ -3,8 +3,9 @@
  * The `_all_docs` command line for Node: the `_all_docs` bin of the npm package
  * (`node cli.node.js <command> [options]`). The same CLI as `cli.ts`, with Node's storage
  * drivers (`drivers/select.node.ts`: the Deno KV driver runs on `@deno/kv`), `serve` on
- * `@hono/node-server`, and `fetch` through the proxies and `cafile` of the environment and npm's
- * configuration (`cli/proxy.node.ts`: Node's `fetch` honours no proxy variable by itself).
+ * `@hono/node-server`, the memory and redis queues (the kv queue needs Deno), and `fetch`
+ * through the proxies and `cafile` of the environment and npm's configuration
+ * (`cli/proxy.node.ts`: Node's `fetch` honours no proxy variable by itself).
  *
  * @module
  */
@@ -15,7 +16,9 @@ import { setTimeout } from "node:timers";
 import { serve as nodeServe } from "@hono/node-server";
 import { main } from "./cli/main.ts";
 import { isStdoutClosed, STDOUT_CLOSED_STATUS } from "./cli/io.ts";
-import type { Listen } from "./cli/context.ts";
+import { type Listen, type OpenQueue, openRedisQueue } from "./cli/context.ts";
+import { UsageError } from "./cli/options.ts";
+import { MemoryQueue } from "./queues/memory.ts";
 import { createStorageDriver } from "./drivers/select.node.ts";
 import { installNetworkSettings, networkSettings } from "./cli/proxy.node.ts";
 import { npmConfig } from "./cli/registry.ts";
@@ -46,6 +49,20 @@ const listen: Listen = ({ hostname, port, fetch, onError }) =>
     server.once("close", () => closed());
   });
 
+/**
+ * The memory queue, or the redis one: `queues/bullmq.ts` (and with it the optional peers
+ * `bullmq` and `ioredis`) is imported only when a redis queue is asked for, so no other command
+ * needs them installed. Deno KV queues need Deno.
+ */
+const openQueue: OpenQueue = async (kind, { redis }) => {
+  if (kind === "memory") return new MemoryQueue();
+  if (kind === "redis") return await openRedisQueue(() => import("./queues/bullmq.ts"), redis!);
+  throw new UsageError(
+    "The kv queue needs Deno (deno run cli.ts ...); here use --queue memory or " +
+      "--queue redis://HOST:PORT",
+  );
+};
+
 /** Proxies and `cafile` for `fetch`; a `cafile` that cannot be read exits 2 before anything. */
 function setUpNetwork(): number | undefined {
   try {
@@ -61,6 +78,7 @@ function setUpNetwork(): number | undefined {
 const status = setUpNetwork() ?? await main(process.argv.slice(2), {
   openStorage: (options, access) => createStorageDriver({ ...options, access }),
   listen,
+  openQueue,
   createHash: () => createHash("sha256"),
 });
 // A closed stdout may have set 141 already (see cli/io.ts).

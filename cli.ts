@@ -10,7 +10,7 @@ import { dirname } from "node:path";
 import { setTimeout } from "node:timers";
 import { main } from "./cli/main.ts";
 import { isStdoutClosed, STDOUT_CLOSED_STATUS } from "./cli/io.ts";
-import type { Listen } from "./cli/context.ts";
+import { type Listen, openRedisQueue } from "./cli/context.ts";
 import { createStorageDriver } from "./drivers/select.deno.ts";
 import { MemoryQueue } from "./queues/memory.ts";
 import { DenoKvQueue } from "./queues/deno_kv.deno.ts";
@@ -36,8 +36,12 @@ if (import.meta.main) {
   const status = await main(process.argv.slice(2), {
     openStorage: (options, access) => createStorageDriver({ ...options, access }),
     listen,
-    openQueue: async (kind, { path }) => {
+    openQueue: async (kind, { path, redis }) => {
       if (kind === "memory") return new MemoryQueue();
+      if (kind === "redis") {
+        // Loaded only for a redis queue: no other command needs bullmq and ioredis.
+        return await openRedisQueue(() => import("./queues/bullmq.ts"), redis!);
+      }
       await Deno.mkdir(dirname(path), { recursive: true });
       // One process per queue file: an item in hand at a crash comes back within 10 s.
       return await DenoKvQueue.open(path, { leaseMs: 10_000 });

@@ -17,10 +17,86 @@ import type { CorruptionLog } from "./corruption.ts";
 import type { QueueEngine } from "../src/worker/queue.ts";
 
 /** The queue engines the CLI knows. */
-export type QueueKind = "memory" | "kv";
+export type QueueKind = "memory" | "kv" | "redis";
 
-/** How the entry point opens a queue engine (`kv` needs Deno); `path` is the kv file. */
-export type OpenQueue = (kind: QueueKind, options: { path: string }) => Promise<QueueEngine>;
+/** Where and how `--queue redis://...` runs, checked by the command before anything opens. */
+export interface RedisQueueSettings {
+  /** `redis://[USER[:PASSWORD]@]HOST[:PORT][/DB]`, or `rediss://` for TLS. */
+  url: string;
+  /** How long an item in hand stays locked without a renewal, in ms: every worker on the
+   * queue must use the same. */
+  lockDurationMs: number;
+  /** How often a worker looks for items whose lock expired, in ms: every worker must use the
+   * same. */
+  stalledIntervalMs: number;
+  /** Receives connection and background errors (the engine reconnects by itself). */
+  onError: (error: Error) => void;
+}
+
+/** What {@linkcode OpenQueue} opens: the kv file, and for `redis` its settings. */
+export interface OpenQueueOptions {
+  /** The kv queue's file. */
+  path: string;
+  /** Set when the kind is `redis`. */
+  redis?: RedisQueueSettings;
+}
+
+/**
+ * How the entry point opens a queue engine (`kv` needs Deno; `redis` loads `queues/bullmq.ts`,
+ * and with it the optional packages `bullmq` and `ioredis`, only when it is asked for: see
+ * {@linkcode openRedisQueue}).
+ */
+export type OpenQueue = (kind: QueueKind, options: OpenQueueOptions) => Promise<QueueEngine>;
+
+/** What the CLI uses of `queues/bullmq.ts`, which the entry point imports when it is needed. */
+export interface BullMqModule {
+  /** The engine. */
+  BullMqQueue: {
+    open(url: string, options: {
+      lockDurationMs?: number;
+      stalledIntervalMs?: number;
+      onError?: (error: Error) => void;
+    }): Promise<QueueEngine>;
+  };
+}
+
+/** The optional packages the redis queue needs. */
+const REDIS_PEERS = ["bullmq", "ioredis"];
+
+/**
+ * Opens the redis queue: loads the engine with `load` (the entry point's dynamic `import()` of
+ * `queues/bullmq.ts`, so that no other command needs `bullmq` and `ioredis` installed), then
+ * connects.
+ *
+ * @param load Imports `queues/bullmq.ts`.
+ * @param settings The checked settings.
+ * @returns The engine, connected.
+ * @throws {Error} When `bullmq` or `ioredis` is not installed (naming the install command), or
+ *   Redis cannot be reached.
+ */
+export async function openRedisQueue(
+  load: () => Promise<BullMqModule>,
+  settings: RedisQueueSettings,
+): Promise<QueueEngine> {
+  let module: BullMqModule;
+  try {
+    module = await load();
+  } catch (error) {
+    const text = String((error as Error)?.message);
+    const missing = REDIS_PEERS.find((name) => text.includes(`'${name}'`));
+    if (missing === undefined) throw error;
+    throw new Error(
+      `The redis queue needs the packages bullmq and ioredis, and '${missing}' is not ` +
+        "installed: npm install bullmq ioredis",
+      { cause: error },
+    );
+  }
+  return await module.BullMqQueue.open(settings.url, {
+    lockDurationMs: settings.lockDurationMs,
+    stalledIntervalMs: settings.stalledIntervalMs,
+    onError: settings.onError,
+  });
+}
 
 /** What a command does with its storage: only reads it, or writes too. */
 export type StorageAccess = "read" | "write";
@@ -85,7 +161,7 @@ export interface CommandContext {
   /** Opens a queue engine, the runtime's way. */
   openQueue: OpenQueue;
   /** The queue `worker start` uses when none is given: `kv` on Deno, `memory` on Node. */
-  defaultQueue: QueueKind;
+  defaultQueue: Exclude<QueueKind, "redis">;
   /** Options every command opens its cache with (no bloom filter; the runtime's hash; corrupt
    * entries reported to `corruption` and removed). */
   cacheOptions: CacheOptions;

@@ -79,7 +79,7 @@ export interface CliRuntime {
   openQueue?: OpenQueue;
   /** The `worker start` queue when none is given.
    * @default {"memory"} */
-  defaultQueue?: QueueKind;
+  defaultQueue?: Exclude<QueueKind, "redis">;
   /** The runtime's native incremental SHA-256, when it has one. */
   createHash?: () => Sha256Hasher;
 }
@@ -209,11 +209,11 @@ export async function main(argv: string[], runtime: CliRuntime): Promise<number>
   }
 }
 
-/** Opens the memory queue; a runtime without Deno KV refuses `kv`. */
+/** Opens the memory queue; a runtime that gives no way to open another refuses the rest. */
 const memoryOnly: OpenQueue = (kind) => {
   if (kind === "memory") return Promise.resolve(new MemoryQueue());
   return Promise.reject(
-    new UsageError("The kv queue needs Deno (deno run cli.ts ...); here use --queue memory"),
+    new UsageError(`The ${kind} queue is not available in this runtime; here use --queue memory`),
   );
 };
 

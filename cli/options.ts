@@ -189,6 +189,40 @@ export function checkServiceUrl(source: string, raw: string): string {
   return raw;
 }
 
+/**
+ * Checks a redis queue URL up front, as the engine (`queues/bullmq.ts`) will read it:
+ * `redis://[USER[:PASSWORD]@]HOST[:PORT][/DB]`, or `rediss://` for TLS; no query or fragment.
+ * The message never shows a password (nor a query, which may hold one).
+ *
+ * @param source Where the value came from, for the message (`--queue`, `ALL_DOCS_QUEUE`).
+ * @param raw The URL as given.
+ * @returns The URL as given.
+ * @throws {UsageError} When it is not acceptable.
+ */
+export function checkRedisUrl(source: string, raw: string): string {
+  const bad = (why: string) =>
+    new UsageError(
+      `Invalid ${source}: expected memory, kv or redis://HOST:PORT[/DB] (${why}), received '${
+        maskUrl(raw).replace(/([?#]).*$/s, "$1***")
+      }'`,
+    );
+  let parsed: URL;
+  try {
+    parsed = new URL(raw);
+  } catch {
+    throw bad("not a URL");
+  }
+  if (parsed.protocol !== "redis:" && parsed.protocol !== "rediss:") {
+    throw bad("the scheme is redis or rediss");
+  }
+  if (parsed.hostname === "") throw bad("no host");
+  if (parsed.search !== "" || parsed.hash !== "" || /[?#]/.test(raw)) {
+    throw bad("no query or fragment");
+  }
+  if (!/^\/?(\d{1,5})?$/.test(parsed.pathname)) throw bad("the path is a database number");
+  return raw;
+}
+
 const BUCKET = /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/;
 
 /** Reads the s3 settings from the environment; any missing or bad one is a usage error. */

@@ -1,7 +1,8 @@
 /**
  * `worker start|enqueue|status|dead`: the worker runtime from the command line. `start` runs the
  * consumer and the worker API (with the read replica) in one process; the others talk to a
- * running worker over its API (`--worker URL`) or straight to a durable queue (`--queue kv`).
+ * running worker over its API (`--worker URL`) or straight to a durable queue (`--queue kv`, or
+ * `--queue redis://HOST:PORT`, which many `worker start` processes on many machines share).
  *
  * @module
  */
@@ -22,10 +23,17 @@ import {
   type CommandContext,
   originKeyOf,
   type QueueKind,
+  type RedisQueueSettings,
   type Server,
 } from "../context.ts";
 import { err, out } from "../io.ts";
-import { checkServiceUrl, type GlobalOptions, maskUrl, UsageError } from "../options.ts";
+import {
+  checkRedisUrl,
+  checkServiceUrl,
+  type GlobalOptions,
+  maskUrl,
+  UsageError,
+} from "../options.ts";
 import { registryLookup } from "../registry.ts";
 import { loadPivots } from "../pivots_file.ts";
 import { isLoopback, listenAddress, listenAndAnnounce } from "./serve.ts";
@@ -38,17 +46,96 @@ export const DEFAULT_BATCH_SIZE = 100;
 /** The most items in hand one worker process allows. */
 export const MAX_WORKER_ITEMS = 256;
 
-function queueKind(ctx: CommandContext, fallback: QueueKind): QueueKind {
+/** The redis queue's lock duration when none is given (BullMQ's): every worker shares it. */
+export const DEFAULT_REDIS_LOCK_MS = 30_000;
+/** The redis queue's stalled-check interval when none is given (BullMQ's): every worker
+ * shares it. */
+export const DEFAULT_REDIS_STALLED_MS = 30_000;
+
+/** The queue a command uses: its kind, and for `redis` its URL. */
+interface QueueChoice {
+  kind: QueueKind;
+  url?: string;
+}
+
+function queueOf(ctx: CommandContext, fallback: QueueKind): QueueChoice {
   const raw = ctx.values["queue"] ?? process.env["ALL_DOCS_QUEUE"];
-  if (raw === undefined) return fallback;
+  if (raw === undefined || raw === "") return { kind: fallback };
   const source = ctx.values["queue"] !== undefined ? "--queue" : "ALL_DOCS_QUEUE";
-  if (raw !== "memory" && raw !== "kv") {
+  const text = String(raw);
+  if (text === "memory" || text === "kv") return { kind: text };
+  if (/^rediss?:\/\//i.test(text)) return { kind: "redis", url: checkRedisUrl(source, text) };
+  throw new UsageError(
+    `Invalid ${source}: expected memory, kv or redis://HOST:PORT[/DB], received '${maskUrl(text)}'`,
+  );
+}
+
+/** A lock setting of the redis queue: its flag, else its variable, else the default. */
+function lockSetting(
+  ctx: CommandContext,
+  flag: string,
+  name: string,
+  min: number,
+  fallback: number,
+): number {
+  const fromFlag = ctx.values[flag];
+  const raw = fromFlag ?? process.env[name];
+  if (raw === undefined || raw === "") return fallback;
+  const source = fromFlag !== undefined ? `--${flag}` : name;
+  const value = Number(raw);
+  if (!/^\d+$/.test(String(raw)) || value < min || value > 3_600_000) {
     throw new UsageError(
-      `Invalid ${source}: expected memory or kv, received '${String(raw)}' ` +
-        "(a Redis queue is not available yet)",
+      `Invalid ${source}: expected an integer from ${min} to 3600000 (ms), received '${
+        String(raw)
+      }'`,
     );
   }
-  return raw;
+  return value;
+}
+
+/** The settings of a redis queue, or a usage error for a lock flag given to another queue. */
+function redisSettings(
+  ctx: CommandContext,
+  queue: QueueChoice,
+  onError: (error: Error) => void,
+): RedisQueueSettings | undefined {
+  // Read (and checked) for every queue: a bad value is a mistake wherever it is set.
+  const lockDurationMs = lockSetting(
+    ctx,
+    "lock-ms",
+    "ALL_DOCS_WORKER_LOCK_MS",
+    1000,
+    DEFAULT_REDIS_LOCK_MS,
+  );
+  const stalledIntervalMs = lockSetting(
+    ctx,
+    "stalled-ms",
+    "ALL_DOCS_WORKER_STALLED_MS",
+    100,
+    DEFAULT_REDIS_STALLED_MS,
+  );
+  if (queue.url === undefined) {
+    const flag = ["lock-ms", "stalled-ms"].find((name) => ctx.values[name] !== undefined);
+    if (flag !== undefined) {
+      throw new UsageError(`--${flag} is a setting of a redis queue, not of the ${queue.kind} one`);
+    }
+    return undefined;
+  }
+  return { url: queue.url, lockDurationMs, stalledIntervalMs, onError };
+}
+
+/** Reports the redis queue's connection errors, each message at most once every 10 s (a Redis
+ * that is away fails every reconnection attempt of every client). */
+function redisErrorLog(line: (message: string) => string): (error: Error) => void {
+  const seen = new Map<string, number>();
+  return (error) => {
+    const message = error?.message ?? String(error);
+    const now = Date.now();
+    if (now - (seen.get(message) ?? -Infinity) < 10_000) return;
+    if (seen.size >= 100) seen.clear();
+    seen.set(message, now);
+    err(line(message));
+  };
 }
 
 function integerFlag(
@@ -210,14 +297,18 @@ async function targetOf(ctx: CommandContext): Promise<WorkerTarget> {
     const url = checkServiceUrl(source, raw);
     return apiTarget(url.endsWith("/") ? url : `${url}/`);
   }
-  const kind = queueKind(ctx, "kv");
-  if (kind === "memory") {
+  const queue = queueOf(ctx, "kv");
+  if (queue.kind === "memory") {
     throw new UsageError(
       "No worker to talk to: give --worker URL (or ALL_DOCS_WORKER_URL) of a running worker, " +
-        "or --queue kv for its queue file (a memory queue lives inside its worker only)",
+        "--queue kv for its queue file, or --queue redis://HOST:PORT for its Redis " +
+        "(a memory queue lives inside its worker only)",
     );
   }
-  return engineTarget(await ctx.openQueue(kind, { path: kvPath(ctx) }));
+  const redis = redisSettings(ctx, queue, redisErrorLog((message) => `redis queue: ${message}`));
+  return engineTarget(
+    await ctx.openQueue(queue.kind, { path: kvPath(ctx), ...(redis ? { redis } : {}) }),
+  );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -230,7 +321,12 @@ function logEvent(options: GlobalOptions, event: WorkerEvent): void {
 
 async function workerStart(ctx: CommandContext): Promise<number> {
   const { options, values } = ctx;
-  const kind = queueKind(ctx, ctx.defaultQueue);
+  const queue = queueOf(ctx, ctx.defaultQueue);
+  const redis = redisSettings(
+    ctx,
+    queue,
+    redisErrorLog((message) => JSON.stringify({ type: "queue-error", engine: "redis", message })),
+  );
   const address = listenAddress(ctx, DEFAULT_WORKER_PORT, "the worker");
   const host = address.hostname;
   const secret = token();
@@ -258,7 +354,7 @@ async function workerStart(ctx: CommandContext): Promise<number> {
   const onSignal = () => stop.abort();
   try {
     const cache = await Cache.open(driver, ctx.cacheOptions);
-    engine = await ctx.openQueue(kind, { path: kvPath(ctx) });
+    engine = await ctx.openQueue(queue.kind, { path: kvPath(ctx), ...(redis ? { redis } : {}) });
     const worker = new Worker(engine, {
       handlers: workerHandlers({
         client: clientFor(options),
@@ -466,7 +562,9 @@ async function workerDead(ctx: CommandContext): Promise<number> {
 
 const TARGET_HELP =
   "The worker: --worker URL (or ALL_DOCS_WORKER_URL) of a running 'worker start',\n" +
-  "with ALL_DOCS_WORKER_TOKEN; else its queue file (--queue kv, --kv-path FILE).";
+  "with ALL_DOCS_WORKER_TOKEN; else its queue, with no worker running: the kv file\n" +
+  "(--queue kv, --kv-path FILE; the default) or Redis (--queue redis://HOST:PORT[/DB],\n" +
+  "or ALL_DOCS_QUEUE).";
 
 const TARGET_FLAGS = {
   worker: { type: "string" },
@@ -478,7 +576,7 @@ const TARGET_FLAGS = {
 export const WORKER_COMMANDS: readonly Command[] = [
   {
     words: ["worker", "start"],
-    usage: "worker start [--queue memory|kv] [--port N] [--until-idle]",
+    usage: "worker start [--queue memory|kv|redis://HOST:PORT] [--port N] [--until-idle]",
     summary: "run a worker: consume queued items and serve the worker API",
     help: "Consumes work items from a queue and serves the worker API and the read replica\n" +
       "in one process. Prints 'listening http://HOST:PORT/' on stdout when ready; one JSON\n" +
@@ -494,10 +592,20 @@ export const WORKER_COMMANDS: readonly Command[] = [
       "and Pub/Sub send for a service account), checked against Google's keys\n" +
       "(ALL_DOCS_WORKER_OIDC_JWKS_URL to use another key set).\n\n" +
       "Options:\n" +
-      "  --queue memory|kv   the queue engine (ALL_DOCS_QUEUE; default kv under Deno, memory\n" +
-      "                      under Node); kv keeps the queue in a Deno KV file, for one\n" +
-      "                      process; memory loses what is queued when the process ends\n" +
+      "  --queue Q           the queue engine (ALL_DOCS_QUEUE; default kv under Deno, memory\n" +
+      "                      under Node): memory loses what is queued when the process ends;\n" +
+      "                      kv keeps it in a Deno KV file, for one process;\n" +
+      "                      redis://[:PASSWORD@]HOST[:PORT][/DB] (rediss:// for TLS) puts it\n" +
+      "                      on BullMQ in Redis, shared by any number of workers on any number\n" +
+      "                      of machines (give them one storage: fs on one machine, s3 across\n" +
+      "                      machines; on Node install bullmq and ioredis)\n" +
       "  --kv-path FILE      the kv queue's file (default CACHE_DIR/queue.kv)\n" +
+      "  --lock-ms MS        redis: how long an item in hand stays locked without renewal\n" +
+      `                      (ALL_DOCS_WORKER_LOCK_MS; default ${DEFAULT_REDIS_LOCK_MS}); a worker that dies\n` +
+      "                      leaves its items to the others once their locks expire\n" +
+      "  --stalled-ms MS     redis: how often a worker looks for expired locks\n" +
+      `                      (ALL_DOCS_WORKER_STALLED_MS; default ${DEFAULT_REDIS_STALLED_MS}). Every worker on\n` +
+      "                      one queue must use the same two settings\n" +
       `  --port N            0 to 65535; 0 picks a free port (default ${DEFAULT_WORKER_PORT})\n` +
       "  --hostname H        address to bind (default 127.0.0.1)\n" +
       "  --public            required to bind an address that is not loopback\n" +
@@ -509,11 +617,16 @@ export const WORKER_COMMANDS: readonly Command[] = [
       `  --batch-size N      names per packument item a partition enqueues (default ${DEFAULT_BATCH_SIZE})\n` +
       "  --until-idle        exit when nothing is queued or running: 0, or 1 if any item is\n" +
       "                      in the dead letters (a summary is printed; --json: as JSON)\n\n" +
+      "Redis connection errors are logged on stderr (each message at most every 10 s, even\n" +
+      "with --quiet); workers reconnect by themselves. For a queue that survives a Redis\n" +
+      "restart, run Redis with appendonly yes and maxmemory-policy noeviction.\n\n" +
       "Retries: --retries N gives each item N + 1 deliveries, with exponential backoff\n" +
       "and jitter, honouring Retry-After; then the item goes to the dead letters.",
     flags: {
       queue: { type: "string" },
       "kv-path": { type: "string" },
+      "lock-ms": { type: "string" },
+      "stalled-ms": { type: "string" },
       port: { type: "string" },
       hostname: { type: "string" },
       public: { type: "boolean" },

@@ -1,14 +1,16 @@
 /**
  * Shared by the worker's end-to-end tests (the CLI's `worker start` and the Deno Deploy entry):
- * the strict `_all_docs` and registry fixtures with generated packuments, the worker API from
- * the test's side, and the check that the cache mirrors the origins.
+ * the strict `_all_docs` and registry fixtures with generated packuments, `worker start`
+ * processes, the worker API from the test's side, and the check that the cache mirrors the
+ * origins.
  *
  * @module
  */
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { runCli } from "./run_cli.ts";
+import { runCli, startCli } from "./run_cli.ts";
+import type { Child } from "./spawn.ts";
 import { generatePackument } from "./packuments.ts";
 import {
   type RegistryFaultPlan,
@@ -147,4 +149,53 @@ export function bodiesSent(registry: RegistryFixture): Map<string, number> {
     }
   }
   return sent;
+}
+
+/** A `worker start` process and its address. */
+export interface RunningWorker {
+  child: Child;
+  url: string;
+}
+
+/**
+ * Starts `worker start --port 0 ...args` with `env` and waits for its `listening` line.
+ *
+ * @param args Flags after `worker start --port 0`.
+ * @param env Extra environment values.
+ */
+export async function startWorker(
+  args: string[],
+  env: Record<string, string>,
+): Promise<RunningWorker> {
+  const child = startCli(["worker", "start", "--port", "0", ...args], env);
+  const line = await child.line().catch(async (error) => {
+    await child.stop();
+    throw error;
+  });
+  const match = /^listening (http:\/\/127\.0\.0\.1:\d+\/)$/.exec(line);
+  if (!match) {
+    await child.stop();
+    assert.fail(`unexpected first line: ${JSON.stringify(line)}\n${child.output()}`);
+  }
+  return { child, url: match[1]! };
+}
+
+/** Polls `ready` every 20 ms until it is true; fails with `what` after `ms`. */
+export async function waitFor(ready: () => boolean, what: string, ms = 60_000): Promise<void> {
+  const until = Date.now() + ms;
+  while (!ready()) {
+    if (Date.now() > until) assert.fail(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+/** The ids of the items a worker settled with `outcome`, from its stderr event lines. */
+export function settled(stderr: string, outcome = "ack"): string[] {
+  const ids: string[] = [];
+  for (const line of stderr.split("\n")) {
+    if (!line.startsWith('{"type":"item"')) continue;
+    const event = JSON.parse(line) as { outcome: string; id?: string };
+    if (event.outcome === outcome && event.id !== undefined) ids.push(event.id);
+  }
+  return ids;
 }

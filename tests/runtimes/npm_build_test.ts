@@ -3,8 +3,10 @@
  * package.json fields (caret ranges, optional peers, `files`, `sideEffects`, `engines`), the
  * README written for npm users, the packed tarball installed with npm (offline, from the cache
  * the build filled) without the optional peers and then with them, every export imported by
- * Node, the `_all_docs` bin against a local registry fixture, a Deno KV file shared between the
- * Deno CLI and the Node bin, and a TypeScript consumer checked against the emitted declarations.
+ * Node, the `_all_docs` bin against a local registry fixture (`worker start` on the memory queue,
+ * and on a redis queue from the installed package, bullmq and ioredis with it), a Deno KV file
+ * shared between the Deno CLI and the Node bin, and a TypeScript consumer checked against the
+ * emitted declarations.
  *
  * The build goes to `npm/` and is skipped when its inputs are unchanged since the last one, so
  * `deno task ok` (tests, then `build:npm`) builds once.
@@ -30,6 +32,7 @@ import {
 import { startRegistryFixture } from "../_support/registry_fixture.ts";
 import { loadFixturePackuments } from "../_support/packuments.ts";
 import { runCli } from "../_support/run_cli.ts";
+import { startRedis } from "../_support/redis.ts";
 import { run, runIntoClosedPipe, type RunResult, start } from "../_support/spawn.ts";
 
 const NPM_DIR = join(ROOT, "npm");
@@ -414,97 +417,104 @@ Deno.test("npm build", async (t) => {
     }
   });
 
+  // The package installed from its tarball, as a user has it: kept for the redis worker step.
+  const installDir = await Deno.makeTempDir({ prefix: "all_docs_npm_install_" });
+  const installedBin = join(installDir, "node_modules", ".bin", "_all_docs");
   await t.step(
     "installed from its tarball, the core imports under node without the optional peers",
     async () => {
-      const dir = await Deno.makeTempDir({ prefix: "all_docs_npm_install_" });
-      try {
-        const packed = await run("npm", [
-          "pack",
-          "--json",
-          "--pack-destination",
-          dir,
-          ...NPM_OFFLINE,
-        ], { cwd: NPM_DIR });
-        assertOk(packed, "npm pack");
-        const tarball = join(dir, JSON.parse(packed.stdout)[0].filename as string);
-        await Deno.writeTextFile(
-          join(dir, "package.json"),
-          JSON.stringify({ private: true, type: "module" }),
+      const packed = await run("npm", [
+        "pack",
+        "--json",
+        "--pack-destination",
+        installDir,
+        ...NPM_OFFLINE,
+      ], { cwd: NPM_DIR });
+      assertOk(packed, "npm pack");
+      const tarball = join(installDir, JSON.parse(packed.stdout)[0].filename as string);
+      await Deno.writeTextFile(
+        join(installDir, "package.json"),
+        JSON.stringify({ private: true, type: "module" }),
+      );
+      // Offline: everything comes from the npm cache the build's own install filled.
+      const install = (specs: string[]) =>
+        run(
+          "npm",
+          ["install", "--ignore-scripts", "--no-package-lock", ...NPM_OFFLINE, ...specs],
+          { cwd: installDir },
         );
-        // Offline: everything comes from the npm cache the build's own install filled.
-        const install = (specs: string[]) =>
-          run(
-            "npm",
-            ["install", "--ignore-scripts", "--no-package-lock", ...NPM_OFFLINE, ...specs],
-            { cwd: dir },
-          );
-        const hint = "(the npm cache lacks a package the build installed: " +
-          "run `deno task build:npm --force` once)";
-        assertOk(await install([tarball]), `npm install --offline ${tarball} ${hint}`);
-        for (const peer of OPTIONAL_PEERS) {
-          assert.ok(!existsSync(join(dir, "node_modules", peer)), `${peer} was installed`);
-        }
-        const name = pkg.name as string;
-        const core = [
-          ".",
-          "./drivers/memory",
-          "./drivers/fs",
-          "./drivers/s3",
-          "./drivers/cloudflare_kv",
-          "./drivers/cloudflare_r2",
-        ];
-        await Deno.writeTextFile(
-          join(dir, "core.mjs"),
-          [
-            ...core.map((s, i) => `import * as m${i} from ${JSON.stringify(name + s.slice(1))};`),
-            `import meta from ${JSON.stringify(`${name}/package.json`)} with { type: "json" };`,
-            `let replica;`,
-            `try { await import(${JSON.stringify(`${name}/replica`)}); replica = "loaded"; }`,
-            `catch (error) { replica = error.code + " " + error.message; }`,
-            `console.log(JSON.stringify({ version: meta.version, replica, exports: [`,
-            ...core.map((_, i) => `  Object.keys(m${i}).length,`),
-            `] }));`,
-          ].join("\n"),
-        );
-        const bare = await node(["core.mjs"], dir);
-        assertOk(bare, "node core.mjs without the peers");
-        const seen = JSON.parse(bare.stdout) as {
-          version: string;
-          replica: string;
-          exports: number[];
-        };
-        assert.deepStrictEqual(seen.version, denoJson.version);
-        assert.ok(seen.exports.every((n) => n > 0), bare.stdout);
-        assert.ok(
-          seen.replica.startsWith("ERR_MODULE_NOT_FOUND Cannot find package 'hono'"),
-          seen.replica,
-        );
-        const bin = join(dir, "node_modules", ".bin", "_all_docs");
-        const noPeers = await node([bin, "--version"], dir);
-        assert.deepStrictEqual(noPeers.code, 1, noPeers.stderr);
-        assert.match(
-          noPeers.stderr,
-          /^_all_docs: cannot find package '(hono|@hono\/node-server|@deno\/kv|bullmq|ioredis)', an optional peer dependency of .* npm install .*hono@\^4\.\d+\.\d+ ioredis@\^5\.\d+\.\d+\n$/,
-        );
-
-        // With the peers at deno.json's pins (the versions in the cache), everything loads.
-        const pins = Object.values(denoJson.imports).map((t) => parseNpmSpecifier(t)!)
-          .filter(({ name }) => OPTIONAL_PEERS.includes(name))
-          .map(({ name, version }) => `${name}@${version}`);
-        assertOk(
-          await install([...new Set(pins)]),
-          `npm install --offline ${pins.join(" ")} ${hint}`,
-        );
-        const full = await node(["core.mjs"], dir);
-        assertOk(full, "node core.mjs with the peers");
-        assert.deepStrictEqual(JSON.parse(full.stdout).replica, "loaded");
-        const version = await node([bin, "--version"], dir);
-        assertOk(version, "_all_docs --version with the peers");
-        assert.ok(version.stdout.includes(denoJson.version), version.stdout);
-      } finally {
-        await Deno.remove(dir, { recursive: true });
+      const hint = "(the npm cache lacks a package the build installed: " +
+        "run `deno task build:npm --force` once)";
+      assertOk(await install([tarball]), `npm install --offline ${tarball} ${hint}`);
+      for (const peer of OPTIONAL_PEERS) {
+        assert.ok(!existsSync(join(installDir, "node_modules", peer)), `${peer} was installed`);
       }
+      const name = pkg.name as string;
+      const core = [
+        ".",
+        "./drivers/memory",
+        "./drivers/fs",
+        "./drivers/s3",
+        "./drivers/cloudflare_kv",
+        "./drivers/cloudflare_r2",
+      ];
+      await Deno.writeTextFile(
+        join(installDir, "core.mjs"),
+        [
+          ...core.map((s, i) => `import * as m${i} from ${JSON.stringify(name + s.slice(1))};`),
+          `import meta from ${JSON.stringify(`${name}/package.json`)} with { type: "json" };`,
+          `let replica;`,
+          `try { await import(${JSON.stringify(`${name}/replica`)}); replica = "loaded"; }`,
+          `catch (error) { replica = error.code + " " + error.message; }`,
+          `console.log(JSON.stringify({ version: meta.version, replica, exports: [`,
+          ...core.map((_, i) => `  Object.keys(m${i}).length,`),
+          `] }));`,
+        ].join("\n"),
+      );
+      const bare = await node(["core.mjs"], installDir);
+      assertOk(bare, "node core.mjs without the peers");
+      const seen = JSON.parse(bare.stdout) as {
+        version: string;
+        replica: string;
+        exports: number[];
+      };
+      assert.deepStrictEqual(seen.version, denoJson.version);
+      assert.ok(seen.exports.every((n) => n > 0), bare.stdout);
+      assert.ok(
+        seen.replica.startsWith("ERR_MODULE_NOT_FOUND Cannot find package 'hono'"),
+        seen.replica,
+      );
+      const bin = installedBin;
+      const noPeers = await node([bin, "--version"], installDir);
+      assert.deepStrictEqual(noPeers.code, 1, noPeers.stderr);
+      assert.match(
+        noPeers.stderr,
+        /^_all_docs: cannot find package '(hono|@hono\/node-server|@deno\/kv|bullmq|ioredis)', an optional peer dependency of .* npm install .*hono@\^4\.\d+\.\d+ ioredis@\^5\.\d+\.\d+\n$/,
+      );
+
+      // With the peers at deno.json's pins (the versions in the cache), everything loads; the
+      // command needs bullmq and ioredis only for a redis queue.
+      const pins = Object.values(denoJson.imports).map((t) => parseNpmSpecifier(t)!)
+        .filter(({ name }) => OPTIONAL_PEERS.includes(name))
+        .map(({ name, version }) => `${name}@${version}`);
+      const [redisPins, otherPins] = [true, false].map((redis) =>
+        [...new Set(pins)].filter((pin) => /^(bullmq|ioredis)@/.test(pin) === redis)
+      );
+      assertOk(await install(otherPins!), `npm install --offline ${otherPins} ${hint}`);
+      assertOk(await node([bin, "--version"], installDir), "_all_docs --version without bullmq");
+      const noRedis = await node(
+        [bin, "worker", "status", "--queue", "redis://127.0.0.1:9"],
+        installDir,
+      );
+      assert.deepStrictEqual(noRedis.code, 1, noRedis.stderr);
+      assert.match(noRedis.stderr, /needs the packages bullmq and ioredis.*npm install bullmq/);
+      assertOk(await install(redisPins!), `npm install --offline ${redisPins} ${hint}`);
+      const full = await node(["core.mjs"], installDir);
+      assertOk(full, "node core.mjs with the peers");
+      assert.deepStrictEqual(JSON.parse(full.stdout).replica, "loaded");
+      const version = await node([bin, "--version"], installDir);
+      assertOk(version, "_all_docs --version with the peers");
+      assert.ok(version.stdout.includes(denoJson.version), version.stdout);
     },
   );
 
@@ -535,6 +545,7 @@ Deno.test("npm build", async (t) => {
       has("./drivers/deno_kv", "DenoKvDriver");
       has("./drivers/cloudflare_r2", "CloudflareR2Driver");
       if ("./replica" in pkg.exports) has("./replica", "createReplicaApp");
+      has("./queues/bullmq", "BullMqQueue");
     } finally {
       await Deno.remove(dir, { recursive: true });
     }
@@ -617,6 +628,31 @@ Deno.test("npm build", async (t) => {
       }
     });
 
+    /** Posts a packument item for `ms` to the worker at `url`; waits until it is done. */
+    const mirrorMs = async (url: string, engine: string) => {
+      const posted = await fetch(`${url}-/worker/items`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({
+          items: [{ type: "packument", payload: { registry: fixture.url, names: ["ms"] } }],
+        }),
+      });
+      assert.equal(posted.status, 202);
+      await posted.body?.cancel();
+      let stats: Record<string, number> = {};
+      for (let i = 0; i < 400 && stats.done !== 1; i++) {
+        stats = await (await fetch(`${url}-/worker/stats`)).json();
+        await new Promise((resolve) => setTimeout(resolve, 25));
+      }
+      assert.equal(stats.engine as unknown, engine);
+      assert.equal(stats.done, 1);
+      const doc = await fetch(`${url}ms`, { headers: { accept: "application/json" } });
+      assert.deepStrictEqual(
+        new Uint8Array(await doc.arrayBuffer()),
+        fixture.expectedBody("ms", "full"),
+      );
+    };
+
     await t.step(
       "worker start runs under node on the memory queue (kv needs Deno: exit 2)",
       async () => {
@@ -627,27 +663,7 @@ Deno.test("npm build", async (t) => {
           const line = await child.line();
           const url = /listening (\S+)/.exec(line)?.[1];
           assert.ok(url, `worker printed ${JSON.stringify(line)}`);
-          const posted = await fetch(`${url}-/worker/items`, {
-            method: "POST",
-            headers: { "content-type": "application/json" },
-            body: JSON.stringify({
-              items: [{ type: "packument", payload: { registry: fixture.url, names: ["ms"] } }],
-            }),
-          });
-          assert.equal(posted.status, 202);
-          await posted.body?.cancel();
-          let stats: Record<string, number> = {};
-          for (let i = 0; i < 200 && stats.done !== 1; i++) {
-            stats = await (await fetch(`${url}-/worker/stats`)).json();
-            await new Promise((resolve) => setTimeout(resolve, 25));
-          }
-          assert.equal(stats.engine as unknown, "memory");
-          assert.equal(stats.done, 1);
-          const doc = await fetch(`${url}ms`, { headers: { accept: "application/json" } });
-          assert.deepStrictEqual(
-            new Uint8Array(await doc.arrayBuffer()),
-            fixture.expectedBody("ms", "full"),
-          );
+          await mirrorMs(url, "memory");
         } finally {
           const { code, stderr } = await child.stop();
           assert.equal(code, 0, `the worker stops cleanly on SIGTERM\n${stderr}`);
@@ -655,6 +671,34 @@ Deno.test("npm build", async (t) => {
         const kv = await run("node", [bin, ...common, "--queue", "kv"]);
         assert.equal(kv.code, 2);
         assert.match(kv.stderr, /kv queue needs Deno/);
+      },
+    );
+
+    await t.step(
+      "npx _all_docs worker start --queue redis://... runs under node, installed with bullmq",
+      async () => {
+        const redis = await startRedis();
+        const cacheDir = join(tmp, "redis-worker-cache");
+        const common = ["--queue", redis.url, "--cache-dir", cacheDir, "--registry", fixture.url];
+        // What `npx _all_docs` runs in the install: its .bin link, under node.
+        const child = start("node", [
+          installedBin,
+          ...["worker", "start", "--port", "0", "--no-auth", ...common],
+        ], { cwd: installDir });
+        try {
+          const line = await child.line();
+          const url = /listening (\S+)/.exec(line)?.[1];
+          assert.ok(url, `worker printed ${JSON.stringify(line)}`);
+          await mirrorMs(url, "redis");
+          // Redis is the queue: a command reads it with no worker in between.
+          const status = await node([installedBin, "worker", "status", ...common], installDir);
+          assertOk(status, "worker status --queue redis://...");
+          assert.deepStrictEqual(status.stdout, "queued 0, running 0, done 1, dead 0\n");
+        } finally {
+          const { code, stderr } = await child.stop();
+          await redis.stop();
+          assert.equal(code, 0, `the worker stops cleanly on SIGTERM\n${stderr}`);
+        }
       },
     );
 
@@ -704,6 +748,7 @@ Deno.test("npm build", async (t) => {
   } finally {
     await fixture.close();
     await Deno.remove(tmp, { recursive: true });
+    await Deno.remove(installDir, { recursive: true });
   }
 
   await t.step("a TypeScript consumer type-checks against the emitted declarations", async () => {
