@@ -181,12 +181,12 @@ async function main(): Promise<void> {
   const { promise: listening, resolve: ready } = Promise.withResolvers<string>();
   const out = pump(child.stdout, ready);
   const err = pump(child.stderr, undefined);
-  const stop = async (): Promise<void> => {
-    await child.stdin.close().catch(() => {});
-    const status = await child.status;
-    await Promise.all([out, err]);
-    await Deno.remove(dir, { recursive: true });
-    Deno.exit(status.success ? 0 : 1);
+  // A signal closes workerd's stdin: the runner disposes of Miniflare and exits, and the end
+  // of this function cleans up.
+  let stopped = false;
+  const stop = (): void => {
+    stopped = true;
+    child.stdin.close().catch(() => {});
   };
   for (const signal of ["SIGINT", "SIGTERM"] as const) Deno.addSignalListener(signal, stop);
   const exited = child.status.then((status) => {
@@ -200,11 +200,11 @@ async function main(): Promise<void> {
     console.error(`error: ${(error as Error).message}`);
     Deno.exit(1);
   }
-  // Miniflare's own exit (a crash) ends this script too.
+  // After a signal, or Miniflare's own exit (a crash).
   const status = await child.status;
   await Promise.all([out, err]);
   await Deno.remove(dir, { recursive: true }).catch(() => {});
-  Deno.exit(status.success ? 0 : 1);
+  Deno.exit(stopped || status.success ? 0 : 1);
 }
 
 if (import.meta.main) await main();
