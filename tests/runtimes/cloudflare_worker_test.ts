@@ -10,6 +10,8 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { bundleEdge } from "../../scripts/bundle_edge.ts";
+import { cloudflareSettings, scheduledItem } from "../../workers/cloudflare.ts";
+import { toWorkItem } from "../../src/worker/items.ts";
 import { prng } from "../_support/packuments.ts";
 import { type Child, start } from "../_support/spawn.ts";
 import {
@@ -204,5 +206,66 @@ Deno.test("cloudflare worker in workerd: a name that always fails is a dead lett
     } finally {
       await stopDev(child);
     }
+  });
+});
+
+Deno.test("cloudflare worker in workerd: --persist keeps R2 and D1 across restarts", () =>
+  withOrigins({ count: 8 }, async (origins) => {
+    const persist = join(origins.dir, "persist");
+    const first = await startDev(origins, ["--persist", persist]);
+    let stats: Record<string, number>;
+    try {
+      await postSet(first.url, origins, [origins.allDocs.ids[3]!]);
+      stats = await untilIdle(first.url);
+      assert.equal(stats.dead, 0, JSON.stringify(stats));
+    } finally {
+      await stopDev(first.child);
+    }
+    const second = await startDev(origins, ["--persist", persist]);
+    try {
+      const again = await json(await api(second.url, "-/worker/stats"));
+      assert.deepEqual(again, { ...stats, engine: "cloudflare" });
+      await assertListing(origins, second.url);
+      await assertMirrored(origins, second.url, { index: false });
+    } finally {
+      await stopDev(second.child);
+    }
+  }));
+
+Deno.test("cloudflareSettings() names the binding that is missing or invalid", () => {
+  const base = {
+    WORKER_TOKEN: "t",
+    REGISTRY: "http://127.0.0.1:4873",
+    DEAD_LETTER_QUEUE: "all-docs-dead",
+  };
+  const cases: [Record<string, string>, RegExp][] = [
+    [{ WORKER_TOKEN: "" }, /WORKER_TOKEN binding/],
+    [{ REGISTRY: "" }, /REGISTRY binding/],
+    [{ REGISTRY: "ftp://127.0.0.1/" }, /REGISTRY must be an http\(s\) URL/],
+    [{ DEAD_LETTER_QUEUE: "" }, /DEAD_LETTER_QUEUE binding/],
+    [{ PIVOTS: '["g"]' }, /PIVOTS needs ORIGIN/],
+    [{ ORIGIN: "http://127.0.0.1:5984/r", PIVOTS: '["b","a"]' }, /PIVOTS is invalid/],
+    [{ PACKUMENTS: "some" }, /PACKUMENTS must be full or corgi/],
+    [{ CONCURRENCY: "0" }, /CONCURRENCY/],
+    [{ RETRIES: "-1" }, /RETRIES/],
+  ];
+  for (const [env, message] of cases) {
+    assert.throws(() => cloudflareSettings({ ...base, ...env }), message, JSON.stringify(env));
+  }
+  const settings = cloudflareSettings({
+    ...base,
+    ORIGIN: "http://127.0.0.1:5984/registry",
+    PIVOTS: '["g","p"]',
+    PACKUMENTS: "corgi",
+    RETRIES: "2",
+  });
+  assert.equal(settings.retries, 2);
+  const item = toWorkItem(scheduledItem(settings));
+  assert.equal(item.type, "partition-set");
+  assert.deepEqual(item.payload, {
+    origin: "http://127.0.0.1:5984/registry/",
+    pivots: ["g", "p"],
+    packuments: "corgi",
+    registry: "http://127.0.0.1:4873/",
   });
 });
