@@ -1,6 +1,8 @@
 /**
- * Bundles the Cloudflare Workers entry (`workers/cloudflare.ts`) into one minified ES module,
- * Hono included (Workers have no `node_modules`): `deno task bundle:edge`.
+ * Bundles the Cloudflare Workers entry (`workers/cloudflare.ts`: the worker API, the replica,
+ * the queue consumer and the cron refresh) into one minified ES module, Hono included (Workers
+ * have no `node_modules`): `deno task bundle:edge`. `workers/wrangler.toml` deploys it;
+ * `deno task dev:cloudflare` runs it in Miniflare.
  *
  * Runs `deno bundle --platform browser --format esm --minify` with the running Deno, writes
  * `.tmp/edge/cloudflare.js` (or `--out FILE`), fails when the bundle still imports anything

@@ -1,49 +1,310 @@
 /**
- * The Cloudflare Workers entry of the read replica: the app of `src/replica/app.ts` over a cache
- * kept in a Workers KV namespace.
+ * The Cloudflare Workers entry: one module exporting `fetch` (the worker API and the read
+ * replica), `queue` (the `cloudflare` queue engine's consumer) and `scheduled` (a cron refresh).
+ * `workers/wrangler.toml` is an example configuration with every binding;
+ * `deno task bundle:edge` bundles this module, Hono included, into one ES module, and
+ * `deno task dev:cloudflare` runs that bundle in workerd through Miniflare.
  *
- * Bindings (`wrangler.toml` or Miniflare):
+ * **The worker** (when `BODIES` is bound): bodies and checkpoints in R2
+ * ({@linkcode CloudflareR2Driver}), items in D1 with Queues carrying wake-ups
+ * ({@linkcode CloudflareQueue}: two bands, `WORK_HIGH` for items with `priority > 0` and
+ * `WORK_NORMAL` for the rest, and a dead-letter queue), the handlers of `worker start`
+ * ({@linkcode workerHandlers}) over an HTTP client calling the Worker's own `fetch`.
  *
- * - `CACHE`: the KV namespace holding the cache records (the keys and values a
- *   {@linkcode Cache} writes, for instance copied from a `MemoryDriver` or an `fs` cache).
- * - `REGISTRY_ORIGIN_KEY`: the origin key the packuments were cached under (a string).
- * - `PARTITIONS_ORIGIN_KEY` (optional): the origin key of the partitions `/_all_docs` serves;
- *   every cached partition when absent.
+ * | binding | kind | meaning |
+ * |---|---|---|
+ * | `BODIES` | R2 bucket | the cache: packuments, partitions, checkpoints |
+ * | `STATE` | D1 database | the queue's items (dedup, status, claims, dead letters) |
+ * | `WORK_HIGH`, `WORK_NORMAL` | Queues producers | the two bands; this Worker consumes both |
+ * | `DEAD_LETTER_QUEUE` | var | the name of the bands' dead-letter queue, also consumed here |
+ * | `WORKER_TOKEN` | secret | the bearer token of the `/-/worker/` routes (required) |
+ * | `REGISTRY` | var | where packuments come from (required) |
+ * | `REGISTRY_TOKEN` | secret, optional | the registry's bearer token |
+ * | `ORIGIN` | var, optional | the replication endpoint the cron refresh reads |
+ * | `PIVOTS` | var, optional | a JSON array of pivots: the partition set the cron enqueues |
+ * | `PACKUMENTS` | var, optional | `full` or `corgi`: the cron pass fetches changed packuments |
+ * | `CONCURRENCY` | var, optional | deliveries in hand and requests in flight per isolate (8) |
+ * | `RETRIES` | var, optional | retries of a request and of an item (4: five deliveries) |
  *
- * The app is built once per isolate, on its first request. Only web-standard APIs are used:
- * `deno task bundle:edge` bundles this module, Hono included, into one ES module.
+ * `queue()` hands a batch of the dead-letter queue to
+ * {@linkcode CloudflareQueue.handleDeadLetters}, any other to
+ * {@linkcode CloudflareQueue.handleBatch} with {@linkcode Worker.process}, under a signal made
+ * in that invocation (workerd refuses to abort a controller from another request).
+ * `scheduled()` enqueues a pass of the partition set of `ORIGIN` and `PIVOTS` (with its changed
+ * packuments when `PACKUMENTS` is set); without `PIVOTS` it does nothing.
+ *
+ * **Replica only** (when `BODIES` is not bound): the read replica over a cache kept in Workers
+ * KV: `CACHE` (a KV namespace holding the records a {@linkcode Cache} writes),
+ * `REGISTRY_ORIGIN_KEY` (the origin key of the packuments) and `PARTITIONS_ORIGIN_KEY`
+ * (optional: the partitions `/_all_docs` serves; every one when absent).
+ *
+ * The app is built once per isolate, on its first event. Only web-standard APIs are used.
  *
  * @module
  */
 
 import type { ExecutionContext, Hono } from "hono";
 import { Cache } from "../src/storage/cache.ts";
+import { HttpClient } from "../src/http/client.ts";
+import { originKey } from "../src/storage/keys.ts";
+import { validatePivots } from "../src/couchdb/pivots.ts";
 import { createReplicaApp } from "../src/replica/app.ts";
+import { eventLine, Worker } from "../src/worker/worker.ts";
+import { workerHandlers } from "../src/worker/handlers.ts";
+import { createWorkerApp } from "../src/worker/api.ts";
+import { toWorkItem } from "../src/worker/items.ts";
 import { CloudflareKvDriver, type KvNamespaceLike } from "../drivers/cloudflare_kv.ts";
+import { CloudflareR2Driver, type R2BucketLike } from "../drivers/cloudflare_r2.ts";
+import {
+  CloudflareQueue,
+  type D1DatabaseLike,
+  type MessageBatchLike,
+  type QueueLike,
+} from "../queues/cloudflare.ts";
 
-/** The bindings the Worker reads. */
+/** The bindings the Worker reads (see the module documentation). */
 export interface CloudflareEnv {
-  /** The KV namespace holding the cache. */
-  CACHE: KvNamespaceLike;
-  /** The origin key the packuments were cached under. */
-  REGISTRY_ORIGIN_KEY: string;
-  /** The origin key of the partitions `/_all_docs` serves; every partition when absent. */
+  /** The R2 bucket of the cache; its presence selects the full worker. */
+  BODIES?: R2BucketLike;
+  /** The D1 database of the queue. */
+  STATE?: D1DatabaseLike;
+  /** The producer of the high band. */
+  WORK_HIGH?: QueueLike;
+  /** The producer of the normal band. */
+  WORK_NORMAL?: QueueLike;
+  /** The dead-letter queue's name. */
+  DEAD_LETTER_QUEUE?: string;
+  /** The worker API's bearer token. */
+  WORKER_TOKEN?: string;
+  /** The packument registry. */
+  REGISTRY?: string;
+  /** The registry's bearer token. */
+  REGISTRY_TOKEN?: string;
+  /** The replication endpoint of the cron refresh. */
+  ORIGIN?: string;
+  /** The pivots of the cron refresh, as a JSON array. */
+  PIVOTS?: string;
+  /** `full` or `corgi`: the cron refresh fetches changed packuments too. */
+  PACKUMENTS?: string;
+  /** Deliveries in hand and requests in flight. */
+  CONCURRENCY?: string;
+  /** Retries of a request and of an item. */
+  RETRIES?: string;
+  /** Replica only: the KV namespace holding the cache. */
+  CACHE?: KvNamespaceLike;
+  /** Replica only: the origin key the packuments were cached under. */
+  REGISTRY_ORIGIN_KEY?: string;
+  /** Replica only: the origin key of the partitions `/_all_docs` serves. */
   PARTITIONS_ORIGIN_KEY?: string;
 }
 
 /** The Workers `ExecutionContext` (`waitUntil`, `passThroughOnException`, `props`), as Hono types it. */
 export type CloudflareContext = ExecutionContext;
 
-/** The app of this isolate, built on the first request. */
-let app: Promise<Hono> | undefined;
+/** What a cron trigger hands `scheduled()`. */
+export interface ScheduledControllerLike {
+  /** The cron pattern that fired. */
+  readonly cron: string;
+  /** When it was due, in ms since the epoch. */
+  readonly scheduledTime: number;
+}
 
-/** Builds the replica app over the KV namespace of `env`. */
-async function build(env: CloudflareEnv): Promise<Hono> {
-  const origin = env.REGISTRY_ORIGIN_KEY;
-  if (typeof origin !== "string" || origin === "") {
-    throw new TypeError("Cannot start replica: the REGISTRY_ORIGIN_KEY binding is not set");
+/** The full worker's settings, read from the bindings and checked before anything starts. */
+export interface CloudflareSettings {
+  /** The worker API's bearer token. */
+  token: string;
+  /** The registry URL (ending in `/`). */
+  registry: string;
+  /** The registry's bearer token. */
+  registryToken: string | undefined;
+  /** The replication endpoint of the cron refresh (ending in `/`). */
+  origin: string | undefined;
+  /** The pivots of the cron refresh. */
+  pivots: string[] | undefined;
+  /** Packuments of the cron refresh. */
+  packuments: "full" | "corgi" | undefined;
+  /** The name of the dead-letter queue. */
+  deadLetterQueue: string;
+  /** Deliveries in hand and requests in flight. */
+  concurrency: number;
+  /** Retries of a request and of an item. */
+  retries: number;
+}
+
+function slash(url: string): string {
+  return url.endsWith("/") ? url : `${url}/`;
+}
+
+function httpUrl(name: string, value: string): string {
+  if (!URL.canParse(value) || !/^https?:$/.test(new URL(value).protocol)) {
+    throw new TypeError(`Cannot start the worker: ${name} must be an http(s) URL`);
   }
-  const cache = await Cache.open(new CloudflareKvDriver(env.CACHE), { bloom: false });
+  return slash(value);
+}
+
+function count(name: string, raw: string | undefined, fallback: number, most: number): number {
+  if (raw === undefined || raw === "") return fallback;
+  const value = Number(raw);
+  if (!/^\d+$/.test(raw) || value > most) {
+    throw new RangeError(
+      `Cannot start the worker: ${name} must be an integer from 0 to ${most}, received '${raw}'`,
+    );
+  }
+  return value;
+}
+
+function required<T>(env: CloudflareEnv, name: keyof CloudflareEnv, what: string): T {
+  const value = env[name];
+  if (value === undefined || value === null || value === "") {
+    throw new TypeError(`Cannot start the worker: the ${name} binding (${what}) is not set`);
+  }
+  return value as T;
+}
+
+/**
+ * Reads the full worker's settings from its bindings.
+ *
+ * @param env The Worker's bindings.
+ * @returns The settings.
+ * @throws {TypeError} Naming the binding, when one is missing or not what it must be.
+ * @throws {RangeError} When `CONCURRENCY` or `RETRIES` is out of range.
+ *
+ * @example
+ * ```ts
+ * import { cloudflareSettings } from "./cloudflare.ts";
+ * const settings = cloudflareSettings({
+ *   WORKER_TOKEN: "secret",
+ *   REGISTRY: "http://127.0.0.1:4873",
+ *   DEAD_LETTER_QUEUE: "all-docs-dead",
+ *   ORIGIN: "http://127.0.0.1:5984/registry",
+ *   PIVOTS: '["g","p"]',
+ * });
+ * console.assert(settings.registry === "http://127.0.0.1:4873/");
+ * console.assert(settings.pivots?.length === 2 && settings.concurrency === 8);
+ * ```
+ */
+export function cloudflareSettings(env: CloudflareEnv): CloudflareSettings {
+  const token = required<string>(env, "WORKER_TOKEN", "the worker API's bearer token");
+  const registry = httpUrl(
+    "REGISTRY",
+    required<string>(env, "REGISTRY", "where packuments come from"),
+  );
+  const deadLetterQueue = required<string>(
+    env,
+    "DEAD_LETTER_QUEUE",
+    "the dead-letter queue's name",
+  );
+  const origin = env.ORIGIN ? httpUrl("ORIGIN", env.ORIGIN) : undefined;
+  let pivots: string[] | undefined;
+  if (env.PIVOTS) {
+    if (!origin) throw new TypeError("Cannot start the worker: PIVOTS needs ORIGIN");
+    try {
+      pivots = validatePivots(JSON.parse(env.PIVOTS));
+    } catch (error) {
+      throw new TypeError(`Cannot start the worker: PIVOTS is invalid: ${messageOf(error)}`);
+    }
+  }
+  const packuments = env.PACKUMENTS || undefined;
+  if (packuments !== undefined && packuments !== "full" && packuments !== "corgi") {
+    throw new TypeError(
+      `Cannot start the worker: PACKUMENTS must be full or corgi, received '${packuments}'`,
+    );
+  }
+  const concurrency = count("CONCURRENCY", env.CONCURRENCY, 8, 256);
+  if (concurrency < 1) {
+    throw new RangeError("Cannot start the worker: CONCURRENCY must be at least 1, received '0'");
+  }
+  return {
+    token,
+    registry,
+    registryToken: env.REGISTRY_TOKEN || undefined,
+    origin,
+    pivots,
+    packuments,
+    deadLetterQueue,
+    concurrency,
+    retries: count("RETRIES", env.RETRIES, 4, 100),
+  };
+}
+
+/**
+ * The cron refresh's item: a pass of the configured partition set.
+ *
+ * @param settings The settings (with pivots).
+ * @returns The item as submitted.
+ */
+export function scheduledItem(settings: CloudflareSettings): unknown {
+  return {
+    type: "partition-set",
+    payload: {
+      origin: settings.origin,
+      pivots: settings.pivots,
+      ...(settings.packuments ? { packuments: settings.packuments } : {}),
+      registry: settings.registry,
+    },
+  };
+}
+
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+/** The full worker of this isolate. */
+interface Full {
+  settings: CloudflareSettings;
+  engine: CloudflareQueue;
+  worker: Worker;
+  app: Hono;
+}
+
+/** Builds the full worker over the bindings of `env`. */
+async function buildFull(env: CloudflareEnv): Promise<Full> {
+  const settings = cloudflareSettings(env);
+  if (settings.pivots) toWorkItem(scheduledItem(settings));
+  const engine = new CloudflareQueue({
+    db: required(env, "STATE", "the D1 database of the queue"),
+    high: required(env, "WORK_HIGH", "the producer of the high band"),
+    normal: required(env, "WORK_NORMAL", "the producer of the normal band"),
+  }, { concurrency: settings.concurrency });
+  const cache = await Cache.open(new CloudflareR2Driver(env.BODIES!), { bloom: false });
+  const registry = {
+    url: settings.registry,
+    originKey: originKey(settings.registry),
+    token: settings.registryToken,
+  };
+  const worker = new Worker(engine, {
+    handlers: workerHandlers({
+      client: new HttpClient({
+        fetch: (input, init) => fetch(input, init),
+        concurrency: settings.concurrency,
+        retries: settings.retries,
+      }),
+      cache,
+      registry,
+      registryFor: (url) => url === registry.url ? registry : { url, originKey: originKey(url) },
+      maxAttempts: settings.retries + 1,
+    }),
+    concurrency: settings.concurrency,
+    retry: { maxAttempts: settings.retries + 1 },
+    onEvent: (event) => {
+      if (event.type !== "start") console.log(eventLine(event));
+    },
+  });
+  const app = createWorkerApp({
+    worker,
+    token: settings.token,
+    replica: { cache, packumentOrigin: () => registry.originKey },
+  });
+  return { settings, engine, worker, app };
+}
+
+/** Builds the replica-only app over the KV namespace of `env`. */
+async function buildReplica(env: CloudflareEnv): Promise<Hono> {
+  const origin = required<string>(env, "REGISTRY_ORIGIN_KEY", "the packuments' origin key");
+  const cache = await Cache.open(
+    new CloudflareKvDriver(required(env, "CACHE", "the KV namespace of the cache")),
+    { bloom: false },
+  );
   const partitionsOrigin = env.PARTITIONS_ORIGIN_KEY;
   return createReplicaApp({
     cache,
@@ -54,16 +315,55 @@ async function build(env: CloudflareEnv): Promise<Hono> {
   });
 }
 
-/** The Worker: `fetch` answers every request from the replica app. */
+/** The full worker of this isolate, built on its first event. */
+let full: Promise<Full> | undefined;
+/** The replica-only app of this isolate, built on its first request. */
+let replica: Promise<Hono> | undefined;
+
+function fullWorker(env: CloudflareEnv): Promise<Full> {
+  if (full === undefined) {
+    full = buildFull(env);
+    full.catch(() => full = undefined);
+  }
+  return full;
+}
+
+function replicaApp(env: CloudflareEnv): Promise<Hono> {
+  if (replica === undefined) {
+    replica = buildReplica(env);
+    replica.catch(() => replica = undefined);
+  }
+  return replica;
+}
+
+/** The Worker's handlers. */
 const worker: {
   fetch(request: Request, env: CloudflareEnv, ctx: CloudflareContext): Promise<Response>;
+  queue(batch: MessageBatchLike, env: CloudflareEnv, ctx: CloudflareContext): Promise<void>;
+  scheduled(
+    controller: ScheduledControllerLike,
+    env: CloudflareEnv,
+    ctx: CloudflareContext,
+  ): Promise<void>;
 } = {
   async fetch(request: Request, env: CloudflareEnv, ctx: CloudflareContext): Promise<Response> {
-    if (app === undefined) {
-      app = build(env);
-      app.catch(() => app = undefined);
-    }
-    return await (await app).fetch(request, env, ctx);
+    const app = env.BODIES === undefined ? await replicaApp(env) : (await fullWorker(env)).app;
+    return await app.fetch(request, env, ctx);
+  },
+
+  async queue(batch: MessageBatchLike, env: CloudflareEnv): Promise<void> {
+    const { settings, engine, worker } = await fullWorker(env);
+    if (batch.queue === settings.deadLetterQueue) return await engine.handleDeadLetters(batch);
+    // Made here: workerd refuses to abort a controller made by another request.
+    const signal = new AbortController().signal;
+    await engine.handleBatch(batch, (item) => worker.process(item, signal));
+  },
+
+  async scheduled(controller: ScheduledControllerLike, env: CloudflareEnv): Promise<void> {
+    const { settings, worker } = await fullWorker(env);
+    if (!settings.pivots) return;
+    const result = await worker.enqueue([scheduledItem(settings)]);
+    console.log(JSON.stringify({ type: "scheduled", cron: controller.cron, ...result }));
   },
 };
 

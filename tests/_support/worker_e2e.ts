@@ -199,3 +199,14 @@ export function settled(stderr: string, outcome = "ack"): string[] {
   }
   return ids;
 }
+
+/** The worker's `/_all_docs` (every row) equals the origin's listing, as `id,rev` lines. */
+export async function assertListing(origins: Origins, url: string): Promise<void> {
+  const listing = await fetch(new URL("_all_docs", url));
+  assert.equal(listing.status, 200);
+  const rows = (await listing.json() as { rows: { id: string; value: { rev: string } }[] }).rows;
+  assert.deepEqual(
+    rows.map((r) => `${r.id},${r.value.rev}`),
+    origins.allDocs.rows.map((r) => `${r.id},${r.rev}`),
+  );
+}
