@@ -325,8 +325,19 @@ export async function runQueueContract(
         await engine.enqueue(Array.from({ length: 24 }, (_, i) => item(`c${i}`)));
         let inHand = 0;
         let most = 0;
+        // The first items wait until the cap is reached (or 10 s pass, for an engine that never
+        // hands out more than one), so reaching it does not depend on the machine's speed.
+        let full = () => {};
+        const capReached = new Promise<void>((resolve) => full = resolve);
         const result = await worker(engine, async () => {
           most = Math.max(most, ++inHand);
+          if (inHand === 3) full();
+          let timer: ReturnType<typeof setTimeout> | undefined;
+          await Promise.race([
+            capReached,
+            new Promise((resolve) => timer = setTimeout(resolve, 10_000)),
+          ]);
+          clearTimeout(timer);
           await new Promise((resolve) => setTimeout(resolve, 5));
           inHand--;
         }, { concurrency: 3 }).runUntilIdle();
