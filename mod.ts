@@ -113,6 +113,7 @@ export {
   type PartitionSetRecord,
   type PartitionState,
   type PartitionStatus,
+  type PassRecord,
 } from "./src/storage/checkpoint.ts";
 
 // 3. HTTP
@@ -141,6 +142,16 @@ export {
   type ReadRangeOptions,
 } from "./src/couchdb/all_docs.ts";
 export { type AllDocsRow, type KeyRange, MAX_PAGE_LIMIT } from "./src/couchdb/rows.ts";
+export {
+  type Change,
+  type ChangesPage,
+  type ChangesReadOptions,
+  changesUrl,
+  readChanges,
+  readUpdateSeq,
+  type Seq,
+  seqNumber,
+} from "./src/couchdb/changes.ts";
 export { partitionRows } from "./src/couchdb/partition_lines.ts";
 export {
   parsePivots,
