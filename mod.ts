@@ -5,8 +5,9 @@
  * storage driver and a clock, and uses web standards only. The exports below are grouped by how
  * often a user needs them:
  *
- * 1. **Jobs**: refresh partitions from `_all_docs`, fetch or sync packuments, build the index,
- *    export the cache, report a partition set's status.
+ * 1. **Jobs**: refresh partitions from `_all_docs`, follow `_changes` to keep them current,
+ *    fetch or sync packuments, build the index, export the cache, report a partition set's
+ *    status.
  * 2. **Cache and storage**: {@linkcode Cache} over any {@linkcode StorageDriver}, the key format,
  *    and the errors a caller branches on.
  * 3. **HTTP**: {@linkcode HttpClient} (retries, `Retry-After`, rate limit, timeouts) and its
@@ -60,6 +61,22 @@ export {
 export { indexBatches, indexRows } from "./src/jobs/create_index.ts";
 export { indexLines, type IndexLinesOptions } from "./src/jobs/index_lines.ts";
 export { exportEntries, type ExportOptions } from "./src/jobs/export.ts";
+export {
+  DEFAULT_BATCH_CHANGES,
+  DEFAULT_WINDOW,
+  followChanges,
+  type FollowChangesOptions,
+  type FollowEvent,
+  type FollowPackumentOptions,
+  FollowStartError,
+  type FollowSummary,
+} from "./src/jobs/follow_changes.ts";
+export { compareSeqs, type FollowStart } from "./src/jobs/follow_start.ts";
+export {
+  applyChanges,
+  type ApplyChangesOptions,
+  type ApplySummary,
+} from "./src/jobs/apply_changes.ts";
 export {
   type CachedPartition,
   type FailedPartitionStatus,
@@ -115,6 +132,12 @@ export {
   type PartitionStatus,
   type PassRecord,
 } from "./src/storage/checkpoint.ts";
+export {
+  followerKey,
+  type FollowerState,
+  readFollowerState,
+  writeFollowerState,
+} from "./src/storage/follower_checkpoint.ts";
 
 // 3. HTTP
 export {
@@ -153,6 +176,13 @@ export {
   seqNumber,
 } from "./src/couchdb/changes.ts";
 export { partitionRows } from "./src/couchdb/partition_lines.ts";
+export {
+  emptyPatchCounts,
+  type PartitionEdit,
+  type PatchCounts,
+  patchPartition,
+  revWins,
+} from "./src/couchdb/partition_patch.ts";
 export {
   parsePivots,
   type PartitionRange,
