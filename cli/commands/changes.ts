@@ -8,6 +8,7 @@ import process from "node:process";
 import { Cache } from "../../src/storage/cache.ts";
 import { MAX_PAGE_LIMIT } from "../../src/couchdb/rows.ts";
 import type { Seq } from "../../src/couchdb/changes.ts";
+import { DEFAULT_COMPACT_EDITS } from "../../src/jobs/apply_changes.ts";
 import {
   DEFAULT_BATCH_CHANGES,
   DEFAULT_WINDOW,
@@ -42,7 +43,8 @@ function integerFlag(
 function sinceFlag(ctx: CommandContext): Seq | undefined {
   const raw = ctx.values["since"];
   if (raw === undefined) return undefined;
-  if (typeof raw !== "string" || raw.trim() === "" || /[\s\u0000-\u001f]/.test(raw)) {
+  const control = typeof raw === "string" && [...raw].some((c) => c.charCodeAt(0) < 0x20);
+  if (typeof raw !== "string" || raw.trim() === "" || /\s/.test(raw) || control) {
     throw new UsageError(`Invalid --since: expected a sequence such as 0 or 42, received '${raw}'`);
   }
   if (raw === "now") {
@@ -80,6 +82,8 @@ async function changesFollow(ctx: CommandContext): Promise<number> {
   const window = integerFlag(ctx, "window", DEFAULT_WINDOW, 0);
   const limit = integerFlag(ctx, "limit", MAX_PAGE_LIMIT, 1, MAX_PAGE_LIMIT);
   const batchChanges = integerFlag(ctx, "batch", DEFAULT_BATCH_CHANGES, 1);
+  const compactEdits = integerFlag(ctx, "compact-at", DEFAULT_COMPACT_EDITS, 0);
+  const compact = ctx.values["compact"] === true;
   const intervalMs = intervalFlag(ctx);
   const once = ctx.values["once"] === true;
   const wantPackuments = ctx.values["packuments"] === true;
@@ -121,7 +125,7 @@ async function changesFollow(ctx: CommandContext): Promise<number> {
       late += event.late;
       at = event.lastSeq;
     }
-    if (event.type === "applied") applied += event.added + event.replaced + event.removed;
+    if (event.type === "applied") applied += event.applied;
     if (options.json) {
       writes = writes.then(() => emitJson(event)).catch((error) => stop.abort(error));
     }
@@ -144,6 +148,8 @@ async function changesFollow(ctx: CommandContext): Promise<number> {
         window,
         limit,
         batchChanges,
+        compactEdits,
+        compact,
         intervalMs,
         packuments,
         signal: stop.signal,
@@ -168,10 +174,11 @@ async function changesFollow(ctx: CommandContext): Promise<number> {
       pages: summary.pages,
       seen: summary.seen,
       applied: summary.applied,
-      added: summary.added,
-      replaced: summary.replaced,
       deleted: summary.deleted,
       stale: summary.stale,
+      patched: summary.patched,
+      rewritten: summary.rewritten,
+      rows: summary.rows,
       uncovered: summary.uncovered,
       late: summary.late,
       replayed: summary.replayed,
@@ -189,9 +196,9 @@ async function changesFollow(ctx: CommandContext): Promise<number> {
     if (options.json) await emitJson(result);
     else if (!options.quiet) {
       await out(
-        `changes seen ${summary.seen}, applied ${summary.applied} (added ${summary.added}, ` +
-          `replaced ${summary.replaced}, deleted ${summary.deleted}), late ${summary.late}, ` +
-          `stale ${summary.stale}` +
+        `changes seen ${summary.seen}, applied ${summary.applied} (deleted ` +
+          `${summary.deleted}), late ${summary.late}, stale ${summary.stale}; partitions ` +
+          `patched ${summary.patched}, rewritten ${summary.rewritten}` +
           (packuments
             ? `, packuments fetched ${summary.packumentsFetched} (pending ` +
               `${summary.packumentsPending}, dropped ${summary.packumentsDropped})`
@@ -241,15 +248,20 @@ export const CHANGES_COMMANDS: readonly Command[] = [
       "Each round reads GET {origin}/, re-reads a trailing window of the last N\n" +
       "sequences (entries npm delivers late, about 4 in 1,024, appear there and are\n" +
       "counted as late), then pages to the head. Changes are applied in batches and\n" +
-      "checkpointed after each batch: a killed run resumes from the checkpoint.\n\n" +
+      "checkpointed after each batch: a killed run resumes from the checkpoint. A\n" +
+      "partition keeps its changes as pending edits (read with it by every command) and\n" +
+      "is rewritten with them once it holds more than --compact-at of them.\n\n" +
       "Options:\n" +
       "  --since SEQ      start after SEQ (0: the whole feed) instead of the checkpoint\n" +
       "  --once           stop when caught up (after one more round over the window)\n" +
       "  --interval S     seconds between rounds without --once (default 60)\n" +
       `  --window N       sequences re-read on each round (default ${DEFAULT_WINDOW})\n` +
       `  --limit N        entries per page, 1 to ${MAX_PAGE_LIMIT} (default ${MAX_PAGE_LIMIT})\n` +
-      "  --batch N        changes held in memory before the partitions are rewritten\n" +
+      "  --batch N        changes held in memory before they are applied\n" +
       `                   (default ${DEFAULT_BATCH_CHANGES})\n` +
+      "  --compact-at N   rewrite a partition once it has more than N pending edits\n" +
+      `                   (default ${DEFAULT_COMPACT_EDITS}; 0 rewrites at once)\n` +
+      "  --compact        rewrite every partition with pending edits now\n" +
       "  --packuments     also fetch the packuments whose _rev changed (from --registry\n" +
       "                   or npm's configuration); one the registry still serves older\n" +
       "                   than the feed's _rev stays pending and is asked again next\n" +
@@ -268,6 +280,8 @@ export const CHANGES_COMMANDS: readonly Command[] = [
       window: { type: "string" },
       limit: { type: "string" },
       batch: { type: "string" },
+      "compact-at": { type: "string" },
+      compact: { type: "boolean" },
       packuments: { type: "boolean" },
       abbreviated: { type: "boolean" },
     },

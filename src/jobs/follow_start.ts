@@ -19,7 +19,8 @@
  */
 
 import type { StorageDriver } from "../storage/driver.ts";
-import { Checkpoint, listPartitionSets } from "../storage/checkpoint.ts";
+import { Checkpoint, listPartitionSets, type PartitionState } from "../storage/checkpoint.ts";
+import { runPool } from "../_util/pool.ts";
 import type { FollowerState } from "../storage/follower_checkpoint.ts";
 import { type Seq, seqNumber } from "../couchdb/changes.ts";
 
@@ -96,13 +97,13 @@ export async function completeSets(
   for (const set of await listPartitionSets(driver)) {
     if (set.originKey !== originKey) continue;
     const checkpoint = new Checkpoint(driver, originKey, set.id);
-    const states = await checkpoint.all();
-    const pass = Math.max(1, ...[...states.values()].map((s) => s.pass));
-    let complete = true;
-    for (let i = 0; i <= set.pivots.length && complete; i++) {
-      const state = states.get(i);
-      complete = state?.pass === pass && state.status === "done";
-    }
+    // Every partition's state, read a few at a time (a large set has hundreds).
+    const states: (PartitionState | undefined)[] = new Array(set.pivots.length + 1);
+    await runPool(states.keys(), async (i) => {
+      states[i] = await checkpoint.get(i);
+    }, { concurrency: 16 });
+    const pass = Math.max(1, ...states.map((s) => s?.pass ?? 1));
+    const complete = states.every((state) => state?.pass === pass && state.status === "done");
     if (!complete) continue;
     out.push({ setId: set.id, pass, updateSeq: (await checkpoint.passRecord(pass))?.updateSeq });
   }
