@@ -163,11 +163,15 @@ function mergeEdits(
   pending: readonly PatchEdit[],
   incoming: readonly PartitionEdit[],
   summary: ApplySummary,
+  incomingOrder: (a: string, b: string) => number,
 ): PatchEdit[] {
+  const order = incomingOrder === compareKeys || pending.some((edit) => HIGH.test(edit[0]))
+    ? compareKeys
+    : utf16Order;
   const out: PatchEdit[] = [];
   let i = 0;
   for (const edit of incoming) {
-    while (i < pending.length && compareKeys(pending[i]![0], edit.id) < 0) out.push(pending[i++]!);
+    while (i < pending.length && order(pending[i]![0], edit.id) < 0) out.push(pending[i++]!);
     const held = i < pending.length && pending[i]![0] === edit.id ? pending[i++] : undefined;
     const next: PatchEdit = [edit.id, edit.rev, edit.deleted ? 1 : 0];
     if (held === undefined || revWins(edit.rev, held[1])) {
@@ -317,7 +321,7 @@ export async function applyChanges(
       const incoming = byPartition.get(i)!;
       const held = patches[target.key]?.base === target.integrity ? patches[target.key]!.edits : [];
       const taken = summary.applied;
-      const merged = mergeEdits(held, incoming, summary);
+      const merged = mergeEdits(held, incoming, summary, order);
       if (merged.length > compactEdits || (options.compact && merged.length > 0)) {
         const counts = await rewrite(cache, target, merged);
         if (counts === undefined) {

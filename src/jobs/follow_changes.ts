@@ -440,9 +440,17 @@ export async function followChanges(
     highWater: number | undefined,
     replayUntil: number | undefined,
   ): Promise<void> {
+    let next = readChanges(client, origin, since, limit, { clock, signal });
     while (true) {
-      const page = await readChanges(client, origin, since, limit, { clock, signal });
+      const page = await next;
       summary.pages++;
+      // A full page means more: the next one is asked for while this one is applied.
+      const more = page.results.length >= limit && String(page.lastSeq) !== String(since);
+      if (more) {
+        next = readChanges(client, origin, page.lastSeq, limit, { clock, signal });
+        // (Its failure is met where it is awaited; until then it must not count as unhandled.)
+        next.catch(() => {});
+      }
       let fresh = 0;
       let late = 0;
       let repeated = 0;
@@ -477,9 +485,8 @@ export async function followChanges(
         repeated,
       });
       if (batch.length >= batchChanges) await flush();
-      const previous = since;
+      if (!more) return;
       since = page.lastSeq;
-      if (page.results.length < limit || String(since) === String(previous)) return;
     }
   }
 
