@@ -54,12 +54,19 @@ export {
   type RegistryTarget,
 } from "./src/jobs/fetch_packuments.ts";
 export {
+  syncPackumentRows,
   syncPackuments,
   type SyncPackumentsOptions,
   type SyncSummary,
 } from "./src/jobs/sync_packuments.ts";
 export { indexBatches, indexRows } from "./src/jobs/create_index.ts";
-export { indexLines, type IndexLinesOptions } from "./src/jobs/index_lines.ts";
+export {
+  indexLines,
+  type IndexLinesOptions,
+  type IndexList,
+  isIndexText,
+  parseIndexLines,
+} from "./src/jobs/index_lines.ts";
 export { exportEntries, type ExportOptions } from "./src/jobs/export.ts";
 export {
   DEFAULT_BATCH_CHANGES,
