@@ -224,6 +224,7 @@ export {
 
 // 5. Worker runtime (the worker API is the "./worker" export; engines are "./queues/*")
 export {
+  type ChangesPayload,
   itemId,
   MAX_BATCH_NAMES,
   MAX_PRIORITY,

@@ -146,6 +146,11 @@ export interface FollowChangesOptions {
   /** Fetch the packuments of changed documents, and drop those of deleted ones.
    * @default {undefined} */
   packuments?: FollowPackumentOptions | undefined;
+  /** Called with the changes of each batch once they are applied, before the checkpoint moves
+   * past them (so a crash in between calls it again for them): a worker enqueues `packument`
+   * items here instead of fetching. One change per id, in key order.
+   * @default {undefined} */
+  onApplied?: (changes: readonly PartitionEdit[]) => Promise<void>;
   /** The clock.
    * @default {systemClock} */
   clock?: Clock;
@@ -388,6 +393,7 @@ export async function followChanges(
       }
       summary.corrupt.push(...done.corrupt);
       const { corrupt: _corrupt, ...counts } = done;
+      await options.onApplied?.(edits);
       if (packuments) {
         for (const edit of edits) {
           if (edit.deleted) {
