@@ -8,8 +8,11 @@
  *   the key's type, so a full request can never be answered from a corgi entry and a prefix
  *   listing of `v1:packument:` sees only full documents.
  *
- * - Internal: `v1:body:...` (large bodies stored apart from their entry) and
- *   `v1:checkpoint:{originKey}:{setId}[:{index}]` (partition-set checkpoints).
+ * - Internal: `v1:body:...` (large bodies stored apart from their entry),
+ *   `v1:checkpoint:{originKey}:{setId}[:{index}]` (partition-set checkpoints; `...:pass:{n}`
+ *   where a pass started) and `v1:checkpoint:{originKey}:changes:...` (the `_changes`
+ *   follower: its checkpoint `...:follower`, pending partition edits `...:patches` and
+ *   `...:patch:{shard}`).
  *
  * `hex` is the lowercase hex of the UTF-8 bytes. `originKey` names an origin: given explicitly,
  * or derived from the URL without loss by {@linkcode originKey}.
