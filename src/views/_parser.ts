@@ -5,7 +5,7 @@
  * select    = item ("," item)*
  * item      = path ["as" (ident | string)]
  * path      = (ident | bracket) ("." ident | bracket)* ("|" ident)*
- * bracket   = "[" (string | number | "." ident ("." ident)*) "]"
+ * bracket   = "[" (string | number | "." ident ("." ident)* | path) "]"
  * condition = and ("||" and)*
  * and       = unary ("&&" unary)*
  * unary     = "!" unary | "(" condition ")" | operand [op operand]
@@ -20,11 +20,15 @@ import { ViewExpressionError } from "./expression_error.ts";
 import { type Token, tokenize, type TokenKind } from "./_lexer.ts";
 import { TRANSFORMS } from "./transforms.ts";
 
-/** One step of a path: a key, an array index, or a value taken from the input record. */
+/**
+ * One step of a path: a key, an array index, a key taken from the input record (`[.field]`), or
+ * a key taken from the document itself (`[dist-tags.latest]`).
+ */
 export type Step =
   | { kind: "key"; key: string }
   | { kind: "index"; index: number }
-  | { kind: "input"; path: readonly string[]; start: number };
+  | { kind: "input"; path: readonly string[]; start: number }
+  | { kind: "ref"; path: PathNode };
 
 /** A path with its transforms, and the text it was written as. */
 export interface PathNode {
@@ -225,8 +229,10 @@ class Parser {
         path.push(this.#expect("ident", "an input field name after '.'").text);
       }
       step = { kind: "input", path, start: token.start };
+    } else if ((token.kind === "ident" && !KEYWORDS.has(token.text)) || token.kind === "[") {
+      step = { kind: "ref", path: this.path("a path") };
     } else {
-      this.#fail(token, "a quoted key, an integer index or .field inside '[ ]'");
+      this.#fail(token, "a quoted key, an integer index, a path or .field inside '[ ]'");
     }
     this.#expect("]", "']'");
     return step;

@@ -7,8 +7,10 @@
  * `name, time.modified, dependencies["node-gyp"], versions | keys | length as count`.
  * - A path starts with a field name (`[A-Za-z_$][A-Za-z0-9_$-]*`, so `dist-tags` is one name)
  *   or a bracket, and goes on with `.name` or brackets: `["any key"]` (a quoted key),
- *   `[0]` (an array index; negative counts from the end), or, in `view enrich` only, `[.field]`
- *   (the value of the input record's field used as the key: `time[.version]`).
+ *   `[0]` (an array index; negative counts from the end), `[path]` (the value of another path
+ *   of the same document used as the key: `versions[dist-tags.latest].scripts`), or, in
+ *   `view enrich` only, `[.field]` (the value of the input record's field used as the key:
+ *   `time[.version]`).
  * - Transforms follow `|`: see `./transforms.ts`.
  * - The output name is the alias (`as name` or `as "any name"`), else the path as written.
  * - A missing field, or a step into something that is not an object or array, is `null`. Only
@@ -87,10 +89,17 @@ function index(value: unknown, i: number): unknown {
   return own(value, String(i));
 }
 
-function stepper(
-  step: Step,
-  inputFields: Readonly<Record<string, string>>,
-): (value: unknown, input: unknown) => unknown {
+/** A step of a path: from a value to the next, given the input record and the document. */
+type StepFn = (value: unknown, input: unknown, root: unknown) => unknown;
+
+/** The value a key taken from somewhere (`[.field]`, `[path]`) selects in `value`. */
+function byKey(value: unknown, key: unknown): unknown {
+  if (typeof key === "string") return own(value, key);
+  if (typeof key === "number" && Number.isSafeInteger(key)) return index(value, key);
+  return undefined;
+}
+
+function stepper(step: Step, inputFields: Readonly<Record<string, string>>): StepFn {
   switch (step.kind) {
     case "key": {
       const key = step.key;
@@ -106,10 +115,12 @@ function stepper(
       return (value, input) => {
         let key = own(input, first);
         for (const part of rest) key = own(key, part);
-        if (typeof key === "string") return own(value, key);
-        if (typeof key === "number" && Number.isSafeInteger(key)) return index(value, key);
-        return undefined;
+        return byKey(value, key);
       };
+    }
+    case "ref": {
+      const get = compilePath(step.path, inputFields);
+      return (value, input, root) => byKey(value, get(root, input));
     }
   }
 }
@@ -132,7 +143,7 @@ function compilePath(node: PathNode, inputFields: Readonly<Record<string, string
       let value = doc;
       for (const step of steps) {
         if (value === undefined) return undefined;
-        value = step(value, input);
+        value = step(value, input, doc);
       }
       return value;
     };

@@ -66,6 +66,28 @@ Deno.test("compileSelect() names a field by its alias, else by the path as writt
   });
 });
 
+Deno.test("compileSelect() [path] takes a key from the document itself", () => {
+  const select = compileSelect(
+    "versions[dist-tags.latest].dist as latestDist, time[versions|keys|first] as firstTime, " +
+      "maintainers[count|sum].name as none, time[['dist-tags'].latest] as latestTime, " +
+      "versions[missing] as gone, maintainers[keywords|length].name as byNumber",
+  );
+  assert.deepStrictEqual(select.project({ ...DOC, time: { ...DOC.time, "1.3.0": "t13" } }), {
+    latestDist: {},
+    firstTime: "2014-01-01T00:00:00.000Z",
+    none: null,
+    latestTime: "t13",
+    gone: null,
+    byNumber: null,
+  });
+  const where = compileWhere("versions[dist-tags.latest].dist.integrity = null");
+  assert.equal(where(DOC), true);
+  assert.equal(
+    compileSelect("maintainers[n].name").project({ ...DOC, n: 1 })["maintainers[n].name"],
+    "b",
+  );
+});
+
 Deno.test("compileSelect() gives null for missing fields and steps into non-objects", () => {
   const select = compileSelect(
     "missing, name.length, maintainers.name, maintainers[5], count[0], nothing.x, versions.x.y.z",
@@ -167,8 +189,10 @@ Deno.test("compileSelect() rejects bad lists with the position of the problem", 
     ],
     ["versions|", 9, /Expected a transform/],
     ["a.", 2, /Expected a field name after '\.'/],
-    ["a[", 2, /Expected a quoted key, an integer index or \.field/],
-    ["a[b]", 2, /Expected a quoted key/],
+    ["a[", 2, /Expected a quoted key, an integer index, a path or \.field/],
+    ["a[null]", 2, /Expected a quoted key/],
+    ["a[b", 3, /Expected '\]'/],
+    ["a[b as c]", 4, /Expected '\]'/],
     ['a["b"', 5, /Expected '\]'/],
     ["a[1.5]", 2, /Expected an integer index/],
     ["name, name", 6, /Duplicate output name "name"/],
