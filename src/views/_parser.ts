@@ -170,7 +170,7 @@ class Parser {
     } else {
       this.#fail(first, expected);
     }
-    let end = first.end;
+    let end = this.#tokens[this.#at - 1]!.end;
     while (true) {
       const token = this.#peek;
       if (token.kind === ".") {

@@ -91,6 +91,23 @@ export interface WorkerRunnerOptions {
   onCorrupt?: ((key: string, reason: string) => void) | undefined;
 }
 
+/** A promise with its resolve and reject (`Promise.withResolvers`, which Node 20 lacks). */
+interface Deferred<T> {
+  promise: Promise<T>;
+  resolve(value: T): void;
+  reject(reason: unknown): void;
+}
+
+function deferred<T>(): Deferred<T> {
+  let resolve!: (value: T) => void;
+  let reject!: (reason: unknown) => void;
+  const promise = new Promise<T>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  return { promise, resolve, reject };
+}
+
 /** An error a worker reported, with the name it had there. */
 function workerError(name: string, message: string): Error {
   const error = new Error(message);
@@ -110,11 +127,11 @@ export function startWorkerRunner(
   factory: ViewWorkerFactory,
   options: WorkerRunnerOptions,
 ): Promise<BatchRunner> {
-  const pending = new Map<number, PromiseWithResolvers<BatchResult>>();
+  const pending = new Map<number, Deferred<BatchResult>>();
   let nextId = 1;
   let failure: Error | undefined;
-  const ready = Promise.withResolvers<void>();
-  const closed = Promise.withResolvers<void>();
+  const ready = deferred<void>();
+  const closed = deferred<void>();
   const fail = (error: Error) => {
     failure ??= error;
     for (const waiting of pending.values()) waiting.reject(failure);
@@ -170,7 +187,7 @@ export function startWorkerRunner(
     run(suffixes) {
       if (failure) return Promise.reject(failure);
       const id = nextId++;
-      const waiting = Promise.withResolvers<BatchResult>();
+      const waiting = deferred<BatchResult>();
       pending.set(id, waiting);
       port.postMessage({ type: "batch", id, suffixes });
       return waiting.promise;
@@ -242,7 +259,7 @@ export async function* runInOrder(
   const load = runners.map(() => 0);
   const queue: { promise: Promise<BatchResult>; settled: boolean }[] = [];
   let exhausted = false;
-  let freed = Promise.withResolvers<void>();
+  let freed = deferred<void>();
   try {
     while (true) {
       while (!exhausted && queue.length < window) {
@@ -276,7 +293,7 @@ export async function* runInOrder(
       }
       // Wake when a batch settles: the head (to yield it) or another (to refill its runner).
       await freed.promise;
-      freed = Promise.withResolvers<void>();
+      freed = deferred<void>();
     }
   } finally {
     if (!exhausted) await iterator.return?.();

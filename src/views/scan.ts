@@ -17,6 +17,7 @@ import { unhex } from "../storage/keys.ts";
 import { compileSelect, compileWhere, type Predicate } from "./expressions.ts";
 import { type RecordFormat, recordFormatter } from "./format.ts";
 import { canonicalJson, isObject } from "./values.ts";
+import { documentNeeds, type Need, parsePartial } from "./partial_json.ts";
 
 /** The documents of one side of a scan: where they are, which count, what a record holds. */
 export interface ScanSide {
@@ -98,19 +99,30 @@ export interface CompileOptions {
 export type BatchProcessor = (cache: Cache, suffixes: readonly string[]) => Promise<BatchResult>;
 
 /** Reads ahead of the document being parsed, so I/O overlaps with parsing. */
-const READ_AHEAD = 2;
+const READ_AHEAD = 4;
 const decoder = new TextDecoder();
 
 /** One side compiled: the record of a document, or `undefined` when it does not count. */
 type RecordOf = (doc: unknown) => unknown;
 
-function compileSide(side: ScanSide): RecordOf {
+/** One side compiled: what its documents are parsed into, and their records. */
+interface Side {
+  /** What the side reads of a document (`undefined`: all of it). */
+  need: Need | undefined;
+  /** The record of a parsed document, or `undefined` when it does not count. */
+  recordOf: RecordOf;
+}
+
+function compileSide(side: ScanSide): Side {
   const where = side.where === undefined ? undefined : compileWhere(side.where);
   const select = side.select === undefined ? undefined : compileSelect(side.select);
-  if (where && select) return (doc) => where(doc) ? select.project(doc) : undefined;
-  if (select) return (doc) => select.project(doc);
-  if (where) return (doc) => where(doc) ? doc : undefined;
-  return (doc) => doc;
+  const need = documentNeeds(side.select, side.where);
+  let recordOf: RecordOf;
+  if (where && select) recordOf = (doc) => where(doc) ? select.project(doc) : undefined;
+  else if (select) recordOf = (doc) => select.project(doc);
+  else if (where) recordOf = (doc) => where(doc) ? doc : undefined;
+  else recordOf = (doc) => doc;
+  return { need, recordOf };
 }
 
 /** The output names of a side's records (`undefined`: whole documents). */
@@ -169,10 +181,15 @@ async function readThroughCache(cache: Cache, key: string): Promise<Uint8Array |
 }
 
 /** Parses a body, or records why it could not. */
-function parse(key: string, body: Uint8Array | undefined, skipped: SkippedDocument[]): unknown {
+function parse(
+  key: string,
+  body: Uint8Array | undefined,
+  skipped: SkippedDocument[],
+  need?: Need,
+): unknown {
   if (body === undefined) return undefined;
   try {
-    return JSON.parse(decoder.decode(body));
+    return need === undefined ? JSON.parse(decoder.decode(body)) : parsePartial(body, need);
   } catch (error) {
     skipped.push({ key, reason: `not JSON: ${(error as Error).message}` });
     return undefined;
@@ -207,7 +224,7 @@ function recordsTask(
   task: Extract<ScanTask, { kind: "records" }>,
   hash: CompileOptions["createHash"],
 ): BatchProcessor {
-  const recordOf = compileSide(task.view);
+  const { need, recordOf } = compileSide(task.view);
   const format = recordFormatter(task.format, sideNames(task.view));
   const filter: Predicate | undefined = task.filter === undefined
     ? undefined
@@ -227,7 +244,7 @@ function recordsTask(
       suffixes.length,
       (i) => readBody(cache, prefix + suffixes[i]!, hash),
       (body, i) => {
-        const doc = parse(prefix + suffixes[i]!, body, skipped);
+        const doc = parse(prefix + suffixes[i]!, body, skipped, need);
         if (doc === undefined) return;
         const record = recordOf(doc);
         if (record === undefined || (filter && !filter(record))) return;
@@ -243,8 +260,8 @@ function joinTask(
   task: Extract<ScanTask, { kind: "join" }>,
   hash: CompileOptions["createHash"],
 ): BatchProcessor {
-  const leftOf = compileSide(task.left);
-  const rightOf = compileSide(task.right);
+  const { need: leftNeed, recordOf: leftOf } = compileSide(task.left);
+  const { need: rightNeed, recordOf: rightOf } = compileSide(task.right);
   const { mode } = task;
   const lp = task.left.prefix;
   const rp = task.right.prefix;
@@ -263,16 +280,16 @@ function joinTask(
       let left: unknown;
       let right: unknown;
       if (driver === "left") {
-        const doc = parse(lp + suffix, lb, skipped);
+        const doc = parse(lp + suffix, lb, skipped, leftNeed);
         left = doc === undefined ? undefined : leftOf(doc);
         if (left === undefined && mode !== "full") return;
-        const other = parse(rp + suffix, rb, skipped);
+        const other = parse(rp + suffix, rb, skipped, rightNeed);
         right = other === undefined ? undefined : rightOf(other);
       } else {
-        const doc = parse(rp + suffix, rb, skipped);
+        const doc = parse(rp + suffix, rb, skipped, rightNeed);
         right = doc === undefined ? undefined : rightOf(doc);
         if (right === undefined) return;
-        const other = parse(lp + suffix, lb, skipped);
+        const other = parse(lp + suffix, lb, skipped, leftNeed);
         left = other === undefined ? undefined : leftOf(other);
       }
       if (mode === "inner" && right === undefined) return;

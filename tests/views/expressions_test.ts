@@ -49,6 +49,14 @@ Deno.test("compileSelect() selects fields, nested paths, bracket keys and indexe
   });
 });
 
+Deno.test("compileSelect() names a bracket path by all of it", () => {
+  assert.deepStrictEqual(compileSelect('["a b"], [0], ["c"] | keys').names, [
+    '["a b"]',
+    "[0]",
+    '["c"] | keys',
+  ]);
+});
+
 Deno.test("compileSelect() names a field by its alias, else by the path as written", () => {
   const select = compileSelect(
     'versions|keys as list, versions | keys | length, time["1.0.0"] as "first publish"',
