@@ -31,6 +31,7 @@ import { CHANGES_COMMANDS } from "./commands/changes.ts";
 import { CACHE_COMMANDS } from "./commands/cache.ts";
 import { SERVE_COMMAND } from "./commands/serve.ts";
 import { WORKER_COMMANDS } from "./commands/worker.ts";
+import { VIEW_COMMANDS } from "./commands/view.ts";
 import { MemoryQueue } from "../queues/memory.ts";
 import { closest } from "./suggest.ts";
 
@@ -42,6 +43,7 @@ const COMMANDS: readonly Command[] = [
   ...CACHE_COMMANDS,
   SERVE_COMMAND,
   ...WORKER_COMMANDS,
+  ...VIEW_COMMANDS,
 ];
 
 const TOP_HELP = `_all_docs ${VERSION}: mirror npm registry metadata.
