@@ -13,7 +13,7 @@ import { originKey } from "../../src/storage/keys.ts";
 import { FsDriver } from "../../drivers/fs.ts";
 import { DenoKvDriver } from "../../drivers/deno_kv.deno.ts";
 import { runCli } from "../_support/run_cli.ts";
-import { ROOT, run } from "../_support/spawn.ts";
+import { run } from "../_support/spawn.ts";
 import { EXAMPLE_PACKUMENTS, packument, seed } from "./seed.ts";
 
 const REGISTRY = "http://127.0.0.1:9/";
