@@ -22,6 +22,8 @@ import { MemoryQueue } from "./queues/memory.ts";
 import { createStorageDriver } from "./drivers/select.node.ts";
 import { installNetworkSettings, networkSettings } from "./cli/proxy.node.ts";
 import { npmConfig } from "./cli/registry.ts";
+import { setViewWorkerFactory } from "./cli/commands/view.ts";
+import { Worker } from "node:worker_threads";
 
 /** `serve` on `@hono/node-server`. */
 const listen: Listen = ({ hostname, port, fetch, onError }) =>
@@ -74,6 +76,22 @@ function setUpNetwork(): number | undefined {
     return 2;
   }
 }
+
+// Parallel view scans: worker_threads running cli/view_worker.node.js (.ts when this file runs
+// from source).
+const viewWorker = new URL(
+  `./cli/view_worker.node.${import.meta.url.endsWith(".ts") ? "ts" : "js"}`,
+  import.meta.url,
+);
+setViewWorkerFactory(({ message, error }) => {
+  const worker = new Worker(viewWorker);
+  worker.on("message", message);
+  worker.on("error", error);
+  return {
+    postMessage: (data) => worker.postMessage(data),
+    terminate: () => void worker.terminate(),
+  };
+});
 
 const status = setUpNetwork() ?? await main(process.argv.slice(2), {
   openStorage: (options, access) => createStorageDriver({ ...options, access }),

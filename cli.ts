@@ -14,6 +14,7 @@ import { type Listen, openRedisQueue } from "./cli/context.ts";
 import { createStorageDriver } from "./drivers/select.deno.ts";
 import { MemoryQueue } from "./queues/memory.ts";
 import { DenoKvQueue } from "./queues/deno_kv.deno.ts";
+import { setViewWorkerFactory } from "./cli/commands/view.ts";
 
 /** `serve` on `Deno.serve`. */
 const listen: Listen = async ({ hostname, port, fetch, onError }) => {
@@ -33,6 +34,19 @@ const listen: Listen = async ({ hostname, port, fetch, onError }) => {
 };
 
 if (import.meta.main) {
+  // Parallel view scans: Web Workers running cli/view_worker.deno.ts, with this process's
+  // permissions.
+  setViewWorkerFactory(({ message, error }) => {
+    const worker = new Worker(new URL("./cli/view_worker.deno.ts", import.meta.url).href, {
+      type: "module",
+    });
+    worker.onmessage = (event) => message(event.data);
+    worker.onerror = (event) => {
+      event.preventDefault();
+      error(new Error(`View worker failed: ${event.message}`));
+    };
+    return { postMessage: (data) => worker.postMessage(data), terminate: () => worker.terminate() };
+  });
   const status = await main(process.argv.slice(2), {
     openStorage: (options, access) => createStorageDriver({ ...options, access }),
     listen,

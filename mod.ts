@@ -5,8 +5,9 @@
  * storage driver and a clock, and uses web standards only. The exports below are grouped by how
  * often a user needs them:
  *
- * 1. **Jobs**: refresh partitions from `_all_docs`, fetch or sync packuments, build the index,
- *    export the cache, report a partition set's status.
+ * 1. **Jobs**: refresh partitions from `_all_docs`, follow `_changes` to keep them current,
+ *    fetch or sync packuments, build the index, export the cache, report a partition set's
+ *    status.
  * 2. **Cache and storage**: {@linkcode Cache} over any {@linkcode StorageDriver}, the key format,
  *    and the errors a caller branches on.
  * 3. **HTTP**: {@linkcode HttpClient} (retries, `Retry-After`, rate limit, timeouts) and its
@@ -54,13 +55,36 @@ export {
   type RegistryTarget,
 } from "./src/jobs/fetch_packuments.ts";
 export {
+  syncPackumentRows,
   syncPackuments,
   type SyncPackumentsOptions,
   type SyncSummary,
 } from "./src/jobs/sync_packuments.ts";
 export { indexBatches, indexRows } from "./src/jobs/create_index.ts";
-export { indexLines, type IndexLinesOptions } from "./src/jobs/index_lines.ts";
+export {
+  indexLines,
+  type IndexLinesOptions,
+  type IndexList,
+  isIndexText,
+  parseIndexLines,
+} from "./src/jobs/index_lines.ts";
 export { exportEntries, type ExportOptions } from "./src/jobs/export.ts";
+export {
+  DEFAULT_BATCH_CHANGES,
+  DEFAULT_WINDOW,
+  followChanges,
+  type FollowChangesOptions,
+  type FollowEvent,
+  type FollowPackumentOptions,
+  FollowStartError,
+  type FollowSummary,
+} from "./src/jobs/follow_changes.ts";
+export { compareSeqs, type FollowStart } from "./src/jobs/follow_start.ts";
+export {
+  applyChanges,
+  type ApplyChangesOptions,
+  type ApplySummary,
+} from "./src/jobs/apply_changes.ts";
 export {
   type CachedPartition,
   type FailedPartitionStatus,
@@ -114,7 +138,14 @@ export {
   type PartitionSetRecord,
   type PartitionState,
   type PartitionStatus,
+  type PassRecord,
 } from "./src/storage/checkpoint.ts";
+export {
+  followerKey,
+  type FollowerState,
+  readFollowerState,
+  writeFollowerState,
+} from "./src/storage/follower_checkpoint.ts";
 
 // 3. HTTP
 export {
@@ -142,7 +173,24 @@ export {
   type ReadRangeOptions,
 } from "./src/couchdb/all_docs.ts";
 export { type AllDocsRow, type KeyRange, MAX_PAGE_LIMIT } from "./src/couchdb/rows.ts";
+export {
+  type Change,
+  type ChangesPage,
+  type ChangesReadOptions,
+  changesUrl,
+  readChanges,
+  readUpdateSeq,
+  type Seq,
+  seqNumber,
+} from "./src/couchdb/changes.ts";
 export { partitionRows } from "./src/couchdb/partition_lines.ts";
+export {
+  emptyPatchCounts,
+  type PartitionEdit,
+  type PatchCounts,
+  patchPartition,
+  revWins,
+} from "./src/couchdb/partition_patch.ts";
 export {
   parsePivots,
   type PartitionRange,
@@ -177,6 +225,7 @@ export {
 
 // 5. Worker runtime (the worker API is the "./worker" export; engines are "./queues/*")
 export {
+  type ChangesPayload,
   itemId,
   MAX_BATCH_NAMES,
   MAX_PRIORITY,

@@ -1,9 +1,9 @@
 /**
  * The CLI: parses the command words, finds the command in the tables of `commands/`, handles
  * global options, help and exit statuses, and dispatches. Each command's usage, help, flags and
- * handler live together in `commands/{packument,partition,cache,serve}.ts`. The runtime entry
- * point (`cli.ts` for Deno, `cli.node.ts` for Node) passes in how to open storage, so this
- * module imports no driver.
+ * handler live together in `commands/{packument,partition,changes,cache,serve}.ts`. The runtime
+ * entry point (`cli.ts` for Deno, `cli.node.ts` for Node) passes in how to open storage, so
+ * this module imports no driver.
  *
  * Exit status: 0 all done; 1 the run finished but some items failed; 2 bad usage or bad input
  * (nothing fetched or written); 141 stdout was closed early (`| head`), as git's.
@@ -27,9 +27,11 @@ import { CorruptionLog } from "./corruption.ts";
 import { GLOBAL_FLAGS, GLOBAL_HELP, resolveGlobalOptions, UsageError } from "./options.ts";
 import { PACKUMENT_COMMANDS } from "./commands/packument.ts";
 import { PARTITION_COMMANDS } from "./commands/partition.ts";
+import { CHANGES_COMMANDS } from "./commands/changes.ts";
 import { CACHE_COMMANDS } from "./commands/cache.ts";
 import { SERVE_COMMAND } from "./commands/serve.ts";
 import { WORKER_COMMANDS } from "./commands/worker.ts";
+import { VIEW_COMMANDS } from "./commands/view.ts";
 import { MemoryQueue } from "../queues/memory.ts";
 import { closest } from "./suggest.ts";
 
@@ -37,9 +39,11 @@ import { closest } from "./suggest.ts";
 const COMMANDS: readonly Command[] = [
   ...PACKUMENT_COMMANDS,
   ...PARTITION_COMMANDS,
+  ...CHANGES_COMMANDS,
   ...CACHE_COMMANDS,
   SERVE_COMMAND,
   ...WORKER_COMMANDS,
+  ...VIEW_COMMANDS,
 ];
 
 const TOP_HELP = `_all_docs ${VERSION}: mirror npm registry metadata.

@@ -5,7 +5,9 @@
  *   `_util` and the root files (`clock.ts`, `runtime.ts`, `version.ts`) import nothing else;
  *   `storage` and `http` build on them; `couchdb` and `npm` on those; `jobs` and `replica` on
  *   all of the above (not on each other); `worker` (the worker core and its API) on all of
- *   them; the CLI, the workers, the drivers and the queue engines sit outside.
+ *   them; `views` (view expressions, definitions and queries) on `storage` and `npm`, and
+ *   nothing else in `src/` imports it; the CLI, the workers, the drivers and the queue engines
+ *   sit outside.
  * - Drivers import only the storage contract (`src/storage/driver.ts`), `src/_util/` and, for
  *   the drivers that speak HTTP (S3), `src/http/`. Queue engines (`queues/`) import only the
  *   queue contract (`src/worker/queue.ts`), the work items (`src/worker/items.ts`) and
@@ -94,6 +96,7 @@ const ALLOWED: Record<string, readonly string[]> = {
   jobs: ["_util", "root", "storage", "http", "couchdb", "npm", "jobs"],
   replica: ["_util", "root", "storage", "http", "couchdb", "npm", "replica"],
   worker: ["_util", "root", "storage", "http", "couchdb", "npm", "jobs", "replica", "worker"],
+  views: ["_util", "root", "storage", "npm", "views"],
 };
 
 Deno.test("src/ uses web standards only: no Deno, node: or npm: imports", async () => {

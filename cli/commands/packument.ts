@@ -17,7 +17,8 @@ import {
   type FetchSummary,
   type PackumentResult,
 } from "../../src/jobs/fetch_packuments.ts";
-import { syncPackuments } from "../../src/jobs/sync_packuments.ts";
+import { syncPackumentRows, syncPackuments } from "../../src/jobs/sync_packuments.ts";
+import { isIndexText, parseIndexLines } from "../../src/jobs/index_lines.ts";
 import {
   clientFor,
   type Command,
@@ -205,7 +206,25 @@ function packumentFetch(ctx: CommandContext): Promise<number> {
 async function packumentFetchList(ctx: CommandContext): Promise<number> {
   const file = ctx.args[0];
   if (file === undefined) throw new UsageError("Missing FILE: packument fetch-list FILE");
-  const list = await readNameListFile(file);
+  let text: string;
+  try {
+    text = await readFile(file, "utf8");
+  } catch (cause) {
+    throw new UsageError(`Cannot read name list '${file}': ${(cause as Error).message}`);
+  }
+  const json = extname(file).toLowerCase() === ".json";
+  if (!json && isIndexText(text)) {
+    // `cache create-index` output: fetch only the names whose cached _rev differs.
+    const index = parseIndexLines(text);
+    if ("problems" in index) throw new UsageError(describeProblems(index.problems, file));
+    return runFetch(
+      ctx,
+      index.rows.length,
+      (client, cache, options) => syncPackumentRows(client, cache, index.rows, options),
+    );
+  }
+  const list = parseNameList(text, json ? "json" : "txt");
+  if ("problems" in list) throw new UsageError(describeProblems(list.problems, file));
   return runFetch(
     ctx,
     list.names.length,
@@ -315,6 +334,10 @@ export const PACKUMENT_COMMANDS: readonly Command[] = [
       "'left-pad  # why'; the range is dropped). A UTF-8 byte order mark is ignored.\n" +
       "Duplicates are fetched once. A bad name exits 2, naming its line or index, before\n" +
       "any request.\n\n" +
+      "FILE may also be 'cache create-index' output: one id,rev line per document (the\n" +
+      "first line that is not blank or a comment decides). Then only the names whose\n" +
+      "cached packument has another _rev (or none) are fetched, revalidating even a fresh\n" +
+      "entry; the others are skipped without a request and counted as skipped.\n\n" +
       FETCH_HELP.trimEnd(),
     flags: PACKUMENT_FLAGS,
     maxArgs: 1,

@@ -116,6 +116,7 @@ async function partitionRefresh(ctx: CommandContext): Promise<number> {
       maxAttempts,
       limit,
       fresh: ctx.values["fresh"] === true,
+      recordUpdateSeq: true,
       workerId: workerId(),
       isOwnerAlive,
       onEvent,
@@ -130,6 +131,7 @@ async function partitionRefresh(ctx: CommandContext): Promise<number> {
       type: "summary",
       setId: summary.setId,
       pass: summary.pass,
+      ...(summary.updateSeq !== undefined ? { updateSeq: summary.updateSeq } : {}),
       partitions: summary.partitions,
       fetched: summary.fetched,
       unchanged: summary.unchanged,
@@ -254,7 +256,9 @@ export const PARTITION_COMMANDS: readonly Command[] = [
       "_all_docs completely (paging past the 10,000-row cap) into the cache. Progress is\n" +
       "checkpointed per partition: a killed run resumes where it stopped, skipping completed\n" +
       "partitions and redoing those that were in progress. Re-running a completed set\n" +
-      "refreshes every range (conditionally where the origin sent an ETag).\n\n" +
+      "refreshes every range (conditionally where the origin sent an ETag). Before a pass\n" +
+      "reads its first range, the origin's update_seq (GET {origin}/) is recorded for it,\n" +
+      "so 'changes follow' can start from the set without losing a change.\n\n" +
       "FILE is a .json array of keys, a .txt file with one key per line (trimmed; blank\n" +
       "lines and # comments ignored, a # after whitespace starts one: 'b  # why'), or a\n" +
       ".js/.mjs/.ts module exporting `pivots` or a default array. A key that begins or ends\n" +

@@ -38,7 +38,7 @@ export interface MergeSource {
 }
 
 /** A part of the key space, `[start, end)` (`end` `""` is open), decided by one source. */
-interface Segment {
+export interface Segment {
   start: string;
   end: string;
   /** The source, by its place in start-key order. */
@@ -53,9 +53,13 @@ function below(key: string, end: string): boolean {
 /**
  * Cuts the key space into segments, each decided by the newest source covering it (on equal
  * fetch times the first in `ordered`, which is in start-key order). Ranges that do not overlap
- * (one partition set) give one segment per source, found without the sweep.
+ * (one partition set) give one segment per source, found without the sweep. The `_changes`
+ * follower uses it to write a change where {@linkcode mergeBatches} will read it.
+ *
+ * @param ordered The sources in start-key order (only their ranges and fetch times are read).
+ * @returns The segments in key order; `source` is an index into `ordered`.
  */
-function segmentsOf(ordered: readonly MergeSource[]): Segment[] {
+export function segmentsOf(ordered: readonly Omit<MergeSource, "open">[]): Segment[] {
   let disjoint = true;
   for (let i = 1; i < ordered.length && disjoint; i++) {
     disjoint = !below(ordered[i]!.startKey, ordered[i - 1]!.endKey);

@@ -7,8 +7,9 @@
  * merged too: for every point of the key space the most recently fetched partition covering it
  * decides, so an id it lacks is gone even when an older partition still lists it.
  *
- * A corrupt partition is reported through the cache (`CacheOptions.onCorrupt`) and its rows are
- * left out; the index goes on with the others.
+ * A partition's pending edits (the changes a `_changes` follower recorded without rewriting it)
+ * are applied as it streams. A corrupt partition is reported through the cache
+ * (`CacheOptions.onCorrupt`) and its rows are left out; the index goes on with the others.
  *
  * @module
  */
@@ -18,17 +19,22 @@ import { type Cache, CacheIntegrityError } from "../storage/cache.ts";
 import { keyPrefix, parseKey } from "../storage/keys.ts";
 import { partitionBatches } from "../couchdb/partition_lines.ts";
 import { mergeBatches, type MergeSource } from "../couchdb/merge.ts";
+import { PatchedPartitions } from "../couchdb/patched_partitions.ts";
 
 /**
  * The rows of a cached partition. A corrupt one (reported by the cache's `onCorrupt`) ends
  * early: found before it is read, it gives no rows; found at the end of a body streamed apart,
  * the rows before its last chunk have been handed out already.
  */
-async function* batchesOf(cache: Cache, key: string): AsyncGenerator<AllDocsRow[]> {
+async function* batchesOf(
+  cache: Cache,
+  key: string,
+  patches: PatchedPartitions,
+): AsyncGenerator<AllDocsRow[]> {
   const entry = await cache.get(key, { verify: "while" });
   if (!entry) return;
   try {
-    yield* partitionBatches(entry.stream());
+    yield* partitionBatches(await patches.body(key, entry));
   } catch (error) {
     if (error instanceof CacheIntegrityError) return;
     // Lines that do not parse: a changed byte seen before the integrity check at the end. The
@@ -55,6 +61,7 @@ export async function* indexBatches(
 ): AsyncGenerator<AllDocsRow[]> {
   const prefix = keyPrefix("partition", originKey || undefined);
   const sources: MergeSource[] = [];
+  const patches = new PatchedPartitions(cache.driver);
   const keys = only ? [...only].filter((k) => k.startsWith(prefix)) : cache.keys(prefix);
   for await (const key of keys) {
     const info = await cache.info(key);
@@ -64,7 +71,7 @@ export async function* indexBatches(
       startKey: parts.startKey,
       endKey: parts.endKey,
       fetchedAt: info.fetchedAt,
-      open: () => batchesOf(cache, key),
+      open: () => batchesOf(cache, key, patches),
     });
   }
   yield* mergeBatches(sources);

@@ -6,13 +6,15 @@
  * packument's body is spliced in from storage as it streams, never parsed, so a 100 MB document
  * costs no more memory than a small one; its line breaks (JSON whitespace, as in pretty-printed
  * documents) become spaces so the line stays one line. A partition's body is the array of its
- * `["id","rev"]` rows. Corrupt entries are skipped (and reported by the cache).
+ * `["id","rev"]` rows, with its pending edits (a `_changes` follower's) applied. Corrupt entries
+ * are skipped (and reported by the cache).
  *
  * @module
  */
 
 import type { Cache, CacheEntry } from "../storage/cache.ts";
 import { KEY_VERSION, keyPrefix, parseKey, PARTITION_PREFIX } from "../storage/keys.ts";
+import { PatchedPartitions } from "../couchdb/patched_partitions.ts";
 
 /** Which documents to export. */
 export interface ExportOptions {
@@ -116,6 +118,7 @@ export function exportEntries(
     options.prefix ?? ""
   }`;
   const keys = cache.keys(prefix);
+  const patches = new PatchedPartitions(cache.driver);
   let current: ReadableStreamDefaultReader<Uint8Array> | undefined;
   return new ReadableStream<Uint8Array>({
     async pull(controller) {
@@ -134,7 +137,7 @@ export function exportEntries(
         if (head === undefined) continue;
         const body = entry.info.representation === "partition" ||
             next.value.startsWith(PARTITION_PREFIX)
-          ? entry.stream().pipeThrough(partitionArray())
+          ? (await patches.body(next.value, entry)).pipeThrough(partitionArray())
           : entry.info.size === 0
           ? new Response("null").body!
           : entry.stream().pipeThrough(oneLine());

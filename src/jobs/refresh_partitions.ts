@@ -13,6 +13,12 @@
  *   claims a partition atomically, so no two workers fetch it in one pass; otherwise two may,
  *   and `duplicated` in the summary counts it.
  *
+ * - With `recordUpdateSeq`, before a pass reads its first range, the origin's `update_seq`
+ *   (`GET {origin}/`) is recorded for the pass (once: a resumed pass keeps the first record), so a `_changes`
+ *   follower started later knows from where the ranges are exact. An origin that does not
+ *   answer it leaves the pass without a record (an `update-seq-failed` event), and the ranges
+ *   are refreshed all the same.
+ *
  * A cached range is NDJSON: one `["id","rev"]` line per document, in key order.
  *
  * @module
@@ -30,12 +36,15 @@ import {
   rangesFromPivots,
   validatePivots,
 } from "../couchdb/pivots.ts";
+import { readUpdateSeq, type Seq } from "../couchdb/changes.ts";
 import { refreshRange } from "./refresh_range.ts";
 import { planPass } from "./partition_pass.ts";
 
 /** Progress events of a refresh. */
 export type RefreshEvent =
   | { type: "start"; setId: string; partitions: number; pending: number; pass: number }
+  | { type: "update-seq"; pass: number; seq: Seq }
+  | { type: "update-seq-failed"; pass: number; error: string }
   | { type: "partition-start"; index: number; key: string; attempt: number }
   | { type: "page"; index: number; rows: number }
   | { type: "partition-done"; index: number; rows: number; unchanged: boolean }
@@ -65,6 +74,8 @@ export interface RefreshSummary {
   pass: number;
   /** Partitions in the set. */
   partitions: number;
+  /** The origin's `update_seq` the pass started from, when recorded. */
+  updateSeq: Seq | undefined;
   /** Partitions this run completed (fetched or revalidated). */
   fetched: number;
   /** Of those, partitions the origin said were unchanged (304). */
@@ -100,6 +111,11 @@ export interface RefreshPartitionsOptions {
   /** Rows per page.
    * @default {10000} */
   limit?: number;
+  /** Record the origin's `update_seq` for a pass that has none before reading its ranges (one
+   * `GET {origin}/` per pass; `partition refresh` turns it on, so `changes follow` can start
+   * from the set).
+   * @default {false} */
+  recordUpdateSeq?: boolean;
   /** This worker's name in the checkpoint.
    * @default {a random id} */
   workerId?: string;
@@ -170,6 +186,7 @@ export async function refreshPartitions(
   const summary: RefreshSummary = {
     setId,
     pass,
+    updateSeq: undefined,
     partitions: ranges.length,
     fetched: 0,
     unchanged: 0,
@@ -180,6 +197,14 @@ export async function refreshPartitions(
   };
   summary.skipped = ranges.length - queue.length;
   emit({ type: "start", setId, partitions: ranges.length, pending: queue.length, pass });
+  if (options.recordUpdateSeq ?? false) {
+    summary.updateSeq = await recordPassStart(client, checkpoint, pass, {
+      origin: options.origin,
+      clock,
+      signal: options.signal,
+      emit,
+    });
+  }
 
   /** Attempts already made on a partition in this pass, by its state. */
   const attemptsOf = (s: PartitionState | undefined) =>
@@ -310,4 +335,39 @@ export async function refreshPartitions(
     else await clock.sleep(Math.min(1000, Math.floor(leaseMs / 4)), options.signal);
   }
   return summary;
+}
+
+/** The pass's recorded `update_seq`, read from the origin and recorded first when it has none. */
+async function recordPassStart(
+  client: HttpClient,
+  checkpoint: Checkpoint,
+  pass: number,
+  options: {
+    origin: string;
+    clock: Clock;
+    signal: AbortSignal | undefined;
+    emit: (event: RefreshEvent) => void;
+  },
+): Promise<Seq | undefined> {
+  const known = await checkpoint.passRecord(pass);
+  if (known) return known.updateSeq;
+  let seq: Seq;
+  try {
+    seq = await readUpdateSeq(client, options.origin, {
+      clock: options.clock,
+      signal: options.signal,
+    });
+  } catch (error) {
+    if (options.signal?.aborted) throw error;
+    const message = error instanceof Error ? error.message : String(error);
+    options.emit({ type: "update-seq-failed", pass, error: message });
+    return undefined;
+  }
+  const record = { pass, updateSeq: seq, at: options.clock.now() };
+  // Another worker starting the pass at once may have recorded first: its record stays.
+  if (!(await checkpoint.recordPass(record))) {
+    return (await checkpoint.passRecord(pass))?.updateSeq ?? seq;
+  }
+  options.emit({ type: "update-seq", pass, seq });
+  return seq;
 }

@@ -20,6 +20,7 @@ import type { Cache } from "../storage/cache.ts";
 import type { HttpClient } from "../http/client.ts";
 import { rangesFromPivots, validatePivots } from "../couchdb/pivots.ts";
 import { indexRows } from "./create_index.ts";
+import type { AllDocsRow } from "../couchdb/rows.ts";
 import { changedPackuments } from "./changed_packuments.ts";
 import {
   type FetchPackumentOptions,
@@ -109,17 +110,65 @@ export async function syncPackuments(
   const only = options.pivots === undefined
     ? undefined
     : rangesFromPivots(validatePivots([...options.pivots]), originKey).map((range) => range.key);
+  return await syncPackumentRows(client, cache, indexRows(cache, originKey, only), {
+    ...options,
+    parallel,
+  });
+}
+
+/**
+ * Fetches the packuments of the rows (id and `_rev`: an index, a listing) whose `_rev` differs
+ * from the cached packument's, or which are not cached; the rest are skipped without a request.
+ * This is {@linkcode syncPackuments} over rows given by the caller (`packument fetch-list` with
+ * `cache create-index` output).
+ *
+ * @param client The HTTP client for the registry.
+ * @param cache The cache the packuments are stored in.
+ * @param rows The rows (ids must be valid package names).
+ * @param options Where and how to fetch.
+ * @returns The totals.
+ * @throws {RangeError} When `parallel` is not a positive integer.
+ *
+ * @example
+ * ```ts
+ * import { syncPackumentRows } from "./sync_packuments.ts";
+ * import { Cache } from "../storage/cache.ts";
+ * import { HttpClient } from "../http/client.ts";
+ * import { MemoryDriver } from "../../drivers/memory.ts";
+ *
+ * const cache = await Cache.open(new MemoryDriver());
+ * const client = new HttpClient({
+ *   fetch: () => Promise.resolve(Response.json({ _id: "ms", _rev: "3-a" })),
+ * });
+ * const options = { registryFor: () => ({ url: "http://registry.test/", originKey: "r" }) };
+ * const rows = [{ id: "ms", rev: "3-a" }];
+ * console.assert((await syncPackumentRows(client, cache, rows, options)).outcomes.fetched === 1);
+ * console.assert((await syncPackumentRows(client, cache, rows, options)).sameRev === 1);
+ * ```
+ */
+export async function syncPackumentRows(
+  client: HttpClient,
+  cache: Cache,
+  rows: AsyncIterable<AllDocsRow> | Iterable<AllDocsRow>,
+  options: Omit<SyncPackumentsOptions, "originKey" | "pivots">,
+): Promise<SyncSummary> {
+  const parallel = options.parallel ?? 16;
+  if (!Number.isInteger(parallel) || parallel < 1) {
+    throw new RangeError(
+      `Cannot sync packuments: 'parallel' must be a positive integer, received ${parallel}`,
+    );
+  }
   const representation = options.representation ?? "full";
   let sameRev = 0;
-  // The partition's _rev of each name in progress, for a body that names none.
+  // The listed _rev of each name in progress, for a body that names none.
   const revs = new Map<string, string>();
   async function* changed(): AsyncGenerator<string> {
-    const rows = changedPackuments(cache, indexRows(cache, originKey, only), {
+    const listed = changedPackuments(cache, rows, {
       registryFor: options.registryFor,
       representation,
       onSameRev: () => sameRev++,
     });
-    for await (const row of rows) {
+    for await (const row of listed) {
       revs.set(row.id, row.rev);
       yield row.id;
     }

@@ -7,7 +7,9 @@
  * covering it decides, including for ids it lacks). A page reads only the
  * clusters its range touches, and each cluster's row count is known without reading it (a lone
  * partition records its count; a merged cluster is counted once and remembered), so a seek into
- * millions of rows costs at most the partitions around it.
+ * millions of rows costs at most the partitions around it. A partition's pending edits (the
+ * changes a `_changes` follower recorded without rewriting it) are applied as it streams; such a
+ * partition is counted like a merged cluster.
  *
  * @module
  */
@@ -19,6 +21,7 @@ import type { AllDocsRow } from "../couchdb/rows.ts";
 import type { AllDocsQuery } from "../couchdb/query.ts";
 import { partitionBatches } from "../couchdb/partition_lines.ts";
 import { mergeBatches, type MergeSource } from "../couchdb/merge.ts";
+import { PatchedPartitions } from "../couchdb/patched_partitions.ts";
 
 /** A cached partition. */
 export interface PartitionSource extends MergeSource {
@@ -30,6 +33,8 @@ export interface PartitionSource extends MergeSource {
   count: number | undefined;
   /** The integrity of its body. */
   integrity: string;
+  /** The version of its pending edits, when it has some. */
+  patch: number | undefined;
 }
 
 /** Partitions whose ranges overlap, merged; the clusters of an index are disjoint, in order. */
@@ -60,12 +65,16 @@ const MAX_COUNTS = 1024;
  * corrupt body, reported by the cache, or replaced meanwhile) fails the page rather than
  * leaving its rows out of it.
  */
-async function* cachedBatches(cache: Cache, key: string): AsyncGenerator<AllDocsRow[]> {
+async function* cachedBatches(
+  cache: Cache,
+  key: string,
+  patches: PatchedPartitions,
+): AsyncGenerator<AllDocsRow[]> {
   const entry = await cache.get(key, { verify: "while" });
   if (!entry) throw new CacheIntegrityError(key, `Cache entry '${key}' could not be read`);
   if (entry.info.status !== 200) return;
   try {
-    yield* partitionBatches(entry.stream());
+    yield* partitionBatches(await patches.body(key, entry));
   } catch (error) {
     if (error instanceof SyntaxError && !(await cache.get(key))) {
       throw new CacheIntegrityError(key, `Cache entry '${key}' is corrupt`);
@@ -108,6 +117,7 @@ export class PartitionIndex {
   async clusters(): Promise<Cluster[]> {
     const cache = this.#cache;
     const sources: PartitionSource[] = [];
+    const patches = new PatchedPartitions(cache.driver);
     for await (const key of cache.keys(this.#prefix)) {
       let parts;
       try {
@@ -125,7 +135,8 @@ export class PartitionIndex {
         fetchedAt: info.fetchedAt,
         count: info.count,
         integrity: info.integrity,
-        open: () => cachedBatches(cache, key),
+        patch: (await patches.patchOf(key, info.integrity))?.version,
+        open: () => cachedBatches(cache, key, patches),
       });
     }
     sources.sort((a, b) => compareKeys(a.startKey, b.startKey) || compareKeys(a.key, b.key));
@@ -150,8 +161,11 @@ export class PartitionIndex {
 
   async #count(cluster: Cluster): Promise<number> {
     const only = cluster.sources[0]!;
-    if (cluster.sources.length === 1 && only.count !== undefined) return only.count;
-    const id = cluster.sources.map((s) => `${s.key} ${s.integrity} ${s.fetchedAt}`).join("\n");
+    if (cluster.sources.length === 1 && only.count !== undefined && only.patch === undefined) {
+      return only.count;
+    }
+    const id = cluster.sources.map((s) => `${s.key} ${s.integrity} ${s.fetchedAt} ${s.patch}`)
+      .join("\n");
     const known = this.#counts.get(id);
     if (known !== undefined) return known;
     let rows = 0;

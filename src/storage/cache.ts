@@ -373,17 +373,18 @@ export class Cache {
    *   (for figures such as a row count that are known only at the end).
    * @param options `absent: true` when the caller has just found no entry under `key`, which
    *   saves reading it again (an entry written meanwhile by another process would only leave
-   *   an orphaned body, which `cache verify --fix` removes).
+   *   an orphaned body, which `cache verify --fix` removes); `fetchedAt` keeps the fetch time
+   *   of an entry edited in place (the clock's now by default).
    * @returns The stored entry's metadata.
    */
   async put(
     key: string,
     body: Uint8Array | ReadableStream<Uint8Array>,
     metadata: CacheMetadata | (() => CacheMetadata),
-    options: { absent?: boolean } = {},
+    options: { absent?: boolean; fetchedAt?: number } = {},
   ): Promise<CacheEntryInfo> {
     const meta = () => typeof metadata === "function" ? metadata() : metadata;
-    const fetchedAt = this.clock.now();
+    const fetchedAt = options.fetchedAt ?? this.clock.now();
     let inline: Uint8Array | undefined;
     let bodyStream: ReadableStream<Uint8Array> | undefined;
     if (body instanceof Uint8Array) {

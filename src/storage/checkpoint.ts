@@ -5,7 +5,10 @@
  *
  * Keys: `v1:checkpoint:{originKey}:{setId}` holds the set (origin URL and pivots);
  * `v1:checkpoint:{originKey}:{setId}:{index}` (index as 6 decimal digits) holds a partition's
- * state; `...:{index}:claim:{hash}` is a claim being made on it (see {@linkcode Checkpoint.claim}).
+ * state; `...:{index}:claim:{hash}` is a claim being made on it (see {@linkcode Checkpoint.claim});
+ * `v1:checkpoint:{originKey}:{setId}:pass:{pass}` (pass as 6 decimal digits) holds where a pass
+ * started in the origin's feed (see {@linkcode PassRecord}). Checkpoints written before pass
+ * records existed read as passes without one.
  *
  * Claims: a worker takes a partition over from the state it read. Where the driver has
  * `putIfAbsent`, the claim is atomic: the claimer first creates the claim key named after a
@@ -59,6 +62,17 @@ export interface PartitionSetRecord {
   pivots: string[];
   /** When the set was first recorded. */
   createdAt: number;
+}
+
+/** Where a pass of a set started: the origin's `update_seq` read before any of its ranges, so
+ * every range of the pass holds at least the changes up to it. */
+export interface PassRecord {
+  /** The pass. */
+  pass: number;
+  /** The origin's `update_seq` (a number, or an opaque string on CouchDB 2+). */
+  updateSeq: number | string;
+  /** When it was read (ms since the epoch). */
+  at: number;
 }
 
 /** What a claim key holds: who claimed and when. */
@@ -219,6 +233,42 @@ export class Checkpoint {
    */
   async put(index: number, state: PartitionState): Promise<void> {
     await this.driver.put(this.#partitionKey(index), encoder.encode(JSON.stringify(state)));
+  }
+
+  /**
+   * Where a pass started, when recorded.
+   *
+   * @param pass The pass.
+   * @returns The record, or `undefined` when none was written (or it is damaged).
+   */
+  async passRecord(pass: number): Promise<PassRecord | undefined> {
+    const raw = await this.driver.get(this.#passKey(pass));
+    if (!raw) return undefined;
+    try {
+      return JSON.parse(decoder.decode(raw));
+    } catch {
+      return undefined;
+    }
+  }
+
+  /**
+   * Records where a pass started, unless a record of it is there already: the first one stays
+   * (atomically where the driver has `putIfAbsent`), since it is the earliest start.
+   *
+   * @param record The record.
+   * @returns Whether this record was written.
+   */
+  async recordPass(record: PassRecord): Promise<boolean> {
+    const key = this.#passKey(record.pass);
+    const value = encoder.encode(JSON.stringify(record));
+    if (this.driver.putIfAbsent) return await this.driver.putIfAbsent(key, value);
+    if (await this.driver.has(key)) return false;
+    await this.driver.put(key, value);
+    return true;
+  }
+
+  #passKey(pass: number): string {
+    return `${this.key}:pass:${String(pass).padStart(6, "0")}`;
   }
 
   /**

@@ -8,8 +8,13 @@
  *   the key's type, so a full request can never be answered from a corgi entry and a prefix
  *   listing of `v1:packument:` sees only full documents.
  *
- * - Internal: `v1:body:...` (large bodies stored apart from their entry) and
- *   `v1:checkpoint:{originKey}:{setId}[:{index}]` (partition-set checkpoints).
+ * - View definition: `v1:view:{name}` (a JSON document; see `src/views/definition.ts`).
+ *
+ * - Internal: `v1:body:...` (large bodies stored apart from their entry),
+ *   `v1:checkpoint:{originKey}:{setId}[:{index}]` (partition-set checkpoints; `...:pass:{n}`
+ *   where a pass started) and `v1:checkpoint:{originKey}:changes:...` (the `_changes`
+ *   follower: its checkpoint `...:follower`, pending partition edits `...:patches` and
+ *   `...:patch:{shard}`).
  *
  * `hex` is the lowercase hex of the UTF-8 bytes. `originKey` names an origin: given explicitly,
  * or derived from the URL without loss by {@linkcode originKey}.
@@ -39,6 +44,32 @@ export const PACKUMENT_PREFIX = "v1:packument:";
 
 /** The key prefix of cached abbreviated ("corgi") packuments (every origin). */
 export const CORGI_PREFIX = "v1:corgi:";
+
+/** The key prefix of view definitions. */
+export const VIEW_PREFIX = "v1:view:";
+
+/**
+ * The cache key of a view definition.
+ *
+ * @param name The view's name: 1 to 64 characters of `[A-Za-z0-9._-]`, not starting with `.`
+ *   or `-`.
+ * @returns `v1:view:{name}`.
+ * @throws {TypeError} When the name is not acceptable.
+ *
+ * @example
+ * ```ts
+ * import { viewKey } from "./keys.ts";
+ * console.assert(viewKey("npm-edges") === "v1:view:npm-edges");
+ * ```
+ */
+export function viewKey(name: string): string {
+  if (!/^[A-Za-z0-9_][A-Za-z0-9._-]{0,63}$/.test(name)) {
+    throw new TypeError(
+      `Invalid view name: expected 1 to 64 characters of [A-Za-z0-9._-], not starting with . or -, received '${name}'`,
+    );
+  }
+  return `${VIEW_PREFIX}${name}`;
+}
 
 /**
  * The key prefix of an entry type, for one origin or for all of them.

@@ -19,6 +19,11 @@
  *   packument's ({@linkcode changedPackuments}) is queued in `packument` items of up to
  *   `batchSize` names, before the partition is marked done (so a crash in between queues them
  *   again). Ids that are not package names (design documents) are left out.
+ * - `changes`: follows the origin's `_changes` feed once into its cached partitions
+ *   ({@linkcode followChanges} with `once`, from its checkpoint, as `changes follow --once`);
+ *   with `packuments`, each applied batch queues `packument` items for its changed documents
+ *   (before the checkpoint moves past them) and drops the cached packuments of deleted ones. No
+ *   start (no checkpoint, no refreshed set) is permanent: dead at once.
  * - `packument`: fetches its names with {@linkcode fetchPackuments} (the representation asked
  *   for; a 404 is a result), revalidating cached entries: a batch is queued because its names
  *   changed. Names that failed for good (a 4xx other than 404, 408 and 429; a body that is not
@@ -47,12 +52,16 @@ import { planPass } from "../jobs/partition_pass.ts";
 import { refreshRange } from "../jobs/refresh_range.ts";
 import { changedPackuments } from "../jobs/changed_packuments.ts";
 import { indexRows } from "../jobs/create_index.ts";
+import { followChanges, FollowStartError } from "../jobs/follow_changes.ts";
+import { dropPackuments } from "../jobs/follow_packuments.ts";
+import type { PartitionEdit } from "../couchdb/partition_patch.ts";
 import {
   fetchPackuments,
   type PackumentResult,
   type RegistryTarget,
 } from "../jobs/fetch_packuments.ts";
 import {
+  type ChangesPayload,
   itemId,
   MAX_BATCH_NAMES,
   narrowPackuments,
@@ -436,5 +445,71 @@ export function workerHandlers(options: WorkerHandlerOptions): Record<WorkItemTy
     });
   }
 
-  return { "partition-set": partitionSet, partition, packument };
+  /** Queues `packument` items for `names` (with their `revs`), `batchSize` at a time. */
+  async function queueNames(
+    item: WorkItem,
+    url: string,
+    kind: PackumentKind,
+    rows: readonly { id: string; rev: string }[],
+    context: HandlerContext,
+  ): Promise<void> {
+    let items: NewItem[] = [];
+    for (let i = 0; i < rows.length; i += batchSize) {
+      const part = rows.slice(i, i + batchSize);
+      const packument: PackumentPayload = {
+        registry: url,
+        names: part.map((row) => row.id),
+        representation: kind,
+      };
+      // An abbreviated document has no _rev of its own: the announced one is recorded with it.
+      if (kind === "corgi") packument.revs = part.map((row) => row.rev);
+      items.push({
+        type: "packument",
+        id: itemId("packument", packument),
+        payload: packument,
+        priority: item.priority,
+      });
+      if (items.length >= ENQUEUE_CHUNK) {
+        await context.enqueue(items);
+        items = [];
+      }
+    }
+    if (items.length > 0) await context.enqueue(items);
+  }
+
+  async function changes(item: WorkItem, context: HandlerContext): Promise<void> {
+    const payload = item.payload as ChangesPayload;
+    const url = payload.registry ?? registry.url;
+    const target = targetFor(url);
+    const kind = payload.packuments;
+    const onApplied = kind === undefined ? undefined : async (edits: readonly PartitionEdit[]) => {
+      const changed: PartitionEdit[] = [];
+      for (const edit of edits) {
+        if (packageNameProblem(edit.id) !== undefined) continue;
+        if (edit.deleted) await dropPackuments(cache, edit.id, () => target);
+        else changed.push(edit);
+      }
+      await queueNames(item, url, kind, changed, context);
+    };
+    let summary;
+    try {
+      summary = await followChanges(client, cache, {
+        origin: payload.origin,
+        originKey: originKeyOfPayload(payload),
+        once: true,
+        limit: payload.limit ?? MAX_PAGE_LIMIT,
+        ...(payload.window !== undefined ? { window: payload.window } : {}),
+        clock,
+        signal: context.signal,
+        ...(onApplied ? { onApplied } : {}),
+      });
+    } catch (error) {
+      if (error instanceof FollowStartError) throw new PermanentError(error.message);
+      throw error;
+    }
+    // The worker is stopping: what was read is applied; the item is released for the next run.
+    if (summary.stopped) throw context.signal.reason;
+  }
+
+  return { "partition-set": partitionSet, partition, changes, packument };
 }

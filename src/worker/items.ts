@@ -9,6 +9,11 @@
  *   registry? }` reads one range completely into the cache, recorded in the set's checkpoint;
  *   with `packuments`, enqueues `packument` items for the ids whose `_rev` changed. Id
  *   `partition:{setId}:{pass}:{index}`.
+ * - `changes` `{ origin, originKey?, packuments?, registry?, window?, limit? }` follows the
+ *   origin's `_changes` feed once (`changes follow --once`) into its cached partitions; with
+ *   `packuments`, enqueues `packument` items for the documents whose `_rev` changed. Id
+ *   `changes:{originKey}`: one follower per origin is queued or running at a time, so a
+ *   schedule that enqueues it every few minutes never runs two.
  * - `packument` `{ registry, names (1 to 1,000), representation?, revs? }` fetches a batch of
  *   packuments; `revs`, when given, holds the `_rev` the partition listed for each name, recorded
  *   with a document that has none of its own (the abbreviated one), so that the next pass sees
@@ -30,10 +35,15 @@ import { partitionSetId, PivotError, validatePivots } from "../couchdb/pivots.ts
 import { originKey as originKeyOfUrl, validateOriginKey } from "../storage/keys.ts";
 
 /** The kinds of work. */
-export type WorkItemType = "partition-set" | "partition" | "packument";
+export type WorkItemType = "partition-set" | "partition" | "changes" | "packument";
 
 /** The work item types, in the order they are documented. */
-export const WORK_ITEM_TYPES: readonly WorkItemType[] = ["partition-set", "partition", "packument"];
+export const WORK_ITEM_TYPES: readonly WorkItemType[] = [
+  "partition-set",
+  "partition",
+  "changes",
+  "packument",
+];
 
 /** Which packument representation to fetch: the full document or the abbreviated one. */
 export type PackumentKind = "full" | "corgi";
@@ -72,6 +82,22 @@ export interface PartitionPayload {
   packuments?: PackumentKind;
   /** The registry to fetch packuments from (default: the worker's). */
   registry?: string;
+}
+
+/** Payload of a `changes` item. */
+export interface ChangesPayload {
+  /** The replication endpoint (`_changes`). */
+  origin: string;
+  /** The origin's name in cache keys (default: derived from `origin`). */
+  originKey?: string;
+  /** Also fetch the packuments whose `_rev` changed, in this representation. */
+  packuments?: PackumentKind;
+  /** The registry to fetch packuments from (default: the worker's). */
+  registry?: string;
+  /** The trailing window re-read, in sequences (default: the follower's). */
+  window?: number;
+  /** Entries per page, 1 to 10,000 (default 10,000). */
+  limit?: number;
 }
 
 /** Payload of a `packument` item. */
@@ -119,6 +145,8 @@ export interface PayloadOf {
   "partition-set": PartitionSetPayload;
   /** A range. */
   "partition": PartitionPayload;
+  /** A follow of the feed. */
+  "changes": ChangesPayload;
   /** A batch of names. */
   "packument": PackumentPayload;
 }
@@ -280,6 +308,25 @@ export function validatePayload<T extends WorkItemType>(type: T, payload: unknow
     ? undefined
     : httpUrl("registry", payload.registry);
   const tail = { ...optional("packuments", packuments), ...optional("registry", registry) };
+  if (type === "changes") {
+    onlyKeys(payload, [...common, "window", "limit"]);
+    const window = payload.window === undefined
+      ? undefined
+      : nonNegativeInteger("window", payload.window);
+    const limit = payload.limit === undefined
+      ? undefined
+      : nonNegativeInteger("limit", payload.limit);
+    if (limit !== undefined && (limit < 1 || limit > 10_000)) {
+      fail(`'limit' must be from 1 to 10000, received ${limit}`);
+    }
+    return {
+      origin,
+      ...optional("originKey", originKey),
+      ...tail,
+      ...optional("window", window),
+      ...optional("limit", limit),
+    } as PayloadOf[T];
+  }
   if (type === "partition-set") {
     onlyKeys(payload, [...common, "pivots"]);
     if (!Array.isArray(payload.pivots)) {
@@ -322,13 +369,16 @@ export function validatePayload<T extends WorkItemType>(type: T, payload: unknow
 }
 
 /**
- * The origin key a `partition-set` or `partition` payload caches under: its `originKey`, else
+ * The origin key a `partition-set`, `partition` or `changes` payload caches under: its
+ * `originKey`, else
  * the one derived from its `origin`.
  *
  * @param payload The payload.
  * @returns The origin key.
  */
-export function originKeyOfPayload(payload: PartitionSetPayload | PartitionPayload): string {
+export function originKeyOfPayload(
+  payload: PartitionSetPayload | PartitionPayload | ChangesPayload,
+): string {
   return payload.originKey ?? originKeyOfUrl(payload.origin);
 }
 
@@ -358,6 +408,7 @@ export function itemId<T extends WorkItemType>(type: T, payload: PayloadOf[T]): 
     const p = payload as PartitionPayload;
     return `partition:${p.setId}:${p.pass}:${p.index}`;
   }
+  if (type === "changes") return `changes:${originKeyOfPayload(payload as ChangesPayload)}`;
   const p = payload as PartitionSetPayload;
   return `partition-set:${partitionSetId(originKeyOfPayload(p), p.pivots)}`;
 }

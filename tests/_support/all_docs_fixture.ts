@@ -18,6 +18,10 @@
  * - Ids are sorted in code-point order (UTF-8 byte order), not UTF-16 order: an astral character
  *   sorts after U+FFFD. `offset` is the index of the first row returned (counted from the top for
  *   `descending=true`), or where it would be when no row is returned.
+ * - `GET /_changes?since=S&limit=L` serves the feed of the same documents, with npm's quirks
+ *   (numeric or opaque sequences, the 10,000 cap, no streaming feeds, entries that appear late):
+ *   see `changes_fixture.ts`. Every mutation (`add`, `setRev`, `update`, `remove`) appends an
+ *   entry, and `update_seq` is the feed's head.
  *
  * @module
  */
@@ -26,6 +30,7 @@ import { compareKeys } from "../../src/storage/driver.ts";
 import { AllDocsQueryError, parseAllDocsQuery } from "../../src/couchdb/query.ts";
 import { DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT } from "../../src/couchdb/rows.ts";
 import { parseArgs } from "node:util";
+import { ChangesLog, type ChangesOptions, nextRev } from "./changes_fixture.ts";
 import {
   beforeReply,
   concat,
@@ -113,6 +118,8 @@ export interface AllDocsFixtureOptions {
   faults?: FaultPlan;
   /** Send `ETag` and answer `If-None-Match` with 304 (default false). */
   etags?: boolean;
+  /** How `_changes` behaves: sequence format, late entries (default: numbers, none late). */
+  changes?: ChangesOptions;
   /** Address to listen on (default `127.0.0.1`). */
   hostname?: string;
   /** Port to listen on (default 0: any free port). */
@@ -129,11 +136,18 @@ export interface AllDocsFixture {
   readonly rows: readonly AllDocsRow[];
   /** Every request so far, in arrival order. Tests may clear it with `length = 0`. */
   readonly requests: RequestRecord[];
+  /** The `_changes` log (its head is `update_seq`; `withheld` lists late entries held back). */
+  readonly changes: ChangesLog;
+  /** The current revision of a served id, or `undefined`. */
+  revOf(id: string): string | undefined;
   /** Sets the revision of an existing id; throws if the id is not served. */
   setRev(id: string, rev: string): void;
-  /** Adds an id (with `rev`, else the default); returns false if it was already there. */
+  /** Gives an existing id its next revision and returns it; throws if the id is not served. */
+  update(id: string): string;
+  /** Adds an id (with `rev`, else the default, or the generation after its tombstone's when it
+   * was deleted); returns false if it was already there. */
   add(id: string, rev?: string): boolean;
-  /** Removes an id; returns false if it was not there. */
+  /** Removes an id (its tombstone is the next revision); returns false if it was not there. */
   remove(id: string): boolean;
   /** Closes the listener and every open connection, and waits for all of them. */
   close(): Promise<void>;
@@ -446,7 +460,9 @@ function listen(options: AllDocsFixtureOptions): AllDocsFixture {
   const overrides = new Map<string, string>();
   const etags = options.etags ?? false;
   const faults = options.faults;
-  let updateSeq = ids.length;
+  const log = new ChangesLog(ids, revFor, options.changes);
+  /** The tombstone revisions of removed ids, so that a new document continues them. */
+  const tombstones = new Map<string, string>();
   let rowsCache: AllDocsRow[] | undefined;
   const requests: RequestRecord[] = [];
 
@@ -455,7 +471,6 @@ function listen(options: AllDocsFixtureOptions): AllDocsFixture {
   }
 
   function changed(): void {
-    updateSeq += 1;
     rowsCache = undefined;
   }
 
@@ -522,8 +537,19 @@ function listen(options: AllDocsFixtureOptions): AllDocsFixture {
         db_name: "registry",
         engine: "npm-replicate",
         doc_count: ids.length,
-        update_seq: updateSeq,
+        update_seq: log.headSeq,
       });
+    }
+    if (url.pathname === "/_changes") {
+      const answer = log.answer(url.search.slice(1));
+      if (answer.status === 400) return badRequest(answer.reason);
+      const { head, rows, tail } = answer;
+      return {
+        status: 200,
+        headers: [["content-type", "application/json"]],
+        body: rows.length === 0 ? head + tail : `${head}\n${rows.join(",\n")}\n${tail}`,
+        page: { head, rows, tail },
+      };
     }
     if (url.pathname === "/_all_docs") {
       try {
@@ -627,25 +653,46 @@ function listen(options: AllDocsFixtureOptions): AllDocsFixture {
       return rowsCache;
     },
     requests,
+    changes: log,
+    revOf(id: string): string | undefined {
+      return ids[bound(ids, id, false)] === id ? revOf(id) : undefined;
+    },
     setRev(id: string, rev: string): void {
       const i = bound(ids, id, false);
       if (ids[i] !== id) throw new RangeError(`no such id: ${id}`);
+      log.record(id, rev, false);
       overrides.set(id, rev);
       changed();
+    },
+    update(id: string): string {
+      const i = bound(ids, id, false);
+      if (ids[i] !== id) throw new RangeError(`no such id: ${id}`);
+      const rev = nextRev(id, revOf(id));
+      log.record(id, rev, false);
+      overrides.set(id, rev);
+      changed();
+      return rev;
     },
     add(id: string, rev?: string): boolean {
       const i = bound(ids, id, false);
       if (ids[i] === id) return false;
+      const tombstone = tombstones.get(id);
+      const created = rev ?? (tombstone !== undefined ? nextRev(id, tombstone) : revFor(id));
+      log.record(id, created, false);
       ids.splice(i, 0, id);
-      if (rev !== undefined) overrides.set(id, rev);
+      tombstones.delete(id);
+      overrides.set(id, created);
       changed();
       return true;
     },
     remove(id: string): boolean {
       const i = bound(ids, id, false);
       if (ids[i] !== id) return false;
+      const tombstone = nextRev(id, revOf(id));
+      log.record(id, tombstone, true);
       ids.splice(i, 1);
       overrides.delete(id);
+      tombstones.set(id, tombstone);
       changed();
       return true;
     },
@@ -653,6 +700,56 @@ function listen(options: AllDocsFixtureOptions): AllDocsFixture {
       return server.close();
     },
   };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Changes
+
+/** The mix of {@linkcode applyRandomChanges}: shares of creations and deletions (the rest are
+ * updates), and the seed. */
+export interface RandomChangesOptions {
+  /** Share of changes that create a new document (default 0.01). */
+  creates?: number;
+  /** Share of changes that delete one (default 0.01). */
+  deletes?: number;
+  /** The seed (default 1). */
+  seed?: number;
+}
+
+/**
+ * Applies `count` deterministic changes to a fixture, spread over its key space: updates of
+ * existing documents (a new revision), creations of new ids (an existing id plus a suffix) and
+ * deletions. The same fixture, count and options always give the same changes.
+ *
+ * @returns How many of each were applied.
+ */
+export function applyRandomChanges(
+  fixture: AllDocsFixture,
+  count: number,
+  options: RandomChangesOptions = {},
+): { updated: number; created: number; deleted: number } {
+  const creates = options.creates ?? 0.01;
+  const deletes = options.deletes ?? 0.01;
+  let state = ((options.seed ?? 1) * 2654435761) >>> 0;
+  const next = () => {
+    state = (Math.imul(state ^ (state >>> 15), 2246822507) + 0x9e3779b9) >>> 0;
+    state = (state ^ (state >>> 13)) >>> 0;
+    return state / 2 ** 32;
+  };
+  const done = { updated: 0, created: 0, deleted: 0 };
+  for (let k = 0; k < count; k++) {
+    const ids = fixture.ids;
+    if (ids.length === 0) break;
+    const id = ids[Math.floor(next() * ids.length)]!;
+    const roll = next();
+    if (roll < creates && fixture.add(`${id}-new${k.toString(36)}`)) done.created++;
+    else if (roll < creates + deletes && ids.length > 1 && fixture.remove(id)) done.deleted++;
+    else {
+      fixture.update(id);
+      done.updated++;
+    }
+  }
+  return done;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -695,6 +792,9 @@ async function main(): Promise<void> {
       ids: { type: "string" },
       count: { type: "string" },
       etags: { type: "boolean", default: false },
+      changes: { type: "string", default: "0" },
+      "late-rate": { type: "string", default: "0" },
+      seqs: { type: "string", default: "number" },
     },
     strict: true,
   });
@@ -703,12 +803,25 @@ async function main(): Promise<void> {
     port: Number(values.port),
     hostname: values.hostname,
     etags: values.etags,
+    changes: {
+      lateRate: Number(values["late-rate"]),
+      seqs: values.seqs === "opaque" ? "opaque" : "number",
+    },
   };
   if (values.ids !== undefined) options.ids = await readIds(values.ids);
   else if (values.count !== undefined) options.count = Number(values.count);
   const fixture = await startAllDocsFixture(options);
+  const initial = fixture.ids.length;
+  // Changes made at start-up follow the initial documents (sequences 1 to N) in the feed.
+  const applied = applyRandomChanges(fixture, Number(values.changes), {
+    creates: 0.005,
+    deletes: 0.005,
+  });
+  const detail = fixture.changes.head === initial ? "" : ` (${initial} at seq 1..${initial}, ` +
+    `then ${applied.updated} updated, ${applied.created} created, ${applied.deleted} deleted)`;
   console.error(
-    `serving ${fixture.ids.length} ids, ready in ${Math.round(performance.now() - started)} ms`,
+    `serving ${fixture.ids.length} ids${detail}, ready in ` +
+      `${Math.round(performance.now() - started)} ms`,
   );
   console.log(`listening ${fixture.origin}`);
   const stop = (): void => {

@@ -562,5 +562,10 @@ Deno.test("workerHandlers() checks its options up front", async () => {
     TypeError,
   );
   const handlers = workerHandlers({ client, cache, registry });
-  assert.deepEqual(Object.keys(handlers).sort(), ["packument", "partition", "partition-set"]);
+  assert.deepEqual(Object.keys(handlers).sort(), [
+    "changes",
+    "packument",
+    "partition",
+    "partition-set",
+  ]);
 });

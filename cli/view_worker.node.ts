@@ -1,0 +1,27 @@
+/**
+ * The view worker on Node: a `worker_threads` worker started by `cli.node.ts` for parallel view
+ * scans (`view query`, `view join`, `view run`). It opens its own storage driver from the
+ * settings the main thread sends, with Node's drivers (`drivers/select.node.ts`), and serves
+ * `src/views/worker.ts`.
+ *
+ * @module
+ */
+
+import { createHash } from "node:crypto";
+import { parentPort } from "node:worker_threads";
+import { createStorageDriver, type StorageSettings } from "../drivers/select.node.ts";
+import { serveViewWorker } from "../src/views/worker.ts";
+
+const port = parentPort;
+if (port) {
+  serveViewWorker({
+    post: (message) => port.postMessage(message),
+    listen: (handler) => {
+      port.on("message", handler);
+    },
+  }, {
+    openStorage: (settings) => createStorageDriver(settings as StorageSettings),
+    cacheOptions: { createHash: () => createHash("sha256") },
+    importModule: (specifier) => import(specifier),
+  });
+}

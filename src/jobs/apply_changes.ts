@@ -1,0 +1,391 @@
+/**
+ * Applying `_changes` to the cached partitions of an origin, so that everything that reads
+ * them (`cache create-index`, `cache export`, the replica's `/_all_docs`, `packument
+ * fetch-partitions`) sees the current state.
+ *
+ * - Each change goes to the partition that decides its id: of the partitions covering it, the
+ *   most recently fetched one, as the merge of overlapping partitions reads them
+ *   ({@linkcode segmentsOf}). An id no cached partition covers is left out (`uncovered`).
+ * - A partition's changes are kept as its patch (`storage/partition_patches.ts`): pending
+ *   edits, one per id, that every reader applies as the body streams
+ *   (`couchdb/patched_partitions.ts`). Writing a patch costs the size of the changes, not of the
+ *   partition: a batch of 100,000 changes spread over 4.5 million names writes a few MB, where
+ *   rewriting the touched partitions would read and write all of them.
+ * - A partition whose patch grows past `compactEdits` edits (or every patched partition, with
+ *   `compact`) is rewritten with its edits ({@linkcode patchPartition}): a new id inserted in
+ *   key order, a newer `_rev` replacing the row's, a deletion removing it, a change older than
+ *   the row left out. The rewrite is one atomic cache put that keeps the partition's fetch time
+ *   (so which partition decides a range does not change); its patch is dropped after.
+ * - Between changes of one id, the newer revision wins (by generation; see
+ *   {@linkcode revWins}): applying a change twice, or an older one after a newer, changes
+ *   nothing.
+ * - A patch belongs to the body it was made for: once `partition refresh` replaces the
+ *   partition, its old patch no longer applies and is dropped (the follower replays from the
+ *   refresh's start). A partition found corrupt while it is rewritten is left as the cache
+ *   found it (reported through the cache's `onCorrupt`): its changes count as `uncovered`.
+ *
+ * Rewriting a partition while `partition refresh` rewrites the same one can lose one of the two
+ * writes; run them one after the other.
+ *
+ * @module
+ */
+
+import { type Cache, CacheIntegrityError } from "../storage/cache.ts";
+import { compareKeys } from "../storage/driver.ts";
+import { keyPrefix, parseKey } from "../storage/keys.ts";
+import {
+  type PatchEdit,
+  patchShardOf,
+  readPatchIndex,
+  readPatchShard,
+  writePatchIndex,
+  writePatchShard,
+} from "../storage/partition_patches.ts";
+import { segmentsOf } from "../couchdb/merge.ts";
+import {
+  emptyPatchCounts,
+  type PartitionEdit,
+  type PatchCounts,
+  patchPartition,
+  revWins,
+} from "../couchdb/partition_patch.ts";
+import { runPool } from "../_util/pool.ts";
+
+/** The default number of pending edits past which a partition is rewritten. */
+export const DEFAULT_COMPACT_EDITS = 4096;
+
+/** What {@linkcode applyChanges} did. */
+export interface ApplySummary {
+  /** Changes taken in: new ids, or newer revisions than the pending ones. */
+  applied: number;
+  /** Of those, deletions. */
+  deletions: number;
+  /** Changes already pending with that revision. */
+  unchanged: number;
+  /** Changes older than the pending edit of their id, left out. */
+  stale: number;
+  /** Changes no cached partition covers (or whose partition turned out corrupt). */
+  uncovered: number;
+  /** Partitions whose patch was written. */
+  patched: number;
+  /** Partitions rewritten with their edits (their patch dropped). */
+  rewritten: number;
+  /** What the rewrites did to rows (added, replaced, removed, and edits older than a row). */
+  rows: PatchCounts;
+  /** Keys of partitions found corrupt, left out. */
+  corrupt: string[];
+}
+
+/** A cached partition as the follower sees it. */
+interface Target {
+  key: string;
+  startKey: string;
+  endKey: string;
+  fetchedAt: number;
+  integrity: string;
+}
+
+/** The cached partitions of `originKey`, in start-key order (then key order, as the merge). */
+async function partitionsOf(cache: Cache, originKey: string, parallel: number): Promise<Target[]> {
+  const out: Target[] = [];
+  // Their headers are read a few at a time: on a large set the reads' latency adds up.
+  await runPool(cache.keys(keyPrefix("partition", originKey)), async (key) => {
+    let parts;
+    try {
+      parts = parseKey(key);
+    } catch {
+      return;
+    }
+    if (parts.type !== "partition") return;
+    const info = await cache.info(key);
+    if (!info || info.status !== 200) return;
+    out.push({
+      key,
+      startKey: parts.startKey,
+      endKey: parts.endKey,
+      fetchedAt: info.fetchedAt,
+      integrity: info.integrity,
+    });
+  }, { concurrency: parallel });
+  return out.sort((a, b) => compareKeys(a.startKey, b.startKey) || compareKeys(a.key, b.key));
+}
+
+/** Characters at or above U+D800: where UTF-16 order and code-point order may differ. */
+const HIGH = /[\ud800-\uffff]/;
+
+/** Plain UTF-16 order: code-point order when one side has no character from U+D800 up. */
+function utf16Order(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/**
+ * Edits in key order (code-point order of the ids), one per id: of several edits of an id, the
+ * newer revision ({@linkcode revWins}; on a tie, the later one).
+ *
+ * @param edits The edits, in any order, ids possibly repeated.
+ * @returns The sorted, unique edits.
+ *
+ * @example
+ * ```ts
+ * import { sortEdits } from "./apply_changes.ts";
+ * const sorted = sortEdits([
+ *   { id: "b", rev: "2-b", deleted: false },
+ *   { id: "a", rev: "1-a", deleted: false },
+ *   { id: "b", rev: "1-b", deleted: false },
+ * ]);
+ * console.assert(sorted.map((e) => e.rev).join() === "1-a,2-b");
+ * ```
+ */
+export function sortEdits(edits: Iterable<PartitionEdit>): PartitionEdit[] {
+  return sorting(edits).sorted;
+}
+
+/** {@linkcode sortEdits}, and the order it sorted in (to compare the ids with later). */
+function sorting(
+  edits: Iterable<PartitionEdit>,
+): { sorted: PartitionEdit[]; order: (a: string, b: string) => number } {
+  const list = [...edits];
+  // Sorting with `<` is several times cheaper than code-point order, and the same when no id
+  // holds a character from U+D800 up (astral characters, U+E000 and above): the usual case.
+  const order = list.some((edit) => HIGH.test(edit.id)) ? compareKeys : utf16Order;
+  list.sort((a, b) => order(a.id, b.id));
+  const out: PartitionEdit[] = [];
+  for (const edit of list) {
+    const last = out[out.length - 1];
+    if (last === undefined || last.id !== edit.id) out.push(edit);
+    else if (revWins(edit.rev, last.rev) || edit.rev === last.rev) out[out.length - 1] = edit;
+  }
+  return { sorted: out, order };
+}
+
+/** Merges sorted incoming edits into sorted pending ones, the newer revision of an id winning. */
+function mergeEdits(
+  pending: readonly PatchEdit[],
+  incoming: readonly PartitionEdit[],
+  summary: ApplySummary,
+  incomingOrder: (a: string, b: string) => number,
+): PatchEdit[] {
+  const order = incomingOrder === compareKeys || pending.some((edit) => HIGH.test(edit[0]))
+    ? compareKeys
+    : utf16Order;
+  const out: PatchEdit[] = [];
+  let i = 0;
+  for (const edit of incoming) {
+    while (i < pending.length && order(pending[i]![0], edit.id) < 0) out.push(pending[i++]!);
+    const held = i < pending.length && pending[i]![0] === edit.id ? pending[i++] : undefined;
+    const next: PatchEdit = [edit.id, edit.rev, edit.deleted ? 1 : 0];
+    if (held === undefined || revWins(edit.rev, held[1])) {
+      summary.applied++;
+      if (edit.deleted) summary.deletions++;
+      out.push(next);
+    } else {
+      if (held[1] === edit.rev) summary.unchanged++;
+      else summary.stale++;
+      out.push(held);
+    }
+  }
+  while (i < pending.length) out.push(pending[i++]!);
+  return out;
+}
+
+/** Options for {@linkcode applyChanges}. */
+export interface ApplyChangesOptions {
+  /** Partitions handled at once: their reads and writes overlap (a rewrite holds a chunk of its
+   * body in memory, a patch its edits).
+   * @default {8} */
+  parallel?: number;
+  /** A partition whose patch would hold more edits than this is rewritten instead (0 rewrites
+   * every touched partition).
+   * @default {DEFAULT_COMPACT_EDITS} */
+  compactEdits?: number;
+  /** Rewrite every partition of the origin that has pending edits, touched or not.
+   * @default {false} */
+  compact?: boolean;
+}
+
+/**
+ * Applies changes to the cached partitions of an origin (see the module documentation).
+ *
+ * @param cache The cache holding the partitions.
+ * @param originKey The origin whose partitions to edit.
+ * @param edits The changes, one per id, in any order.
+ * @param options How many at once, and when to rewrite.
+ * @returns What was done.
+ * @throws {RangeError} When `compactEdits` is not a non-negative integer.
+ * @throws {StorageError} When the cache cannot be read or written.
+ *
+ * @example
+ * ```ts
+ * import { applyChanges } from "./apply_changes.ts";
+ * import { indexRows } from "./create_index.ts";
+ * import { Cache } from "../storage/cache.ts";
+ * import { partitionKey } from "../storage/keys.ts";
+ * import { encodePartitionLines } from "../couchdb/partition_lines.ts";
+ * import { MemoryDriver } from "../../drivers/memory.ts";
+ *
+ * const cache = await Cache.open(new MemoryDriver());
+ * const rows = [{ id: "left-pad", rev: "1-a" }, { id: "ms", rev: "3-b" }];
+ * await cache.put(partitionKey("couch", "", ""), encodePartitionLines(rows), { status: 200 });
+ * const done = await applyChanges(cache, "couch", [
+ *   { id: "debug", rev: "1-c", deleted: false },
+ *   { id: "left-pad", rev: "2-d", deleted: true },
+ * ]);
+ * console.assert(done.applied === 2 && done.patched === 1 && done.rewritten === 0);
+ * const ids = [];
+ * for await (const row of indexRows(cache, "couch")) ids.push(`${row.id},${row.rev}`);
+ * console.assert(ids.join(" ") === "debug,1-c ms,3-b");
+ * ```
+ */
+export async function applyChanges(
+  cache: Cache,
+  originKey: string,
+  edits: Iterable<PartitionEdit>,
+  options: ApplyChangesOptions = {},
+): Promise<ApplySummary> {
+  const compactEdits = options.compactEdits ?? DEFAULT_COMPACT_EDITS;
+  if (!Number.isInteger(compactEdits) || compactEdits < 0) {
+    throw new RangeError(
+      `Cannot apply changes: 'compactEdits' must be a non-negative integer, received ${compactEdits}`,
+    );
+  }
+  const summary: ApplySummary = {
+    applied: 0,
+    deletions: 0,
+    unchanged: 0,
+    stale: 0,
+    uncovered: 0,
+    patched: 0,
+    rewritten: 0,
+    rows: emptyPatchCounts(),
+    corrupt: [],
+  };
+  const driver = cache.driver;
+  const parallel = options.parallel ?? 8;
+  const partitions = await partitionsOf(cache, originKey, parallel);
+  const segments = segmentsOf(partitions);
+  // The edits in key order, walked along the segments (also in key order): each partition
+  // gets its edits already sorted.
+  const { sorted, order } = sorting(edits);
+  const byPartition = new Map<number, PartitionEdit[]>();
+  let s = 0;
+  for (const edit of sorted) {
+    while (
+      s < segments.length && segments[s]!.end !== "" && order(edit.id, segments[s]!.end) >= 0
+    ) {
+      s++;
+    }
+    const segment = segments[s];
+    if (segment === undefined || order(edit.id, segment.start) < 0) {
+      summary.uncovered++;
+      continue;
+    }
+    let list = byPartition.get(segment.source);
+    if (!list) byPartition.set(segment.source, list = []);
+    list.push(edit);
+  }
+  const index = await readPatchIndex(driver, originKey);
+  const before = JSON.stringify(index);
+  // The partitions to handle, by the shard of their patch: each shard is read and written once.
+  const shards = new Map<number, number[]>();
+  const touch = (shard: number) => {
+    let list = shards.get(shard);
+    if (!list) shards.set(shard, list = []);
+    return list;
+  };
+  for (const i of byPartition.keys()) touch(patchShardOf(partitions[i]!.key)).push(i);
+  // Patches of bodies since replaced (by a refresh) apply to nothing any more: dropped.
+  const current = new Map(partitions.map((p, i) => [p.key, i]));
+  for (const [key, entry] of Object.entries(index)) {
+    const i = current.get(key);
+    if (i !== undefined && partitions[i]!.integrity === entry.base) {
+      if (options.compact && !byPartition.has(i)) {
+        byPartition.set(i, []);
+        touch(patchShardOf(key)).push(i);
+      }
+      continue;
+    }
+    delete index[key];
+    touch(patchShardOf(key));
+  }
+  const withPatches = new Set(Object.keys(JSON.parse(before)).map(patchShardOf));
+  await runPool(shards, async ([shard, list]) => {
+    const patches = withPatches.has(shard) ? await readPatchShard(driver, originKey, shard) : {};
+    let dirty = false;
+    for (const key of Object.keys(patches)) {
+      if (index[key]) continue;
+      delete patches[key];
+      dirty = true;
+    }
+    for (const i of list.sort((a, b) => a - b)) {
+      const target = partitions[i]!;
+      const incoming = byPartition.get(i)!;
+      const held = patches[target.key]?.base === target.integrity ? patches[target.key]!.edits : [];
+      const taken = summary.applied;
+      const merged = mergeEdits(held, incoming, summary, order);
+      if (merged.length > compactEdits || (options.compact && merged.length > 0)) {
+        const counts = await rewrite(cache, target, merged);
+        if (counts === undefined) {
+          summary.uncovered += incoming.length;
+          summary.corrupt.push(target.key);
+          continue;
+        }
+        for (const name of Object.keys(counts) as (keyof PatchCounts)[]) {
+          summary.rows[name] += counts[name];
+        }
+        summary.rewritten++;
+        if (patches[target.key] || index[target.key]) {
+          delete patches[target.key];
+          delete index[target.key];
+          dirty = true;
+        }
+        continue;
+      }
+      // Nothing new for this partition: every change was pending already, or older.
+      if (summary.applied === taken) continue;
+      patches[target.key] = { base: target.integrity, edits: merged };
+      index[target.key] = {
+        base: target.integrity,
+        edits: merged.length,
+        version: (index[target.key]?.version ?? 0) + 1,
+      };
+      summary.patched++;
+      dirty = true;
+    }
+    if (dirty) await writePatchShard(driver, originKey, shard, patches);
+  }, { concurrency: parallel });
+  // The index names a patch only once it is written.
+  if (JSON.stringify(index) !== before) await writePatchIndex(driver, originKey, index);
+  summary.corrupt.sort();
+  return summary;
+}
+
+/** Rewrites one partition with its edits; `undefined` when it is gone or corrupt. */
+async function rewrite(
+  cache: Cache,
+  target: Target,
+  edits: readonly PatchEdit[],
+): Promise<PatchCounts | undefined> {
+  const entry = await cache.get(target.key, { verify: "while" });
+  if (!entry) return undefined;
+  const { info } = entry;
+  const counts = emptyPatchCounts();
+  const list = edits.map(([id, rev, deleted]) => ({ id, rev, deleted: deleted === 1 }));
+  const body = patchPartition(entry.stream(), list, counts);
+  try {
+    await cache.put(target.key, body, () => ({
+      status: 200,
+      contentType: info.contentType ?? "application/x-ndjson",
+      representation: info.representation ?? "partition",
+      ...(info.count !== undefined ? { count: info.count + counts.added - counts.removed } : {}),
+    }), { fetchedAt: info.fetchedAt });
+  } catch (error) {
+    // The old body broke its integrity while streaming: the cache reported it and kept (or
+    // dropped) the entry; the put left nothing behind.
+    if (error instanceof CacheIntegrityError) return undefined;
+    // A line that does not parse: a changed byte met before the integrity check at the end.
+    // Reading the entry whole tells it (and reports it) from a body written wrong.
+    if (error instanceof SyntaxError && !(await cache.get(target.key))) return undefined;
+    throw error;
+  }
+  return counts;
+}

@@ -1,0 +1,556 @@
+/**
+ * The `_changes` follower: keeps an origin's cached partitions (and, if asked, its packuments)
+ * current by reading the replication feed, correct against the feed's known faults.
+ *
+ * - **Start.** An explicit `since`, else the follower's checkpoint, else the lowest
+ *   `update_seq` of the origin's complete partition sets; neither: {@linkcode FollowStartError}
+ *   (see `follow_start.ts`).
+ * - **Rounds.** Each round reads `GET {origin}/` (the head), then pages through
+ *   `_changes?since=S&limit=L` up to the head. Every round but a first one with an explicit
+ *   start begins `window` sequences back (a trailing window): entries that appeared late,
+ *   behind a `last_seq` already passed (about 4 in 1,024 on npm), are found there and counted
+ *   as `late`; entries seen before are skipped.
+ * - **Applying.** Changes are held in memory, one per id (the newest revision wins), and
+ *   applied in batches of up to `batchChanges` and at the end of each round
+ *   ({@linkcode applyChanges}): each touched partition gets them as pending edits (its patch,
+ *   which every reader applies as the partition streams), and is rewritten with them once it
+ *   holds more than `compactEdits`. Rewriting every touched partition per batch would read and
+ *   write the whole cache for each batch of changes spread over the key space: 100,000 changes
+ *   over npm's 4.5 million names touch all 256 partitions of a set (about 270 MB) and took 5.3 s
+ *   where reading their pages takes 0.3 s; as patches they write a few MB.
+ * - **Checkpoint.** After each applied batch, the last sequence applied is written (with the
+ *   recent sequences and the pending packuments) under `v1:checkpoint:{originKey}:changes:
+ *   follower`. A follower killed at any point re-reads from there; applying a change twice
+ *   changes nothing (a revision never goes back: see `partition_patch.ts`).
+ * - **Packuments.** With `packuments`, each changed document is fetched at the end of the
+ *   round and counted done only once the cache holds it at the announced `_rev` or newer (the
+ *   registry may lag the feed: it stays pending, stored in the checkpoint, and is asked again
+ *   next round); a deleted document's cached packuments are dropped.
+ * - **A head that moved backwards** (a new feed after a migration: `update_seq` more than a
+ *   window below the checkpoint) is reported, and the follower re-reads a window behind the new
+ *   head.
+ * - **Lost events** cannot be seen in the feed: a later `partition refresh` of the set puts
+ *   them right, and the follower then replays from that pass's start.
+ * - `once` stops after a round that caught up and a second one that re-read the window; else
+ *   rounds repeat every `intervalMs` until `signal` aborts. An abort stops cleanly: the pages
+ *   read are applied and checkpointed first.
+ *
+ * @module
+ */
+
+import type { Cache } from "../storage/cache.ts";
+import type { HttpClient } from "../http/client.ts";
+import { type Clock, systemClock } from "../clock.ts";
+import { MAX_PAGE_LIMIT } from "../couchdb/rows.ts";
+import { readChanges, readUpdateSeq, type Seq, seqNumber } from "../couchdb/changes.ts";
+import {
+  emptyPatchCounts,
+  type PartitionEdit,
+  type PatchCounts,
+} from "../couchdb/partition_patch.ts";
+import { packageNameProblem } from "../npm/package_name.ts";
+import {
+  type FollowerState,
+  readFollowerState,
+  writeFollowerState,
+} from "../storage/follower_checkpoint.ts";
+import {
+  applyChanges,
+  type ApplySummary,
+  DEFAULT_COMPACT_EDITS,
+  sortEdits,
+} from "./apply_changes.ts";
+import { compareSeqs, type FollowStart, resolveStart } from "./follow_start.ts";
+import {
+  dropPackuments,
+  fetchPending,
+  type FollowPackumentOptions,
+  type PendingPackuments,
+} from "./follow_packuments.ts";
+import type { PackumentResult } from "./fetch_packuments.ts";
+
+export { FollowStartError } from "./follow_start.ts";
+export type { FollowPackumentOptions } from "./follow_packuments.ts";
+
+/**
+ * The default trailing window, in sequences. npm's feed shows about 4 late entries in 1,024,
+ * and they come late in time, right behind the head. Re-reading the last 2,048 sequences on
+ * every round covers twice the span over which that rate was measured (about 8 late entries
+ * expected in it), costs one request of at most 10,000 entries, and at npm's rate of about one
+ * publish a second looks back over half an hour.
+ */
+export const DEFAULT_WINDOW = 2048;
+
+/** The default number of changes held before the touched partitions are rewritten. */
+export const DEFAULT_BATCH_CHANGES = 100_000;
+
+/** Progress events of a follower. */
+export type FollowEvent =
+  | { type: "start"; since: Seq; from: FollowStart["from"]; replayUntil: Seq | undefined }
+  | { type: "round"; round: number; since: Seq; head: Seq | undefined }
+  | { type: "head-failed"; round: number; error: string }
+  | { type: "head-backwards"; seq: Seq; head: Seq }
+  | {
+    type: "page";
+    round: number;
+    since: Seq;
+    lastSeq: Seq;
+    entries: number;
+    fresh: number;
+    late: number;
+    repeated: number;
+  }
+  | ({ type: "applied"; seq: Seq; changes: number } & Omit<ApplySummary, "corrupt">)
+  | {
+    type: "packument";
+    name: string;
+    outcome: PackumentResult["outcome"];
+    rev: string;
+    cachedRev: string | undefined;
+    done: boolean;
+  }
+  | { type: "round-failed"; round: number; error: string }
+  | { type: "caught-up"; round: number; seq: Seq };
+
+/** Options for {@linkcode followChanges}. */
+export interface FollowChangesOptions {
+  /** The origin URL (the replication endpoint). */
+  origin: string;
+  /** The origin key of its cached partitions. */
+  originKey: string;
+  /** Start after this sequence (`0`: the whole feed) instead of the checkpoint.
+   * @default {undefined} */
+  since?: Seq | undefined;
+  /** Stop once caught up (after one more round over the window).
+   * @default {false} */
+  once?: boolean;
+  /** The trailing window re-read on each round, in sequences (entries, for opaque sequences).
+   * @default {DEFAULT_WINDOW} */
+  window?: number;
+  /** Entries per page, 1 to 10,000.
+   * @default {10000} */
+  limit?: number;
+  /** Changes held in memory before the touched partitions are rewritten.
+   * @default {DEFAULT_BATCH_CHANGES} */
+  batchChanges?: number;
+  /** A partition whose pending edits would pass this many is rewritten with them (0: every
+   * touched partition is rewritten at once).
+   * @default {DEFAULT_COMPACT_EDITS} */
+  compactEdits?: number;
+  /** Rewrite every partition with pending edits at each batch, leaving none pending.
+   * @default {false} */
+  compact?: boolean;
+  /** The pause between rounds when not `once`, in milliseconds.
+   * @default {60000} */
+  intervalMs?: number;
+  /** Fetch the packuments of changed documents, and drop those of deleted ones.
+   * @default {undefined} */
+  packuments?: FollowPackumentOptions | undefined;
+  /** Called with the changes of each batch once they are applied, before the checkpoint moves
+   * past them (so a crash in between calls it again for them): a worker enqueues `packument`
+   * items here instead of fetching. One change per id, in key order.
+   * @default {undefined} */
+  onApplied?: (changes: readonly PartitionEdit[]) => Promise<void>;
+  /** The clock.
+   * @default {systemClock} */
+  clock?: Clock;
+  /** Stops the follower cleanly.
+   * @default {undefined} */
+  signal?: AbortSignal | undefined;
+  /** Receives progress events. */
+  onEvent?: (event: FollowEvent) => void;
+}
+
+/** What {@linkcode followChanges} did. */
+export interface FollowSummary {
+  /** Where it started, and what decided it. */
+  start: FollowStart;
+  /** The last sequence applied and checkpointed. */
+  seq: Seq;
+  /** Rounds run. */
+  rounds: number;
+  /** Pages read. */
+  pages: number;
+  /** Feed entries read, repeats of the window not counted. */
+  seen: number;
+  /** Changes applied to a partition (as pending edits, or by rewriting it): new ids or newer
+   * revisions than the partition's pending ones. */
+  applied: number;
+  /** Of those, deletions. */
+  deleted: number;
+  /** Changes older than the pending edit of their id, left out. */
+  stale: number;
+  /** Partition patches written (pending edits: see `apply_changes.ts`). */
+  patched: number;
+  /** Partitions rewritten with their pending edits. */
+  rewritten: number;
+  /** What the rewrites did to rows (added, replaced, removed; `stale`: edits older than the
+   * row they met). */
+  rows: PatchCounts;
+  /** Changes no cached partition covers, left out. */
+  uncovered: number;
+  /** Entries found behind a sequence already passed (late entries caught). */
+  late: number;
+  /** Entries applied again below the checkpoint (an explicit `since`, or a new pass). */
+  replayed: number;
+  /** Times the head was found below the checkpoint. */
+  headBackwards: number;
+  /** Packuments cached at their announced `_rev`. */
+  packumentsFetched: number;
+  /** Cached packuments removed for deleted documents. */
+  packumentsDropped: number;
+  /** Packuments still older than announced (or failed): fetched again next round. */
+  packumentsPending: number;
+  /** Packuments given up after their tries. */
+  packumentsAbandoned: string[];
+  /** Partitions found corrupt, left out (refresh their set). */
+  corrupt: string[];
+  /** Whether the signal stopped it. */
+  stopped: boolean;
+}
+
+function positiveInteger(name: string, value: number, min = 1, max = Infinity): number {
+  if (!Number.isInteger(value) || value < min || value > max) {
+    const range = max === Infinity
+      ? `an integer of at least ${min}`
+      : `an integer from ${min} to ${max}`;
+    throw new RangeError(
+      `Cannot follow changes: '${name}' must be ${range}, received ${value}`,
+    );
+  }
+  return value;
+}
+
+/**
+ * Follows an origin's `_changes` feed into its cached partitions (see the module
+ * documentation).
+ *
+ * @param client The HTTP client for the origin.
+ * @param cache The cache holding the origin's partitions; the checkpoint is stored in it.
+ * @param options The origin and how to follow.
+ * @returns What was done.
+ * @throws {FollowStartError} When there is no safe start, before any request.
+ * @throws {RangeError} When an option is out of range, before any request.
+ * @throws {HttpError} With `once`, when the feed fails for good (what was read is applied).
+ *
+ * @example Follow a feed once
+ * ```ts
+ * import { followChanges } from "./follow_changes.ts";
+ * import { indexRows } from "./create_index.ts";
+ * import { Cache } from "../storage/cache.ts";
+ * import { HttpClient } from "../http/client.ts";
+ * import { partitionKey } from "../storage/keys.ts";
+ * import { encodePartitionLines } from "../couchdb/partition_lines.ts";
+ * import { MemoryDriver } from "../../drivers/memory.ts";
+ *
+ * const feed = {
+ *   results: [
+ *     { seq: 3, id: "debug", changes: [{ rev: "1-d" }] },
+ *     { seq: 4, id: "left-pad", changes: [{ rev: "2-l" }], deleted: true },
+ *   ],
+ *   last_seq: 4,
+ * };
+ * const client = new HttpClient({
+ *   fetch: (url) =>
+ *     Promise.resolve(Response.json(url.includes("_changes") ? feed : { update_seq: 4 })),
+ * });
+ * const cache = await Cache.open(new MemoryDriver());
+ * const rows = [{ id: "left-pad", rev: "1-l" }, { id: "ms", rev: "1-m" }];
+ * await cache.put(partitionKey("couch", "", ""), encodePartitionLines(rows), { status: 200 });
+ * const summary = await followChanges(client, cache, {
+ *   origin: "http://couch.test/",
+ *   originKey: "couch",
+ *   since: 2,
+ *   once: true,
+ * });
+ * console.assert(summary.seq === 4 && summary.applied === 2 && summary.deleted === 1);
+ * const ids = [];
+ * for await (const row of indexRows(cache, "couch")) ids.push(row.id);
+ * console.assert(ids.join() === "debug,ms");
+ * ```
+ */
+export async function followChanges(
+  client: HttpClient,
+  cache: Cache,
+  options: FollowChangesOptions,
+): Promise<FollowSummary> {
+  const { origin, originKey, signal } = options;
+  const window = positiveInteger("window", options.window ?? DEFAULT_WINDOW, 0);
+  const limit = positiveInteger("limit", options.limit ?? MAX_PAGE_LIMIT, 1, MAX_PAGE_LIMIT);
+  const batchChanges = positiveInteger(
+    "batchChanges",
+    options.batchChanges ?? DEFAULT_BATCH_CHANGES,
+  );
+  const intervalMs = positiveInteger("intervalMs", options.intervalMs ?? 60_000, 0);
+  const compactEdits = positiveInteger(
+    "compactEdits",
+    options.compactEdits ?? DEFAULT_COMPACT_EDITS,
+    0,
+  );
+  const clock = options.clock ?? systemClock;
+  const emit = options.onEvent ?? (() => {});
+  const packuments = options.packuments;
+  const driver = cache.driver;
+
+  const stored = await readFollowerState(driver, originKey);
+  const start = await resolveStart(driver, originKey, stored, options.since);
+  emit({ type: "start", since: start.since, from: start.from, replayUntil: start.replayUntil });
+
+  /** The last sequence applied and checkpointed. */
+  let seq: Seq = start.since;
+  // The entries read last: a repeat in the window is skipped, an unseen one behind is late.
+  // Replaying below the checkpoint forgets them, so that every entry is applied again.
+  const keepRecent = start.from === "checkpoint" && start.replayUntil === undefined;
+  let recent: Seq[] = keepRecent && stored ? stored.recent.slice() : [];
+  let recentFloor: Seq = keepRecent && stored ? stored.recentFloor : start.since;
+  const recentSet = new Set<Seq>(recent);
+  /** The highest number among `recent`: a numbered entry above it was never seen. */
+  let recentTop = Math.max(-1, ...recent.map((s) => seqNumber(s) ?? -1));
+  const pending: PendingPackuments = stored?.pending ?? {};
+
+  const summary: FollowSummary = {
+    start,
+    seq,
+    rounds: 0,
+    pages: 0,
+    seen: 0,
+    applied: 0,
+    deleted: 0,
+    stale: 0,
+    patched: 0,
+    rewritten: 0,
+    rows: emptyPatchCounts(),
+    uncovered: 0,
+    late: 0,
+    replayed: 0,
+    headBackwards: 0,
+    packumentsFetched: 0,
+    packumentsDropped: 0,
+    packumentsPending: Object.keys(pending).length,
+    packumentsAbandoned: [],
+    corrupt: [],
+    stopped: false,
+  };
+
+  function remember(entrySeq: Seq, n: number | undefined): void {
+    recent.push(entrySeq);
+    recentSet.add(entrySeq);
+    if (n !== undefined && n > recentTop) recentTop = n;
+    if (recent.length > 3 * Math.max(window, 1)) {
+      const drop = recent.length - 2 * Math.max(window, 1);
+      for (const old of recent.slice(0, drop)) recentSet.delete(old);
+      recentFloor = recent[drop - 1]!;
+      recent = recent.slice(drop);
+    }
+  }
+
+  /** Where a round re-reading the window starts. */
+  function windowStart(): Seq {
+    if (typeof seq === "number") return Math.max(0, seq - window);
+    return recent.length > window ? recent[recent.length - window - 1]! : recentFloor;
+  }
+
+  async function save(): Promise<void> {
+    const state: FollowerState = {
+      version: 1,
+      origin,
+      seq,
+      passes: start.passes,
+      recent,
+      recentFloor,
+      pending,
+      updatedAt: clock.now(),
+    };
+    await writeFollowerState(driver, originKey, state);
+    summary.seq = seq;
+    summary.packumentsPending = Object.keys(pending).length;
+  }
+
+  /** Entries read since the last flush (an id may repeat: the newer revision wins). */
+  let batch: PartitionEdit[] = [];
+  let compactFirst = options.compact ?? false;
+  /** The `last_seq` of the last page read into the batch, once it is to be checkpointed. */
+  let batchSeq: Seq | undefined;
+
+  async function flush(): Promise<void> {
+    if (batchSeq === undefined) return;
+    const edits = sortEdits(batch);
+    // With `compact`, the first batch rewrites every patched partition, changes or none.
+    if (edits.length > 0 || compactFirst) {
+      compactFirst = false;
+      const done = await applyChanges(cache, originKey, edits, {
+        compactEdits,
+        compact: options.compact ?? false,
+      });
+      summary.applied += done.applied;
+      summary.deleted += done.deletions;
+      summary.stale += done.stale;
+      summary.uncovered += done.uncovered;
+      summary.patched += done.patched;
+      summary.rewritten += done.rewritten;
+      for (const name of Object.keys(done.rows) as (keyof PatchCounts)[]) {
+        summary.rows[name] += done.rows[name];
+      }
+      summary.corrupt.push(...done.corrupt);
+      const { corrupt: _corrupt, ...counts } = done;
+      await options.onApplied?.(edits);
+      if (packuments) {
+        for (const edit of edits) {
+          if (edit.deleted) {
+            delete pending[edit.id];
+            summary.packumentsDropped += await dropPackuments(
+              cache,
+              edit.id,
+              packuments.registryFor,
+            );
+          } else if (packageNameProblem(edit.id) === undefined) {
+            pending[edit.id] = { rev: edit.rev, tries: 0 };
+          }
+        }
+      }
+      seq = batchSeq;
+      await save();
+      emit({ type: "applied", seq, changes: edits.length, ...counts });
+    } else if (String(batchSeq) !== String(seq)) {
+      seq = batchSeq;
+      await save();
+    }
+    batch = [];
+    batchSeq = undefined;
+  }
+
+  async function fetchPackuments(): Promise<void> {
+    if (!packuments || Object.keys(pending).length === 0) return;
+    const round = await fetchPending(client, cache, pending, packuments, signal, (r, done, rev) => {
+      emit({
+        type: "packument",
+        name: r.name,
+        outcome: r.outcome,
+        rev: pending[r.name]?.rev ?? "",
+        cachedRev: rev,
+        done,
+      });
+    });
+    summary.packumentsFetched += round.done;
+    summary.packumentsAbandoned.push(...round.abandoned);
+    await save();
+  }
+
+  /**
+   * Reads one round from `since` to the head. An unseen entry at or below `highWater` is late,
+   * unless it is at or below `replayUntil` (applied again on purpose).
+   */
+  async function round(
+    number: number,
+    since: Seq,
+    highWater: number | undefined,
+    replayUntil: number | undefined,
+  ): Promise<void> {
+    let next = readChanges(client, origin, since, limit, { clock, signal });
+    while (true) {
+      const page = await next;
+      summary.pages++;
+      // A full page means more: the next one is asked for while this one is applied.
+      const more = page.results.length >= limit && String(page.lastSeq) !== String(since);
+      if (more) {
+        next = readChanges(client, origin, page.lastSeq, limit, { clock, signal });
+        // (Its failure is met where it is awaited; until then it must not count as unhandled.)
+        next.catch(() => {});
+      }
+      let fresh = 0;
+      let late = 0;
+      let repeated = 0;
+      // Entries at or below the floor were there before this follower's first read (the
+      // partitions it started from hold them) or were seen and forgotten: not applied again.
+      const floor = seqNumber(recentFloor);
+      for (const entry of page.results) {
+        const n = seqNumber(entry.seq);
+        // (A numbered entry above every remembered one needs no look-up: the usual case.)
+        const seen = n !== undefined && n > recentTop ? false : recentSet.has(entry.seq);
+        if (seen || (n !== undefined && floor !== undefined && n <= floor)) {
+          repeated++;
+          continue;
+        }
+        remember(entry.seq, n);
+        summary.seen++;
+        if (n !== undefined && replayUntil !== undefined && n <= replayUntil) summary.replayed++;
+        else if (n !== undefined && highWater !== undefined && n <= highWater) late++;
+        else fresh++;
+        batch.push(entry);
+      }
+      summary.late += late;
+      batchSeq = page.lastSeq;
+      emit({
+        type: "page",
+        round: number,
+        since,
+        lastSeq: page.lastSeq,
+        entries: page.results.length,
+        fresh,
+        late,
+        repeated,
+      });
+      if (batch.length >= batchChanges) await flush();
+      if (!more) return;
+      since = page.lastSeq;
+    }
+  }
+
+  try {
+    for (let number = 1;; number++) {
+      summary.rounds = number;
+      let head: Seq | undefined;
+      try {
+        head = await readUpdateSeq(client, origin, { clock, signal });
+      } catch (error) {
+        if (signal?.aborted) throw error;
+        emit({ type: "head-failed", round: number, error: message(error) });
+      }
+      const firstExplicit = number === 1 && start.from !== "checkpoint";
+      const replaying = number === 1 && start.replayUntil !== undefined;
+      let since = firstExplicit || replaying ? start.since : windowStart();
+      let highWater = seqNumber(seq);
+      const replayUntil = replaying ? seqNumber(start.replayUntil!) : undefined;
+      // An update_seq a little behind may be a cached answer; a migration moves it far back.
+      if (head !== undefined && (compareSeqs(head, seq) ?? 0) < -window) {
+        // A new feed numbered below what was applied: re-read a window behind its head.
+        emit({ type: "head-backwards", seq, head });
+        summary.headBackwards++;
+        const top = seqNumber(head) ?? 0;
+        since = typeof head === "number" ? Math.max(0, top - window) : 0;
+        highWater = top;
+        seq = head;
+        recent = [];
+        recentSet.clear();
+        recentTop = -1;
+        recentFloor = since;
+      }
+      emit({ type: "round", round: number, since, head });
+      try {
+        await round(number, since, highWater, replayUntil);
+        await flush();
+        await fetchPackuments();
+        emit({ type: "caught-up", round: number, seq });
+      } catch (error) {
+        if (signal?.aborted) throw error;
+        await flush();
+        if (options.once) throw error;
+        emit({ type: "round-failed", round: number, error: message(error) });
+      }
+      if (options.once && number >= 2) break;
+      if (!options.once) await clock.sleep(intervalMs, signal);
+    }
+  } catch (error) {
+    if (!signal?.aborted) throw error;
+    // Stopped: what was read is applied and checkpointed.
+    await flush();
+    summary.stopped = true;
+  }
+  summary.seq = seq;
+  summary.packumentsPending = Object.keys(pending).length;
+  return summary;
+}
+
+function message(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

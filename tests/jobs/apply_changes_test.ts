@@ -1,0 +1,211 @@
+import assert from "node:assert/strict";
+import { Cache } from "../../src/storage/cache.ts";
+import { partitionKey } from "../../src/storage/keys.ts";
+import { encodePartitionLines } from "../../src/couchdb/partition_lines.ts";
+import type { AllDocsRow } from "../../src/couchdb/rows.ts";
+import type { PartitionEdit } from "../../src/couchdb/partition_patch.ts";
+import { applyChanges, sortEdits } from "../../src/jobs/apply_changes.ts";
+import { indexRows } from "../../src/jobs/create_index.ts";
+import { exportEntries } from "../../src/jobs/export.ts";
+import { listCachedPartitions } from "../../src/jobs/partition_status.ts";
+import { PartitionIndex } from "../../src/replica/partition_index.ts";
+import { readPatch, readPatchIndex } from "../../src/storage/partition_patches.ts";
+import { MemoryDriver } from "../../drivers/memory.ts";
+import { FakeClock } from "../_support/fake_clock.ts";
+
+const ORIGIN = "couch";
+const LOW = partitionKey(ORIGIN, "", "m");
+const HIGH = partitionKey(ORIGIN, "m", "");
+
+function rows(ids: string[], rev = "1-a"): AllDocsRow[] {
+  return ids.map((id) => ({ id, rev }));
+}
+
+async function world(): Promise<{ cache: Cache; clock: FakeClock }> {
+  const clock = new FakeClock({ now: 1_000_000 });
+  const cache = await Cache.open(new MemoryDriver(), { clock });
+  await cache.put(LOW, encodePartitionLines(rows(["a", "c", "e"])), { status: 200, count: 3 });
+  clock.advance(10);
+  await cache.put(HIGH, encodePartitionLines(rows(["m", "p", "x"])), { status: 200, count: 3 });
+  return { cache, clock };
+}
+
+async function index(cache: Cache): Promise<string[]> {
+  const out = [];
+  for await (const row of indexRows(cache, ORIGIN)) out.push(`${row.id},${row.rev}`);
+  return out;
+}
+
+const EDITS: PartitionEdit[] = [
+  { id: "b", rev: "1-b", deleted: false },
+  { id: "c", rev: "2-c", deleted: false },
+  { id: "e", rev: "2-e", deleted: true },
+  { id: "n", rev: "1-n", deleted: false },
+  { id: "x", rev: "2-x", deleted: true },
+  { id: "zz", rev: "1-z", deleted: false },
+];
+const EXPECTED = ["a,1-a", "b,1-b", "c,2-c", "m,1-a", "n,1-n", "p,1-a", "zz,1-z"];
+
+Deno.test("applyChanges() keeps changes as pending edits that the index, the export and the replica read", async () => {
+  const { cache } = await world();
+  const before = await listCachedPartitions(cache);
+  const done = await applyChanges(cache, ORIGIN, EDITS);
+  assert.deepEqual(
+    { applied: done.applied, deletions: done.deletions, patched: done.patched },
+    { applied: 6, deletions: 2, patched: 2 },
+  );
+  assert.equal(done.rewritten, 0);
+  // The partitions are as they were; the index of patches names both.
+  assert.deepEqual(await listCachedPartitions(cache), before);
+  const patches = await readPatchIndex(cache.driver, ORIGIN);
+  assert.deepEqual(Object.keys(patches).sort(), [HIGH, LOW].sort());
+  assert.equal(patches[LOW]!.edits, 3);
+
+  assert.deepEqual(await index(cache), EXPECTED);
+
+  const exported = (await new Response(exportEntries(cache, { type: "partition" })).text())
+    .trim().split("\n").map((line) => JSON.parse(line));
+  assert.deepEqual(
+    // (Exported in key order: the open start's key sorts last.)
+    exported.flatMap((line) => line.body as [string, string][]).map(([id, rev]) => `${id},${rev}`)
+      .sort(),
+    EXPECTED,
+  );
+
+  const replica = new PartitionIndex(cache, ORIGIN);
+  const clusters = await replica.clusters();
+  assert.deepEqual(clusters.map((c) => c.rows), [3, 4], "counted with their edits");
+  const page = await replica.ascending(clusters, {
+    start: "b",
+    end: undefined,
+    keys: undefined,
+    inclusiveEnd: true,
+    descending: false,
+    limit: 4,
+  });
+  assert.equal(page.offset, 1);
+  assert.deepEqual(page.rows.map((r) => r.id), ["b", "c", "m", "n"]);
+  const found = await replica.lookup(clusters, ["e", "n", "x", "zz"]);
+  assert.deepEqual([...found.keys()].sort(), ["n", "zz"]);
+
+  // Applying the same changes again changes nothing; older ones are left out.
+  const again = await applyChanges(
+    cache,
+    ORIGIN,
+    [
+      ...EDITS,
+      { id: "c", rev: "1-old", deleted: false },
+    ].filter((e, i, all) => all.findIndex((x) => x.id === e.id) === i),
+  );
+  assert.equal(again.applied, 0);
+  assert.equal(again.unchanged, 6);
+  assert.equal(again.patched, 0);
+  const older = await applyChanges(cache, ORIGIN, [{ id: "c", rev: "1-old", deleted: false }]);
+  assert.equal(older.stale, 1);
+  assert.deepEqual(await index(cache), EXPECTED);
+});
+
+Deno.test("applyChanges() rewrites a partition once its patch grows past compactEdits", async () => {
+  const { cache } = await world();
+  const low = (await cache.info(LOW))!;
+  const first = await applyChanges(cache, ORIGIN, EDITS.slice(0, 2), { compactEdits: 3 });
+  assert.equal(first.patched, 1);
+  const second = await applyChanges(cache, ORIGIN, EDITS.slice(2, 3), { compactEdits: 3 });
+  assert.equal(second.patched, 1, "three edits fit");
+  const third = await applyChanges(cache, ORIGIN, [{ id: "d", rev: "1-d", deleted: false }], {
+    compactEdits: 3,
+  });
+  assert.equal(third.rewritten, 1);
+  assert.deepEqual(third.rows, { added: 2, replaced: 1, removed: 1, stale: 0, unchanged: 0 });
+  const after = (await cache.info(LOW))!;
+  assert.equal(after.fetchedAt, low.fetchedAt, "the fetch time is kept");
+  assert.equal(after.count, 4);
+  assert.notEqual(after.integrity, low.integrity);
+  assert.deepEqual(await readPatchIndex(cache.driver, ORIGIN), {});
+  assert.equal(await readPatch(cache.driver, LOW), undefined);
+  assert.deepEqual(await index(cache), [
+    "a,1-a",
+    "b,1-b",
+    "c,2-c",
+    "d,1-d",
+    "m,1-a",
+    "p,1-a",
+    "x,1-a",
+  ]);
+  // compactEdits 0 rewrites at once; compact rewrites every patched partition.
+  const now = await applyChanges(cache, ORIGIN, [EDITS[3]!], { compactEdits: 0 });
+  assert.equal(now.rewritten, 1);
+  await applyChanges(cache, ORIGIN, [EDITS[4]!]);
+  const all = await applyChanges(cache, ORIGIN, [], { compact: true });
+  assert.equal(all.rewritten, 1);
+  assert.deepEqual(await readPatchIndex(cache.driver, ORIGIN), {});
+  assert.deepEqual(await index(cache), [
+    "a,1-a",
+    "b,1-b",
+    "c,2-c",
+    "d,1-d",
+    "m,1-a",
+    "n,1-n",
+    "p,1-a",
+  ]);
+});
+
+Deno.test("applyChanges(): a refreshed partition no longer takes its old patch", async () => {
+  const { cache } = await world();
+  await applyChanges(cache, ORIGIN, EDITS);
+  // `partition refresh` replaces the low partition: its edits are in the new body or not at all.
+  await cache.put(LOW, encodePartitionLines(rows(["a", "c", "f"], "3-r")), { status: 200 });
+  assert.deepEqual(await index(cache), [
+    "a,3-r",
+    "c,3-r",
+    "f,3-r",
+    "m,1-a",
+    "n,1-n",
+    "p,1-a",
+    "zz,1-z",
+  ]);
+  // The next application drops the stale patch.
+  await applyChanges(cache, ORIGIN, [{ id: "q", rev: "1-q", deleted: false }]);
+  assert.deepEqual(Object.keys(await readPatchIndex(cache.driver, ORIGIN)), [HIGH]);
+  assert.equal(await readPatch(cache.driver, LOW), undefined);
+});
+
+Deno.test("applyChanges() leaves a corrupt partition out and reports it", async () => {
+  const { cache } = await world();
+  const raw = (await cache.driver.get(LOW))!;
+  const damaged = raw.slice();
+  damaged[damaged.length - 3] = damaged[damaged.length - 3]! ^ 1;
+  await cache.driver.put(LOW, damaged);
+  const done = await applyChanges(cache, ORIGIN, EDITS, { compactEdits: 0 });
+  assert.deepEqual(done.corrupt, [LOW]);
+  assert.equal(done.uncovered, 3);
+  assert.equal(done.rewritten, 1);
+});
+
+Deno.test("applyChanges() leaves out changes no partition covers", async () => {
+  const cache = await Cache.open(new MemoryDriver());
+  await cache.put(partitionKey(ORIGIN, "m", ""), encodePartitionLines(rows(["m"])), {
+    status: 200,
+  });
+  const done = await applyChanges(cache, ORIGIN, EDITS);
+  assert.equal(done.uncovered, 3);
+  assert.equal(done.applied, 3);
+});
+
+Deno.test("sortEdits() sorts in code-point order and keeps the newer revision of an id", () => {
+  const sorted = sortEdits([
+    { id: "\ufffd", rev: "1-a", deleted: false },
+    { id: "😀", rev: "1-a", deleted: false },
+    { id: "b", rev: "3-b", deleted: false },
+    { id: "b", rev: "2-b", deleted: true },
+    { id: "a", rev: "1-a", deleted: false },
+    { id: "a", rev: "1-z", deleted: true },
+  ]);
+  // U+1F600 sorts after U+FFFD by code point (before it in UTF-16 order).
+  assert.deepEqual(sorted.map((e) => `${e.id} ${e.rev} ${e.deleted}`), [
+    "a 1-z true",
+    "b 3-b false",
+    "\ufffd 1-a false",
+    "😀 1-a false",
+  ]);
+});
