@@ -78,7 +78,9 @@ function setUpNetwork(): number | undefined {
 }
 
 // Parallel view scans: worker_threads running cli/view_worker.node.js (.ts when this file runs
-// from source).
+// from source). Deno KV stays on the main thread, which the workers read through: `@deno/kv`
+// 0.14's native addon crashes the process now and then (SIGSEGV, or V8's "Check failed:
+// node->IsInUse()") when two threads use it at once.
 const viewWorker = new URL(
   `./cli/view_worker.node.${import.meta.url.endsWith(".ts") ? "ts" : "js"}`,
   import.meta.url,
@@ -91,7 +93,7 @@ setViewWorkerFactory(({ message, error }) => {
     postMessage: (data) => worker.postMessage(data),
     terminate: () => void worker.terminate(),
   };
-});
+}, ["kv"]);
 
 const status = setUpNetwork() ?? await main(process.argv.slice(2), {
   openStorage: (options, access) => createStorageDriver({ ...options, access }),

@@ -52,15 +52,22 @@ const MAX_DEFAULT_WORKERS = 8;
 const MAX_WORKERS = 64;
 
 let workerFactory: ViewWorkerFactory | undefined;
+let readThroughStorages: readonly string[] = [];
 
 /**
  * Lets the runtime's entry point (`cli.ts`, `cli.node.ts`) say how to start a view worker
  * thread; without one, scans run on the main thread.
  *
  * @param factory Starts a worker running the runtime's view worker entry point.
+ * @param readThrough The `--storage` kinds whose driver only the main thread may hold: workers
+ * read those through it.
  */
-export function setViewWorkerFactory(factory: ViewWorkerFactory | undefined): void {
+export function setViewWorkerFactory(
+  factory: ViewWorkerFactory | undefined,
+  readThrough: readonly string[] = [],
+): void {
   workerFactory = factory;
+  readThroughStorages = readThrough;
 }
 
 /** A string flag's value, or `undefined`. */
@@ -154,6 +161,7 @@ function scanWorkers(ctx: CommandContext): ScanOptions["workers"] {
     count,
     factory: workerFactory,
     storage: { storage: options.storage, cacheDir: options.cacheDir, s3: options.s3 },
+    readThrough: readThroughStorages.includes(options.storage),
   };
 }
 

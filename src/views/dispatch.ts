@@ -6,7 +6,8 @@
  * {@linkcode startWorkerRunner} on a worker thread the runtime's entry point starts (a Web
  * Worker on Deno, `worker_threads` on Node) through a {@linkcode ViewWorkerFactory}. Each worker
  * opens its own storage driver from the same settings and reads the documents of its batches
- * itself; only names go to it and only formatted records come back. {@linkcode runInOrder}
+ * itself (or, for a driver one thread must own, asks the calling thread for each read); only
+ * names go to it and only formatted records come back. {@linkcode runInOrder}
  * keeps every runner busy with a bounded number of batches in flight and yields their results
  * in the order of the batches.
  *
@@ -14,6 +15,8 @@
  */
 
 import type { Cache } from "../storage/cache.ts";
+import type { StorageDriver } from "../storage/driver.ts";
+import { answerStorageRequest, type StorageRequest } from "./_port_driver.ts";
 import type { BatchProcessor, BatchResult, ScanTask } from "./scan.ts";
 
 /** Processes batches of key suffixes. */
@@ -64,6 +67,8 @@ export interface WorkerOpenMessage {
   type: "open";
   /** The storage settings its entry point opens a driver from (opaque here). */
   storage: unknown;
+  /** Whether it reads through the calling thread instead (`storage` is then unused). */
+  readThrough: boolean;
   /** The task. */
   task: ScanTask;
   /** Whether its cache removes corrupt entries it finds. */
@@ -76,12 +81,16 @@ export type WorkerReply =
   | { type: "result"; id: number; result: BatchResult }
   | { type: "failed"; id: number; name: string; message: string }
   | { type: "corrupt"; key: string; reason: string }
-  | { type: "closed" };
+  | { type: "closed" }
+  | StorageRequest;
 
 /** Options of {@linkcode startWorkerRunner}. */
 export interface WorkerRunnerOptions {
   /** The storage settings for the worker's entry point. */
   storage: unknown;
+  /** The calling thread's driver, when the worker must read through it instead of opening
+   * storage itself (a driver one thread must own: Deno KV on Node). */
+  sharedDriver?: StorageDriver | undefined;
   /** The task. */
   task: ScanTask;
   /** Whether the worker's cache removes corrupt entries it finds.
@@ -170,6 +179,13 @@ export function startWorkerRunner(
         case "closed":
           closed.resolve();
           break;
+        case "storage":
+          if (options.sharedDriver) {
+            answerStorageRequest(options.sharedDriver, reply).then((answer) => {
+              if (!failure) port.postMessage(answer);
+            });
+          }
+          break;
       }
     },
     error(error) {
@@ -178,7 +194,8 @@ export function startWorkerRunner(
   });
   const open: WorkerOpenMessage = {
     type: "open",
-    storage: options.storage,
+    storage: options.sharedDriver ? undefined : options.storage,
+    readThrough: options.sharedDriver !== undefined,
     task: options.task,
     dropCorrupt: options.dropCorrupt ?? false,
   };

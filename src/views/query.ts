@@ -27,6 +27,10 @@ export interface ScanWorkers {
   factory: ViewWorkerFactory;
   /** The storage settings each worker opens its own driver from. */
   storage: unknown;
+  /** Whether workers read through the calling thread's driver instead of opening their own
+   * (for a driver one thread must own: Deno KV on Node).
+   * @default {false} */
+  readThrough?: boolean;
 }
 
 /** Options of {@linkcode scanView}. */
@@ -197,6 +201,7 @@ export async function* scanView(cache: Cache, options: ScanOptions): AsyncGenera
       const starting = Array.from({ length: extra }, () =>
         startWorkerRunner(workers!.factory, {
           storage: workers!.storage,
+          sharedDriver: workers!.readThrough ? cache.driver : undefined,
           task: options.task,
           dropCorrupt: options.dropCorrupt ?? false,
           onCorrupt: options.onCorrupt,

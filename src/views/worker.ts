@@ -1,6 +1,7 @@
 /**
  * The worker side of a parallel view scan: what a worker thread's entry point runs. It opens
  * its own storage driver from the settings the main thread sends (the entry point knows how),
+ * or reads through the main thread when told to (a driver one thread must own),
  * compiles the task once, then processes the batches it is sent in order, posting each result
  * back. Corrupt entries it finds are posted as they are found.
  *
@@ -14,6 +15,7 @@ import { Cache, type CacheOptions } from "../storage/cache.ts";
 import type { StorageDriver } from "../storage/driver.ts";
 import { type BatchProcessor, compileTask } from "./scan.ts";
 import type { WorkerOpenMessage, WorkerReply } from "./dispatch.ts";
+import { PortDriver, type StorageAnswer } from "./_port_driver.ts";
 
 /** The worker thread's side of its message channel. */
 export interface ViewWorkerScope {
@@ -52,6 +54,7 @@ function describe(error: unknown): { name: string; message: string } {
  */
 export function serveViewWorker(scope: ViewWorkerScope, options: ServeViewWorkerOptions): void {
   let driver: StorageDriver | undefined;
+  let portDriver: PortDriver | undefined;
   let cache: Cache | undefined;
   let processor: BatchProcessor | undefined;
   let chain: Promise<void> = Promise.resolve();
@@ -59,7 +62,11 @@ export function serveViewWorker(scope: ViewWorkerScope, options: ServeViewWorker
     switch (message.type) {
       case "open":
         try {
-          driver = await options.openStorage(message.storage);
+          if (message.readThrough) {
+            driver = portDriver = new PortDriver((request) => scope.post(request));
+          } else {
+            driver = await options.openStorage(message.storage);
+          }
           cache = await Cache.open(driver, {
             ...options.cacheOptions,
             bloom: false,
@@ -95,6 +102,11 @@ export function serveViewWorker(scope: ViewWorkerScope, options: ServeViewWorker
     }
   };
   scope.listen((message) => {
+    // Answers to storage requests settle reads of the batch in progress: never queued behind it.
+    if ((message as StorageAnswer).type === "storage-answer") {
+      portDriver?.answer(message as StorageAnswer);
+      return;
+    }
     chain = chain.then(() => handle(message as Incoming));
   });
 }

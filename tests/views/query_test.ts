@@ -370,6 +370,74 @@ Deno.test("scanView() stopping early stops the workers", async () => {
   assert.equal(terminated.count, 2);
 });
 
+Deno.test("scanView() workers that read through the calling thread never open storage, and give the same lines", async () => {
+  const { driver, cache } = await fixtureCache();
+  // A corrupt body: a worker finds it through the calling thread and drops it.
+  const doc = { name: "zz-corrupt", pad: "x".repeat(4096) };
+  await seed(cache, "npm", { "zz-corrupt": doc });
+  const key = packumentKey("npm", "zz-corrupt");
+  const raw = (await driver.get(key))!;
+  const header = JSON.parse(
+    new TextDecoder().decode(
+      raw.subarray(8, 8 + new DataView(raw.buffer, raw.byteOffset).getUint32(4)),
+    ),
+  );
+  const target = header.body ?? key;
+  const bytes = (await driver.get(target))!.slice();
+  bytes[bytes.length - 3] = bytes[bytes.length - 3]! ^ 1;
+  await driver.put(target, bytes);
+  let reads = 0;
+  const counting = new Proxy(driver, {
+    get: (target, name) => {
+      const value = Reflect.get(target, name, target);
+      if (name === "get") reads++;
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+  const factory: ViewWorkerFactory = ({ message }) => {
+    const channel = new MessageChannel();
+    serveViewWorker({
+      post: (m) => channel.port2.postMessage(m),
+      listen: (handler) => {
+        channel.port2.onmessage = (event) => handler(event.data);
+      },
+    }, {
+      openStorage: () => Promise.reject(new Error("opened storage")),
+    });
+    channel.port1.onmessage = (event) => message(event.data);
+    return {
+      postMessage: (m) => channel.port1.postMessage(m),
+      terminate: () => {
+        channel.port1.close();
+        channel.port2.close();
+      },
+    };
+  };
+  const task: ScanTask = { kind: "records", view: SIDE, format: "ndjson" };
+  const corrupt: string[] = [];
+  const run = async (count: number) => {
+    const mainCache = await Cache.open(counting, {
+      bloom: false,
+      onCorrupt: (k) => corrupt.push(k),
+    });
+    return await collect(mainCache, {
+      task,
+      suffixes: listSuffixes(cache, SIDE.prefix),
+      batchSize: 1,
+      minForWorkers: 0,
+      workers: count > 1 ? { count, factory, storage: null, readThrough: true } : undefined,
+      onCorrupt: (k) => corrupt.push(k),
+    });
+  };
+  const one = await collect(cache, { task, suffixes: listSuffixes(cache, SIDE.prefix) });
+  assert.equal(one.length, 49);
+  reads = 0;
+  assert.deepStrictEqual(await run(3), one);
+  // Every document was read on the calling thread's driver, the workers' reads included.
+  assert.ok(reads >= one.length + 1, `${reads} reads`);
+  assert.deepStrictEqual(corrupt, [key]);
+});
+
 Deno.test("scanView() rejects bad options", async () => {
   const { cache } = await fixtureCache();
   const task: ScanTask = { kind: "records", view: SIDE, format: "ndjson" };
