@@ -17,7 +17,9 @@
  * 5. **Worker runtime**: work items, the queue engine contract, the retry policy, the
  *    {@linkcode Worker} core and its handlers (the worker API is the `./worker` export, the
  *    `memory` engine `./queues/memory`).
- * 6. **Runtime**: the clock and the version.
+ * 6. **Views**: define views over cached documents, scan them (on worker threads too), join,
+ *    enrich and map-reduce them, with expressions that are parsed, never evaluated.
+ * 7. **Runtime**: the clock and the version.
  *
  * Storage drivers are subpath exports (`./drivers/memory`, `./drivers/fs`, `./drivers/deno_kv`,
  * `./drivers/s3`, `./drivers/cloudflare_kv`, `./drivers/cloudflare_r2`); the read replica's Hono
@@ -276,6 +278,67 @@ export {
 } from "./src/worker/worker.ts";
 export { type WorkerHandlerOptions, workerHandlers } from "./src/worker/handlers.ts";
 
-// 6. Runtime
+// 6. Views
+export {
+  checkViewDefinition,
+  deleteView,
+  listViews,
+  loadView,
+  saveView,
+  type ViewDefinition,
+  viewDocumentPrefix,
+  type ViewType,
+} from "./src/views/definition.ts";
+export {
+  listSuffixes,
+  type ScanOptions,
+  scanView,
+  type ScanWorkers,
+  viewSide,
+} from "./src/views/query.ts";
+export {
+  type BatchResult,
+  type JoinMode,
+  type MapModule,
+  type ScanSide,
+  type ScanTask,
+  type SkippedDocument,
+} from "./src/views/scan.ts";
+export { JOIN_MODES, type JoinOptions, joinViews } from "./src/views/join.ts";
+export {
+  compileEnrichment,
+  type EnrichEvent,
+  type Enrichment,
+  EnrichMissingError,
+  type EnrichOptions,
+  ON_MISSING,
+  type OnMissing,
+} from "./src/views/enrich.ts";
+export { mapReduce, type MapReduceOptions } from "./src/views/map_reduce.ts";
+export {
+  type CompiledSelect,
+  compileSelect,
+  compileWhere,
+  type PathGetter,
+  type Predicate,
+  type SelectField,
+  type SelectOptions,
+} from "./src/views/expressions.ts";
+export { ViewExpressionError } from "./src/views/expression_error.ts";
+export { type RecordFormat } from "./src/views/format.ts";
+export { type StorageAnswer, type StorageRequest } from "./src/views/storage_messages.ts";
+export {
+  type ViewWorkerFactory,
+  type ViewWorkerPort,
+  type WorkerOpenMessage,
+  type WorkerReply,
+} from "./src/views/dispatch.ts";
+export {
+  serveViewWorker,
+  type ServeViewWorkerOptions,
+  type ViewWorkerScope,
+} from "./src/views/worker.ts";
+
+// 7. Runtime
 export { type Clock, systemClock } from "./src/clock.ts";
 export { VERSION } from "./src/version.ts";

@@ -137,6 +137,12 @@ export interface Command {
   flags: ParseArgsOptionsConfig;
   /** Positional arguments it takes at most. */
   maxArgs: number;
+  /**
+   * Whether `--origin` names where the documents it reads are cached (the upstream's view
+   * vocabulary: an origin KEY, or a registry URL) rather than the replication endpoint: see
+   * `documentOriginFlags` in `./options.ts`.
+   */
+  documentOrigin?: boolean;
   /** Runs it; resolves to the exit status. */
   run(ctx: CommandContext): Promise<number>;
 }

@@ -24,7 +24,13 @@ import {
 } from "./context.ts";
 import { err, isStdoutClosed, out, STDOUT_CLOSED_STATUS, StdoutClosed } from "./io.ts";
 import { CorruptionLog } from "./corruption.ts";
-import { GLOBAL_FLAGS, GLOBAL_HELP, resolveGlobalOptions, UsageError } from "./options.ts";
+import {
+  documentOriginFlags,
+  GLOBAL_FLAGS,
+  GLOBAL_HELP,
+  resolveGlobalOptions,
+  UsageError,
+} from "./options.ts";
 import { PACKUMENT_COMMANDS } from "./commands/packument.ts";
 import { PARTITION_COMMANDS } from "./commands/partition.ts";
 import { CHANGES_COMMANDS } from "./commands/changes.ts";
@@ -122,7 +128,7 @@ export async function main(argv: string[], runtime: CliRuntime): Promise<number>
     }
     const parsed = parseArgs({ args, options: allFlags, allowPositionals: true, strict: true });
     // No option is declared `multiple`, so every value is a string or a boolean.
-    const values = parsed.values as Record<string, string | boolean | undefined>;
+    let values = parsed.values as Record<string, string | boolean | undefined>;
     if (values["version"] === true) {
       await out(`_all_docs ${VERSION}\n`);
       return 0;
@@ -179,6 +185,7 @@ export async function main(argv: string[], runtime: CliRuntime): Promise<number>
         `Unexpected argument '${rest[command.maxArgs]}' for '${command.words.join(" ")}'`,
       );
     }
+    if (command.documentOrigin) values = documentOriginFlags(values);
     const options = resolveGlobalOptions(values);
     const corruption = new CorruptionLog(options.json);
     const status = await command.run({

@@ -306,6 +306,37 @@ export function defaultCacheDir(): string {
   return join(homedir(), ".cache", "_all_docs");
 }
 
+/** What an origin key may be. */
+const ORIGIN_KEY = /^[A-Za-z0-9._-]{1,64}$/;
+
+/**
+ * The flags of a command whose `--origin` names where the documents it reads are cached (the
+ * views, in the upstream's vocabulary): a URL is the registry they came from (`--registry`),
+ * anything else their origin KEY (`--origin-key`). Giving both spellings of one is an error.
+ *
+ * @param values The parsed flags.
+ * @returns The flags with `--origin` moved to `--registry` or `--origin-key`.
+ * @throws {UsageError} When `--origin` and the flag it stands for are both given.
+ */
+export function documentOriginFlags(
+  values: Record<string, string | boolean | undefined>,
+): Record<string, string | boolean | undefined> {
+  const origin = values["origin"];
+  if (typeof origin !== "string") return values;
+  const flag = /^[a-z][a-z0-9+.-]*:\/\//i.test(origin) ? "registry" : "origin-key";
+  if (flag === "origin-key" && !ORIGIN_KEY.test(origin)) {
+    throw new UsageError(
+      "Invalid --origin: expected a registry URL, or an origin key of 1 to 64 characters of " +
+        `[A-Za-z0-9._-], received '${origin}'`,
+    );
+  }
+  if (values[flag] !== undefined) {
+    throw new UsageError(`Conflicting options: --origin ${origin} and --${flag}: give one`);
+  }
+  const { origin: _, ...rest } = values;
+  return { ...rest, [flag]: origin };
+}
+
 /** Resolves global options from parsed flags, then the environment, then defaults. */
 export function resolveGlobalOptions(
   values: Record<string, string | boolean | undefined>,
@@ -329,7 +360,7 @@ export function resolveGlobalOptions(
   const s3 = storage === "s3" ? resolveS3Settings() : undefined;
   const originKeySetting = setting("origin-key", "ALL_DOCS_ORIGIN_KEY");
   const originKey = originKeySetting.value;
-  if (originKey !== undefined && !/^[A-Za-z0-9._-]{1,64}$/.test(originKey)) {
+  if (originKey !== undefined && !ORIGIN_KEY.test(originKey)) {
     throw new UsageError(
       `Invalid ${originKeySetting.source}: expected 1 to 64 characters of [A-Za-z0-9._-], ` +
         `received '${originKey}'`,

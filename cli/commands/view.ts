@@ -109,19 +109,13 @@ function viewName(ctx: CommandContext, usage: string, at = 0): string {
 }
 
 /**
- * The origin of the documents a command reads: `--origin-key KEY`, else the registry
- * (`--registry URL`, else npm's configured one). `--origin` names the CouchDB origin of
- * partitions, never packuments, so it is refused here.
+ * The origin of the documents a command reads: `--origin KEY` (or `--origin-key KEY`), else the
+ * registry (`--origin URL` or `--registry URL`, else npm's configured one). main.ts has already
+ * moved `--origin` to the flag it stands for (the command is `documentOrigin`).
  */
 function documentOrigin(ctx: CommandContext): { origin: string; registry?: string } {
-  if (text(ctx, "origin") !== undefined) {
-    throw new UsageError(
-      "Views read packuments, which are kept under their registry: name it with " +
-        "--registry URL or --origin-key KEY (--origin is the CouchDB origin of partitions)",
-    );
-  }
   if (text(ctx, "origin-key") !== undefined && text(ctx, "registry") !== undefined) {
-    throw new UsageError("Conflicting options: give --origin-key or --registry, not both");
+    throw new UsageError("Conflicting options: give an origin KEY or a registry URL, not both");
   }
   const { options } = ctx;
   if (options.originKey !== undefined) return { origin: options.originKey };
@@ -540,10 +534,10 @@ async function viewRun(ctx: CommandContext): Promise<number> {
 }
 
 const ORIGIN_HELP =
-  "  --origin-key KEY   the origin key the documents are cached under (upstream's\n" +
-  "                     --origin KEY); default: the key of the registry\n" +
-  "  --registry URL     the registry the documents were fetched from (default: npm's\n" +
-  "                     configured registry)";
+  "  --origin KEY|URL   where the documents are cached: an origin KEY (also --origin-key\n" +
+  "                     KEY), or the registry URL they were fetched from (also --registry\n" +
+  "                     URL); default: npm's configured registry. Here --origin never means\n" +
+  "                     the replication endpoint, as it does for partitions";
 
 const EXPRESSION_HELP = "Select lists: comma-separated paths (name, time.modified,\n" +
   'dependencies["node-gyp"], maintainers[0].name), each with transforms after | (keys,\n' +
@@ -561,6 +555,7 @@ const EXPRESSION_HELP = "Select lists: comma-separated paths (name, time.modifie
 export const VIEW_COMMANDS: readonly Command[] = [
   {
     words: ["view", "define"],
+    documentOrigin: true,
     usage: "view define NAME [--select EXPR] [--where EXPR] [--type T]",
     summary: "save a view: which cached documents, which fields",
     help: "Saves a view in the cache (key v1:view:NAME), replacing one of the same name. A view\n" +
@@ -668,6 +663,7 @@ export const VIEW_COMMANDS: readonly Command[] = [
   },
   {
     words: ["view", "enrich"],
+    documentOrigin: true,
     usage: "view enrich -i FILE|- --add 'SELECTOR as ALIAS'...",
     summary: "add fields of cached packuments to NDJSON records",
     help: 'Reads NDJSON records (a lockfile\'s specs: {"name":"ms","version":"2.1.3"}) from\n' +
@@ -698,6 +694,7 @@ export const VIEW_COMMANDS: readonly Command[] = [
   },
   {
     words: ["view", "run"],
+    documentOrigin: true,
     usage: "view run MODULE [--type T]",
     summary: "map (and reduce) every cached packument with a module",
     help: "Imports MODULE (a JavaScript or TypeScript file) and calls its map(doc, emit) with\n" +

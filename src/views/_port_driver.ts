@@ -10,25 +10,7 @@
  */
 
 import type { StorageDriver } from "../storage/driver.ts";
-
-/** A storage operation a worker asks the main thread for. */
-export interface StorageRequest {
-  type: "storage";
-  /** Matches the answer to the request. */
-  id: number;
-  op: "get" | "has" | "delete";
-  key: string;
-}
-
-/** The main thread's answer to a {@linkcode StorageRequest}. */
-export interface StorageAnswer {
-  type: "storage-answer";
-  id: number;
-  /** The value read (`get`), whether present (`has`), nothing (`delete`). */
-  value?: Uint8Array | boolean | undefined;
-  /** Why it failed. */
-  error?: { name: string; message: string };
-}
+import type { StorageAnswer, StorageRequest } from "./storage_messages.ts";
 
 /**
  * Performs a worker's storage request on the main thread's driver.

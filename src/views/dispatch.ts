@@ -16,7 +16,8 @@
 
 import type { Cache } from "../storage/cache.ts";
 import type { StorageDriver } from "../storage/driver.ts";
-import { answerStorageRequest, type StorageRequest } from "./_port_driver.ts";
+import { answerStorageRequest } from "./_port_driver.ts";
+import type { StorageRequest } from "./storage_messages.ts";
 import type { BatchProcessor, BatchResult, ScanTask } from "./scan.ts";
 
 /** Processes batches of key suffixes. */
@@ -64,6 +65,7 @@ export type ViewWorkerFactory = (events: {
 
 /** What a worker is told when it starts. */
 export interface WorkerOpenMessage {
+  /** What the message is. */
   type: "open";
   /** The storage settings its entry point opens a driver from (opaque here). */
   storage: unknown;

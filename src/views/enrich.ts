@@ -60,6 +60,8 @@ export class EnrichMissingError extends Error {
   /** The input line (1-based). */
   readonly line: number;
   /**
+   * Makes the error of an input record whose package or selected value is missing.
+   *
    * @param line The input line.
    * @param message What is missing.
    */

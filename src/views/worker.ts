@@ -15,7 +15,8 @@ import { Cache, type CacheOptions } from "../storage/cache.ts";
 import type { StorageDriver } from "../storage/driver.ts";
 import { type BatchProcessor, compileTask } from "./scan.ts";
 import type { WorkerOpenMessage, WorkerReply } from "./dispatch.ts";
-import { PortDriver, type StorageAnswer } from "./_port_driver.ts";
+import type { StorageAnswer } from "./storage_messages.ts";
+import { PortDriver } from "./_port_driver.ts";
 
 /** The worker thread's side of its message channel. */
 export interface ViewWorkerScope {

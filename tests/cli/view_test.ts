@@ -128,7 +128,12 @@ Deno.test("cli view define, list, show and delete keep views in the cache", asyn
     assert.equal(saved.origin, "registry.example.test");
     assert.equal(saved.registry, PRIVATE);
     assert.equal(saved.replaced, false);
-    await cli(["view", "define", "keyed", "--origin-key", "mine", "--type", "corgi"], env);
+    // The upstream's vocabulary: --origin KEY is the origin key, --origin URL the registry.
+    await cli(["view", "define", "keyed", "--origin", "mine", "--type", "corgi"], env);
+    const byUrl = await cli(["view", "define", "by-url", "--origin", PRIVATE, "--json"], env);
+    assert.equal(JSON.parse(byUrl.stdout).origin, "registry.example.test");
+    assert.equal(JSON.parse(byUrl.stdout).registry, PRIVATE);
+    await cli(["view", "delete", "by-url"], env);
     const list = await cli(["view", "list"], env);
     assert.deepStrictEqual(list.stdout.split("\n").filter(Boolean).map((l) => l.split("\t")[0]), [
       "edges",
@@ -186,12 +191,20 @@ Deno.test("cli view: bad input exits 2 before anything is read, naming the probl
         /^error: Invalid --where: expected a field path, .* found '=' at position 4\n {2}a = = 1\n {6}\^\n$/,
       ],
       [
-        ["view", "define", "x", "--origin", REGISTRY],
-        /--origin is the CouchDB origin of partitions/,
+        ["view", "define", "x", "--origin", REGISTRY, "--registry", PRIVATE],
+        /^error: Conflicting options: --origin http:\/\/.* and --registry: give one\n$/,
+      ],
+      [
+        ["view", "define", "x", "--origin", "a", "--origin-key", "b"],
+        /^error: Conflicting options: --origin a and --origin-key: give one\n$/,
+      ],
+      [
+        ["view", "define", "x", "--origin", "a b"],
+        /^error: Invalid --origin: expected a registry URL, or an origin key of 1 to 64 /,
       ],
       [
         ["view", "define", "x", "--origin-key", "a", "--registry", PRIVATE],
-        /give --origin-key or --registry, not both/,
+        /give an origin KEY or a registry URL, not both/,
       ],
       [["view", "query", "nope"], /^error: No view named 'nope'/],
       [
