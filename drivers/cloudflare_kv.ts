@@ -27,7 +27,7 @@
  * @module
  */
 
-import { compareKeys, StorageError } from "../src/storage/driver.ts";
+import { compareKeys, type StorageError } from "../src/storage/driver.ts";
 import type {
   ListOptions,
   StorageDriver,
@@ -35,7 +35,7 @@ import type {
   StorageValue,
 } from "../src/storage/driver.ts";
 import { checkKey, checkListOptions, keyBytesAfterPrefix, listedKey } from "./_checks.ts";
-import { concatBytes } from "../src/_util/bytes.ts";
+import { bindingFailure, narrowListPrefix, oneChunkStream, readBounded } from "./_whole_values.ts";
 
 export type {
   ListOptions,
@@ -159,13 +159,7 @@ export class CloudflareKvDriver implements StorageDriver {
    */
   async getStream(key: string): Promise<ReadableStream<Uint8Array> | undefined> {
     const bytes = await this.get(key);
-    if (bytes === undefined) return undefined;
-    return new ReadableStream<Uint8Array>({
-      start(controller): void {
-        if (bytes.byteLength > 0) controller.enqueue(bytes);
-        controller.close();
-      },
-    });
+    return bytes === undefined ? undefined : oneChunkStream(bytes);
   }
 
   /**
@@ -183,13 +177,17 @@ export class CloudflareKvDriver implements StorageDriver {
       checkSize(key, value.byteLength);
       bytes = value.slice();
     } else {
-      bytes = await readBounded(key, value);
+      bytes = await readBounded(
+        value,
+        KV_MAX_VALUE_BYTES,
+        () => tooLarge(key, "more than ", KV_MAX_VALUE_BYTES),
+      );
     }
     this.#assertOpen("put");
     try {
       await this.#kv.put(stored, bytes);
     } catch (error) {
-      throw bindingFailure("put", key, error);
+      throw kvFailure("put", key, error);
     }
   }
 
@@ -204,7 +202,7 @@ export class CloudflareKvDriver implements StorageDriver {
     try {
       await this.#kv.delete(stored);
     } catch (error) {
-      throw bindingFailure("delete", key, error);
+      throw kvFailure("delete", key, error);
     }
   }
 
@@ -231,13 +229,8 @@ export class CloudflareKvDriver implements StorageDriver {
     const { prefix, start, end, limit } = checked;
     if (limit === 0) return;
     if (start !== undefined && end !== undefined && compareKeys(start, end) >= 0) return;
-    let listPrefix = prefix;
-    if (start !== undefined && end !== undefined) {
-      const common = commonPrefix(start, end);
-      if (common.length > listPrefix.length && common.startsWith(listPrefix)) listPrefix = common;
-    }
     // Miniflare's KV lists nothing for a prefix holding U+0000: list up to it and filter.
-    let kvPrefix = this.#prefix + listPrefix;
+    let kvPrefix = this.#prefix + narrowListPrefix(prefix, start, end);
     const nul = kvPrefix.indexOf("\u0000");
     if (nul >= 0) kvPrefix = kvPrefix.slice(0, nul);
     let cursor: string | undefined;
@@ -253,7 +246,7 @@ export class CloudflareKvDriver implements StorageDriver {
       try {
         page = await this.#kv.list(request);
       } catch (error) {
-        throw bindingFailure("list", undefined, error);
+        throw kvFailure("list", undefined, error);
       }
       for (const { name } of page.keys) {
         const key = listedKey(name, this.#prefix, checked);
@@ -289,7 +282,7 @@ export class CloudflareKvDriver implements StorageDriver {
     try {
       return await this.#kv.get(stored, "arrayBuffer");
     } catch (error) {
-      throw bindingFailure(op, key, error);
+      throw kvFailure(op, key, error);
     }
   }
 
@@ -309,60 +302,19 @@ export class CloudflareKvDriver implements StorageDriver {
 }
 
 /** A binding call that threw, as a {@linkcode StorageError}. */
-function bindingFailure(op: string, key: string | undefined, error: unknown): StorageError {
-  const what = key === undefined ? "keys" : `key ${JSON.stringify(key)}`;
-  const reason = error instanceof Error ? error.message : String(error);
-  return new StorageError(`Cannot ${op} ${what}: Workers KV failed: ${reason}`, {
-    driver: "cloudflare_kv",
-    ...(key === undefined ? {} : { key }),
-    cause: error,
-  });
+function kvFailure(op: string, key: string | undefined, error: unknown): StorageError {
+  return bindingFailure("cloudflare_kv", "Workers KV", op, key, error);
+}
+
+/** The error of a value too large for KV. */
+function tooLarge(key: string, more: string, size: number): RangeError {
+  return new RangeError(
+    `Cannot put key ${JSON.stringify(key)}: value exceeds the Workers KV limit of ` +
+      `${KV_MAX_VALUE_BYTES} bytes (25 MiB), received ${more}${size}`,
+  );
 }
 
 /** Throws when a value of `size` bytes is too large for KV. */
 function checkSize(key: string, size: number): void {
-  if (size > KV_MAX_VALUE_BYTES) {
-    throw new RangeError(
-      `Cannot put key ${JSON.stringify(key)}: value exceeds the Workers KV limit of ` +
-        `${KV_MAX_VALUE_BYTES} bytes (25 MiB), received ${size}`,
-    );
-  }
-}
-
-/** Reads a stream whole, failing (and cancelling it) as soon as it passes the KV limit. */
-async function readBounded(key: string, stream: ReadableStream<Uint8Array>): Promise<Uint8Array> {
-  const chunks: Uint8Array[] = [];
-  let length = 0;
-  const reader = stream.getReader();
-  try {
-    while (true) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      length += value.byteLength;
-      if (length > KV_MAX_VALUE_BYTES) {
-        await reader.cancel().catch(() => {});
-        throw new RangeError(
-          `Cannot put key ${JSON.stringify(key)}: value exceeds the Workers KV limit of ` +
-            `${KV_MAX_VALUE_BYTES} bytes (25 MiB), received more than ${KV_MAX_VALUE_BYTES}`,
-        );
-      }
-      chunks.push(value);
-    }
-  } finally {
-    reader.releaseLock();
-  }
-  return concatBytes(chunks);
-}
-
-/** The longest common prefix of two strings, never splitting a surrogate pair. */
-function commonPrefix(a: string, b: string): string {
-  const n = Math.min(a.length, b.length);
-  let i = 0;
-  while (i < n && a.charCodeAt(i) === b.charCodeAt(i)) i++;
-  // Do not end between the halves of a pair.
-  if (i > 0 && i < a.length) {
-    const last = a.charCodeAt(i - 1);
-    if (last >= 0xd800 && last <= 0xdbff) i--;
-  }
-  return a.slice(0, i);
+  if (size > KV_MAX_VALUE_BYTES) throw tooLarge(key, "", size);
 }

@@ -32,7 +32,7 @@
  * @module
  */
 
-import { compareKeys, StorageError } from "../src/storage/driver.ts";
+import { compareKeys, type StorageError } from "../src/storage/driver.ts";
 import type {
   ListOptions,
   StorageDriver,
@@ -40,7 +40,7 @@ import type {
   StorageValue,
 } from "../src/storage/driver.ts";
 import { checkKey, checkListOptions } from "./_checks.ts";
-import { concatBytes } from "../src/_util/bytes.ts";
+import { bindingFailure, narrowListPrefix, oneChunkStream, readBounded } from "./_whole_values.ts";
 
 export type {
   ListOptions,
@@ -219,13 +219,7 @@ export class FastlyKvDriver implements StorageDriver {
    */
   async getStream(key: string): Promise<ReadableStream<Uint8Array> | undefined> {
     const bytes = await this.get(key);
-    if (bytes === undefined) return undefined;
-    return new ReadableStream<Uint8Array>({
-      start(controller): void {
-        if (bytes.byteLength > 0) controller.enqueue(bytes);
-        controller.close();
-      },
-    });
+    return bytes === undefined ? undefined : oneChunkStream(bytes);
   }
 
   /**
@@ -240,10 +234,11 @@ export class FastlyKvDriver implements StorageDriver {
     const stored = this.#check("put", key);
     let bytes: Uint8Array;
     if (value instanceof Uint8Array) {
-      this.#checkSize(key, value.byteLength, "");
+      if (value.byteLength > this.#maxValueBytes) throw this.#tooLarge(key, "", value.byteLength);
       bytes = value.slice();
     } else {
-      bytes = await this.#readBounded(key, value);
+      const max = this.#maxValueBytes;
+      bytes = await readBounded(value, max, () => this.#tooLarge(key, "more than ", max));
     }
     this.#assertOpen("put");
     try {
@@ -291,11 +286,7 @@ export class FastlyKvDriver implements StorageDriver {
     const { prefix, start, end, limit } = checkListOptions(options);
     if (limit === 0) return;
     if (start !== undefined && end !== undefined && compareKeys(start, end) >= 0) return;
-    let listPrefix = prefix;
-    if (start !== undefined && end !== undefined) {
-      const common = commonPrefix(start, end);
-      if (common.length > listPrefix.length && common.startsWith(listPrefix)) listPrefix = common;
-    }
+    const listPrefix = narrowListPrefix(prefix, start, end);
     const keys: string[] = [];
     let cursor: string | undefined;
     while (true) {
@@ -371,36 +362,12 @@ export class FastlyKvDriver implements StorageDriver {
     return stored;
   }
 
-  /** Throws when a value of `size` bytes is too large for the store. */
-  #checkSize(key: string, size: number, more: string, over = false): void {
-    if (over || size > this.#maxValueBytes) {
-      throw new RangeError(
-        `Cannot put key ${JSON.stringify(key)}: value exceeds the Fastly KV Store limit of ` +
-          `${this.#maxValueBytes} bytes, received ${more}${size}`,
-      );
-    }
-  }
-
-  /** Reads a stream whole, failing (and cancelling it) as soon as it passes the limit. */
-  async #readBounded(key: string, stream: ReadableStream<Uint8Array>): Promise<Uint8Array> {
-    const chunks: Uint8Array[] = [];
-    let length = 0;
-    const reader = stream.getReader();
-    try {
-      while (true) {
-        const { done, value } = await reader.read();
-        if (done) break;
-        length += value.byteLength;
-        if (length > this.#maxValueBytes) {
-          await reader.cancel().catch(() => {});
-          this.#checkSize(key, this.#maxValueBytes, "more than ", true);
-        }
-        chunks.push(value);
-      }
-    } finally {
-      reader.releaseLock();
-    }
-    return concatBytes(chunks);
+  /** The error of a value too large for the store. */
+  #tooLarge(key: string, more: string, size: number): RangeError {
+    return new RangeError(
+      `Cannot put key ${JSON.stringify(key)}: value exceeds the Fastly KV Store limit of ` +
+        `${this.#maxValueBytes} bytes, received ${more}${size}`,
+    );
   }
 }
 
@@ -418,23 +385,5 @@ function unescapeKey(stored: string): string {
 
 /** A store call that threw, as a {@linkcode StorageError}. */
 function storeFailure(op: string, key: string | undefined, error: unknown): StorageError {
-  const what = key === undefined ? "keys" : `key ${JSON.stringify(key)}`;
-  const reason = error instanceof Error ? error.message : String(error);
-  return new StorageError(`Cannot ${op} ${what}: the Fastly KV Store failed: ${reason}`, {
-    driver: "fastly_kv",
-    ...(key === undefined ? {} : { key }),
-    cause: error,
-  });
-}
-
-/** The longest common prefix of two strings, never splitting a surrogate pair. */
-function commonPrefix(a: string, b: string): string {
-  const n = Math.min(a.length, b.length);
-  let i = 0;
-  while (i < n && a.charCodeAt(i) === b.charCodeAt(i)) i++;
-  if (i > 0 && i < a.length) {
-    const last = a.charCodeAt(i - 1);
-    if (last >= 0xd800 && last <= 0xdbff) i--;
-  }
-  return a.slice(0, i);
+  return bindingFailure("fastly_kv", "the Fastly KV Store", op, key, error);
 }
