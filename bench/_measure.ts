@@ -90,6 +90,8 @@ export async function measure(
 export interface FixtureProcess {
   /** The URL it printed. */
   url: string;
+  /** Its process id (for {@linkcode processCpu}). */
+  pid: number;
   /** Stops it and waits for it to exit. */
   stop(): Promise<void>;
 }
@@ -118,6 +120,7 @@ export async function startFixture(module: string, args: string[]): Promise<Fixt
   if (!match) throw new Error(`unexpected fixture output: ${buffered}`);
   return {
     url: match[1]!,
+    pid: child.pid,
     async stop() {
       child.kill("SIGTERM");
       await child.status;
@@ -125,6 +128,88 @@ export async function startFixture(module: string, args: string[]): Promise<Fixt
       await child.stdout.cancel().catch(() => {});
     },
   };
+}
+
+/** A machine whose CPUs are busier than this share of its cores is loaded. */
+export const LOADED_SHARE = 0.25;
+
+/** How busy the CPUs were over a short window (see {@linkcode checkIdle}). */
+export interface IdleCheck {
+  /** Cores busy on average over the window (user, nice, system, irq, softirq, steal). */
+  busy: number;
+  /** Cores counted (the `cpuN` lines of `/proc/stat`). */
+  cores: number;
+  /** Whether `busy` exceeds {@linkcode LOADED_SHARE} of `cores`. */
+  loaded: boolean;
+  /** One line for a report: `1.62 of 2 cores busy over 1.0 s (loaded)`. */
+  text: string;
+}
+
+/** Total and idle jiffies of all CPUs, and the number of cores, from `/proc/stat`. */
+async function cpuTimes(): Promise<{ total: number; idle: number; cores: number }> {
+  const text = await Deno.readTextFile("/proc/stat");
+  const lines = text.split("\n");
+  const fields = lines[0]!.trim().split(/\s+/).slice(1).map(Number);
+  // user nice system idle iowait irq softirq steal (guest time is already in user).
+  const total = fields.slice(0, 8).reduce((sum, n) => sum + n, 0);
+  // Time waiting on I/O is idle CPU: the load average counts those tasks, which is why it
+  // sits near 2 on an idle VM whose kernel threads sleep in D state.
+  const idle = fields[3]! + fields[4]!;
+  const cores = lines.filter((line) => /^cpu\d+ /.test(line)).length;
+  return { total, idle, cores };
+}
+
+/**
+ * Measures how busy the CPUs are over `ms` (from `/proc/stat`, idle and I/O wait counted as
+ * idle), for the "machine was loaded" warning of the benches: busy above
+ * {@linkcode LOADED_SHARE} of the cores means loaded. Unlike the load average it is not
+ * raised by tasks sleeping uninterruptibly.
+ *
+ * @param ms The window, in ms.
+ * @returns The check, or `undefined` where `/proc/stat` cannot be read.
+ */
+export async function checkIdle(ms = 1000): Promise<IdleCheck | undefined> {
+  try {
+    const before = await cpuTimes();
+    const started = performance.now();
+    await new Promise((resolve) => setTimeout(resolve, ms));
+    const after = await cpuTimes();
+    const seconds = (performance.now() - started) / 1000;
+    const total = after.total - before.total;
+    const cores = after.cores || navigator.hardwareConcurrency;
+    const busyShare = total > 0 ? 1 - (after.idle - before.idle) / total : 0;
+    const busy = busyShare * cores;
+    const loaded = busyShare > LOADED_SHARE;
+    return {
+      busy,
+      cores,
+      loaded,
+      text: `${busy.toFixed(2)} of ${cores} cores busy over ${seconds.toFixed(1)} s` +
+        (loaded ? ` (loaded: above ${LOADED_SHARE * 100}%)` : ""),
+    };
+  } catch {
+    return undefined;
+  }
+}
+
+/** Clock ticks per second of `/proc/PID/stat` times (`getconf CLK_TCK`: 100 on Linux). */
+const CLOCK_TICKS = 100;
+
+/**
+ * The CPU time (user + system) a running process has used so far, from `/proc/PID/stat`, in
+ * seconds (10 ms resolution), or `NaN` where it cannot be read.
+ *
+ * @param pid The process id.
+ */
+export async function processCpu(pid: number): Promise<number> {
+  try {
+    const text = await Deno.readTextFile(`/proc/${pid}/stat`);
+    // The command name may hold spaces: the fields after it start past its `)`.
+    const fields = text.slice(text.lastIndexOf(")") + 2).split(" ");
+    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
+  } catch {
+    return NaN;
+  }
 }
 
 /** The median of some numbers. */

@@ -16,7 +16,9 @@
  *    full crawl's default of 100 a batch makes 45,000 items), then
  *    `cli.ts worker start --queue redis://... --no-auth --port 0 --until-idle --quiet
  *    --concurrency 16`; its CPU is the sum of the two processes and of the Redis server's own
- *    (`INFO cpu` before and after), its wall time the worker's;
+ *    (`INFO cpu` before and after), its wall time the worker's, and its processing span the
+ *    time from the first item taken to the last one done (BullMQ's `processedOn` and
+ *    `finishedOn` of the completed jobs: the workers' start and stop are outside it);
  * 3. two workers: the same enqueue, then two such `worker start` processes started together on
  *    the same queue and the same cache directory (both exit once nothing is queued or running);
  *    the wall time is the slower one's, CPU the sum of the three processes and Redis's, peak RSS
@@ -27,24 +29,31 @@
  * Each run gets a fresh `redis-server` (`tests/_support/redis.ts`, persistence off; install it
  * with `bash scripts/ensure_redis.sh`). Every process runs under `python3` (`subprocess.run`,
  * then `getrusage(RUSAGE_CHILDREN)`), so wall time, CPU time (user + sys) and peak memory (max
- * RSS) are measured the same way for all. One untimed floor pass warms the fixture; then each
- * run measures the four contenders (in a rotating order), 3 times (once with `--quick`), and the
- * medians are reported. After each run every cache is checked with `cache stats --json`: as many
- * packuments as names, and the same bytes as the direct path's cache, so no contender passes by
- * doing less.
+ * RSS) are measured the same way for all. The fixture's own CPU during each contender is read
+ * from `/proc/PID/stat` and reported beside it, not added to it (it stands for the remote
+ * registry), with the cores each fetching process kept busy (its CPU over its wall time): on
+ * two cores, what one worker, the fixture and Redis already use bounds what a second worker can
+ * add. One untimed floor pass warms the fixture; then each run measures the four contenders (in
+ * a rotating order), 3 times (once with `--quick`), and the medians are reported. After each run
+ * every cache is checked with `cache stats --json`: as many packuments as names, and the same
+ * bytes as the direct path's cache, so no contender passes by doing less.
  *
- * Goals: two worker processes reach at least 1.6x the items per second of one (worker wall
- * time; the enqueue, the same for both, is left out), and the one worker's CPU per item (enqueue,
- * worker and Redis) is at most 1.3x the direct path's. Exits 1 when one is missed or a check
- * fails. Scaling is only meaningful on an otherwise idle machine: the load average before and
- * after is printed, with a warning when it exceeds the number of cores.
+ * Goals: two worker processes reach at least 1.6x the items per second of one while processing
+ * (the same 4,000 names, over the processing span; the end-to-end ratio over the workers' wall
+ * time, their start and stop included, is printed beside it), and the one worker's CPU per item
+ * (everything: the enqueue process, the worker process from start to exit, and Redis) is at
+ * most 1.3x the direct path's (its one process, start to exit). Exits 1 when one is missed or a
+ * check fails. The figures are only meaningful on an otherwise idle machine: before each run
+ * and at the end, the CPUs' idle time over a second is read from `/proc/stat`, and a warning is
+ * printed when other work kept more than a quarter of the cores busy (the load average is not
+ * used: it counts tasks sleeping uninterruptibly, and sits near 2 on an idle VM).
  *
  * The planning table: for 4.5 million names at a registry rate limit of 50, 200 and 1,000
  * requests/s (one request per name), the worker processes, the 2-core machines and the hours a
- * full crawl needs. A worker process's rate is the smaller of 1 / (wall s per item of one worker)
- * and 1 / (marginal CPU s per item: the one worker's CPU, enqueue and Redis included, less that
- * of a `worker start --until-idle` on an empty queue, measured once per run); one process per
- * core; the rate limit binds once workers x that rate reach it.
+ * full crawl needs. A worker process's rate is the smaller of 1 / (processing span per item of
+ * one worker) and 1 / (marginal CPU s per item: the one worker's CPU, enqueue and Redis
+ * included, less that of a `worker start --until-idle` on an empty queue, measured once per
+ * run); one process per core; the rate limit binds once workers x that rate reach it.
  *
  * Run with `deno run -A bench/worker_redis.ts` (`deno task bench:worker-redis`), or add
  * `--quick`. The caches go to a temporary directory in the system's (`--dir DIR` for another
@@ -56,15 +65,20 @@
 import { parseArgs } from "node:util";
 import { dirname, join } from "node:path";
 import { fileURLToPath as fromFileUrl } from "node:url";
+import { Redis } from "ioredis";
 import { packageNameProblem } from "../src/npm/package_name.ts";
+import { DEFAULT_PREFIX, DEFAULT_QUEUE_NAME } from "../queues/bullmq.ts";
 import { type RedisServer, startRedis } from "../tests/_support/redis.ts";
 import {
+  checkIdle,
   ensureNames,
   type FixtureProcess,
+  type IdleCheck,
   measure,
   type Measurement,
   median,
   NAMES_FILE,
+  processCpu,
   ROOT,
   run,
   startFixture,
@@ -141,11 +155,31 @@ async function redisCpu(port: number): Promise<number> {
   }
 }
 
-async function loadAverage(): Promise<string> {
-  return await Deno.readTextFile("/proc/loadavg").then(
-    (text) => text.split(" ").slice(0, 3).join(" "),
-    () => "unknown",
-  );
+/**
+ * The span in which the items were processed, from BullMQ's own records: the first job's
+ * `processedOn` to the last one's `finishedOn`, in seconds (the workers' start and stop are
+ * outside it).
+ */
+async function processingSpan(url: string): Promise<number> {
+  const client = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 1 });
+  await client.connect();
+  try {
+    const key = `${DEFAULT_PREFIX}:${DEFAULT_QUEUE_NAME}`;
+    const ids = await client.zrange(`${key}:completed`, 0, -1);
+    const pipeline = client.pipeline();
+    for (const id of ids) pipeline.hmget(`${key}:${id}`, "processedOn", "finishedOn");
+    let first = Infinity;
+    let last = -Infinity;
+    for (const [error, fields] of (await pipeline.exec()) ?? []) {
+      if (error) throw error;
+      const [processedOn, finishedOn] = (fields as (string | null)[]).map(Number);
+      first = Math.min(first, processedOn!);
+      last = Math.max(last, finishedOn!);
+    }
+    return ids.length > 0 ? (last - first) / 1000 : NaN;
+  } finally {
+    client.disconnect();
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -161,14 +195,35 @@ interface Result {
   redis: number;
   /** The largest peak RSS of its processes, MiB. */
   rss: number;
+  /** CPU of each process that fetches (the workers, or the one process), seconds. */
+  fetchers: number[];
+  /** Wall time of each of them, seconds. */
+  fetcherWalls: number[];
+  /** The fixture's CPU meanwhile (not in `cpu`: the registry is not the user's), seconds. */
+  fixture: number;
+  /** For the workers, from the first item taken to the last one done (their start and stop
+   * left out), seconds; else `wall`. */
+  span: number;
+  /** For the workers, the enqueue process's share of `cpu`, seconds; else 0. */
+  enqueue: number;
 }
 
-function resultOf(ms: Measurement[], wall: number, redis = 0): Result {
+function resultOf(
+  ms: Measurement[],
+  wall: number,
+  fetchers: Measurement[],
+  redis = 0,
+): Result {
   return {
     wall,
     cpu: ms.reduce((sum, m) => sum + m.user + m.sys, 0) + redis,
     redis,
     rss: Math.max(...ms.map((m) => m.maxrss_kb)) / 1024,
+    fetchers: fetchers.map((m) => m.user + m.sys),
+    fetcherWalls: fetchers.map((m) => m.wall),
+    fixture: 0,
+    span: wall,
+    enqueue: 0,
   };
 }
 
@@ -179,7 +234,7 @@ async function bench(quick: boolean, dir: string | undefined): Promise<void> {
   const big = quick ? QUICK_BIG : FULL_BIG;
   const runs = quick ? 1 : FULL_RUNS;
   const batch = quick ? QUICK_BATCH : FULL_BATCH;
-  const loadBefore = await loadAverage();
+  const idleChecks: IdleCheck[] = [];
   const tmp = await Deno.makeTempDir({
     prefix: "all-docs-worker-redis-bench-",
     ...(dir !== undefined ? { dir } : {}),
@@ -199,6 +254,8 @@ async function bench(quick: boolean, dir: string | undefined): Promise<void> {
     all.length = 0;
     const namesFile = join(tmp, "names.json");
     await Deno.writeTextFile(namesFile, JSON.stringify(names));
+    const oneName = join(tmp, "one-name.json");
+    await Deno.writeTextFile(oneName, JSON.stringify(names.slice(0, 1)));
 
     fixture = await startFixture("tests/_support/registry_fixture.ts", [
       "--port",
@@ -253,15 +310,15 @@ async function bench(quick: boolean, dir: string | undefined): Promise<void> {
       ]);
       console.error(m.stdout);
       await Deno.remove(out, { recursive: true });
-      return resultOf([m], m.wall);
+      return resultOf([m], m.wall, [m]);
     };
-    const directRun = async (label: string, cacheDir: string): Promise<Result> => {
+    const directRun = async (label: string, cacheDir: string, list = namesFile) => {
       const m = await measure(
         tmp,
         label,
-        cli("packument", "fetch-list", namesFile, ...common(cacheDir), "--quiet"),
+        cli("packument", "fetch-list", list, ...common(cacheDir), "--quiet"),
       );
-      return resultOf([m], m.wall);
+      return resultOf([m], m.wall, [m]);
     };
     /** Enqueue, then `processes` workers started together; a fresh Redis for the run. */
     const workerRun = async (
@@ -287,11 +344,15 @@ async function bench(quick: boolean, dir: string | undefined): Promise<void> {
             ])),
         );
         const redisUsed = (await redisCpu(redis.port)) - cpuBefore;
-        return resultOf(
+        const result = resultOf(
           [enqueue, ...workers],
           Math.max(...workers.map((m) => m.wall)),
+          workers,
           redisUsed,
         );
+        result.span = await processingSpan(redis.url);
+        result.enqueue = enqueue.user + enqueue.sys;
+        return result;
       } finally {
         await redis.stop();
         redis = undefined;
@@ -307,7 +368,7 @@ async function bench(quick: boolean, dir: string | undefined): Promise<void> {
           redis.url,
           ...common(cacheDir),
         ]);
-        return resultOf([m], m.wall);
+        return resultOf([m], m.wall, [m]);
       } finally {
         await redis.stop();
         redis = undefined;
@@ -333,16 +394,23 @@ async function bench(quick: boolean, dir: string | undefined): Promise<void> {
 
     type Key = "floor" | "direct" | "one" | "two";
     const keys: Key[] = ["floor", "direct", "one", "two"];
-    const results: Record<Key | "idle", Result[]> = {
+    const results: Record<Key | "idle" | "directIdle", Result[]> = {
       floor: [],
       direct: [],
       one: [],
       two: [],
       idle: [],
+      directIdle: [],
     };
     const problems: string[] = [];
     const checked: string[] = [];
     for (let r = 0; r < runs; r++) {
+      // Idle CPU over a second before each run: other work on the machine skews every figure.
+      const check = await checkIdle();
+      if (check) {
+        idleChecks.push(check);
+        console.error(`before run ${r + 1}: ${check.text}`);
+      }
       const caches = {
         direct: await fresh("direct-cache"),
         one: await fresh("one-worker-cache"),
@@ -357,10 +425,15 @@ async function bench(quick: boolean, dir: string | undefined): Promise<void> {
       // Rotate the order, so no contender always runs on a machine another has just warmed.
       for (let k = 0; k < keys.length; k++) {
         const key = keys[(k + r) % keys.length]!;
-        results[key].push(await contenders[key]());
+        const fixtureBefore = await processCpu(fixture.pid);
+        const result = await contenders[key]();
+        result.fixture = (await processCpu(fixture.pid)) - fixtureBefore;
+        results[key].push(result);
       }
       const idleCache = await fresh("idle-cache");
       results.idle.push(await idleRun(`idle worker #${r + 1}`, idleCache));
+      // The direct path's fixed cost: its start and stop around a single name.
+      results.directIdle.push(await directRun(`direct, one name #${r + 1}`, idleCache, oneName));
       await Deno.remove(idleCache, { recursive: true });
       const direct = await stats(caches.direct);
       const one = await stats(caches.one);
@@ -384,13 +457,19 @@ async function bench(quick: boolean, dir: string | undefined): Promise<void> {
       for (const cache of Object.values(caches)) await Deno.remove(cache, { recursive: true });
     }
 
-    const med = (key: Key | "idle") => {
+    const med = (key: Key | "idle" | "directIdle") => {
       const rs = results[key];
       return {
         wall: median(rs.map((m) => m.wall)),
         cpu: median(rs.map((m) => m.cpu)),
         redis: median(rs.map((m) => m.redis)),
         rss: median(rs.map((m) => m.rss)),
+        fixture: median(rs.map((m) => m.fixture)),
+        span: median(rs.map((m) => m.span)),
+        // Cores each fetching process kept busy (its CPU over its wall time), per process.
+        busy: rs[0]!.fetchers.map((_, i) =>
+          median(rs.map((m) => m.fetchers[i]! / m.fetcherWalls[i]!))
+        ),
       };
     };
     const f = med("floor");
@@ -399,30 +478,46 @@ async function bench(quick: boolean, dir: string | undefined): Promise<void> {
     const two = med("two");
     const idle = med("idle");
     const n = names.length;
+    const directIdle = med("directIdle");
+    const enqueueCpu = median(results.one.map((m) => m.enqueue));
+    // Per item beyond each path's fixed cost (the processes' start and stop, and the enqueue's
+    // whole process): what a long crawl pays per name. Not the goal's measure, which is the
+    // whole run's CPU; printed beside it.
+    const marginalOne = (one.cpu - enqueueCpu - idle.cpu) / n;
+    const marginalDirect = (d.cpu - directIdle.cpu) / n;
     const x = (a: number, b: number) => `${(a / b).toFixed(2)}x`;
     const row = (label: string, m: typeof f) =>
       `| ${label} | ${m.wall.toFixed(2)} | ${(n / m.wall).toFixed(0)} | ${m.cpu.toFixed(2)} | ` +
       `${m.redis.toFixed(2)} | ${((m.cpu / n) * 1000).toFixed(2)} | ${m.rss.toFixed(0)} | ` +
-      `${x(m.cpu, d.cpu)} | ${x(m.cpu, f.cpu)} |`;
+      `${x(m.cpu, d.cpu)} | ${x(m.cpu, f.cpu)} | ${m.fixture.toFixed(2)} | ` +
+      `${m.busy.map((b) => b.toFixed(2)).join(" + ")} |`;
     const each = (key: Key) =>
       `${key}: ` +
       results[key].map((m) => `${m.wall.toFixed(2)} s wall / ${m.cpu.toFixed(2)} s CPU`)
         .join(", ");
-    const scaling = one.wall / two.wall;
+    // Items per second while the items are processed (BullMQ's records), the goal's measure;
+    // end to end (each process's start and stop included) beside it.
+    const scaling = one.span / two.span;
+    const scalingWall = one.wall / two.wall;
     const overhead = one.cpu / d.cpu;
     const scalingMet = scaling >= GOAL_SCALING;
     const overheadMet = overhead <= GOAL_OVERHEAD;
-    const loadAfter = await loadAverage();
+    const checkAfter = await checkIdle();
+    if (checkAfter) idleChecks.push(checkAfter);
     const cores = navigator.hardwareConcurrency;
-    const loaded = [loadBefore, loadAfter].some((l) => Number(l.split(" ")[0]) > cores);
+    const loaded = idleChecks.some((c) => c.loaded);
+    // What the two workers ran into: the cores they, the fixture and Redis kept busy.
+    const twoBusy = two.busy.reduce((sum, b) => sum + b, 0) + (two.fixture + two.redis) / two.wall;
+    // And what one worker already used: the cores left for a second bound the ratio.
+    const oneBusy = one.busy[0]! + (one.fixture + one.redis) / one.wall;
 
     // The planning figure: the marginal CPU per item of one worker (enqueue, worker and Redis,
     // less an idle worker's start and stop), one worker process per core, each doing the smaller
     // of the items/s measured and 1 / CPU per item; the rate limit binds beyond that.
     const cpuPerItem = (one.cpu > idle.cpu ? one.cpu - idle.cpu : one.cpu) / n;
-    const wallPerItem = one.wall / n;
+    const wallPerItem = one.span / n;
     const perWorker = Math.min(1 / wallPerItem, 1 / cpuPerItem);
-    const perMachine = Math.min(n / two.wall, CORES_PER_MACHINE * perWorker);
+    const perMachine = Math.min(n / two.span, CORES_PER_MACHINE * perWorker);
     const hours = (rate: number) => REGISTRY_NAMES / rate / 3600;
     const planning = [
       "| registry rate limit (requests/s) | worker processes | 2-core machines | hours for 4.5M names |",
@@ -442,25 +537,45 @@ async function bench(quick: boolean, dir: string | undefined): Promise<void> {
         `median of ${runs} run${runs === 1 ? "" : "s"}${quick ? " (--quick)" : ""}, ` +
         `files under ${dirname(tmp)}:`,
         "",
-        "| contender | wall s | items/s | CPU s | of which Redis s | CPU ms/item | peak RSS MB | CPU vs direct | CPU vs floor |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| contender | wall s | items/s | CPU s | of which Redis s | CPU ms/item | peak RSS MB | CPU vs direct | CPU vs floor | fixture CPU s | cores busy per process |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
         row("floor (fetch + writeFile)", f),
         row("direct: packument fetch-list", d),
         row("1 worker: enqueue + worker start --until-idle", one),
         row("2 workers: enqueue + 2 x worker start --until-idle", two),
         "",
-        "(wall s and items/s of the workers leave out the enqueue; their CPU includes it and Redis's)",
+        "(wall s and items/s of the workers leave out the enqueue; their CPU includes it and " +
+        "Redis's, not the fixture's, which stands for the remote registry; cores busy per " +
+        "process = its CPU / its wall time)",
+        `2 workers: the workers kept ${two.busy.map((b) => b.toFixed(2)).join(" and ")} cores ` +
+        `busy, the fixture ${(two.fixture / two.wall).toFixed(2)}, Redis ` +
+        `${(two.redis / two.wall).toFixed(2)}: ${twoBusy.toFixed(2)} of ${cores} cores; with 1 ` +
+        `worker, it, the fixture and Redis kept ${oneBusy.toFixed(2)} busy, so on ${cores} ` +
+        `cores 2 workers can do at most ${(cores / oneBusy).toFixed(2)}x the items/s of 1`,
         "Runs: " + keys.map(each).join("; "),
         ...checked,
-        `Load average before: ${loadBefore}, after: ${loadAfter} (${cores} cores)`,
+        "Idle CPU before each run and after (from /proc/stat): " +
+        (idleChecks.length > 0 ? idleChecks.map((c) => c.text).join("; ") : "unknown"),
         ...(loaded
           ? [
-            "WARNING: the machine was loaded (load average above its cores): scaling and CPU " +
-            "figures are not meaningful; re-measure on a quiet machine.",
+            "WARNING: the machine was loaded (other work kept more than a quarter of its cores " +
+            "busy): scaling and CPU figures are not meaningful; re-measure on a quiet machine.",
           ]
           : []),
-        `Goal: 2 workers at least ${GOAL_SCALING}x the items/s of 1: ${scaling.toFixed(2)}x ` +
+        `Processing span (the first item taken to the last one done, from BullMQ's records): ` +
+        `1 worker ${one.span.toFixed(2)} s (${(n / one.span).toFixed(0)} items/s), 2 workers ` +
+        `${two.span.toFixed(2)} s (${(n / two.span).toFixed(0)} items/s); end to end (the ` +
+        `workers' wall time, their start and stop included) 2 workers do ` +
+        `${scalingWall.toFixed(2)}x the items/s of 1`,
+        `Goal: 2 workers at least ${GOAL_SCALING}x the items/s of 1 while processing: ` +
+        `${scaling.toFixed(2)}x ` +
         `${scalingMet ? "MET" : "NOT MET"}${loaded ? " (loaded machine: not conclusive)" : ""}`,
+        `Fixed costs: the enqueue process ${enqueueCpu.toFixed(2)} s CPU, a worker's start and ` +
+        `stop ${idle.cpu.toFixed(2)} s, the direct path's start and stop (one name) ` +
+        `${directIdle.cpu.toFixed(2)} s; beyond them, per item: 1 worker ` +
+        `${(marginalOne * 1000).toFixed(2)} ms (Redis included), direct ` +
+        `${(marginalDirect * 1000).toFixed(2)} ms: ${(marginalOne / marginalDirect).toFixed(2)}x ` +
+        `(what a long crawl pays; the goal below counts the whole run)`,
         `Goal: 1 worker's CPU per item at most ${GOAL_OVERHEAD}x the direct path's: ` +
         `${overhead.toFixed(2)}x ${overheadMet ? "MET" : "NOT MET"}` +
         `${loaded ? " (loaded machine: not conclusive)" : ""}`,
@@ -468,9 +583,11 @@ async function bench(quick: boolean, dir: string | undefined): Promise<void> {
         `Planning, ${REGISTRY_NAMES.toLocaleString("en-US")} names, one request each: ` +
         `an idle worker's start and stop costs ${idle.cpu.toFixed(2)} s CPU, so the marginal ` +
         `cost is ${(cpuPerItem * 1000).toFixed(2)} ms CPU per item (1 worker, enqueue and Redis ` +
-        `included) and ${(wallPerItem * 1000).toFixed(2)} ms wall per item (1 worker, ` +
+        `included) and ${
+          (wallPerItem * 1000).toFixed(2)
+        } ms of processing span per item (1 worker, ` +
         `${CONCURRENCY} in flight); one worker process (one core) does ` +
-        `${perWorker.toFixed(0)} items/s (the smaller of 1 / wall and 1 / CPU per item); one ` +
+        `${perWorker.toFixed(0)} items/s (the smaller of 1 / span and 1 / CPU per item); one ` +
         `2-core machine ${perMachine.toFixed(0)} items/s (2 workers as measured, or 2 workers' ` +
         `worth if less). Workers = ceil(limit / per-worker rate), machines = ceil(workers / 2), ` +
         `hours = names / limit / 3600 (the limit binds once workers x per-worker rate reach it).`,

@@ -41,6 +41,10 @@ import { readNameListFile } from "./packument.ts";
 
 /** The port `worker start` listens on when `--port` is not given. */
 export const DEFAULT_WORKER_PORT = 5985;
+/** Keys a worker lists to seed its bloom filter before giving it up (as `packument fetch-list`). */
+const WORKER_BLOOM_SEED_LIMIT = 100_000;
+/** What a worker's bloom filter is sized for: the seed plus what it fetches over a long run. */
+const WORKER_BLOOM_ITEMS = WORKER_BLOOM_SEED_LIMIT + 1_000_000;
 /** Names per `packument` item `worker enqueue packuments` makes. */
 export const DEFAULT_BATCH_SIZE = 100;
 /** The most items in hand one worker process allows. */
@@ -353,7 +357,14 @@ async function workerStart(ctx: CommandContext): Promise<number> {
   const stop = new AbortController();
   const onSignal = () => stop.abort();
   try {
-    const cache = await Cache.open(driver, ctx.cacheOptions);
+    // As `packument fetch-list`: a bloom filter answers "not cached" for new names without a
+    // read (a read of a missing file costs about as much CPU as storing one). A name another
+    // process cached after this one listed the cache is fetched whole instead of revalidated;
+    // the cache stays exact either way. A cache of more keys than the seed limit goes without.
+    const cache = await Cache.open(driver, {
+      ...ctx.cacheOptions,
+      bloom: { seedLimit: WORKER_BLOOM_SEED_LIMIT, expectedItems: WORKER_BLOOM_ITEMS },
+    });
     engine = await ctx.openQueue(queue.kind, { path: kvPath(ctx), ...(redis ? { redis } : {}) });
     const worker = new Worker(engine, {
       handlers: workerHandlers({
