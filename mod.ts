@@ -97,6 +97,7 @@ export {
 
 // 2. Cache and storage
 export {
+  type BodyEncoding,
   Cache,
   type CacheEntry,
   type CacheEntryInfo,
@@ -106,6 +107,7 @@ export {
   type CacheStats,
   type Freshness,
   type GetOptions,
+  type PutOptions,
   type Sha256Hasher,
 } from "./src/storage/cache.ts";
 export {

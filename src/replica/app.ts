@@ -65,6 +65,7 @@ import { sha256 } from "@noble/hashes/sha2";
 import { sha256Integrity } from "../storage/integrity.ts";
 import { Lru } from "../_util/lru.ts";
 import type { Cache, CacheEntry, CacheEntryInfo } from "../storage/cache.ts";
+import { decodedSizeOf } from "../storage/entry.ts";
 import type { Clock } from "../clock.ts";
 import { packumentKey } from "../storage/keys.ts";
 import { type AllDocsQuery, AllDocsQueryError, parseAllDocsQuery } from "../couchdb/query.ts";
@@ -216,13 +217,13 @@ function etagMatches(header: string | undefined, etag: string): boolean {
 function conditional(
   c: Context,
   headers: Record<string, string>,
-  size: number,
+  size: number | undefined,
   body: () => BodyInit,
 ): Response {
   if (etagMatches(c.req.header("if-none-match"), headers.etag!)) {
     return new Response(null, { status: 304, headers });
   }
-  headers["content-length"] = String(size);
+  if (size !== undefined) headers["content-length"] = String(size);
   return new Response(c.req.method === "HEAD" ? null : body(), { status: 200, headers });
 }
 
@@ -421,7 +422,7 @@ export function createReplicaApp(options: ReplicaAppOptions): Hono {
       const checked = await cache.get(key, { verify: "before", corrupt: "throw" });
       if (!checked) return notFound();
     }
-    return conditional(c, headers, entry.info.size, () => entry.stream());
+    return conditional(c, headers, decodedSizeOf(entry.info), () => entry.stream());
   }
 
   return app;
