@@ -191,6 +191,7 @@ export async function main(argv: string[], runtime: CliRuntime): Promise<number>
       defaultQueue: runtime.defaultQueue ?? "memory",
       cacheOptions: {
         bloom: false,
+        storeEncoding: options.storeEncoding,
         ...(runtime.createHash ? { createHash: runtime.createHash } : {}),
         ...corruption.cacheOptions(),
       },
