@@ -86,6 +86,8 @@ export interface CliRuntime {
   defaultQueue?: Exclude<QueueKind, "redis">;
   /** The runtime's native incremental SHA-256, when it has one. */
   createHash?: () => Sha256Hasher;
+  /** The runtime's one-call gzip for bodies stored gzip (`CacheOptions.gzipSync`). */
+  gzipSync?: (bytes: Uint8Array) => Uint8Array;
 }
 
 /**
@@ -193,6 +195,7 @@ export async function main(argv: string[], runtime: CliRuntime): Promise<number>
         bloom: false,
         storeEncoding: options.storeEncoding,
         ...(runtime.createHash ? { createHash: runtime.createHash } : {}),
+        ...(runtime.gzipSync ? { gzipSync: runtime.gzipSync } : {}),
         ...corruption.cacheOptions(),
       },
       corruption,

@@ -29,7 +29,8 @@
 import type { ListOptions, StorageDriver } from "./driver.ts";
 import { type Clock, systemClock } from "../clock.ts";
 import { BloomFilter } from "../_util/bloom.ts";
-import { concatBytes, readAll } from "../_util/bytes.ts";
+import { readAll } from "../_util/bytes.ts";
+import { prepended, readPrefix, sameBytes, streamOf } from "./_streams.ts";
 import { randomHex } from "../_util/hex.ts";
 import { SingleFlight } from "../_util/single_flight.ts";
 import { BODY_PREFIX, CHECKPOINT_PREFIX, KEY_VERSION } from "./keys.ts";
@@ -92,6 +93,7 @@ export class Cache {
   #onCorrupt: ((key: string, reason: string) => void) | undefined;
   #dropCorrupt: boolean;
   #storeEncoding: BodyEncoding;
+  #gzipSync: ((bytes: Uint8Array) => Uint8Array) | undefined;
   #loads = new SingleFlight();
   #stats: CacheStats = { hits: 0, misses: 0, corrupt: 0, puts: 0, bloomNegatives: 0 };
 
@@ -123,6 +125,7 @@ export class Cache {
       );
     }
     this.#storeEncoding = storeEncoding;
+    this.#gzipSync = options.gzipSync;
     this.driver = driver;
     this.#seedLimit = seedLimit;
     this.clock = options.clock ?? systemClock;
@@ -380,7 +383,7 @@ export class Cache {
     const meta = () => typeof metadata === "function" ? metadata() : metadata;
     const fetchedAt = options.fetchedAt ?? this.clock.now();
     const store = options.encoding ?? "identity";
-    const given = options.bodyEncoding ?? "identity";
+    let given = options.bodyEncoding ?? "identity";
     if (!isBodyEncoding(store) || !isBodyEncoding(given)) {
       const [name, value] = isBodyEncoding(store) ? ["bodyEncoding", given] : ["encoding", store];
       throw new RangeError(
@@ -390,6 +393,23 @@ export class Cache {
       );
     }
     let decodedSize: (() => number) | undefined;
+    if (store === "gzip" && given === "identity" && this.#gzipSync) {
+      // A body up to WHOLE_GZIP_MAX is compressed in one call; a longer one streams below.
+      let whole: Uint8Array | undefined;
+      if (body instanceof Uint8Array) {
+        if (body.length <= WHOLE_GZIP_MAX) whole = body;
+      } else {
+        const prefix = await readPrefix(body, WHOLE_GZIP_MAX);
+        if (prefix.done) whole = prefix.head;
+        else body = prepended(prefix.head, prefix.reader);
+      }
+      if (whole) {
+        const size = whole.length;
+        decodedSize = () => size;
+        body = this.#gzipSync(whole);
+        given = "gzip";
+      }
+    }
     if (store !== given) {
       const source = body instanceof Uint8Array ? streamOf(body) : body;
       if (store === "gzip") {
@@ -413,23 +433,7 @@ export class Cache {
       const prefix = await readPrefix(body, this.#inlineMax);
       if (prefix.done) inline = prefix.head;
       else {
-        const { head, reader } = prefix;
-        let first = true;
-        bodyStream = new ReadableStream<Uint8Array>({
-          async pull(controller) {
-            if (first) {
-              first = false;
-              controller.enqueue(head);
-              return;
-            }
-            const { value, done } = await reader.read();
-            if (done) controller.close();
-            else controller.enqueue(value);
-          },
-          cancel(reason) {
-            return reader.cancel(reason);
-          },
-        });
+        bodyStream = prepended(prefix.head, prefix.reader);
       }
     }
     const previous = options.absent
@@ -636,47 +640,14 @@ export class Cache {
   }
 }
 
-/** Reads at most `limit + 1` bytes, returning them and a reader for the rest. */
-async function readPrefix(
-  stream: ReadableStream<Uint8Array>,
-  limit: number,
-): Promise<{ head: Uint8Array; done: boolean; reader: ReadableStreamDefaultReader<Uint8Array> }> {
-  const reader = stream.getReader();
-  const chunks: Uint8Array[] = [];
-  let length = 0;
-  while (length <= limit) {
-    const { value, done } = await reader.read();
-    if (done) {
-      return { head: concatBytes(chunks), done: true, reader };
-    }
-    chunks.push(value);
-    length += value.length;
-  }
-  return { head: concatBytes(chunks), done: false, reader };
-}
-
 const NOT_GZIP = "body is not valid gzip";
+
+/** The longest body `CacheOptions.gzipSync` compresses in one call. */
+const WHOLE_GZIP_MAX = 1024 * 1024;
 
 /** The error `get(key, { corrupt: "throw" })` throws. */
 function corruptError(key: string, reason: string): CacheIntegrityError {
   return new CacheIntegrityError(key, `Cache entry '${key}' is corrupt: ${reason}`);
-}
-
-/** Whether two byte arrays hold the same bytes. */
-function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
-}
-
-/** A stream of `bytes` in one chunk. */
-function streamOf(bytes: Uint8Array): ReadableStream<Uint8Array> {
-  return new ReadableStream<Uint8Array>({
-    start(controller) {
-      if (bytes.length > 0) controller.enqueue(bytes);
-      controller.close();
-    },
-  });
 }
 
 const VERSION_PART = new RegExp(`^${KEY_VERSION}:`);

@@ -5,6 +5,7 @@ import { decodeRecord, encodeRecord } from "../../src/storage/record.ts";
 import { BODY_PREFIX } from "../../src/storage/keys.ts";
 import { readAll } from "../../src/_util/bytes.ts";
 import { MemoryDriver } from "../../drivers/memory.ts";
+import { gzipSync } from "node:zlib";
 
 const KEY = "v1:packument:npm:6d73";
 const encoder = new TextEncoder();
@@ -141,4 +142,30 @@ Deno.test("Cache.refresh() keeps a gzip entry's encoding", async () => {
   const info = await cache.refresh(KEY, { etag: '"2"' });
   assert.equal(info?.encoding, "gzip");
   assert.deepEqual(await (await cache.get(KEY))!.bytes(), DOC);
+});
+
+Deno.test("Cache.open() gzipSync compresses bodies up to 1 MiB in one call, streams longer ones", async () => {
+  const calls: number[] = [];
+  const cache = await Cache.open(new MemoryDriver(), {
+    bloom: false,
+    gzipSync: (bytes) => {
+      calls.push(bytes.length);
+      return gzipSync(bytes, { level: 4 });
+    },
+  });
+  const big = encoder.encode(JSON.stringify({ pad: "abcdefgh".repeat(200_000) }));
+  for (const [key, body] of [["v1:packument:npm:61", DOC], ["v1:packument:npm:62", big]] as const) {
+    // Given as a stream of small chunks, as a response body is.
+    const chunks = Array.from(
+      { length: Math.ceil(body.length / 10_000) },
+      (_, i) => body.subarray(i * 10_000, (i + 1) * 10_000),
+    );
+    const info = await cache.put(key, ReadableStream.from(chunks), { status: 200 }, {
+      encoding: "gzip",
+    });
+    assert.equal(info.encoding, "gzip");
+    assert.equal(info.decodedSize, body.length);
+    assert.deepEqual(await (await cache.get(key))!.bytes(), body);
+  }
+  assert.deepEqual(calls, [DOC.length], "the 1.6 MB body streamed through CompressionStream");
 });
