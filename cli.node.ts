@@ -11,7 +11,7 @@
  */
 
 import { createHash } from "node:crypto";
-import { gzipSync as zlibGzipSync } from "node:zlib";
+import { gunzipSync as zlibGunzipSync, gzipSync as zlibGzipSync } from "node:zlib";
 import process from "node:process";
 import { setTimeout } from "node:timers";
 import { serve as nodeServe } from "@hono/node-server";
@@ -102,6 +102,7 @@ const status = setUpNetwork() ?? await main(process.argv.slice(2), {
   openQueue,
   createHash: () => createHash("sha256"),
   gzipSync,
+  gunzipSync,
 });
 // A closed stdout may have set 141 already (see cli/io.ts).
 process.exitCode = isStdoutClosed() ? STDOUT_CLOSED_STATUS : status;
@@ -114,5 +115,11 @@ setTimeout(() => process.exit(), 1000).unref();
  * packuments; level 1 is faster again but stores 0.114x). */
 function gzipSync(bytes: Uint8Array): Uint8Array {
   const out = zlibGzipSync(bytes, { level: 4 });
+  return new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
+}
+
+/** gunzip in one call (zlib), for bodies read whole. */
+function gunzipSync(bytes: Uint8Array): Uint8Array {
+  const out = zlibGunzipSync(bytes);
   return new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
 }

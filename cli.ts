@@ -5,7 +5,7 @@
  */
 
 import { createHash } from "node:crypto";
-import { gzipSync as zlibGzipSync } from "node:zlib";
+import { gunzipSync as zlibGunzipSync, gzipSync as zlibGzipSync } from "node:zlib";
 import process from "node:process";
 import { dirname } from "node:path";
 import { setTimeout } from "node:timers";
@@ -64,6 +64,7 @@ if (import.meta.main) {
     defaultQueue: "kv",
     createHash: () => createHash("sha256"),
     gzipSync,
+    gunzipSync,
   });
   // A closed stdout may have set 141 already (see cli/io.ts).
   process.exitCode = isStdoutClosed() ? STDOUT_CLOSED_STATUS : status;
@@ -77,5 +78,11 @@ if (import.meta.main) {
  * packuments; level 1 is faster again but stores 0.114x). */
 function gzipSync(bytes: Uint8Array): Uint8Array {
   const out = zlibGzipSync(bytes, { level: 4 });
+  return new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
+}
+
+/** gunzip in one call (zlib), for bodies read whole. */
+function gunzipSync(bytes: Uint8Array): Uint8Array {
+  const out = zlibGunzipSync(bytes);
   return new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
 }

@@ -88,6 +88,8 @@ export interface CliRuntime {
   createHash?: () => Sha256Hasher;
   /** The runtime's one-call gzip for bodies stored gzip (`CacheOptions.gzipSync`). */
   gzipSync?: (bytes: Uint8Array) => Uint8Array;
+  /** The runtime's one-call gunzip for bodies read whole (`CacheOptions.gunzipSync`). */
+  gunzipSync?: (bytes: Uint8Array) => Uint8Array;
 }
 
 /**
@@ -196,6 +198,7 @@ export async function main(argv: string[], runtime: CliRuntime): Promise<number>
         storeEncoding: options.storeEncoding,
         ...(runtime.createHash ? { createHash: runtime.createHash } : {}),
         ...(runtime.gzipSync ? { gzipSync: runtime.gzipSync } : {}),
+        ...(runtime.gunzipSync ? { gunzipSync: runtime.gunzipSync } : {}),
         ...corruption.cacheOptions(),
       },
       corruption,

@@ -94,6 +94,7 @@ export class Cache {
   #dropCorrupt: boolean;
   #storeEncoding: BodyEncoding;
   #gzipSync: ((bytes: Uint8Array) => Uint8Array) | undefined;
+  #gunzipSync: ((bytes: Uint8Array) => Uint8Array) | undefined;
   #loads = new SingleFlight();
   #stats: CacheStats = { hits: 0, misses: 0, corrupt: 0, puts: 0, bloomNegatives: 0 };
 
@@ -126,6 +127,7 @@ export class Cache {
     }
     this.#storeEncoding = storeEncoding;
     this.#gzipSync = options.gzipSync;
+    this.#gunzipSync = options.gunzipSync;
     this.driver = driver;
     this.#seedLimit = seedLimit;
     this.clock = options.clock ?? systemClock;
@@ -178,6 +180,19 @@ export class Cache {
    * write them pass it to {@linkcode Cache.put} as `encoding`. */
   get storeEncoding(): BodyEncoding {
     return this.#storeEncoding;
+  }
+
+  /**
+   * Decodes a whole gzip body held in memory (with the injected `gunzipSync` when there is one).
+   *
+   * @param bytes The gzip bytes.
+   * @returns The decoded bytes.
+   * @throws {TypeError} When the bytes are not gzip (with `DecompressionStream`; an injected
+   *   decoder throws its own error).
+   */
+  async gunzip(bytes: Uint8Array): Promise<Uint8Array> {
+    if (this.#gunzipSync) return this.#gunzipSync(bytes);
+    return await readAll(streamOf(bytes).pipeThrough(gunzipStream()));
   }
 
   /** Counters since the cache was opened. */
@@ -285,13 +300,14 @@ export class Cache {
       let whole = inline;
       if (gzip) {
         // Small enough to store inline: decoded (and so checked) whole, once.
+        let decoded: Uint8Array;
         try {
-          const decoded = await readAll(streamOf(inline).pipeThrough(gunzipStream()));
-          if (decode) whole = decoded;
-        } catch (error) {
-          if (!(error instanceof TypeError)) throw error;
+          decoded = await this.gunzip(inline);
+        } catch {
+          // The decoder's own error (web or injected): inline bytes have no other source.
           return await corrupt(NOT_GZIP);
         }
+        if (decode) whole = decoded;
       }
       this.#stats.hits++;
       return entryOf(info, () => streamOf(whole), whole);

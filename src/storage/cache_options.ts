@@ -52,6 +52,13 @@ export interface CacheOptions {
    * @default {undefined (CompressionStream)}
    */
   gzipSync?: (bytes: Uint8Array) => Uint8Array;
+  /**
+   * Decodes a whole gzip body in one call, for bodies read whole (stored inline, or by views):
+   * an entry point may pass its runtime's zlib (`gunzipSync` from `node:zlib`), several times
+   * faster than `DecompressionStream` on small bodies. It throws on bytes that are not gzip.
+   * @default {undefined (DecompressionStream)}
+   */
+  gunzipSync?: (bytes: Uint8Array) => Uint8Array;
 }
 
 /** Options for `Cache.put`. */

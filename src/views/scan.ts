@@ -13,8 +13,6 @@
 import type { Cache } from "../storage/cache.ts";
 import { CacheIntegrityError, integrityOf, type Sha256Hasher } from "../storage/integrity.ts";
 import { type DecodedRecord, decodeRecord } from "../storage/record.ts";
-import { gunzipStream } from "../storage/encoding.ts";
-import { readAll } from "../_util/bytes.ts";
 import { unhex } from "../storage/keys.ts";
 import { compileSelect, compileWhere, type Predicate } from "./expressions.ts";
 import { type RecordFormat, recordFormatter } from "./format.ts";
@@ -168,9 +166,7 @@ export async function readBody(
   }
   if (header.encoding !== "gzip") return body;
   try {
-    return await readAll(
-      new Blob([body as Uint8Array<ArrayBuffer>]).stream().pipeThrough(gunzipStream()),
-    );
+    return await cache.gunzip(body);
   } catch {
     // Not gzip after all: the cache reports it.
     return await readThroughCache(cache, key);
