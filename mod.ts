@@ -99,6 +99,7 @@ export {
 
 // 2. Cache and storage
 export {
+  type BodyEncoding,
   Cache,
   type CacheEntry,
   type CacheEntryInfo,
@@ -108,6 +109,7 @@ export {
   type CacheStats,
   type Freshness,
   type GetOptions,
+  type PutOptions,
   type Sha256Hasher,
 } from "./src/storage/cache.ts";
 export {

@@ -19,7 +19,12 @@
  *
  * Goals: the CLI's CPU time at most 2x the floor's, and at most 0.25x pacote's.
  *
- * Run with `deno run -A bench/fetch_list.ts`.
+ * The CLI runs twice per round: as it is (bodies stored gzip) and with `--store-encoding
+ * identity` (bodies stored as fetched, as before gzip storage). Goals of storing gzip: bytes
+ * stored at most 0.25x the documents' (`cache stats`), CPU at most 1.3x the identity run's.
+ *
+ * Run with `deno run -A bench/fetch_list.ts [--dir /dev/shm] [--runs N] [--no-pacote]`
+ * (`--dir`: where the caches go, tmpfs to keep disk noise out).
  *
  * @module
  */
@@ -74,7 +79,11 @@ const COUNT = 3_000;
 const STEP = 1_500;
 const BIG = 10;
 const CONCURRENCY = 32;
-const RUNS = 3;
+let RUNS = 3;
+let TMP_ROOT: string | undefined;
+let PACOTE = true;
+const GOAL_STORED = 0.25;
+const GOAL_GZIP_CPU = 1.3;
 const GOAL_VS_FLOOR = 2;
 const GOAL_VS_PACOTE = 0.25;
 
@@ -120,7 +129,10 @@ async function bench(): Promise<void> {
     console.error("installing pacote and p-limit into bench/peers/ ...");
     await run("npm", ["ci", "--no-audit", "--no-fund", "--prefix", PEERS_DIR]);
   }
-  const tmp = await Deno.makeTempDir({ prefix: "all-docs-fetch-bench-" });
+  const tmp = await Deno.makeTempDir({
+    prefix: "all-docs-fetch-bench-",
+    ...(TMP_ROOT ? { dir: TMP_ROOT } : {}),
+  });
   let fixture: FixtureProcess | undefined;
   try {
     const all: string[] = JSON.parse(await Deno.readTextFile(NAMES_FILE));
@@ -182,13 +194,55 @@ async function bench(): Promise<void> {
     const warm = await measure(tmp, "warm-up floor", floorCmd(await fresh("floor")));
     console.error(`${warm.stdout} (warm-up, ${warm.wall.toFixed(2)} s wall)`);
 
-    const results: Record<string, Measurement[]> = { floor: [], cli: [], pacote: [] };
+    const results: Record<string, Measurement[]> = {
+      floor: [],
+      cli: [],
+      cliIdentity: [],
+      pacote: [],
+    };
     const stored: number[] = [];
     let stats = "";
+    let identityStats = "";
     for (let r = 0; r < RUNS; r++) {
       const floorRun = await measure(tmp, `floor #${r + 1}`, floorCmd(await fresh("floor")));
       console.error(floorRun.stdout);
       results.floor!.push(floorRun);
+
+      const cliRun = (cacheDir: string, label: string, extra: string[]) =>
+        measure(tmp, label, [
+          deno,
+          "run",
+          "-A",
+          "cli.ts",
+          "packument",
+          "fetch-list",
+          namesFile,
+          "--registry",
+          registry,
+          "--cache-dir",
+          cacheDir,
+          "--storage",
+          "fs",
+          "--concurrency",
+          String(CONCURRENCY),
+          "--quiet",
+          ...extra,
+        ]);
+      const statsOf = async (cacheDir: string) => {
+        const statsOut = await new Deno.Command(deno, {
+          args: ["run", "-A", "cli.ts", "cache", "stats", "--json", "--cache-dir", cacheDir],
+          cwd: ROOT,
+          stdout: "piped",
+          stderr: "inherit",
+        }).output();
+        return new TextDecoder().decode(statsOut.stdout).trim();
+      };
+      const identityDir = await fresh("cli-identity-cache");
+      results.cliIdentity!.push(
+        await cliRun(identityDir, `cli identity #${r + 1}`, ["--store-encoding", "identity"]),
+      );
+      identityStats = await statsOf(identityDir);
+      await Deno.remove(identityDir, { recursive: true });
 
       const cacheDir = await fresh("cli-cache");
       const cli = await measure(tmp, `cli #${r + 1}`, [
@@ -221,6 +275,8 @@ async function bench(): Promise<void> {
       stored.push(types["packument"] ?? 0);
       console.error(`cache stats: ${stats}`);
 
+      await Deno.remove(cacheDir, { recursive: true });
+      if (!PACOTE) continue;
       const pacote = await measure(tmp, `pacote #${r + 1}`, [
         node,
         pacoteScript,
@@ -244,7 +300,11 @@ async function bench(): Promise<void> {
     };
     const f = med("floor");
     const c = med("cli");
-    const p = med("pacote");
+    const ci = med("cliIdentity");
+    const p = PACOTE ? med("pacote") : { wall: NaN, cpu: NaN, rss: NaN };
+    const last = JSON.parse(stats) as { bytes: number; decodedBytes: number };
+    const storedRatio = last.bytes / last.decodedBytes;
+    const gzipCpu = c.cpu / ci.cpu;
     const row = (label: string, m: typeof f) =>
       `| ${label} | ${m.wall.toFixed(2)} | ${m.cpu.toFixed(2)} | ${m.rss.toFixed(0)} | ` +
       `${(m.cpu / f.cpu).toFixed(2)}x | ${(m.cpu / p.cpu).toFixed(2)}x | ` +
@@ -264,14 +324,25 @@ async function bench(): Promise<void> {
         "| contender | wall s | CPU s | peak RSS MB | CPU vs floor | CPU vs pacote | wall vs floor |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
         row("floor (fetch + writeFile)", f),
-        row("cli.ts packument fetch-list", c),
+        row("cli.ts packument fetch-list (stored gzip)", c),
+        row("cli.ts packument fetch-list --store-encoding identity", ci),
         row("pacote.packument + p-limit (Node)", p),
         "",
-        "Runs: " + [all3("floor", "floor"), all3("cli", "cli"), all3("pacote", "pacote")]
-          .join("; "),
+        "Runs: " +
+        [
+          all3("floor", "floor"),
+          all3("cli", "cli"),
+          all3("cli identity", "cliIdentity"),
+          ...(PACOTE ? [all3("pacote", "pacote")] : []),
+        ].join("; "),
         `CLI stored packuments per run: ${stored.join(", ")} of ${names.length} ` +
         `${complete ? "OK" : "MISMATCH"}`,
         `Last cache stats: ${stats}`,
+        `Last cache stats (identity): ${identityStats}`,
+        `Goal: bytes stored at most ${GOAL_STORED}x the documents': ${storedRatio.toFixed(3)}x ` +
+        `(${last.bytes} of ${last.decodedBytes}) ${storedRatio <= GOAL_STORED ? "MET" : "NOT MET"}`,
+        `Goal: CLI CPU storing gzip at most ${GOAL_GZIP_CPU}x storing identity: ` +
+        `${gzipCpu.toFixed(2)}x ${gzipCpu <= GOAL_GZIP_CPU ? "MET" : "NOT MET"}`,
         `Goal: CLI CPU at most ${GOAL_VS_FLOOR}x the floor's: ${vsFloor.toFixed(2)}x ` +
         `${vsFloor <= GOAL_VS_FLOOR ? "MET" : "NOT MET"}`,
         `Goal: CLI CPU at most ${GOAL_VS_PACOTE}x pacote's: ${vsPacote.toFixed(2)}x ` +
@@ -294,9 +365,15 @@ if (import.meta.main) {
       registry: { type: "string" },
       names: { type: "string" },
       out: { type: "string" },
+      dir: { type: "string" },
+      runs: { type: "string" },
+      "no-pacote": { type: "boolean", default: false },
     },
     strict: true,
   });
+  TMP_ROOT = values.dir;
+  if (values.runs) RUNS = Number(values.runs);
+  PACOTE = !values["no-pacote"];
   if (values.floor) {
     if (!values.registry || !values.names || !values.out) {
       throw new Error("--floor needs --registry, --names and --out");

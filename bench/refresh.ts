@@ -13,7 +13,13 @@
  *
  * Goals: refresh within 1.5x the floor's wall time; peak memory under 300 MB.
  *
- * Run with `deno run -A bench/refresh.ts`, or add `--quick` for the first 500,000 names only.
+ * The refresh and create-index run twice: as they are (partition bodies stored gzip) and with
+ * `--store-encoding identity` (stored as fetched, as before gzip storage); `cache stats` gives
+ * the bytes stored for the decoded bytes. Goals of storing gzip: create-index at most 1.3x the
+ * identity run's time.
+ *
+ * Run with `deno run -A bench/refresh.ts`, or add `--quick` for the first 500,000 names only,
+ * `--dir /dev/shm` to keep the caches on tmpfs.
  * The names are installed with npm into `bench/names/node_modules` when missing.
  *
  * @module
@@ -114,9 +120,12 @@ async function countLines(file: string): Promise<number> {
   return lines;
 }
 
-async function bench(quick: boolean): Promise<void> {
+async function bench(quick: boolean, dir: string | undefined): Promise<void> {
   await ensureNames();
-  const tmp = await Deno.makeTempDir({ prefix: "all-docs-refresh-bench-" });
+  const tmp = await Deno.makeTempDir({
+    prefix: "all-docs-refresh-bench-",
+    ...(dir ? { dir } : {}),
+  });
   let fixture: FixtureProcess | undefined;
   try {
     let names: string[] = JSON.parse(await Deno.readTextFile(NAMES_FILE));
@@ -215,6 +224,39 @@ async function bench(quick: boolean): Promise<void> {
       indexFile,
     );
     const lines = await countLines(indexFile);
+    const statsOf = async (args: string[]) => {
+      const out = await new Deno.Command(Deno.execPath(), {
+        args: ["run", "-A", "cli.ts", "cache", "stats", "--json", ...args],
+        stdout: "piped",
+      }).output();
+      return JSON.parse(new TextDecoder().decode(out.stdout)) as {
+        bytes: number;
+        decodedBytes: number;
+      };
+    };
+    const gzipStats = await statsOf(global);
+    await Deno.remove(cacheDir, { recursive: true });
+    const identityGlobal = [...global, "--store-encoding", "identity"];
+    identityGlobal[1] = join(tmp, "cache-identity");
+    const refreshIdentity = await measure(tmp, "refresh identity", [
+      Deno.execPath(),
+      "run",
+      "-A",
+      "cli.ts",
+      "partition",
+      "refresh",
+      "--pivots",
+      pivotsFile,
+      ...identityGlobal,
+    ], refreshOut);
+    const indexIdentity = await measure(
+      tmp,
+      "create-index identity",
+      [Deno.execPath(), "run", "-A", "cli.ts", "cache", "create-index", ...identityGlobal],
+      indexFile,
+    );
+    const identityStats = await statsOf(identityGlobal);
+    await Deno.remove(identityGlobal[1]!, { recursive: true });
     const floorAfter = await runFloor("floor-2");
     const floorRun = floorBefore.wall <= floorAfter.wall ? floorBefore : floorAfter;
 
@@ -233,9 +275,20 @@ async function bench(quick: boolean): Promise<void> {
         "| --- | ---: | ---: | ---: | ---: |",
         row("floor, before refresh (fetch + write pages)", floorBefore),
         row("floor, after create-index", floorAfter),
-        row("partition refresh", refresh),
-        row("cache create-index", index),
+        row("partition refresh (stored gzip)", refresh),
+        row("cache create-index (stored gzip)", index),
+        row("partition refresh --store-encoding identity", refreshIdentity),
+        row("cache create-index (stored identity)", indexIdentity),
         "",
+        `Partition bytes stored: gzip ${gzipStats.bytes} for ${gzipStats.decodedBytes} decoded ` +
+        `(${(gzipStats.bytes / gzipStats.decodedBytes).toFixed(3)}x); identity ` +
+        `${identityStats.bytes}`,
+        `Goal: create-index stored gzip at most 1.3x stored identity: ` +
+        `${(index.wall / indexIdentity.wall).toFixed(2)}x wall, ` +
+        `${
+          ((index.user + index.sys) / (indexIdentity.user + indexIdentity.sys)).toFixed(2)
+        }x CPU ` +
+        `${index.wall / indexIdentity.wall <= 1.3 ? "MET" : "NOT MET"}`,
         `create-index lines: ${lines} (names: ${total}) ${lines === total ? "OK" : "MISMATCH"}`,
         `Goal: refresh within ${GOAL_RATIO}x the floor: ${ratio.toFixed(2)}x ` +
         `${ratio <= GOAL_RATIO ? "MET" : "NOT MET"}`,
@@ -255,6 +308,7 @@ if (import.meta.main) {
     args: Deno.args,
     options: {
       quick: { type: "boolean", default: false },
+      dir: { type: "string" },
       floor: { type: "boolean", default: false },
       origin: { type: "string" },
       pivots: { type: "string" },
@@ -268,6 +322,6 @@ if (import.meta.main) {
     }
     await floor(values.origin, values.pivots, values.out);
   } else {
-    await bench(values.quick);
+    await bench(values.quick, values.dir);
   }
 }

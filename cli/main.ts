@@ -92,6 +92,10 @@ export interface CliRuntime {
   defaultQueue?: Exclude<QueueKind, "redis">;
   /** The runtime's native incremental SHA-256, when it has one. */
   createHash?: () => Sha256Hasher;
+  /** The runtime's one-call gzip for bodies stored gzip (`CacheOptions.gzipSync`). */
+  gzipSync?: (bytes: Uint8Array) => Uint8Array;
+  /** The runtime's one-call gunzip for bodies read whole (`CacheOptions.gunzipSync`). */
+  gunzipSync?: (bytes: Uint8Array) => Uint8Array;
 }
 
 /**
@@ -198,7 +202,10 @@ export async function main(argv: string[], runtime: CliRuntime): Promise<number>
       defaultQueue: runtime.defaultQueue ?? "memory",
       cacheOptions: {
         bloom: false,
+        storeEncoding: options.storeEncoding,
         ...(runtime.createHash ? { createHash: runtime.createHash } : {}),
+        ...(runtime.gzipSync ? { gzipSync: runtime.gzipSync } : {}),
+        ...(runtime.gunzipSync ? { gunzipSync: runtime.gunzipSync } : {}),
         ...corruption.cacheOptions(),
       },
       corruption,

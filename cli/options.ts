@@ -43,6 +43,7 @@ export interface GlobalOptions {
   rateLimit: number;
   retries: number;
   timeout: number;
+  storeEncoding: "gzip" | "identity";
   json: boolean;
   quiet: boolean;
   progress: boolean;
@@ -59,6 +60,7 @@ export const GLOBAL_FLAGS = {
   "rate-limit": { type: "string" },
   retries: { type: "string" },
   timeout: { type: "string" },
+  "store-encoding": { type: "string" },
   json: { type: "boolean" },
   quiet: { type: "boolean" },
   progress: { type: "boolean" },
@@ -90,6 +92,9 @@ a flag wins over its variable, and a bad value is reported under the name it cam
   --retries N         retries per request (default 5), a     ALL_DOCS_RETRIES
                       body cut short included, with backoff
   --timeout MS        per-request timeout (default 30000)    ALL_DOCS_TIMEOUT
+  --store-encoding E  gzip | identity: how new packument and ALL_DOCS_STORE_ENCODING
+                      partition bodies are stored (default gzip, about a
+                      tenth of the bytes); both read back the same
   --json              machine-readable output; an error is also printed as
                       {"type":"error","message":...,"exitCode":N} on stdout
   --quiet             no progress output
@@ -370,6 +375,13 @@ export function resolveGlobalOptions(
     throw new UsageError("--quiet and --progress contradict each other: give one");
   }
   const cacheDir = setting("cache-dir", "ALL_DOCS_CACHE_DIR").value ?? defaultCacheDir();
+  const encodingSetting = setting("store-encoding", "ALL_DOCS_STORE_ENCODING");
+  const storeEncoding = encodingSetting.value ?? "gzip";
+  if (storeEncoding !== "gzip" && storeEncoding !== "identity") {
+    throw new UsageError(
+      `Invalid ${encodingSetting.source}: expected gzip or identity, received '${storeEncoding}'`,
+    );
+  }
   return {
     cacheDir,
     storage,
@@ -386,6 +398,7 @@ export function resolveGlobalOptions(
     rateLimit: integer(setting("rate-limit", "ALL_DOCS_RATE_LIMIT"), 0, 0),
     retries: integer(setting("retries", "ALL_DOCS_RETRIES"), 5, 0),
     timeout: integer(setting("timeout", "ALL_DOCS_TIMEOUT"), 30000, 1),
+    storeEncoding,
     json: values["json"] === true,
     quiet: values["quiet"] === true,
     progress: values["progress"] === true,

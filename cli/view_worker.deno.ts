@@ -8,6 +8,7 @@
  */
 
 import { createHash } from "node:crypto";
+import { gunzipSync } from "node:zlib";
 import { createStorageDriver, type StorageSettings } from "../drivers/select.deno.ts";
 import { serveViewWorker } from "../src/views/worker.ts";
 
@@ -24,6 +25,6 @@ serveViewWorker({
   },
 }, {
   openStorage: (settings) => createStorageDriver(settings as StorageSettings),
-  cacheOptions: { createHash: () => createHash("sha256") },
+  cacheOptions: { createHash: () => createHash("sha256"), gunzipSync },
   importModule: (specifier) => import(specifier),
 });

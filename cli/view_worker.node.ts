@@ -8,6 +8,7 @@
  */
 
 import { createHash } from "node:crypto";
+import { gunzipSync } from "node:zlib";
 import { parentPort } from "node:worker_threads";
 import { createStorageDriver, type StorageSettings } from "../drivers/select.node.ts";
 import { serveViewWorker } from "../src/views/worker.ts";
@@ -21,7 +22,7 @@ if (port) {
     },
   }, {
     openStorage: (settings) => createStorageDriver(settings as StorageSettings),
-    cacheOptions: { createHash: () => createHash("sha256") },
+    cacheOptions: { createHash: () => createHash("sha256"), gunzipSync },
     importModule: (specifier) => import(specifier),
   });
 }

@@ -6,6 +6,7 @@
  */
 
 import { Cache } from "../../src/storage/cache.ts";
+import { decodedSizeOf } from "../../src/storage/entry.ts";
 import type { StaleWrite, StorageDriver } from "../../src/storage/driver.ts";
 import { BODY_PREFIX, CHECKPOINT_PREFIX } from "../../src/storage/keys.ts";
 import { exportEntries } from "../../src/jobs/export.ts";
@@ -43,7 +44,12 @@ function keyType(key: string): string {
   return type === "partition" || type === "packument" || type === "corgi" ? type : "other";
 }
 
-/** `cache stats`: entries by type, body bytes, storage. */
+/** Stored bytes per decoded byte, to 3 places (1 for an empty cache). */
+function storedRatio(stored: number, decoded: number): number {
+  return decoded === 0 ? 1 : Math.round((stored / decoded) * 1000) / 1000;
+}
+
+/** `cache stats`: entries by type, body bytes (stored and decoded), storage. */
 async function cacheStats(ctx: CommandContext): Promise<number> {
   const driver = await ctx.openDriver("read");
   try {
@@ -51,6 +57,8 @@ async function cacheStats(ctx: CommandContext): Promise<number> {
     const types: Record<string, number> = { partition: 0, packument: 0, corgi: 0, other: 0 };
     let entries = 0;
     let bytes = 0;
+    let decodedBytes = 0;
+    let gzipEntries = 0;
     let bodies = 0;
     let checkpoints = 0;
     const progress = Progress.for(ctx.options);
@@ -68,6 +76,9 @@ async function cacheStats(ctx: CommandContext): Promise<number> {
       types[type] = (types[type] ?? 0) + 1;
       const info = await cache.info(key);
       bytes += info?.size ?? 0;
+      // A gzip body of unknown decoded size (none this version writes) counts as stored.
+      decodedBytes += (info && decodedSizeOf(info)) ?? info?.size ?? 0;
+      if (info?.encoding === "gzip") gzipEntries++;
       progress.update(`cache stats: ${entries} entries, ${formatBytes(bytes)}`);
     }
     const stale = await staleTemps(driver, false);
@@ -82,6 +93,9 @@ async function cacheStats(ctx: CommandContext): Promise<number> {
           entries,
           types,
           bytes,
+          decodedBytes,
+          ratio: storedRatio(bytes, decodedBytes),
+          gzipEntries,
           separateBodies: bodies,
           checkpoints,
           staleTempFiles,
@@ -93,7 +107,10 @@ async function cacheStats(ctx: CommandContext): Promise<number> {
           `storage          ${storage.kind} (${storage.location})`,
           `entries          ${entries}`,
           ...Object.entries(types).map(([t, n]) => `  ${t.padEnd(15)}${n}`),
-          `body bytes       ${bytes} (${formatBytes(bytes)})`,
+          `body bytes       ${bytes} (${formatBytes(bytes)}) stored`,
+          `decoded bytes    ${decodedBytes} (${formatBytes(decodedBytes)}), stored ${
+            storedRatio(bytes, decodedBytes)
+          }x of it; ${gzipEntries} gzip entries`,
           `separate bodies  ${bodies}`,
           `checkpoint keys  ${checkpoints}`,
           `stale temp files ${stale.length} (${formatBytes(staleBytes)})`,

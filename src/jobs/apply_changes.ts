@@ -377,7 +377,7 @@ async function rewrite(
       contentType: info.contentType ?? "application/x-ndjson",
       representation: info.representation ?? "partition",
       ...(info.count !== undefined ? { count: info.count + counts.added - counts.removed } : {}),
-    }), { fetchedAt: info.fetchedAt });
+    }), { fetchedAt: info.fetchedAt, encoding: cache.storeEncoding });
   } catch (error) {
     // The old body broke its integrity while streaming: the cache reported it and kept (or
     // dropped) the entry; the put left nothing behind.

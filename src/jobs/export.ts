@@ -13,6 +13,7 @@
  */
 
 import type { Cache, CacheEntry } from "../storage/cache.ts";
+import { decodedSizeOf } from "../storage/entry.ts";
 import { KEY_VERSION, keyPrefix, parseKey, PARTITION_PREFIX } from "../storage/keys.ts";
 import { PatchedPartitions } from "../couchdb/patched_partitions.ts";
 
@@ -138,7 +139,7 @@ export function exportEntries(
         const body = entry.info.representation === "partition" ||
             next.value.startsWith(PARTITION_PREFIX)
           ? (await patches.body(next.value, entry)).pipeThrough(partitionArray())
-          : entry.info.size === 0
+          : decodedSizeOf(entry.info) === 0
           ? new Response("null").body!
           : entry.stream().pipeThrough(oneLine());
         current = body.getReader();

@@ -28,6 +28,7 @@
  */
 
 import type { Cache, CacheEntryInfo } from "../storage/cache.ts";
+import { decodedSizeOf } from "../storage/entry.ts";
 import { ageSeconds } from "../storage/freshness.ts";
 import { StorageError } from "../storage/driver.ts";
 import { type HttpClient, HttpError } from "../http/client.ts";
@@ -177,7 +178,12 @@ export function fetchPackument(
       return { name, outcome: cachedOutcome(info), bytes: 0 };
     }
     const url = `${target.url}${encodePackageName(name)}`;
-    const headers: Record<string, string> = { accept: ACCEPT[representation] };
+    // gzip asked for: fewer bytes on the wire. `fetch` decodes it (Deno and Node alike, even
+    // when the caller sets Accept-Encoding itself), so the body is compressed again to store.
+    const headers: Record<string, string> = {
+      accept: ACCEPT[representation],
+      "accept-encoding": "gzip",
+    };
     if (target.token) {
       headers["authorization"] = `${target.scheme ?? "Bearer"} ${target.token}`;
     }
@@ -245,7 +251,7 @@ export function fetchPackument(
           cacheControl: `max-age=${options.notFoundMaxAge ?? 300}`,
           contentType: (json ? response.headers.get("content-type") : null) ?? "application/json",
           representation,
-        }, { absent: info === undefined });
+        }, { absent: info === undefined, encoding: cache.storeEncoding });
         return { name, outcome: "not-found", bytes: body.length };
       }
       if (response.status !== 200 || !response.body) {
@@ -289,8 +295,8 @@ export function fetchPackument(
           representation,
           ...(rev ? { rev } : {}),
         };
-      }, { absent: info === undefined });
-      return { name, outcome: "fetched", bytes: stored.size };
+      }, { absent: info === undefined, encoding: cache.storeEncoding });
+      return { name, outcome: "fetched", bytes: decodedSizeOf(stored) ?? stored.size };
     }
   });
 }

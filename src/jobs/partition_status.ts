@@ -8,6 +8,7 @@
 import type { StorageDriver } from "../storage/driver.ts";
 import { compareKeys } from "../storage/driver.ts";
 import type { Cache } from "../storage/cache.ts";
+import { decodedSizeOf } from "../storage/entry.ts";
 import { Checkpoint, listPartitionSets, type PartitionStatus } from "../storage/checkpoint.ts";
 import { keyPrefix, parseKey } from "../storage/keys.ts";
 import { partitionSetId, rangesFromPivots, validatePivots } from "../couchdb/pivots.ts";
@@ -166,7 +167,7 @@ export interface CachedPartition {
   endKey: string;
   /** Rows in the range. */
   rows: number;
-  /** Body bytes. */
+  /** Body bytes: the decoded document's, however it is stored. */
   bytes: number;
   /** When the range was fetched or last revalidated (ms since the epoch). */
   fetchedAt: number;
@@ -218,7 +219,7 @@ export async function listCachedPartitions(
       startKey: parts.startKey,
       endKey: parts.endKey,
       rows: info.count ?? 0,
-      bytes: info.size,
+      bytes: decodedSizeOf(info) ?? info.size,
       fetchedAt: info.fetchedAt,
     });
   }

@@ -118,6 +118,6 @@ export async function refreshRange(
     representation: "partition",
     count: rows,
     ...(pages <= 1 && read.etag ? { etag: read.etag } : {}),
-  }));
+  }), { encoding: cache.storeEncoding });
   return { rows, unchanged: false };
 }

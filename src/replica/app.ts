@@ -32,7 +32,13 @@
  *     checks such a body before answering, so it answers 500 where GET would fail. `Content-Type` is the one
  *     stored (else the representation's type), `ETag` is the strong `"sha256-..."` integrity of
  *     the bytes sent (of the derived body for a derived document), `Cache-Control: public,
- *     max-age=300`, `Vary: Accept`; a matching `If-None-Match` answers 304 without a body.
+ *     max-age=300`, `Vary: Accept, Accept-Encoding`; a matching `If-None-Match` answers 304
+ *     without a body.
+ *   - Encoding: a body stored gzip goes as stored, with `Content-Encoding: gzip`, to a client
+ *     whose `Accept-Encoding` takes gzip (npm's CLI and pacote do): nothing is decoded or
+ *     encoded again. A client that does not take gzip gets it decoded, under the ETag
+ *     `"sha256-....identity"` (another representation, so another strong ETag). A body stored
+ *     identity goes as it is to every client.
  *   - Tarballs are out of scope: `dist.tarball` still points at the origin the document came
  *     from, so installs fetch tarballs there (or from whatever the client maps them to). npm
  *     rewrites tarball URLs onto the registry it is configured with, so a tarball path
@@ -65,6 +71,7 @@ import { sha256 } from "@noble/hashes/sha2";
 import { sha256Integrity } from "../storage/integrity.ts";
 import { Lru } from "../_util/lru.ts";
 import type { Cache, CacheEntry, CacheEntryInfo } from "../storage/cache.ts";
+import { decodedSizeOf } from "../storage/entry.ts";
 import type { Clock } from "../clock.ts";
 import { packumentKey } from "../storage/keys.ts";
 import { type AllDocsQuery, AllDocsQueryError, parseAllDocsQuery } from "../couchdb/query.ts";
@@ -179,10 +186,36 @@ function packumentHeaders(
     "content-type": contentType,
     etag,
     "cache-control": CACHE_CONTROL,
-    vary: "Accept",
+    vary: "Accept, Accept-Encoding",
   };
   if (info?.lastModified) headers["last-modified"] = info.lastModified;
   return headers;
+}
+
+/**
+ * Whether an `Accept-Encoding` header accepts gzip: `gzip` or `*` with a non-zero `q` (and no
+ * `gzip;q=0` when `*` is what accepts it).
+ *
+ * @param header The header value, if any.
+ * @returns `true` when a gzip body may be sent.
+ *
+ * @example
+ * ```ts
+ * import { acceptsGzip } from "./app.ts";
+ * console.assert(acceptsGzip("gzip,deflate") && !acceptsGzip("gzip;q=0, *"));
+ * ```
+ */
+export function acceptsGzip(header: string | undefined): boolean {
+  if (!header) return false;
+  let star = false;
+  for (const part of header.split(",")) {
+    const [coding = "", ...params] = part.split(";").map((s) => s.trim().toLowerCase());
+    const q = params.find((p) => p.startsWith("q="));
+    const accepted = q === undefined || Number(q.slice(2)) > 0;
+    if (coding === "gzip" || coding === "x-gzip") return accepted;
+    if (coding === "*") star = accepted;
+  }
+  return star;
 }
 
 /** Which stored entry answers an abbreviated request: the more recently fetched one. */
@@ -216,14 +249,19 @@ function etagMatches(header: string | undefined, etag: string): boolean {
 function conditional(
   c: Context,
   headers: Record<string, string>,
-  size: number,
+  size: number | undefined,
   body: () => BodyInit,
 ): Response {
   if (etagMatches(c.req.header("if-none-match"), headers.etag!)) {
     return new Response(null, { status: 304, headers });
   }
-  headers["content-length"] = String(size);
-  return new Response(c.req.method === "HEAD" ? null : body(), { status: 200, headers });
+  if (size !== undefined) headers["content-length"] = String(size);
+  // A body already encoded: Cloudflare Workers would encode it again without `encodeBody:
+  // "manual"` (other runtimes ignore the field).
+  const init = headers["content-encoding"]
+    ? { status: 200, headers, encodeBody: "manual" }
+    : { status: 200, headers };
+  return new Response(c.req.method === "HEAD" ? null : body(), init);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -376,11 +414,14 @@ export function createReplicaApp(options: ReplicaAppOptions): Hono {
     // A corrupt entry throws (500 from onError). A body stored apart streams as it is checked
     // and errors the response at its end when wrong; HEAD, which sends no body, checks it
     // before answering 200 (see stored()).
-    const read = { verify: "while", corrupt: "throw" } as const;
+    // A client that takes gzip gets a gzip body as stored (no decoding); the others the decoded
+    // document.
+    const decode = !acceptsGzip(c.req.header("accept-encoding"));
+    const read = { verify: "while", corrupt: "throw", decode } as const;
     if (!acceptsAbbreviated(c.req.header("accept"))) {
       const entry = await cache.get(fullKey, read);
       if (!entry || entry.info.status !== 200) return notFound();
-      return await stored(c, fullKey, entry, FULL_MEDIA_TYPE);
+      return await stored(c, fullKey, entry, FULL_MEDIA_TYPE, decode);
     }
     const [corgi, fullInfo] = await Promise.all([
       cache.get(packumentKey(origin, name, "abbreviated"), read),
@@ -388,10 +429,11 @@ export function createReplicaApp(options: ReplicaAppOptions): Hono {
     ]);
     const pick = pickAbbreviated(corgi, fullInfo);
     if (pick === "corgi") {
-      return await stored(c, packumentKey(origin, name, "abbreviated"), corgi!, CORGI_MEDIA_TYPE);
+      const corgiKey = packumentKey(origin, name, "abbreviated");
+      return await stored(c, corgiKey, corgi!, CORGI_MEDIA_TYPE, decode);
     }
     if (pick === "none") return notFound();
-    const full = await cache.get(fullKey, read);
+    const full = await cache.get(fullKey, { ...read, decode: true });
     if (!full || full.info.status !== 200) return notFound();
     const integrity = full.info.integrity;
     let item = derived.get(integrity);
@@ -413,15 +455,24 @@ export function createReplicaApp(options: ReplicaAppOptions): Hono {
     key: string,
     entry: CacheEntry,
     fallbackType: string,
+    decoding: boolean,
   ): Promise<Response> {
-    const etag = `"${entry.info.integrity}"`;
-    const headers = packumentHeaders(etag, entry.info.contentType ?? fallbackType, entry.info);
+    const { info } = entry;
+    // The entry was read decoded unless the client takes gzip: a gzip body then goes as stored.
+    const gzipped = info.encoding === "gzip" && !decoding;
+    // The stored bytes' integrity; a gzip body sent decoded is another representation.
+    const etag = info.encoding === "gzip" && !gzipped
+      ? `"${info.integrity}.identity"`
+      : `"${info.integrity}"`;
+    const headers = packumentHeaders(etag, info.contentType ?? fallbackType, info);
+    if (gzipped) headers["content-encoding"] = "gzip";
     if (c.req.method === "HEAD" && !etagMatches(c.req.header("if-none-match"), etag)) {
       // No body to abort: check it now, so that HEAD fails where GET would.
       const checked = await cache.get(key, { verify: "before", corrupt: "throw" });
       if (!checked) return notFound();
     }
-    return conditional(c, headers, entry.info.size, () => entry.stream());
+    const size = gzipped ? info.size : decodedSizeOf(info);
+    return conditional(c, headers, size, () => entry.stream());
   }
 
   return app;

@@ -9,6 +9,13 @@
  * and a refresh of one key in two handles leave an entry that reads and verifies in any order
  * (see {@linkcode Cache.refresh}).
  *
+ * A body is stored as it is (`identity`) or gzipped (`gzip`, `CompressionStream`), as each put
+ * says; the jobs that write packuments and partitions use the cache's `storeEncoding` (gzip
+ * unless told otherwise). The record keeps the encoding beside the integrity and size of the
+ * stored bytes; a read hands out the decoded document (streamed through `DecompressionStream`,
+ * never whole in memory unless the body is stored inline) unless it asks for the stored bytes
+ * (`decode: false`). A gzip body that does not decode is corrupt, as one that does not hash.
+ *
  * Integrity (`sha256-<base64>`, the Subresource Integrity form) is verified on every read: a
  * corrupt or incomplete entry is reported (`onCorrupt`, `stats.corrupt`) and treated as a miss,
  * never returned; a body found corrupt while it streams errors the stream and is reported the
@@ -22,12 +29,20 @@
 import type { ListOptions, StorageDriver } from "./driver.ts";
 import { type Clock, systemClock } from "../clock.ts";
 import { BloomFilter } from "../_util/bloom.ts";
-import { concatBytes } from "../_util/bytes.ts";
+import { readAll } from "../_util/bytes.ts";
+import { prepended, readPrefix, sameBytes, streamOf } from "./_streams.ts";
 import { randomHex } from "../_util/hex.ts";
 import { SingleFlight } from "../_util/single_flight.ts";
 import { BODY_PREFIX, CHECKPOINT_PREFIX, KEY_VERSION } from "./keys.ts";
 import { type CacheEntry, type CacheEntryInfo, type CacheMetadata, entryOf } from "./entry.ts";
 import { CorruptEntry, decodeRecord, encodeRecord, infoOf, type RecordHeader } from "./record.ts";
+import {
+  type BodyEncoding,
+  counting,
+  gunzipStream,
+  gzipStream,
+  isBodyEncoding,
+} from "./encoding.ts";
 import { type Freshness, freshness } from "./freshness.ts";
 import {
   CacheIntegrityError,
@@ -42,71 +57,9 @@ import {
 export type { CacheEntry, CacheEntryInfo, CacheMetadata } from "./entry.ts";
 export { ageSeconds, type Freshness, freshness, maxAgeSeconds } from "./freshness.ts";
 export { CacheIntegrityError, type Sha256Hasher } from "./integrity.ts";
-
-/** Options for {@linkcode Cache.open}. */
-export interface CacheOptions {
-  /** The clock for fetch times and freshness.
-   * @default {systemClock} */
-  clock?: Clock;
-  /** Bodies up to this many bytes are stored inside the entry record.
-   * @default {65536} */
-  inlineMax?: number;
-  /** Freshness lifetime for entries whose `Cache-Control` gives none, in milliseconds.
-   * @default {0} */
-  defaultMaxAgeMs?: number;
-  /** Bloom filter sizing, or `false` to go without one. Seeding lists every stored key; past
-   * `seedLimit` keys it stops and the cache goes without a filter (on a large cache most keys
-   * asked for are present, so the filter would save little and cost a long listing).
-   * @default {{ expectedItems: 1_000_000, falsePositiveRate: 0.01, seedLimit: Infinity }} */
-  bloom?: false | { expectedItems?: number; falsePositiveRate?: number; seedLimit?: number };
-  /** Called for each corrupt entry found on a read (once per read that finds it). */
-  onCorrupt?: (key: string, reason: string) => void;
-  /** Removes a corrupt entry when a read finds it, unless another writer replaced it since
-   * (`cache verify` leaves them, to list them).
-   * @default {false} */
-  dropCorrupt?: boolean;
-  /**
-   * Makes an incremental SHA-256 for bodies that stream. Web standards have no incremental
-   * digest, so the default is `@noble/hashes`' SHA-256 in pure JavaScript; an entry point may
-   * pass its runtime's native hash (`() => createHash("sha256")` from `node:crypto` on Deno and
-   * Node, several times faster).
-   * @default {() => sha256.create()}
-   */
-  createHash?: () => Sha256Hasher;
-}
-
-/** Options for {@linkcode Cache.get}. */
-export interface GetOptions {
-  /**
-   * When to verify a body that is stored apart from its header: `before` reads it once to
-   * check it before returning the entry; `while` checks as the body streams and errors the
-   * stream at its end, withholding the last chunk, when the bytes are wrong.
-   * @default {"before"}
-   */
-  verify?: "before" | "while";
-  /**
-   * What a corrupt entry found before the entry is returned gives: `miss` answers `undefined`,
-   * as for an absent one; `throw` throws a {@linkcode CacheIntegrityError}, so a caller can
-   * tell the two apart. It is reported (`onCorrupt`) either way.
-   * @default {"miss"}
-   */
-  corrupt?: "miss" | "throw";
-}
-
-/** Counters kept by a cache. */
-export interface CacheStats {
-  /** Reads that found a valid entry. */
-  hits: number;
-  /** Reads that found nothing (including corrupt entries). */
-  misses: number;
-  /** Corrupt entries found. */
-  corrupt: number;
-  /** Entries written. */
-  puts: number;
-  /** `has()` and `info(key, { absentIfUnseen: true })` calls answered by the bloom filter
-   * alone. */
-  bloomNegatives: number;
-}
+export type { BodyEncoding } from "./encoding.ts";
+export type { CacheOptions, CacheStats, GetOptions, PutOptions } from "./cache_options.ts";
+import type { CacheOptions, CacheStats, GetOptions, PutOptions } from "./cache_options.ts";
 
 /**
  * HTTP-style cache entries over a {@linkcode StorageDriver}.
@@ -139,6 +92,9 @@ export class Cache {
   #seeded: Promise<void> = Promise.resolve();
   #onCorrupt: ((key: string, reason: string) => void) | undefined;
   #dropCorrupt: boolean;
+  #storeEncoding: BodyEncoding;
+  #gzipSync: ((bytes: Uint8Array) => Uint8Array) | undefined;
+  #gunzipSync: ((bytes: Uint8Array) => Uint8Array) | undefined;
   #loads = new SingleFlight();
   #stats: CacheStats = { hits: 0, misses: 0, corrupt: 0, puts: 0, bloomNegatives: 0 };
 
@@ -161,6 +117,17 @@ export class Cache {
         `Cannot open cache: 'bloom.seedLimit' must be a non-negative integer or Infinity, received ${seedLimit}`,
       );
     }
+    const storeEncoding = options.storeEncoding ?? "gzip";
+    if (!isBodyEncoding(storeEncoding)) {
+      throw new RangeError(
+        `Cannot open cache: 'storeEncoding' must be "identity" or "gzip", received ${
+          JSON.stringify(storeEncoding)
+        }`,
+      );
+    }
+    this.#storeEncoding = storeEncoding;
+    this.#gzipSync = options.gzipSync;
+    this.#gunzipSync = options.gunzipSync;
     this.driver = driver;
     this.#seedLimit = seedLimit;
     this.clock = options.clock ?? systemClock;
@@ -207,6 +174,25 @@ export class Cache {
       cache.#seeded.catch(() => {});
     }
     return await Promise.resolve(cache);
+  }
+
+  /** How packument and partition bodies are stored (the `storeEncoding` option): the jobs that
+   * write them pass it to {@linkcode Cache.put} as `encoding`. */
+  get storeEncoding(): BodyEncoding {
+    return this.#storeEncoding;
+  }
+
+  /**
+   * Decodes a whole gzip body held in memory (with the injected `gunzipSync` when there is one).
+   *
+   * @param bytes The gzip bytes.
+   * @returns The decoded bytes.
+   * @throws {TypeError} When the bytes are not gzip (with `DecompressionStream`; an injected
+   *   decoder throws its own error).
+   */
+  async gunzip(bytes: Uint8Array): Promise<Uint8Array> {
+    if (this.#gunzipSync) return this.#gunzipSync(bytes);
+    return await readAll(streamOf(bytes).pipeThrough(gunzipStream()));
   }
 
   /** Counters since the cache was opened. */
@@ -286,7 +272,8 @@ export class Cache {
    * Reads a verified entry.
    *
    * @param key The entry key.
-   * @param options When to verify a separately stored body, and what corruption gives.
+   * @param options When to verify a separately stored body, what corruption gives, and whether
+   *   to decode a compressed body.
    * @returns The entry, or `undefined` when absent or corrupt (corruption is reported).
    * @throws {CacheIntegrityError} When the entry is corrupt and `corrupt` is `throw`.
    */
@@ -304,12 +291,25 @@ export class Cache {
       if (raise) throw corruptError(key, reason);
       return undefined;
     };
+    const gzip = header.encoding === "gzip";
+    const decode = gzip && options.decode !== false;
     if (header.body === null) {
       if ((await integrityOf(inline, this.#nativeHash)) !== header.integrity) {
         return await corrupt("inline body does not match its integrity");
       }
+      let whole = inline;
+      if (gzip) {
+        // Small enough to store inline: decoded (and so checked) whole, once.
+        let decoded: Uint8Array;
+        try {
+          decoded = await this.gunzip(inline);
+        } catch {
+          // The decoder's own error (web or injected): inline bytes have no other source.
+          return await corrupt(NOT_GZIP);
+        }
+        if (decode) whole = decoded;
+      }
       this.#stats.hits++;
-      const whole = inline;
       return entryOf(info, () => streamOf(whole), whole);
     }
     const bodyKey = header.body;
@@ -317,11 +317,21 @@ export class Cache {
       const stream = await this.driver.getStream(bodyKey);
       if (!stream) return await corrupt("body is missing");
       const m = measuring(this.#createHash);
-      await stream.pipeThrough(m.stream).pipeTo(new WritableStream());
+      let checked = stream.pipeThrough(m.stream);
+      if (gzip) checked = checked.pipeThrough(gunzipStream());
+      let notGzip = false;
+      try {
+        await checked.pipeTo(new WritableStream());
+      } catch (error) {
+        // The decoder's own error; a driver's is a StorageError, and is thrown.
+        if (!(gzip && error instanceof TypeError)) throw error;
+        notGzip = true;
+      }
       const seen = m.result();
-      if (seen.size !== header.size || seen.integrity !== header.integrity) {
+      if (!notGzip && (seen.size !== header.size || seen.integrity !== header.integrity)) {
         return await corrupt("body does not match its integrity");
       }
+      if (notGzip) return await corrupt(NOT_GZIP);
     } else if (!(await this.driver.has(bodyKey))) {
       return await corrupt("body is missing");
     }
@@ -341,7 +351,8 @@ export class Cache {
               controller.error(new CacheIntegrityError(key, `Cache entry '${key}' lost its body`));
               return;
             }
-            source = stream.pipeThrough(verifying(key, info, createHash)).getReader();
+            const checked = stream.pipeThrough(verifying(key, info, createHash));
+            source = (decode ? checked.pipeThrough(gunzipStream()) : checked).getReader();
           }
           let next: ReadableStreamReadResult<Uint8Array>;
           try {
@@ -349,6 +360,9 @@ export class Cache {
           } catch (error) {
             if (error instanceof CacheIntegrityError) {
               await found("body does not match its integrity");
+            } else if (decode && error instanceof TypeError) {
+              await found(NOT_GZIP);
+              throw new CacheIntegrityError(key, `Cache entry '${key}' is corrupt: ${NOT_GZIP}`);
             }
             throw error;
           }
@@ -371,20 +385,61 @@ export class Cache {
    * @param body The body bytes or stream.
    * @param metadata The response metadata, or a function called once the body has been read
    *   (for figures such as a row count that are known only at the end).
-   * @param options `absent: true` when the caller has just found no entry under `key`, which
-   *   saves reading it again (an entry written meanwhile by another process would only leave
-   *   an orphaned body, which `cache verify --fix` removes); `fetchedAt` keeps the fetch time
-   *   of an entry edited in place (the clock's now by default).
+   * @param options Whether the caller knows the key is absent, the fetch time to keep, how to
+   *   store the body and what it is (see {@linkcode PutOptions}).
    * @returns The stored entry's metadata.
+   * @throws {RangeError} When an encoding option is unknown.
    */
   async put(
     key: string,
     body: Uint8Array | ReadableStream<Uint8Array>,
     metadata: CacheMetadata | (() => CacheMetadata),
-    options: { absent?: boolean; fetchedAt?: number } = {},
+    options: PutOptions = {},
   ): Promise<CacheEntryInfo> {
     const meta = () => typeof metadata === "function" ? metadata() : metadata;
     const fetchedAt = options.fetchedAt ?? this.clock.now();
+    const store = options.encoding ?? "identity";
+    let given = options.bodyEncoding ?? "identity";
+    if (!isBodyEncoding(store) || !isBodyEncoding(given)) {
+      const [name, value] = isBodyEncoding(store) ? ["bodyEncoding", given] : ["encoding", store];
+      throw new RangeError(
+        `Cannot store '${key}': '${name}' must be "identity" or "gzip", received ${
+          JSON.stringify(value)
+        }`,
+      );
+    }
+    let decodedSize: (() => number) | undefined;
+    if (store === "gzip" && given === "identity" && this.#gzipSync) {
+      // A body up to WHOLE_GZIP_MAX is compressed in one call; a longer one streams below.
+      let whole: Uint8Array | undefined;
+      if (body instanceof Uint8Array) {
+        if (body.length <= WHOLE_GZIP_MAX) whole = body;
+      } else {
+        const prefix = await readPrefix(body, WHOLE_GZIP_MAX);
+        if (prefix.done) whole = prefix.head;
+        else body = prepended(prefix.head, prefix.reader);
+      }
+      if (whole) {
+        const size = whole.length;
+        decodedSize = () => size;
+        body = this.#gzipSync(whole);
+        given = "gzip";
+      }
+    }
+    if (store !== given) {
+      const source = body instanceof Uint8Array ? streamOf(body) : body;
+      if (store === "gzip") {
+        const c = counting();
+        decodedSize = c.count;
+        body = source.pipeThrough(c.stream).pipeThrough(gzipStream());
+      } else body = source.pipeThrough(gunzipStream());
+    }
+    const encoded = store === "gzip"
+      ? () => ({
+        encoding: "gzip" as const,
+        ...(decodedSize ? { decodedSize: decodedSize() } : {}),
+      })
+      : () => ({});
     let inline: Uint8Array | undefined;
     let bodyStream: ReadableStream<Uint8Array> | undefined;
     if (body instanceof Uint8Array) {
@@ -394,23 +449,7 @@ export class Cache {
       const prefix = await readPrefix(body, this.#inlineMax);
       if (prefix.done) inline = prefix.head;
       else {
-        const { head, reader } = prefix;
-        let first = true;
-        bodyStream = new ReadableStream<Uint8Array>({
-          async pull(controller) {
-            if (first) {
-              first = false;
-              controller.enqueue(head);
-              return;
-            }
-            const { value, done } = await reader.read();
-            if (done) controller.close();
-            else controller.enqueue(value);
-          },
-          cancel(reason) {
-            return reader.cancel(reason);
-          },
-        });
+        bodyStream = prepended(prefix.head, prefix.reader);
       }
     }
     const previous = options.absent
@@ -424,6 +463,7 @@ export class Cache {
         key,
         integrity: await integrityOf(inline, this.#nativeHash),
         size: inline.length,
+        ...encoded(),
         fetchedAt,
         body: null,
       };
@@ -438,7 +478,7 @@ export class Cache {
         await this.driver.delete(bodyKey).catch(() => {});
         throw error;
       }
-      header = { ...meta(), key, ...m.result(), fetchedAt, body: bodyKey };
+      header = { ...meta(), key, ...m.result(), ...encoded(), fetchedAt, body: bodyKey };
       record = encodeRecord(header);
       await this.driver.put(key, record);
     }
@@ -616,45 +656,14 @@ export class Cache {
   }
 }
 
-/** Reads at most `limit + 1` bytes, returning them and a reader for the rest. */
-async function readPrefix(
-  stream: ReadableStream<Uint8Array>,
-  limit: number,
-): Promise<{ head: Uint8Array; done: boolean; reader: ReadableStreamDefaultReader<Uint8Array> }> {
-  const reader = stream.getReader();
-  const chunks: Uint8Array[] = [];
-  let length = 0;
-  while (length <= limit) {
-    const { value, done } = await reader.read();
-    if (done) {
-      return { head: concatBytes(chunks), done: true, reader };
-    }
-    chunks.push(value);
-    length += value.length;
-  }
-  return { head: concatBytes(chunks), done: false, reader };
-}
+const NOT_GZIP = "body is not valid gzip";
+
+/** The longest body `CacheOptions.gzipSync` compresses in one call. */
+const WHOLE_GZIP_MAX = 1024 * 1024;
 
 /** The error `get(key, { corrupt: "throw" })` throws. */
 function corruptError(key: string, reason: string): CacheIntegrityError {
   return new CacheIntegrityError(key, `Cache entry '${key}' is corrupt: ${reason}`);
-}
-
-/** Whether two byte arrays hold the same bytes. */
-function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
-}
-
-/** A stream of `bytes` in one chunk. */
-function streamOf(bytes: Uint8Array): ReadableStream<Uint8Array> {
-  return new ReadableStream<Uint8Array>({
-    start(controller) {
-      if (bytes.length > 0) controller.enqueue(bytes);
-      controller.close();
-    },
-  });
 }
 
 const VERSION_PART = new RegExp(`^${KEY_VERSION}:`);

@@ -6,6 +6,7 @@
  */
 
 import { readAll } from "../_util/bytes.ts";
+import type { BodyEncoding } from "./encoding.ts";
 
 /** Response metadata stored with a body. */
 export interface CacheMetadata {
@@ -34,10 +35,15 @@ export interface CacheMetadata {
 export interface CacheEntryInfo extends CacheMetadata {
   /** The entry's key. */
   key: string;
-  /** `sha256-<base64>` of the body bytes. */
+  /** `sha256-<base64>` of the body bytes as stored (gzip bytes for a gzip body). */
   integrity: string;
-  /** The body size in bytes. */
+  /** The body size in bytes, as stored. */
   size: number;
+  /** How the body is stored: absent for `identity` (every record written before encodings
+   * existed), `gzip` for a compressed body. {@linkcode CacheEntry.stream} decodes either way. */
+  encoding?: BodyEncoding;
+  /** The decoded size of a `gzip` body, when known (it is when the cache compressed it). */
+  decodedSize?: number;
   /** When the body was fetched or last revalidated (ms since the epoch, from the clock). */
   fetchedAt: number;
 }
@@ -46,7 +52,8 @@ export interface CacheEntryInfo extends CacheMetadata {
 export interface CacheEntry {
   /** The metadata. */
   info: CacheEntryInfo;
-  /** The body as a stream. Each call opens a new stream; a stream errors if the bytes changed. */
+  /** The body as a stream (decoded unless the entry was read with `decode: false`). Each call
+   * opens a new stream; a stream errors if the bytes changed. */
   stream(): ReadableStream<Uint8Array>;
   /** The whole body. */
   bytes(): Promise<Uint8Array>;
@@ -57,6 +64,25 @@ export interface CacheEntry {
 }
 
 const decoder = new TextDecoder();
+
+/**
+ * The size of an entry's decoded document: its stored size for an `identity` body, the
+ * recorded `decodedSize` for a `gzip` one (`undefined` when it was not recorded).
+ *
+ * @param info The entry's metadata.
+ * @returns The decoded size in bytes, when known.
+ *
+ * @example
+ * ```ts
+ * import { decodedSizeOf } from "./entry.ts";
+ * const info = { key: "k", status: 200, integrity: "", size: 20, fetchedAt: 0 };
+ * console.assert(decodedSizeOf(info) === 20);
+ * console.assert(decodedSizeOf({ ...info, encoding: "gzip", decodedSize: 0 }) === 0);
+ * ```
+ */
+export function decodedSizeOf(info: CacheEntryInfo): number | undefined {
+  return info.encoding === "gzip" ? info.decodedSize : info.size;
+}
 
 /**
  * Makes a {@linkcode CacheEntry}.

@@ -4,10 +4,16 @@
  * ```
  * "AD1\n"  4 bytes of magic
  * u32      the length L of the header, big-endian
- * L bytes  the header: UTF-8 JSON of the entry's metadata, key, integrity, size, fetch time and
- *          `body` (the key of a separately stored body, or null when the body follows)
+ * L bytes  the header: UTF-8 JSON of the entry's metadata, key, integrity, size, fetch time,
+ *          `body` (the key of a separately stored body, or null when the body follows) and,
+ *          for a compressed body, `encoding` (`"gzip"`) and `decodedSize`
  * ...      the body itself when `body` is null (exactly `size` bytes), else nothing
  * ```
+ *
+ * The integrity and size are those of the stored bytes: for a gzip body, of the gzip bytes. A
+ * header without `encoding` is an `identity` body (every record written before encodings
+ * existed reads so, with no migration); an encoding this version does not know is a corrupt
+ * record, never bytes handed out undecoded.
  *
  * The format is stable: caches written by earlier versions read the same. Optional header fields
  * (such as `age`, added later) are written only when set, and a record without one reads as it
@@ -17,6 +23,7 @@
  */
 
 import type { CacheEntryInfo } from "./entry.ts";
+import { isBodyEncoding } from "./encoding.ts";
 
 /** The header of a stored record. */
 export interface RecordHeader extends CacheEntryInfo {
@@ -94,6 +101,9 @@ export function decodeRecord(key: string, raw: Uint8Array): DecodedRecord {
     typeof header.status !== "number" || typeof header.fetchedAt !== "number"
   ) {
     throw new CorruptEntry("record header is incomplete");
+  }
+  if (header.encoding !== undefined && !isBodyEncoding(header.encoding)) {
+    throw new CorruptEntry(`record body encoding ${JSON.stringify(header.encoding)} is unknown`);
   }
   const inline = raw.subarray(8 + length);
   if (header.body === null && inline.length !== header.size) {

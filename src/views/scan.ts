@@ -131,8 +131,8 @@ export function sideNames(side: ScanSide): readonly string[] | undefined {
 }
 
 /**
- * The body of a cached 200 document, or `undefined` when it is absent, recorded as not found,
- * or corrupt. The common case is read here in one piece (the record, then the body when it is
+ * The body of a cached 200 document (decoded when stored gzip), or `undefined` when it is
+ * absent, recorded as not found, or corrupt. The common case is read here in one piece (the record, then the body when it is
  * stored apart) and verified with one hash; anything unexpected (a record that does not decode,
  * a body that is missing or does not match its integrity, which a concurrent writer can also
  * cause) is read again through the cache, which reports and removes corrupt entries.
@@ -164,7 +164,13 @@ export async function readBody(
   ) {
     return await readThroughCache(cache, key);
   }
-  return body;
+  if (header.encoding !== "gzip") return body;
+  try {
+    return await cache.gunzip(body);
+  } catch {
+    // Not gzip after all: the cache reports it.
+    return await readThroughCache(cache, key);
+  }
 }
 
 /** Reads a document through the cache, which verifies it and reports it when corrupt. */

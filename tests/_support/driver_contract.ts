@@ -13,6 +13,8 @@ import assert from "node:assert/strict";
 import { type ListOptions, type StorageDriver, StorageError } from "../../src/storage/driver.ts";
 import { readAll } from "../../src/_util/bytes.ts";
 import { bytesToHex } from "../../src/_util/hex.ts";
+import { Cache } from "../../src/storage/cache.ts";
+import { gunzipStream, gzipStream } from "../../src/storage/encoding.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -785,6 +787,51 @@ export async function runDriverContract(
   await step("putIfAbsent on a closed driver is a TypeError", async (driver) => {
     await driver.close();
     await assert.rejects(driver.putIfAbsent!("k", new Uint8Array(1)), TypeError);
+  });
+
+  await step("a cache over it round-trips gzip and identity records mixed", async (driver) => {
+    const cache = await Cache.open(driver, { bloom: false, inlineMax: 1024 });
+    // Small and large (stored apart) bodies, each stored identity, gzip, and as gzip bytes given.
+    const doc = (n: number) =>
+      encoder.encode(JSON.stringify({ name: `p${n}`, pad: "x".repeat(n * 700), n }));
+    const docs = [0, 1, 5, 40, 300].map(doc);
+    const gzipped = (bytes: Uint8Array) =>
+      readAll(ReadableStream.from([bytes]).pipeThrough(gzipStream()));
+    const written = new Map<string, { bytes: Uint8Array; encoding: "identity" | "gzip" }>();
+    let i = 0;
+    for (const bytes of docs) {
+      for (const mode of ["identity", "gzip", "given"] as const) {
+        const key = `v1:packument:npm:${hex(`p${i++}`)}`;
+        if (mode === "given") {
+          await cache.put(key, ReadableStream.from([await gzipped(bytes)]), { status: 200 }, {
+            encoding: "gzip",
+            bodyEncoding: "gzip",
+          });
+        } else await cache.put(key, bytes, { status: 200 }, { encoding: mode });
+        written.set(key, { bytes, encoding: mode === "identity" ? "identity" : "gzip" });
+      }
+    }
+    for (const [key, { bytes, encoding }] of written) {
+      for (const verify of ["before", "while"] as const) {
+        const entry = await cache.get(key, { verify });
+        assert.ok(entry, `${key} reads`);
+        assert.equal(entry.info.encoding ?? "identity", encoding, `${key} encoding`);
+        assertBytes(await entry.bytes(), bytes, `${key} decoded (${verify})`);
+        assertBytes(await readAll(entry.stream()), bytes, `${key} streamed (${verify})`);
+      }
+      const stored = await cache.get(key, { decode: false });
+      const raw = await stored!.bytes();
+      assert.equal(raw.length, stored!.info.size, `${key} stored size`);
+      if (encoding === "gzip") {
+        assertBytes(
+          await readAll(ReadableStream.from([raw]).pipeThrough(gunzipStream())),
+          bytes,
+          `${key} stored gzip decodes`,
+        );
+        assert.ok(bytes.length < 2000 || raw.length < bytes.length / 4, `${key} compressed`);
+      } else assertBytes(raw, bytes, `${key} stored identity`);
+    }
+    assert.equal(cache.stats.corrupt, 0);
   });
 }
 

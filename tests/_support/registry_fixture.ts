@@ -45,6 +45,7 @@
  */
 
 import { createHash } from "node:crypto";
+import { gzipSync } from "node:zlib";
 import { parseArgs } from "node:util";
 import type { Fault, FaultRequest } from "./all_docs_fixture.ts";
 import { abbreviate, generatePackumentChunks } from "./packuments.ts";
@@ -127,6 +128,8 @@ export interface RegistryRequestRecord {
   headers?: Readonly<Record<string, string>>;
   /** The fault injected into this request, if any. */
   fault?: Fault;
+  /** Whether the body was sent gzipped (see {@linkcode RegistryFixtureOptions.gzip}). */
+  gzip?: boolean;
 }
 
 /** Options of {@linkcode startRegistryFixture}. */
@@ -144,6 +147,9 @@ export interface RegistryFixtureOptions {
    * `Last-Modified` and `If-Modified-Since` is answered instead.
    */
   etags?: boolean;
+  /** Send documents held as bytes gzipped (`Content-Encoding: gzip`) to requests whose
+   * `Accept-Encoding` names gzip, as npm's registry does (default false). */
+  gzip?: boolean;
   /** Log every request header, `Authorization` value included, in `requests` (default false). */
   recordHeaders?: boolean;
   /** Address to listen on (default `127.0.0.1`). */
@@ -519,6 +525,7 @@ function listen(options: RegistryFixtureOptions): RegistryFixture {
   if (!Number.isSafeInteger(maxAge) || maxAge < 0) throw new RangeError(`bad maxAge ${maxAge}`);
   const etags = options.etags ?? true;
   const recordHeaders = options.recordHeaders ?? false;
+  const gzip = options.gzip ?? false;
   const requests: RegistryRequestRecord[] = [];
 
   const server = serveRawHttp({
@@ -656,7 +663,16 @@ function listen(options: RegistryFixtureOptions): RegistryFixture {
     const headers = reply.headers.slice();
     if (!keepAlive) headers.push(["connection", "close"]);
     record.status = reply.status;
-    const body = reply.body;
+    let body = reply.body;
+    if (
+      gzip && reply.status === 200 && body?.bytes !== undefined &&
+      /\bgzip\b/.test(req.headers.get("accept-encoding") ?? "")
+    ) {
+      const bytes = new Uint8Array(gzipSync(body.bytes));
+      body = { ...body, bytes, length: bytes.length };
+      headers.push(["content-encoding", "gzip"]);
+      record.gzip = true;
+    }
     if (body === undefined) {
       await writeAll(conn, headBytes(reply.status, headers, undefined, REASONS));
       return keepAlive;

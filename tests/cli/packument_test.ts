@@ -220,6 +220,11 @@ Deno.test("a 110 MB packument fetches and shows with peak memory under 200 MB", 
       for (const piece of generatePackumentChunks("huge", big)) expected.update(piece);
       assert.equal(shown.stdoutSha256, expected.digest("hex"));
       assert.ok(shown.peakRss < 200 * 1024 * 1024, `show peak ${shown.peakRss} bytes`);
+      // Stored gzip (the default), decoded as it is shown.
+      const stats = JSON.parse((await runCli(["cache", "stats", "--json"], env)).stdout);
+      assert.equal(stats.gzipEntries, 1);
+      assert.equal(stats.decodedBytes, big.targetBytes);
+      assert.ok(stats.bytes < big.targetBytes * 0.25, `${stats.bytes} bytes stored`);
     },
   );
 });

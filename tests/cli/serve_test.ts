@@ -11,6 +11,9 @@ import {
 } from "../_support/packuments.ts";
 import { startRegistryFixture } from "../_support/registry_fixture.ts";
 import { startAllDocsFixture } from "../_support/all_docs_fixture.ts";
+import { Cache } from "../../src/storage/cache.ts";
+import { originKey, packumentKey } from "../../src/storage/keys.ts";
+import { createStorageDriver } from "../../drivers/select.deno.ts";
 
 const peers = new URL("../peers/", import.meta.url).pathname;
 const decoder = new TextDecoder();
@@ -171,6 +174,19 @@ Deno.test("serve answers npm, npm ping and pacote from a cache filled by the CLI
     }
     assert.ok(lines.some((l) => l.path === "/@scope%2fpkg" && l.status === 200), stderr);
     assert.ok(lines.some((l) => l.path.startsWith("/-/ping") && l.status === 200), stderr);
+    // pacote asks for gzip: its full document went out as stored, gzip bytes not decoded.
+    const driver = await createStorageDriver({ storage: "fs", cacheDir: env.ALL_DOCS_CACHE_DIR });
+    try {
+      const cache = await Cache.open(driver, { bloom: false });
+      const info = await cache.info(packumentKey(originKey(registry.url), "chalk"));
+      assert.equal(info?.encoding, "gzip");
+      assert.ok(
+        lines.some((l) => l.path === "/chalk" && l.status === 200 && l.bytes === info!.size),
+        `chalk sent as its ${info!.size} stored gzip bytes: ${stderr}`,
+      );
+    } finally {
+      await driver.close();
+    }
   } finally {
     await served?.stop();
     if (originsOpen) {

@@ -148,7 +148,7 @@ Deno.test("replica app: package documents", async (t) => {
       assert.equal(response.headers.get("content-type"), "application/json");
       assert.equal(response.headers.get("etag"), `"${msInfo.integrity}"`);
       assert.equal(response.headers.get("cache-control"), "public, max-age=300");
-      assert.equal(response.headers.get("vary"), "Accept");
+      assert.equal(response.headers.get("vary"), "Accept, Accept-Encoding");
       assert.equal(response.headers.get("content-length"), String(ms.length));
       assert.deepEqual(new Uint8Array(await response.arrayBuffer()), ms);
     }
@@ -233,7 +233,7 @@ Deno.test("replica app: package documents", async (t) => {
         "content-type": "application/json",
         etag,
         "last-modified": lastModified,
-        vary: "Accept",
+        vary: "Accept, Accept-Encoding",
       });
       assert.equal(await bodyOf(response), "");
     }

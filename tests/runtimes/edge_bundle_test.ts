@@ -454,7 +454,7 @@ Deno.test("edge bundle: small enough, and serves the replica inside workerd", as
       assertBytes(result(msFull).body, ms, "ms");
       assert.equal(result(msFull).headers["etag"], msEtag);
       assert.match(result(msFull).headers["content-type"]!, /^application\/json/);
-      assert.equal(result(msFull).headers["vary"], "Accept");
+      assert.equal(result(msFull).headers["vary"], "Accept, Accept-Encoding");
       assertBytes(result(bigFull).body, big, "a body stored under its own key");
       assert.equal(result(bigFull).headers["etag"], await etagOf(big));
       assert.equal(result(head).status, 200);
