@@ -8,7 +8,7 @@
  */
 
 import { createHash } from "node:crypto";
-import { gunzipSync } from "node:zlib";
+import { gunzipSync } from "./zlib.ts";
 import { createStorageDriver, type StorageSettings } from "../drivers/select.deno.ts";
 import { serveViewWorker } from "../src/views/worker.ts";
 

@@ -8,7 +8,7 @@
  */
 
 import { createHash } from "node:crypto";
-import { gunzipSync } from "node:zlib";
+import { gunzipSync } from "./zlib.ts";
 import { parentPort } from "node:worker_threads";
 import { createStorageDriver, type StorageSettings } from "../drivers/select.node.ts";
 import { serveViewWorker } from "../src/views/worker.ts";

@@ -34,7 +34,13 @@ import { prepended, readPrefix, sameBytes, streamOf } from "./_streams.ts";
 import { randomHex } from "../_util/hex.ts";
 import { SingleFlight } from "../_util/single_flight.ts";
 import { BODY_PREFIX, CHECKPOINT_PREFIX, KEY_VERSION } from "./keys.ts";
-import { type CacheEntry, type CacheEntryInfo, type CacheMetadata, entryOf } from "./entry.ts";
+import {
+  type CacheEntry,
+  type CacheEntryInfo,
+  type CacheMetadata,
+  decodedSizeOf,
+  entryOf,
+} from "./entry.ts";
 import { CorruptEntry, decodeRecord, encodeRecord, infoOf, type RecordHeader } from "./record.ts";
 import {
   type BodyEncoding,
@@ -44,6 +50,7 @@ import {
   isBodyEncoding,
 } from "./encoding.ts";
 import { type Freshness, freshness } from "./freshness.ts";
+import { NOT_GZIP, readsWhole, readWholeGzip, WHOLE_GZIP_MAX } from "./_whole_gzip.ts";
 import {
   CacheIntegrityError,
   createSha256,
@@ -313,6 +320,14 @@ export class Cache {
       return entryOf(info, () => streamOf(whole), whole);
     }
     const bodyKey = header.body;
+    const gunzip = this.#gunzipSync;
+    if (gunzip && readsWhole(header, decodedSizeOf(info))) {
+      const read = await readWholeGzip(this.driver, bodyKey, header, this.#nativeHash, gunzip);
+      if ("corrupt" in read) return await corrupt(read.corrupt);
+      const whole = decode ? read.decoded : read.stored;
+      this.#stats.hits++;
+      return entryOf(info, () => streamOf(whole), whole);
+    }
     if (options.verify !== "while") {
       const stream = await this.driver.getStream(bodyKey);
       if (!stream) return await corrupt("body is missing");
@@ -655,11 +670,6 @@ export class Cache {
     return freshness(info, this.clock.now(), this.#defaultMaxAgeMs);
   }
 }
-
-const NOT_GZIP = "body is not valid gzip";
-
-/** The longest body `CacheOptions.gzipSync` compresses in one call. */
-const WHOLE_GZIP_MAX = 1024 * 1024;
 
 /** The error `get(key, { corrupt: "throw" })` throws. */
 function corruptError(key: string, reason: string): CacheIntegrityError {

@@ -45,7 +45,7 @@ export interface CacheOptions {
    * @default {"gzip"} */
   storeEncoding?: BodyEncoding;
   /**
-   * Gzips a whole body in one call, for bodies up to 1 MiB that are stored gzip (larger ones
+   * Gzips a whole body in one call, for bodies up to 8 MiB that are stored gzip (larger ones
    * stream through `CompressionStream`). Web standards compress only through streams, about
    * 100 MB/s; an entry point may pass its runtime's zlib (`(b) => gzipSync(b, { level: 4 })`
    * from `node:zlib` on Deno and Node, at level 4: two to three times faster, as small).
@@ -53,8 +53,9 @@ export interface CacheOptions {
    */
   gzipSync?: (bytes: Uint8Array) => Uint8Array;
   /**
-   * Decodes a whole gzip body in one call, for bodies read whole (stored inline, or by views):
-   * an entry point may pass its runtime's zlib (`gunzipSync` from `node:zlib`), several times
+   * Decodes a whole gzip body in one call, for bodies read whole (stored inline, or by views),
+   * and for any body of at most 8 MiB stored and decoded (read, checked and decoded in one call
+   * each rather than streamed): an entry point may pass its runtime's zlib (`gunzipSync` from `node:zlib`), several times
    * faster than `DecompressionStream` on small bodies. It throws on bytes that are not gzip.
    * @default {undefined (DecompressionStream)}
    */

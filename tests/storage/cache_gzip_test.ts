@@ -5,7 +5,8 @@ import { decodeRecord, encodeRecord } from "../../src/storage/record.ts";
 import { BODY_PREFIX } from "../../src/storage/keys.ts";
 import { readAll } from "../../src/_util/bytes.ts";
 import { MemoryDriver } from "../../drivers/memory.ts";
-import { gzipSync } from "node:zlib";
+import { gunzipSync, gzipSync } from "node:zlib";
+import { createHash } from "node:crypto";
 
 const KEY = "v1:packument:npm:6d73";
 const encoder = new TextEncoder();
@@ -144,7 +145,7 @@ Deno.test("Cache.refresh() keeps a gzip entry's encoding", async () => {
   assert.deepEqual(await (await cache.get(KEY))!.bytes(), DOC);
 });
 
-Deno.test("Cache.open() gzipSync compresses bodies up to 1 MiB in one call, streams longer ones", async () => {
+Deno.test("Cache.open() gzipSync compresses bodies up to 8 MiB in one call, streams longer ones", async () => {
   const calls: number[] = [];
   const cache = await Cache.open(new MemoryDriver(), {
     bloom: false,
@@ -153,7 +154,7 @@ Deno.test("Cache.open() gzipSync compresses bodies up to 1 MiB in one call, stre
       return gzipSync(bytes, { level: 4 });
     },
   });
-  const big = encoder.encode(JSON.stringify({ pad: "abcdefgh".repeat(200_000) }));
+  const big = encoder.encode(JSON.stringify({ pad: "abcdefgh".repeat(1_100_000) }));
   for (const [key, body] of [["v1:packument:npm:61", DOC], ["v1:packument:npm:62", big]] as const) {
     // Given as a stream of small chunks, as a response body is.
     const chunks = Array.from(
@@ -167,5 +168,70 @@ Deno.test("Cache.open() gzipSync compresses bodies up to 1 MiB in one call, stre
     assert.equal(info.decodedSize, body.length);
     assert.deepEqual(await (await cache.get(key))!.bytes(), body);
   }
-  assert.deepEqual(calls, [DOC.length], "the 1.6 MB body streamed through CompressionStream");
+  assert.deepEqual(calls, [DOC.length], "the 8.8 MB body streamed through CompressionStream");
+});
+
+Deno.test("Cache.open() gunzipSync reads a small gzip body stored apart whole, checked, once", async (t) => {
+  const open = async () => {
+    const driver = new MemoryDriver();
+    const seen: string[] = [];
+    const calls: number[] = [];
+    const cache = await Cache.open(driver, {
+      bloom: false,
+      inlineMax: 64,
+      onCorrupt: (key, reason) => seen.push(`${key}: ${reason}`),
+      gunzipSync: (bytes) => {
+        calls.push(bytes.length);
+        return new Uint8Array(gunzipSync(bytes));
+      },
+    });
+    await cache.put(KEY, DOC, { status: 200 }, { encoding: "gzip" });
+    const [bodyKey] = await Array.fromAsync(driver.list({ prefix: BODY_PREFIX }));
+    return { driver, cache, seen, calls, bodyKey: bodyKey! };
+  };
+  await t.step("decoded, or as stored with decode: false", async () => {
+    const { driver, cache, calls, bodyKey } = await open();
+    for (const verify of ["before", "while"] as const) {
+      const entry = await cache.get(KEY, { verify });
+      assert.deepEqual(await entry!.bytes(), DOC);
+      assert.deepEqual(await readAll(entry!.stream()), DOC);
+    }
+    const stored = await cache.get(KEY, { decode: false });
+    assert.deepEqual(await stored!.bytes(), await driver.get(bodyKey));
+    assert.equal(calls.length, 3, "one whole decode per get, none while reading");
+  });
+  await t.step(
+    "a changed byte, a body that is not gzip, a missing body: never served",
+    async () => {
+      for (
+        const [spoil, reason] of [
+          [(raw: Uint8Array) => (raw[20] = raw[20]! ^ 1, raw), "body does not match its integrity"],
+          [() => DOC, "body is not valid gzip"],
+          [undefined, "body is missing"],
+        ] as const
+      ) {
+        const { driver, cache, seen, bodyKey } = await open();
+        if (spoil === undefined) await driver.delete(bodyKey);
+        else {
+          const bytes = spoil((await driver.get(bodyKey))!);
+          await driver.put(bodyKey, bytes);
+          if (bytes === DOC) {
+            // Hashes right, so only decoding finds it.
+            await editHeader(driver, (h) => {
+              h.size = DOC.length;
+              h.integrity = `sha256-${
+                btoa(String.fromCharCode(
+                  ...new Uint8Array(
+                    createHash("sha256").update(DOC).digest(),
+                  ),
+                ))
+              }`;
+            });
+          }
+        }
+        assert.equal(await cache.get(KEY), undefined, reason);
+        assert.deepEqual(seen, [`${KEY}: ${reason}`]);
+      }
+    },
+  );
 });
