@@ -149,6 +149,8 @@ interface JobData {
   retriedAt?: number;
   /** Set by {@linkcode BullMqQueue.bury}: the next worker fails the job with `error`. */
   buried?: { error: string; attempts: number };
+  /** Set on the jobs of a {@linkcode BullMqQueue.schedule}: the worker enqueues this item. */
+  scheduled?: WorkItem;
 }
 
 /** A BullMQ job of this engine. */
@@ -458,6 +460,40 @@ export class BullMqQueue implements QueueEngine {
     await this.#queue.add(item.type, data, { ...jobOptions(item), lifo: true });
   }
 
+  /**
+   * Enqueues `item` every `everyMs` ms from now on (the first at once), for as long as Redis
+   * keeps the queue, whichever worker process is running: a BullMQ job scheduler named after
+   * the item's id, so calling this again (another process starting with the same schedule)
+   * replaces the schedule rather than adding one. Each firing is a short job that enqueues the
+   * item with {@linkcode BullMqQueue.enqueue}: while the item is queued or running it is a
+   * duplicate, so a schedule never runs two at once. The next firing counts as one queued
+   * (delayed) job in {@linkcode BullMqQueue.stats}.
+   *
+   * @param item The item to enqueue.
+   * @param everyMs The period in ms (at least 1000), or 0 to remove the schedule.
+   * @throws {RangeError} When `everyMs` is out of range.
+   */
+  async schedule(item: WorkItem, everyMs: number): Promise<void> {
+    this.#open();
+    if (everyMs !== 0 && !(Number.isInteger(everyMs) && everyMs >= 1000 && everyMs < 2 ** 31)) {
+      throw new RangeError(
+        `Cannot schedule an item: 'everyMs' must be 0 or an integer from 1000 to 2147483647, received ${
+          describe(everyMs)
+        }`,
+      );
+    }
+    const schedulerId = `schedule%3A${encodeJobId(item.id)}`;
+    if (everyMs === 0) {
+      await this.#queue.removeJobScheduler(schedulerId);
+      return;
+    }
+    await this.#queue.upsertJobScheduler(schedulerId, { every: everyMs }, {
+      name: item.type,
+      data: { payload: null, priority: item.priority, scheduled: item },
+      opts: { removeOnComplete: true, removeOnFail: true, stackTraceLimit: 0 },
+    });
+  }
+
   async consume(handler: DeliveryHandler, options: ConsumeOptions): Promise<void> {
     this.#open();
     const { concurrency, signal } = options;
@@ -591,6 +627,10 @@ export class BullMqQueue implements QueueEngine {
       // Taken while stopping: back to waiting at once.
       await job.moveToWait(token);
       throw new WaitingError();
+    }
+    if (data.scheduled) {
+      await this.enqueue([data.scheduled]);
+      return;
     }
     const item = {
       type: job.name as WorkItemType,
