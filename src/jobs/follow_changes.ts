@@ -58,7 +58,9 @@ import {
   applyChanges,
   type ApplySummary,
   DEFAULT_COMPACT_EDITS,
-  sortEdits,
+  type PartitionTarget,
+  readPartitionTargets,
+  sortEditRuns,
 } from "./apply_changes.ts";
 import { compareSeqs, type FollowStart, resolveStart } from "./follow_start.ts";
 import {
@@ -367,20 +369,28 @@ export async function followChanges(
   }
 
   /** Entries read since the last flush (an id may repeat: the newer revision wins). */
-  let batch: PartitionEdit[] = [];
+  let batch: PartitionEdit[][] = [];
+  /** How many entries `batch` holds. */
+  let batchSize = 0;
   let compactFirst = options.compact ?? false;
   /** The `last_seq` of the last page read into the batch, once it is to be checkpointed. */
   let batchSeq: Seq | undefined;
+  /** The cached partitions, read while the batch's pages are fetched (started by the first
+   * page that adds to the batch, in this round: never left over from an earlier one). */
+  let partitionsAhead: Promise<PartitionTarget[]> | undefined;
 
   async function flush(): Promise<void> {
     if (batchSeq === undefined) return;
-    const edits = sortEdits(batch);
+    const partitions = partitionsAhead;
+    partitionsAhead = undefined;
+    const edits = sortEditRuns(batch);
     // With `compact`, the first batch rewrites every patched partition, changes or none.
     if (edits.length > 0 || compactFirst) {
       compactFirst = false;
       const done = await applyChanges(cache, originKey, edits, {
         compactEdits,
         compact: options.compact ?? false,
+        ...(partitions !== undefined ? { partitions } : {}),
       });
       summary.applied += done.applied;
       summary.deleted += done.deletions;
@@ -416,6 +426,7 @@ export async function followChanges(
       await save();
     }
     batch = [];
+    batchSize = 0;
     batchSeq = undefined;
   }
 
@@ -446,6 +457,7 @@ export async function followChanges(
     highWater: number | undefined,
     replayUntil: number | undefined,
   ): Promise<void> {
+    partitionsAhead = undefined;
     let next = readChanges(client, origin, since, limit, { clock, signal });
     while (true) {
       const page = await next;
@@ -463,6 +475,7 @@ export async function followChanges(
       // Entries at or below the floor were there before this follower's first read (the
       // partitions it started from hold them) or were seen and forgotten: not applied again.
       const floor = seqNumber(recentFloor);
+      const taken: PartitionEdit[] = [];
       for (const entry of page.results) {
         const n = seqNumber(entry.seq);
         // (A numbered entry above every remembered one needs no look-up: the usual case.)
@@ -476,7 +489,17 @@ export async function followChanges(
         if (n !== undefined && replayUntil !== undefined && n <= replayUntil) summary.replayed++;
         else if (n !== undefined && highWater !== undefined && n <= highWater) late++;
         else fresh++;
-        batch.push(entry);
+        taken.push(entry);
+      }
+      if (taken.length > 0) {
+        // The partitions to apply to, read once per batch while its pages are fetched.
+        if (partitionsAhead === undefined) {
+          partitionsAhead = readPartitionTargets(cache, originKey);
+          partitionsAhead.catch(() => {}); // Met where it is awaited, if it is.
+        }
+        // One run a page: the batch is sorted run by run, then merged.
+        batch.push(taken);
+        batchSize += taken.length;
       }
       summary.late += late;
       batchSeq = page.lastSeq;
@@ -490,7 +513,7 @@ export async function followChanges(
         late,
         repeated,
       });
-      if (batch.length >= batchChanges) await flush();
+      if (batchSize >= batchChanges) await flush();
       if (!more) return;
       since = page.lastSeq;
     }
