@@ -90,6 +90,7 @@ import type {
   QueueStats,
 } from "../src/worker/queue.ts";
 import { describe } from "../src/_util/describe.ts";
+import { scheduleItem } from "./_bullmq_schedule.ts";
 
 /** BullMQ's default lock duration, ours too: every worker on a queue must use the same. */
 export const DEFAULT_LOCK_DURATION_MS = 30_000;
@@ -461,37 +462,16 @@ export class BullMqQueue implements QueueEngine {
   }
 
   /**
-   * Enqueues `item` every `everyMs` ms from now on (the first at once), for as long as Redis
-   * keeps the queue, whichever worker process is running: a BullMQ job scheduler named after
-   * the item's id, so calling this again (another process starting with the same schedule)
-   * replaces the schedule rather than adding one. Each firing is a short job that enqueues the
-   * item with {@linkcode BullMqQueue.enqueue}: while the item is queued or running it is a
-   * duplicate, so a schedule never runs two at once. The next firing counts as one queued
-   * (delayed) job in {@linkcode BullMqQueue.stats}.
+   * Enqueues `item` every `everyMs` ms (the first at once) through one BullMQ job scheduler per
+   * item id, or with `everyMs` 0 removes it: see `./_bullmq_schedule.ts`.
    *
-   * @param item The item to enqueue.
-   * @param everyMs The period in ms (at least 1000), or 0 to remove the schedule.
+   * @param item The item.
+   * @param everyMs The period in ms (1,000 to 2,147,483,647), or 0.
    * @throws {RangeError} When `everyMs` is out of range.
    */
   async schedule(item: WorkItem, everyMs: number): Promise<void> {
     this.#open();
-    if (everyMs !== 0 && !(Number.isInteger(everyMs) && everyMs >= 1000 && everyMs < 2 ** 31)) {
-      throw new RangeError(
-        `Cannot schedule an item: 'everyMs' must be 0 or an integer from 1000 to 2147483647, received ${
-          describe(everyMs)
-        }`,
-      );
-    }
-    const schedulerId = `schedule%3A${encodeJobId(item.id)}`;
-    if (everyMs === 0) {
-      await this.#queue.removeJobScheduler(schedulerId);
-      return;
-    }
-    await this.#queue.upsertJobScheduler(schedulerId, { every: everyMs }, {
-      name: item.type,
-      data: { payload: null, priority: item.priority, scheduled: item },
-      opts: { removeOnComplete: true, removeOnFail: true, stackTraceLimit: 0 },
-    });
+    await scheduleItem(this.#queue, encodeJobId(item.id), item, everyMs);
   }
 
   async consume(handler: DeliveryHandler, options: ConsumeOptions): Promise<void> {

@@ -17,7 +17,11 @@
  *   holds more than `compactEdits`. Rewriting every touched partition per batch would read and
  *   write the whole cache for each batch of changes spread over the key space: 100,000 changes
  *   over npm's 4.5 million names touch all 256 partitions of a set (about 270 MB) and took 5.3 s
- *   where reading their pages takes 0.3 s; as patches they write a few MB.
+ *   where reading their pages takes 0.3 s; as patches they write a few MB. While a batch's
+ *   pages are fetched, the cached partitions it applies to are read (listing them and reading
+ *   their headers is the largest fixed cost of a batch), started by the batch's first page
+ *   in the round, so a refresh run between two rounds is seen; each page's entries are kept
+ *   as one run, sorted on its own and merged ({@linkcode sortEditRuns}).
  * - **Checkpoint.** After each applied batch, the last sequence applied is written (with the
  *   recent sequences and the pending packuments) under `v1:checkpoint:{originKey}:changes:
  *   follower`. A follower killed at any point re-reads from there; applying a change twice
