@@ -86,8 +86,6 @@ export {
   applyChanges,
   type ApplyChangesOptions,
   type ApplySummary,
-  type PartitionTarget,
-  readPartitionTargets,
 } from "./src/jobs/apply_changes.ts";
 export {
   type CachedPartition,

@@ -76,57 +76,13 @@ export interface ApplySummary {
   corrupt: string[];
 }
 
-/** A cached partition as {@linkcode applyChanges} sees it. */
-export interface PartitionTarget {
-  /** Its cache key. */
+/** A cached partition as the follower sees it. */
+interface Target {
   key: string;
-  /** The first id it covers. */
   startKey: string;
-  /** The id it ends before (`""`: open). */
   endKey: string;
-  /** When it was fetched: of overlapping partitions, the latest decides. */
   fetchedAt: number;
-  /** The integrity of its body: the base of its patch. */
   integrity: string;
-}
-
-type Target = PartitionTarget;
-
-/**
- * The cached partitions of an origin, as {@linkcode applyChanges} reads them first: in
- * start-key order (then key order, as the merge). Read ahead of a batch (while its pages are
- * fetched) and handed to it as `partitions`, it saves a listing of the storage and a header
- * read per partition at apply time.
- *
- * @param cache The cache holding the partitions.
- * @param originKey The origin.
- * @param options Headers read at once.
- * @returns The partitions.
- * @throws {StorageError} When the cache cannot be read.
- *
- * @example
- * ```ts
- * import { applyChanges, readPartitionTargets } from "./apply_changes.ts";
- * import { Cache } from "../storage/cache.ts";
- * import { partitionKey } from "../storage/keys.ts";
- * import { encodePartitionLines } from "../couchdb/partition_lines.ts";
- * import { MemoryDriver } from "../../drivers/memory.ts";
- *
- * const cache = await Cache.open(new MemoryDriver());
- * const rows = encodePartitionLines([{ id: "ms", rev: "1-a" }]);
- * await cache.put(partitionKey("couch", "", ""), rows, { status: 200 });
- * const partitions = readPartitionTargets(cache, "couch"); // while the changes are read
- * const edits = [{ id: "ms", rev: "2-b", deleted: false }];
- * const done = await applyChanges(cache, "couch", edits, { partitions });
- * console.assert((await partitions).length === 1 && done.patched === 1);
- * ```
- */
-export async function readPartitionTargets(
-  cache: Cache,
-  originKey: string,
-  options: { parallel?: number } = {},
-): Promise<PartitionTarget[]> {
-  return await partitionsOf(cache, originKey, options.parallel ?? 8);
 }
 
 /** The cached partitions of `originKey`, in start-key order (then key order, as the merge). */
@@ -316,10 +272,6 @@ export interface ApplyChangesOptions {
   /** Rewrite every partition of the origin that has pending edits, touched or not.
    * @default {false} */
   compact?: boolean;
-  /** The partitions, read ahead by {@linkcode readPartitionTargets} (since when nothing but
-   * this function may have written them).
-   * @default {undefined} (read now) */
-  partitions?: readonly PartitionTarget[] | Promise<readonly PartitionTarget[]>;
 }
 
 /**
@@ -380,9 +332,7 @@ export async function applyChanges(
   };
   const driver = cache.driver;
   const parallel = options.parallel ?? 8;
-  const partitions = options.partitions !== undefined
-    ? await options.partitions
-    : await partitionsOf(cache, originKey, parallel);
+  const partitions = await partitionsOf(cache, originKey, parallel);
   const segments = segmentsOf(partitions);
   // The edits in key order, walked along the segments (also in key order): each partition
   // gets its edits already sorted.

@@ -17,11 +17,9 @@
  *   holds more than `compactEdits`. Rewriting every touched partition per batch would read and
  *   write the whole cache for each batch of changes spread over the key space: 100,000 changes
  *   over npm's 4.5 million names touch all 256 partitions of a set (about 270 MB) and took 5.3 s
- *   where reading their pages takes 0.3 s; as patches they write a few MB. While a batch's
- *   pages are fetched, the cached partitions it applies to are read (listing them and reading
- *   their headers is the largest fixed cost of a batch), started by the batch's first page
- *   in the round, so a refresh run between two rounds is seen; each page's entries are kept
- *   as one run, sorted on its own and merged ({@linkcode sortEditRuns}).
+ *   where reading their pages takes 0.3 s; as patches they write a few MB. Each page's
+ *   entries are kept as one run, sorted on its own, and the runs merged
+ *   ({@linkcode sortEditRuns}): cheaper than one sort of the batch.
  * - **Checkpoint.** After each applied batch, the last sequence applied is written (with the
  *   recent sequences and the pending packuments) under `v1:checkpoint:{originKey}:changes:
  *   follower`. A follower killed at any point re-reads from there; applying a change twice
@@ -62,8 +60,6 @@ import {
   applyChanges,
   type ApplySummary,
   DEFAULT_COMPACT_EDITS,
-  type PartitionTarget,
-  readPartitionTargets,
   sortEditRuns,
 } from "./apply_changes.ts";
 import { compareSeqs, type FollowStart, resolveStart } from "./follow_start.ts";
@@ -379,14 +375,9 @@ export async function followChanges(
   let compactFirst = options.compact ?? false;
   /** The `last_seq` of the last page read into the batch, once it is to be checkpointed. */
   let batchSeq: Seq | undefined;
-  /** The cached partitions, read while the batch's pages are fetched (started by the first
-   * page that adds to the batch, in this round: never left over from an earlier one). */
-  let partitionsAhead: Promise<PartitionTarget[]> | undefined;
 
   async function flush(): Promise<void> {
     if (batchSeq === undefined) return;
-    const partitions = partitionsAhead;
-    partitionsAhead = undefined;
     const edits = sortEditRuns(batch);
     // With `compact`, the first batch rewrites every patched partition, changes or none.
     if (edits.length > 0 || compactFirst) {
@@ -394,7 +385,6 @@ export async function followChanges(
       const done = await applyChanges(cache, originKey, edits, {
         compactEdits,
         compact: options.compact ?? false,
-        ...(partitions !== undefined ? { partitions } : {}),
       });
       summary.applied += done.applied;
       summary.deleted += done.deletions;
@@ -461,7 +451,6 @@ export async function followChanges(
     highWater: number | undefined,
     replayUntil: number | undefined,
   ): Promise<void> {
-    partitionsAhead = undefined;
     let next = readChanges(client, origin, since, limit, { clock, signal });
     while (true) {
       const page = await next;
@@ -496,11 +485,6 @@ export async function followChanges(
         taken.push(entry);
       }
       if (taken.length > 0) {
-        // The partitions to apply to, read once per batch while its pages are fetched.
-        if (partitionsAhead === undefined) {
-          partitionsAhead = readPartitionTargets(cache, originKey);
-          partitionsAhead.catch(() => {}); // Met where it is awaited, if it is.
-        }
         // One run a page: the batch is sorted run by run, then merged.
         batch.push(taken);
         batchSize += taken.length;
