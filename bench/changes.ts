@@ -18,7 +18,9 @@
  *
  * Goals: at least 0.5x the floor's changes per second; peak memory under 300 MB.
  *
- * Run with `deno task bench:changes`, or add `--quick` for 500,000 names and 20,000 changes.
+ * Run with `deno task bench:changes`, or add `--quick` for 500,000 names and 20,000 changes;
+ * `--dir DIR` puts the work files (the cache, the floor's pages) there, `/dev/shm` for a tmpfs
+ * (no disk noise; default: the system's temporary directory).
  *
  * @module
  */
@@ -81,7 +83,7 @@ async function floor(origin: string, since: string, out: string): Promise<void> 
 // ---------------------------------------------------------------------------------------------
 // The cache as `partition refresh` leaves it.
 
-async function writePartitions(
+export async function writePartitions(
   cacheDir: string,
   origin: string,
   names: string[],
@@ -124,9 +126,12 @@ async function countLines(file: string): Promise<number> {
   return lines;
 }
 
-async function bench(quick: boolean): Promise<void> {
+async function bench(quick: boolean, dir: string | undefined): Promise<void> {
   await ensureNames();
-  const tmp = await Deno.makeTempDir({ prefix: "all-docs-changes-bench-" });
+  const tmp = await Deno.makeTempDir({
+    prefix: "all-docs-changes-bench-",
+    ...(dir !== undefined ? { dir } : {}),
+  });
   let fixture: FixtureProcess | undefined;
   try {
     let names: string[] = JSON.parse(await Deno.readTextFile(NAMES_FILE));
@@ -271,6 +276,7 @@ if (import.meta.main) {
       origin: { type: "string" },
       since: { type: "string" },
       out: { type: "string" },
+      dir: { type: "string" },
     },
     strict: true,
   });
@@ -280,6 +286,6 @@ if (import.meta.main) {
     }
     await floor(values.origin, values.since, values.out);
   } else {
-    await bench(values.quick);
+    await bench(values.quick, values.dir);
   }
 }

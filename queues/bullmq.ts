@@ -90,6 +90,7 @@ import type {
   QueueStats,
 } from "../src/worker/queue.ts";
 import { describe } from "../src/_util/describe.ts";
+import { scheduleItem } from "./_bullmq_schedule.ts";
 
 /** BullMQ's default lock duration, ours too: every worker on a queue must use the same. */
 export const DEFAULT_LOCK_DURATION_MS = 30_000;
@@ -149,6 +150,8 @@ interface JobData {
   retriedAt?: number;
   /** Set by {@linkcode BullMqQueue.bury}: the next worker fails the job with `error`. */
   buried?: { error: string; attempts: number };
+  /** Set on the jobs of a {@linkcode BullMqQueue.schedule}: the worker enqueues this item. */
+  scheduled?: WorkItem;
 }
 
 /** A BullMQ job of this engine. */
@@ -458,6 +461,19 @@ export class BullMqQueue implements QueueEngine {
     await this.#queue.add(item.type, data, { ...jobOptions(item), lifo: true });
   }
 
+  /**
+   * Enqueues `item` every `everyMs` ms (the first at once) through one BullMQ job scheduler per
+   * item id, or with `everyMs` 0 removes it: see `./_bullmq_schedule.ts`.
+   *
+   * @param item The item.
+   * @param everyMs The period in ms (1,000 to 2,147,483,647), or 0.
+   * @throws {RangeError} When `everyMs` is out of range.
+   */
+  async schedule(item: WorkItem, everyMs: number): Promise<void> {
+    this.#open();
+    await scheduleItem(this.#queue, encodeJobId(item.id), item, everyMs);
+  }
+
   async consume(handler: DeliveryHandler, options: ConsumeOptions): Promise<void> {
     this.#open();
     const { concurrency, signal } = options;
@@ -591,6 +607,10 @@ export class BullMqQueue implements QueueEngine {
       // Taken while stopping: back to waiting at once.
       await job.moveToWait(token);
       throw new WaitingError();
+    }
+    if (data.scheduled) {
+      await this.enqueue([data.scheduled]);
+      return;
     }
     const item = {
       type: job.name as WorkItemType,

@@ -9,7 +9,8 @@
  * - `--registry URL` (required), `--token T` (required: the worker API's bearer token),
  *   `--registry-token T` (optional).
  * - `--origin URL`, `--pivots JSON`, `--packuments full|corgi`: the cron refresh's partition
- *   set (the vars `ORIGIN`, `PIVOTS`, `PACKUMENTS`).
+ *   set (the vars `ORIGIN`, `PIVOTS`, `PACKUMENTS`); `--follow-cron PATTERN`: the cron pattern
+ *   that follows `_changes` (the var `FOLLOW_CRON`).
  * - `--retries N`, `--concurrency N`: the vars `RETRIES` and `CONCURRENCY`.
  * - `--persist DIR`: keep R2, D1 and the queues in DIR across runs (in memory otherwise).
  * - `--script FILE`: run this bundle instead of building one with `bundle:edge`.
@@ -85,7 +86,7 @@ function usage(message: string): never {
   console.error(`error: ${message}`);
   console.error(
     "usage: deno task dev:cloudflare --port N --registry URL --token T [--origin URL] " +
-      "[--pivots JSON] [--packuments full|corgi] [--retries N] [--concurrency N] " +
+      "[--pivots JSON] [--packuments full|corgi] [--follow-cron PATTERN] [--retries N] [--concurrency N] " +
       "[--registry-token T] [--persist DIR] [--script FILE]",
   );
   Deno.exit(2);
@@ -126,6 +127,7 @@ async function main(): Promise<void> {
         "registry-token": { type: "string" },
         pivots: { type: "string" },
         packuments: { type: "string" },
+        "follow-cron": { type: "string" },
         retries: { type: "string" },
         concurrency: { type: "string" },
         persist: { type: "string" },
@@ -148,6 +150,7 @@ async function main(): Promise<void> {
     ["ORIGIN", values.origin],
     ["PIVOTS", values.pivots],
     ["PACKUMENTS", values.packuments],
+    ["FOLLOW_CRON", values["follow-cron"]],
     ["RETRIES", values.retries],
     ["CONCURRENCY", values.concurrency],
     ["REGISTRY_TOKEN", values["registry-token"]],

@@ -23,6 +23,7 @@
  * | `ORIGIN` | var, optional | the replication endpoint the cron refresh reads |
  * | `PIVOTS` | var, optional | a JSON array of pivots: the partition set the cron enqueues |
  * | `PACKUMENTS` | var, optional | `full` or `corgi`: the cron pass fetches changed packuments |
+ * | `FOLLOW_CRON` | var, optional | the cron pattern (one of the triggers) that follows `ORIGIN`'s `_changes` |
  * | `CONCURRENCY` | var, optional | deliveries in hand and requests in flight per isolate (8) |
  * | `RETRIES` | var, optional | retries of a request and of an item (4: five deliveries) |
  *
@@ -30,8 +31,12 @@
  * {@linkcode CloudflareQueue.handleDeadLetters}, any other to
  * {@linkcode CloudflareQueue.handleBatch} with {@linkcode Worker.process}, under a signal made
  * in that invocation (workerd refuses to abort a controller from another request).
- * `scheduled()` enqueues a pass of the partition set of `ORIGIN` and `PIVOTS` (with its changed
- * packuments when `PACKUMENTS` is set); without `PIVOTS` it does nothing.
+ * `scheduled()`, fired by the cron pattern `FOLLOW_CRON`, enqueues a follow of `ORIGIN`'s
+ * `_changes` feed into the cached partitions (a `changes` item: from the follower's checkpoint,
+ * else from the `update_seq` a pass of a set recorded; its id is one per origin, so a follow
+ * still queued or running makes the firing a duplicate: never two at once); fired by any
+ * other pattern, a pass of the partition set of `ORIGIN` and `PIVOTS` (nothing without
+ * `PIVOTS`). Both fetch the changed packuments when `PACKUMENTS` is set.
  *
  * **Replica only** (when `BODIES` is not bound): the read replica over a cache kept in Workers
  * KV: `CACHE` (a KV namespace holding the records a {@linkcode Cache} writes),
@@ -86,6 +91,8 @@ export interface CloudflareEnv {
   PIVOTS?: string;
   /** `full` or `corgi`: the cron refresh fetches changed packuments too. */
   PACKUMENTS?: string;
+  /** The cron pattern that follows `ORIGIN`'s `_changes` feed. */
+  FOLLOW_CRON?: string;
   /** Deliveries in hand and requests in flight. */
   CONCURRENCY?: string;
   /** Retries of a request and of an item. */
@@ -121,8 +128,10 @@ export interface CloudflareSettings {
   origin: string | undefined;
   /** The pivots of the cron refresh. */
   pivots: string[] | undefined;
-  /** Packuments of the cron refresh. */
+  /** Packuments of the cron refresh and follow. */
   packuments: "full" | "corgi" | undefined;
+  /** The cron pattern of the follow of `_changes`. */
+  followCron: string | undefined;
   /** The name of the dead-letter queue. */
   deadLetterQueue: string;
   /** Deliveries in hand and requests in flight. */
@@ -210,6 +219,10 @@ export function cloudflareSettings(env: CloudflareEnv): CloudflareSettings {
       `Cannot start the worker: PACKUMENTS must be full or corgi, received '${packuments}'`,
     );
   }
+  const followCron = env.FOLLOW_CRON || undefined;
+  if (followCron !== undefined && !origin) {
+    throw new TypeError("Cannot start the worker: FOLLOW_CRON needs ORIGIN");
+  }
   const concurrency = count("CONCURRENCY", env.CONCURRENCY, 8, 256);
   if (concurrency < 1) {
     throw new RangeError("Cannot start the worker: CONCURRENCY must be at least 1, received '0'");
@@ -221,6 +234,7 @@ export function cloudflareSettings(env: CloudflareEnv): CloudflareSettings {
     origin,
     pivots,
     packuments,
+    followCron,
     deadLetterQueue,
     concurrency,
     retries: count("RETRIES", env.RETRIES, 4, 100),
@@ -245,6 +259,25 @@ export function scheduledItem(settings: CloudflareSettings): unknown {
   };
 }
 
+/**
+ * The cron follow's item: one follow of `ORIGIN`'s `_changes` feed (with its changed
+ * packuments when `PACKUMENTS` is set), the same id at every firing.
+ *
+ * @param settings The settings (with an origin).
+ * @returns The item as submitted.
+ */
+export function followItem(settings: CloudflareSettings): unknown {
+  return {
+    type: "changes",
+    payload: {
+      origin: settings.origin,
+      ...(settings.packuments
+        ? { packuments: settings.packuments, registry: settings.registry }
+        : {}),
+    },
+  };
+}
+
 function messageOf(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
@@ -261,6 +294,7 @@ interface Full {
 async function buildFull(env: CloudflareEnv): Promise<Full> {
   const settings = cloudflareSettings(env);
   if (settings.pivots) toWorkItem(scheduledItem(settings));
+  if (settings.followCron) toWorkItem(followItem(settings));
   const engine = new CloudflareQueue({
     db: required(env, "STATE", "the D1 database of the queue"),
     high: required(env, "WORK_HIGH", "the producer of the high band"),
@@ -361,8 +395,9 @@ const worker: {
 
   async scheduled(controller: ScheduledControllerLike, env: CloudflareEnv): Promise<void> {
     const { settings, worker } = await fullWorker(env);
-    if (!settings.pivots) return;
-    const result = await worker.enqueue([scheduledItem(settings)]);
+    const follow = settings.followCron !== undefined && controller.cron === settings.followCron;
+    if (!follow && !settings.pivots) return;
+    const result = await worker.enqueue([follow ? followItem(settings) : scheduledItem(settings)]);
     console.log(JSON.stringify({ type: "scheduled", cron: controller.cron, ...result }));
   },
 };

@@ -1,7 +1,8 @@
 /**
  * The Deno Deploy entry of the worker: `Deno.serve` with the worker API and the read replica,
  * a consumer on the `kv` queue engine (`Deno.openKv().listenQueue` underneath), the cache on the
- * same KV database (Deploy has no file system), and `Deno.cron` for a scheduled refresh. It runs
+ * same KV database (Deploy has no file system), and `Deno.cron` for a scheduled refresh and a
+ * scheduled follow of `_changes`. It runs
  * locally exactly as Deploy runs it:
  *
  * ```sh
@@ -18,6 +19,11 @@
  * - `ALL_DOCS_PIVOTS`: a JSON array of pivots; with it, `ALL_DOCS_CRON` (a cron schedule,
  *   default `0 * * * *`, hourly) enqueues a pass of that partition set, and with
  *   `ALL_DOCS_PACKUMENTS=full|corgi` its changed packuments too.
+ * - `ALL_DOCS_FOLLOW_CRON`: a cron schedule (say `0,10,20,30,40,50 * * * *`) on which a `changes` item
+ *   follows `ALL_DOCS_ORIGIN`'s `_changes` feed into the cached partitions (from the follower's
+ *   checkpoint, else from the `update_seq` the last pass of a set recorded), and with
+ *   `ALL_DOCS_PACKUMENTS` queues its changed packuments too. Its id is one per origin: a follow
+ *   still queued or running makes the next firing a duplicate, so two never run at once.
  * - `ALL_DOCS_CONCURRENCY` (items in hand and requests in flight, default 8), `ALL_DOCS_RETRIES`
  *   (default 4: five deliveries an item).
  * - Locally only: `ALL_DOCS_KV_PATH` (the KV file; Deploy's managed KV otherwise), `PORT`
@@ -47,6 +53,7 @@ export interface DeploySettings {
   registryToken: string | undefined;
   pivots: string[] | undefined;
   cron: string;
+  followCron: string | undefined;
   packuments: "full" | "corgi" | undefined;
   concurrency: number;
   retries: number;
@@ -106,6 +113,10 @@ export function deploySettings(env: (name: string) => string | undefined): Deplo
       `Invalid ALL_DOCS_PACKUMENTS: expected full or corgi, received '${packuments}'`,
     );
   }
+  const followCron = env("ALL_DOCS_FOLLOW_CRON") || undefined;
+  if (followCron !== undefined && !origin) {
+    throw new Error("ALL_DOCS_FOLLOW_CRON needs ALL_DOCS_ORIGIN: the feed it follows");
+  }
   const concurrency = integer(env, "ALL_DOCS_CONCURRENCY", 8);
   if (concurrency < 1 || concurrency > 256) {
     throw new Error(`Invalid ALL_DOCS_CONCURRENCY: expected 1 to 256, received ${concurrency}`);
@@ -117,6 +128,7 @@ export function deploySettings(env: (name: string) => string | undefined): Deplo
     registryToken: env("ALL_DOCS_REGISTRY_TOKEN") || undefined,
     pivots,
     cron: env("ALL_DOCS_CRON") || "0 * * * *",
+    followCron,
     packuments,
     concurrency,
     retries: integer(env, "ALL_DOCS_RETRIES", 4),
@@ -140,6 +152,26 @@ export function scheduledItem(settings: DeploySettings): unknown {
       pivots: settings.pivots,
       ...(settings.packuments ? { packuments: settings.packuments } : {}),
       registry: settings.registry,
+    },
+  };
+}
+
+/**
+ * The scheduled follow's item: one follow of `ALL_DOCS_ORIGIN`'s `_changes` feed, with its
+ * changed packuments when `ALL_DOCS_PACKUMENTS` is set. Its id (`changes:{originKey}`) is the
+ * same at every firing: enqueued while one is queued or running, it is a duplicate.
+ *
+ * @param settings The settings (with an origin).
+ * @returns The item as submitted.
+ */
+export function followItem(settings: DeploySettings): unknown {
+  return {
+    type: "changes",
+    payload: {
+      origin: settings.origin,
+      ...(settings.packuments
+        ? { packuments: settings.packuments, registry: settings.registry }
+        : {}),
     },
   };
 }
@@ -187,6 +219,13 @@ export async function startDeployWorker(settings: DeploySettings): Promise<() =>
     toWorkItem(scheduledItem(settings));
     Deno.cron("all_docs partition set refresh", settings.cron, async () => {
       await worker.enqueue([scheduledItem(settings)]);
+    });
+  }
+  if (settings.followCron) {
+    toWorkItem(followItem(settings));
+    Deno.cron("all_docs changes follow", settings.followCron, async () => {
+      const result = await worker.enqueue([followItem(settings)]);
+      console.error(JSON.stringify({ type: "scheduled", cron: settings.followCron, ...result }));
     });
   }
   const stop = new AbortController();

@@ -11,8 +11,16 @@ import process from "node:process";
 import { Cache } from "../../src/storage/cache.ts";
 import { eventLine, Worker, type WorkerEvent } from "../../src/worker/worker.ts";
 import type { EnqueueResult, ItemStatus, QueueEngine, QueueStats } from "../../src/worker/queue.ts";
-import { MAX_BATCH_NAMES, MAX_PRIORITY, MIN_PRIORITY, toWorkItem } from "../../src/worker/items.ts";
+import {
+  MAX_BATCH_NAMES,
+  MAX_PRIORITY,
+  MIN_PRIORITY,
+  toWorkItem,
+  type WorkItem,
+} from "../../src/worker/items.ts";
 import { WorkItemError } from "../../src/worker/items.ts";
+import { MAX_PAGE_LIMIT } from "../../src/couchdb/rows.ts";
+import { DEFAULT_WINDOW } from "../../src/jobs/follow_changes.ts";
 import { toWorkItems } from "../../src/worker/worker.ts";
 import { workerHandlers } from "../../src/worker/handlers.ts";
 import { createWorkerApp } from "../../src/worker/api.ts";
@@ -323,6 +331,64 @@ function logEvent(options: GlobalOptions, event: WorkerEvent): void {
   err(eventLine(event));
 }
 
+/** A queue engine that can enqueue an item on a schedule (the redis one). */
+interface SchedulingEngine {
+  schedule(item: WorkItem, everyMs: number): Promise<void>;
+}
+
+/** `--follow-every`: the scheduled follow of `--origin`, checked up front. */
+function followSchedule(
+  ctx: CommandContext,
+  queue: QueueChoice,
+  untilIdle: boolean,
+): { item: WorkItem; everyMs: number } | undefined {
+  const { options, values } = ctx;
+  const raw = values["follow-every"];
+  const packuments = values["follow-packuments"];
+  if (raw === undefined) {
+    if (packuments !== undefined) throw new UsageError("--follow-packuments needs --follow-every");
+    return undefined;
+  }
+  const seconds = Number(raw);
+  if (!/^\d+$/.test(String(raw)) || (seconds !== 0 && seconds < 1) || seconds > 2_000_000) {
+    throw new UsageError(
+      `Invalid --follow-every: expected seconds from 1 to 2000000, or 0 to remove the schedule, received '${
+        String(raw)
+      }'`,
+    );
+  }
+  if (queue.kind !== "redis") {
+    throw new UsageError(
+      `--follow-every schedules a job in Redis: it needs --queue redis://HOST:PORT, not the ${queue.kind} queue`,
+    );
+  }
+  if (untilIdle && seconds > 0) {
+    throw new UsageError("--follow-every never lets the queue go idle: drop --until-idle");
+  }
+  if (!options.origin || originKeyOf(options) === undefined) {
+    throw new UsageError(
+      "--follow-every follows --origin: set --origin URL or ALL_DOCS_ORIGIN to the CouchDB replication endpoint",
+    );
+  }
+  if (packuments !== undefined && packuments !== "full" && packuments !== "corgi") {
+    throw new UsageError(
+      `Invalid --follow-packuments: expected full or corgi, received '${String(packuments)}'`,
+    );
+  }
+  const payload: Record<string, unknown> = { origin: options.origin };
+  if (options.originKey !== undefined) payload.originKey = options.originKey;
+  if (packuments !== undefined) {
+    payload.packuments = packuments;
+    if (options.registry !== undefined) payload.registry = options.registry;
+  }
+  try {
+    return { item: toWorkItem({ type: "changes", payload }), everyMs: seconds * 1000 };
+  } catch (error) {
+    if (error instanceof WorkItemError) throw new UsageError(error.message);
+    throw error;
+  }
+}
+
 async function workerStart(ctx: CommandContext): Promise<number> {
   const { options, values } = ctx;
   const queue = queueOf(ctx, ctx.defaultQueue);
@@ -348,6 +414,7 @@ async function workerStart(ctx: CommandContext): Promise<number> {
   const batchSize = integerFlag(ctx, "batch-size", 1, MAX_BATCH_NAMES, DEFAULT_BATCH_SIZE);
   const oidc = oidcOptions(ctx);
   const untilIdle = values["until-idle"] === true;
+  const follow = followSchedule(ctx, queue, untilIdle);
   const registries = registryLookup(options);
   const registry = registries.defaultTarget();
   const partitionsOrigin = originKeyOf(options);
@@ -366,6 +433,8 @@ async function workerStart(ctx: CommandContext): Promise<number> {
       bloom: { seedLimit: WORKER_BLOOM_SEED_LIMIT, expectedItems: WORKER_BLOOM_ITEMS },
     });
     engine = await ctx.openQueue(queue.kind, { path: kvPath(ctx), ...(redis ? { redis } : {}) });
+    // One schedule per queue and item id, however many workers start with it.
+    if (follow) await (engine as unknown as SchedulingEngine).schedule(follow.item, follow.everyMs);
     const worker = new Worker(engine, {
       handlers: workerHandlers({
         client: clientFor(options),
@@ -455,6 +524,26 @@ async function workerEnqueue(ctx: CommandContext): Promise<number> {
       if (options.registry !== undefined) payload.registry = options.registry;
     }
     items = [{ type: "partition-set", payload, priority }];
+  } else if (what === "changes") {
+    if (args.length > 1) throw new UsageError(`Unexpected argument '${args[1]}'`);
+    if (!options.origin || originKeyOf(options) === undefined) {
+      throw new UsageError(
+        "Missing origin: set --origin URL or ALL_DOCS_ORIGIN to the CouchDB replication endpoint",
+      );
+    }
+    const payload: Record<string, unknown> = { origin: options.origin };
+    if (options.originKey !== undefined) payload.originKey = options.originKey;
+    if (values["packuments"] === true) {
+      payload.packuments = representation;
+      if (options.registry !== undefined) payload.registry = options.registry;
+    }
+    if (values["window"] !== undefined) {
+      payload.window = integerFlag(ctx, "window", 0, Number.MAX_SAFE_INTEGER, 0);
+    }
+    if (values["limit"] !== undefined) {
+      payload.limit = integerFlag(ctx, "limit", 1, MAX_PAGE_LIMIT, MAX_PAGE_LIMIT);
+    }
+    items = [{ type: "changes", payload, priority }];
   } else if (what === "packuments") {
     const file = args[1];
     if (file === undefined) throw new UsageError("Missing FILE: worker enqueue packuments FILE");
@@ -469,8 +558,8 @@ async function workerEnqueue(ctx: CommandContext): Promise<number> {
   } else {
     throw new UsageError(
       what === undefined
-        ? "Missing what to enqueue: worker enqueue partition-set --pivots FILE, or worker enqueue packuments FILE"
-        : `Cannot enqueue '${what}': expected partition-set or packuments`,
+        ? "Missing what to enqueue: worker enqueue partition-set --pivots FILE, worker enqueue changes, or worker enqueue packuments FILE"
+        : `Cannot enqueue '${what}': expected partition-set, changes or packuments`,
     );
   }
   // Checked here, before any request: the worker would refuse them anyway.
@@ -627,7 +716,15 @@ export const WORKER_COMMANDS: readonly Command[] = [
       `  --concurrency N     items in hand and requests in flight (1 to ${MAX_WORKER_ITEMS})\n` +
       `  --batch-size N      names per packument item a partition enqueues (default ${DEFAULT_BATCH_SIZE})\n` +
       "  --until-idle        exit when nothing is queued or running: 0, or 1 if any item is\n" +
-      "                      in the dead letters (a summary is printed; --json: as JSON)\n\n" +
+      "                      in the dead letters (a summary is printed; --json: as JSON)\n" +
+      "  --follow-every S    redis: enqueue a follow of --origin's _changes (a 'changes' item,\n" +
+      "                      as 'worker enqueue changes') every S seconds, the first at once:\n" +
+      "                      one BullMQ job scheduler per queue, however many workers start\n" +
+      "                      with it (the last one started sets the period), kept in Redis\n" +
+      "                      after they stop; 0 removes it. A follow still queued or running\n" +
+      "                      makes the next firing a duplicate: never two at once\n" +
+      "  --follow-packuments full|corgi\n" +
+      "                      ... and fetch the packuments whose _rev changed, from --registry\n\n" +
       "Redis connection errors are logged on stderr (each message at most every 10 s, even\n" +
       "with --quiet); workers reconnect by themselves. For a queue that survives a Redis\n" +
       "restart, run Redis with appendonly yes and maxmemory-policy noeviction.\n\n" +
@@ -646,18 +743,26 @@ export const WORKER_COMMANDS: readonly Command[] = [
       "oidc-email": { type: "string" },
       "until-idle": { type: "boolean" },
       "batch-size": { type: "string" },
+      "follow-every": { type: "string" },
+      "follow-packuments": { type: "string" },
     },
     maxArgs: 0,
     run: workerStart,
   },
   {
     words: ["worker", "enqueue"],
-    usage: "worker enqueue partition-set --pivots FILE | packuments FILE",
-    summary: "queue a partition set or a list of packuments",
+    usage: "worker enqueue partition-set --pivots FILE | changes | packuments FILE",
+    summary: "queue a partition set, a follow of _changes or a list of packuments",
     help: "Queues work for a worker.\n\n" +
       "  partition-set --pivots FILE [--packuments] [--abbreviated]\n" +
       "      a pass of the set of --origin; with --packuments, the packuments whose _rev\n" +
       "      changed too (the abbreviated ones with --abbreviated), from --registry\n" +
+      "  changes [--packuments] [--abbreviated] [--window N] [--limit N]\n" +
+      "      one follow of the _changes feed of --origin into its cached partitions, as\n" +
+      "      'changes follow --once' (from its checkpoint, else from the update_seq of a\n" +
+      "      refreshed set); one per origin is queued or running at a time, so enqueue it\n" +
+      "      on a schedule (cron) as often as you like. --window: seqs re-read for late\n" +
+      `      entries (default ${DEFAULT_WINDOW}); --limit: entries per page (1 to ${MAX_PAGE_LIMIT})\n` +
       "  packuments FILE [--abbreviated] [--batch-size N]\n" +
       `      the names of FILE (as packument fetch-list reads it), ${DEFAULT_BATCH_SIZE} names per item\n\n` +
       "Options:\n" +
@@ -672,6 +777,8 @@ export const WORKER_COMMANDS: readonly Command[] = [
       abbreviated: { type: "boolean" },
       priority: { type: "string" },
       "batch-size": { type: "string" },
+      window: { type: "string" },
+      limit: { type: "string" },
     },
     maxArgs: 2,
     run: workerEnqueue,

@@ -118,12 +118,16 @@ function utf16Order(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
 
+/** Lists made by {@linkcode sortEditRuns} (frozen), with the order they are sorted in: taken
+ * as they are. */
+const sortedLists = new WeakMap<readonly PartitionEdit[], (a: string, b: string) => number>();
+
 /**
  * Edits in key order (code-point order of the ids), one per id: of several edits of an id, the
  * newer revision ({@linkcode revWins}; on a tie, the later one).
  *
  * @param edits The edits, in any order, ids possibly repeated.
- * @returns The sorted, unique edits.
+ * @returns The sorted, unique edits (frozen).
  *
  * @example
  * ```ts
@@ -136,26 +140,93 @@ function utf16Order(a: string, b: string): number {
  * console.assert(sorted.map((e) => e.rev).join() === "1-a,2-b");
  * ```
  */
-export function sortEdits(edits: Iterable<PartitionEdit>): PartitionEdit[] {
-  return sorting(edits).sorted;
+export function sortEdits(edits: Iterable<PartitionEdit>): readonly PartitionEdit[] {
+  return sortEditRuns([Array.isArray(edits) ? edits : [...edits]]);
+}
+
+/**
+ * {@linkcode sortEdits} of the concatenation of `runs` (each in feed order, such as the entries
+ * of one `_changes` page), done run by run: each run is sorted on its own, then the sorted runs
+ * are merged pairwise. Smaller sorts and linear merges cost less than one sort of the whole.
+ *
+ * @param runs The edits, run after run (a later run is later in the feed).
+ * @returns The sorted, unique edits (frozen).
+ *
+ * @example
+ * ```ts
+ * import { sortEditRuns } from "./apply_changes.ts";
+ * const sorted = sortEditRuns([
+ *   [{ id: "b", rev: "1-b", deleted: false }, { id: "a", rev: "1-a", deleted: false }],
+ *   [{ id: "b", rev: "2-b", deleted: true }],
+ * ]);
+ * console.assert(sorted.map((e) => `${e.id} ${e.rev}`).join() === "a 1-a,b 2-b");
+ * ```
+ */
+export function sortEditRuns(
+  runs: readonly (readonly PartitionEdit[])[],
+): readonly PartitionEdit[] {
+  // Sorting with `<` is several times cheaper than code-point order, and the same when no id
+  // holds a character from U+D800 up (astral characters, U+E000 and above): the usual case.
+  const order = runs.some((run) => run.some((edit) => HIGH.test(edit.id)))
+    ? compareKeys
+    : utf16Order;
+  const byId = (a: PartitionEdit, b: PartitionEdit) => order(a.id, b.id);
+  // Stable sorts and merges that take the earlier run first on equal ids: the edits of an id
+  // stay in feed order.
+  let sorted = runs.filter((run) => run.length > 0).map((run) => run.slice().sort(byId));
+  while (sorted.length > 1) {
+    const next: PartitionEdit[][] = [];
+    for (let i = 0; i < sorted.length; i += 2) {
+      next.push(i + 1 < sorted.length ? mergeRuns(sorted[i]!, sorted[i + 1]!, order) : sorted[i]!);
+    }
+    sorted = next;
+  }
+  const out: PartitionEdit[] = [];
+  for (const edit of sorted[0] ?? []) {
+    const last = out[out.length - 1];
+    if (last === undefined || last.id !== edit.id) out.push(edit);
+    else if (revWins(edit.rev, last.rev) || edit.rev === last.rev) out[out.length - 1] = edit;
+  }
+  Object.freeze(out);
+  sortedLists.set(out, order);
+  return out;
+}
+
+/** Merges two sorted lists, `a`'s edit first on equal ids. */
+function mergeRuns(
+  a: readonly PartitionEdit[],
+  b: readonly PartitionEdit[],
+  order: (a: string, b: string) => number,
+): PartitionEdit[] {
+  const out: PartitionEdit[] = new Array(a.length + b.length);
+  let i = 0;
+  let j = 0;
+  let k = 0;
+  if (order === utf16Order) {
+    while (i < a.length && j < b.length) {
+      out[k++] = a[i]!.id <= b[j]!.id ? a[i++]! : b[j++]!;
+    }
+  } else {
+    while (i < a.length && j < b.length) {
+      out[k++] = order(a[i]!.id, b[j]!.id) <= 0 ? a[i++]! : b[j++]!;
+    }
+  }
+  while (i < a.length) out[k++] = a[i++]!;
+  while (j < b.length) out[k++] = b[j++]!;
+  return out;
 }
 
 /** {@linkcode sortEdits}, and the order it sorted in (to compare the ids with later). */
 function sorting(
   edits: Iterable<PartitionEdit>,
-): { sorted: PartitionEdit[]; order: (a: string, b: string) => number } {
-  const list = [...edits];
-  // Sorting with `<` is several times cheaper than code-point order, and the same when no id
-  // holds a character from U+D800 up (astral characters, U+E000 and above): the usual case.
-  const order = list.some((edit) => HIGH.test(edit.id)) ? compareKeys : utf16Order;
-  list.sort((a, b) => order(a.id, b.id));
-  const out: PartitionEdit[] = [];
-  for (const edit of list) {
-    const last = out[out.length - 1];
-    if (last === undefined || last.id !== edit.id) out.push(edit);
-    else if (revWins(edit.rev, last.rev) || edit.rev === last.rev) out[out.length - 1] = edit;
+): { sorted: readonly PartitionEdit[]; order: (a: string, b: string) => number } {
+  // A list sortEdits made is frozen: taken as it is.
+  const known = sortedLists.get(edits as readonly PartitionEdit[]);
+  if (known !== undefined && Object.isFrozen(edits)) {
+    return { sorted: edits as readonly PartitionEdit[], order: known };
   }
-  return { sorted: out, order };
+  const sorted = sortEdits(edits);
+  return { sorted, order: sortedLists.get(sorted)! };
 }
 
 /** Merges sorted incoming edits into sorted pending ones, the newer revision of an id winning. */

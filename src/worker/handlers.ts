@@ -5,7 +5,9 @@
  *
  * - `partition-set`: records the set in the checkpoint `partition refresh` uses, decides the
  *   pass as it does ({@linkcode planPass}: a completed set starts a new pass, an incomplete one
- *   continues its pass, a done partition whose cache entry is gone is redone) and enqueues one
+ *   continues its pass, a done partition whose cache entry is gone is redone), records the
+ *   origin's `update_seq` for a pass it starts (where a `changes` item starts from, as after
+ *   `partition refresh`; a failure to read it leaves the pass without one) and enqueues one
  *   `partition` item per range not done in that pass, at the set item's priority.
  * - `partition`: reads its range completely into the cache ({@linkcode refreshRange},
  *   conditionally where it can), recording it in the set's checkpoint: claimed atomically where
@@ -46,6 +48,7 @@ import { Checkpoint, type PartitionState } from "../storage/checkpoint.ts";
 import { originKey as originKeyOfUrl, partitionKey, type Representation } from "../storage/keys.ts";
 import { type Clock, systemClock } from "../clock.ts";
 import { MAX_PAGE_LIMIT } from "../couchdb/rows.ts";
+import { readUpdateSeq } from "../couchdb/changes.ts";
 import { partitionSetId, rangesFromPivots } from "../couchdb/pivots.ts";
 import { packageNameProblem } from "../npm/package_name.ts";
 import { planPass } from "../jobs/partition_pass.ts";
@@ -217,6 +220,20 @@ export function workerHandlers(options: WorkerHandlerOptions): Record<WorkItemTy
       pivots: payload.pivots,
       createdAt: clock.now(),
     }, ranges);
+    // The origin's update_seq, recorded before any range of the pass is read, so that a
+    // `changes` item can start from it (as `partition refresh` does); a failure only leaves
+    // the pass without a start for the follower.
+    if (pending.length > 0 && !(await checkpoint.passRecord(pass))) {
+      try {
+        const updateSeq = await readUpdateSeq(client, payload.origin, {
+          clock,
+          signal: context.signal,
+        });
+        await checkpoint.recordPass({ pass, updateSeq, at: clock.now() });
+      } catch (error) {
+        if (context.signal.aborted) throw error;
+      }
+    }
     const items: NewItem[] = pending.map((range) => {
       const partition: PartitionPayload = {
         origin: payload.origin,

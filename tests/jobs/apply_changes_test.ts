@@ -4,7 +4,7 @@ import { partitionKey } from "../../src/storage/keys.ts";
 import { encodePartitionLines } from "../../src/couchdb/partition_lines.ts";
 import type { AllDocsRow } from "../../src/couchdb/rows.ts";
 import type { PartitionEdit } from "../../src/couchdb/partition_patch.ts";
-import { applyChanges, sortEdits } from "../../src/jobs/apply_changes.ts";
+import { applyChanges, sortEditRuns, sortEdits } from "../../src/jobs/apply_changes.ts";
 import { indexRows } from "../../src/jobs/create_index.ts";
 import { exportEntries } from "../../src/jobs/export.ts";
 import { listCachedPartitions } from "../../src/jobs/partition_status.ts";
@@ -208,4 +208,49 @@ Deno.test("sortEdits() sorts in code-point order and keeps the newer revision of
     "\ufffd 1-a false",
     "😀 1-a false",
   ]);
+});
+
+Deno.test("applyChanges() takes a list sortEdits() made as sorted, and sorts any other", async () => {
+  const a = await world();
+  const b = await world();
+  const c = await world();
+  const sorted = sortEdits(EDITS);
+  // Frozen: what applyChanges takes as sorted cannot change after.
+  assert.ok(Object.isFrozen(sorted));
+  assert.throws(() => (sorted as PartitionEdit[]).reverse(), TypeError);
+  const taken = await applyChanges(a.cache, ORIGIN, sorted);
+  const plain = await applyChanges(b.cache, ORIGIN, EDITS);
+  const reversed = await applyChanges(c.cache, ORIGIN, [...sorted].reverse());
+  assert.deepEqual(taken, plain);
+  assert.deepEqual(reversed, plain);
+  assert.deepEqual(await index(a.cache), await index(b.cache));
+  assert.deepEqual(await index(c.cache), await index(b.cache));
+});
+
+Deno.test("sortEditRuns() equals sortEdits() of the runs concatenated, the later edit winning ties", () => {
+  const runs: PartitionEdit[][] = [
+    [
+      { id: "m", rev: "1-m", deleted: false },
+      { id: "b", rev: "2-b", deleted: false },
+      { id: "\ufffd", rev: "1-a", deleted: false },
+    ],
+    [],
+    [{ id: "b", rev: "2-c", deleted: true }, { id: "😀", rev: "1-a", deleted: false }],
+    [{ id: "a", rev: "1-a", deleted: false }, { id: "m", rev: "1-m", deleted: true }],
+  ];
+  const merged = sortEditRuns(runs);
+  assert.deepEqual(merged, sortEdits(runs.flat()));
+  assert.deepEqual(merged.map((e) => `${e.id} ${e.rev} ${e.deleted}`), [
+    "a 1-a false",
+    "b 2-c true",
+    "m 1-m true",
+    "\ufffd 1-a false",
+    "😀 1-a false",
+  ]);
+  for (let n = 1; n <= 5; n++) {
+    const edits = EDITS.concat(EDITS.map((e) => ({ ...e, rev: `9-${e.id}` })));
+    const split: PartitionEdit[][] = [];
+    for (let i = 0; i < edits.length; i += n) split.push(edits.slice(i, i + n));
+    assert.deepEqual(sortEditRuns(split), sortEdits(edits), `runs of ${n}`);
+  }
 });

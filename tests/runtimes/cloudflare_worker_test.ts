@@ -10,7 +10,8 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { bundleEdge } from "../../scripts/bundle_edge.ts";
-import { cloudflareSettings, scheduledItem } from "../../workers/cloudflare.ts";
+import { cloudflareSettings, followItem, scheduledItem } from "../../workers/cloudflare.ts";
+import { applyRandomChanges } from "../_support/all_docs_fixture.ts";
 import { toWorkItem } from "../../src/worker/items.ts";
 import { prng } from "../_support/packuments.ts";
 import { type Child, start } from "../_support/spawn.ts";
@@ -207,6 +208,56 @@ Deno.test("cloudflare worker in workerd: a name that always fails is a dead lett
   });
 });
 
+Deno.test("cloudflare worker in workerd: the FOLLOW_CRON trigger follows _changes into the partitions", () =>
+  withOrigins({ count: 24 }, async (origins) => {
+    const followCron = "*/5 * * * *";
+    const { child, url } = await startDev(origins, ["--follow-cron", followCron]);
+    try {
+      // A pass of a set records the origin's update_seq: where the follow starts.
+      await postSet(url, origins, [origins.allDocs.ids[12]!]);
+      const stats = await untilIdle(url);
+      assert.equal(stats.dead, 0, JSON.stringify(stats));
+      const applied = applyRandomChanges(origins.allDocs, 40, {
+        seed: 3,
+        creates: 0,
+        deletes: 0.1,
+      });
+      assert.ok(applied.deleted > 0, JSON.stringify(applied));
+      assert.ok(origins.allDocs.add(`${origins.allDocs.ids[3]}-new`, "1-abc"));
+      const changesBefore = origins.allDocs.requests.filter((r) =>
+        r.url.includes("_changes")
+      ).length;
+      const fired = await fetch(
+        new URL(`cdn-cgi/handler/scheduled?cron=${encodeURIComponent(followCron)}`, url),
+      );
+      assert.equal(fired.status, 200);
+      assert.equal(await fired.text(), "ok");
+      const after = await untilIdle(url);
+      assert.equal(after.dead, 0, JSON.stringify(after));
+      assert.equal(
+        after.done,
+        stats.done! + 1,
+        `${JSON.stringify(stats)} ${JSON.stringify(after)}`,
+      );
+      assert.ok(
+        origins.allDocs.requests.filter((r) => r.url.includes("_changes")).length > changesBefore,
+        "the follow read _changes",
+      );
+      await assertListing(origins, url);
+      const id = toWorkItem(followItem(cloudflareSettings({
+        WORKER_TOKEN: TOKEN,
+        REGISTRY: origins.registry.url,
+        DEAD_LETTER_QUEUE: "dead",
+        ORIGIN: origins.allDocs.origin,
+        FOLLOW_CRON: followCron,
+      }))).id;
+      const status = await json(await api(url, `-/worker/items/${encodeURIComponent(id)}`));
+      assert.equal(status.state, "done");
+    } finally {
+      await stopDev(child);
+    }
+  }));
+
 Deno.test("cloudflare worker in workerd: --persist keeps R2 and D1 across restarts", () =>
   withOrigins({ count: 8 }, async (origins) => {
     const persist = join(origins.dir, "persist");
@@ -246,6 +297,7 @@ Deno.test("cloudflareSettings() names the binding that is missing or invalid", (
     [{ PACKUMENTS: "some" }, /PACKUMENTS must be full or corgi/],
     [{ CONCURRENCY: "0" }, /CONCURRENCY/],
     [{ RETRIES: "-1" }, /RETRIES/],
+    [{ FOLLOW_CRON: "*/5 * * * *" }, /FOLLOW_CRON needs ORIGIN/],
   ];
   for (const [env, message] of cases) {
     assert.throws(() => cloudflareSettings({ ...base, ...env }), message, JSON.stringify(env));
@@ -263,6 +315,13 @@ Deno.test("cloudflareSettings() names the binding that is missing or invalid", (
   assert.deepEqual(item.payload, {
     origin: "http://127.0.0.1:5984/registry/",
     pivots: ["g", "p"],
+    packuments: "corgi",
+    registry: "http://127.0.0.1:4873/",
+  });
+  const follow = toWorkItem(followItem({ ...settings, followCron: "*/5 * * * *" }));
+  assert.equal(follow.type, "changes");
+  assert.deepEqual(follow.payload, {
+    origin: "http://127.0.0.1:5984/registry/",
     packuments: "corgi",
     registry: "http://127.0.0.1:4873/",
   });

@@ -1,11 +1,13 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { start } from "../_support/spawn.ts";
-import { deploySettings, scheduledItem } from "../../workers/deno_deploy.ts";
+import { deploySettings, followItem, scheduledItem } from "../../workers/deno_deploy.ts";
+import { applyRandomChanges } from "../_support/all_docs_fixture.ts";
 import { toWorkItem } from "../../src/worker/items.ts";
 import {
   api,
   assertMirrored,
+  json,
   postSet,
   TOKEN,
   untilIdle,
@@ -77,6 +79,14 @@ Deno.test("workers/deno_deploy.ts refuses missing or bad settings with exit 2, n
       /Invalid ALL_DOCS_PIVOTS/,
     ],
   ];
+  cases.push([
+    {
+      ALL_DOCS_WORKER_TOKEN: "t",
+      ALL_DOCS_REGISTRY: "http://127.0.0.1:9/",
+      ALL_DOCS_FOLLOW_CRON: "*/5 * * * *",
+    },
+    /ALL_DOCS_FOLLOW_CRON needs ALL_DOCS_ORIGIN/,
+  ]);
   for (const [env, message] of cases) {
     const child = start(Deno.execPath(), ["run", "-A", ENTRY], {
       env: {
@@ -110,6 +120,87 @@ Deno.test("the scheduled refresh enqueues a valid pass of the configured set", (
   assert.deepEqual(item.payload, {
     origin: "http://127.0.0.1:5984/registry/",
     pivots: ["g", "p"],
+    packuments: "corgi",
+    registry: "http://127.0.0.1:4873/",
+  });
+});
+
+Deno.test("workers/deno_deploy.ts: the scheduled follow's item patches the partitions, one at a time", () =>
+  withOrigins({ count: 24 }, async (origins) => {
+    const env = {
+      ALL_DOCS_WORKER_TOKEN: TOKEN,
+      ALL_DOCS_REGISTRY: origins.registry.url,
+      ALL_DOCS_KV_PATH: join(origins.dir, "deploy.kv"),
+      ALL_DOCS_ORIGIN: origins.allDocs.origin,
+      // Registered (Deno.cron), on a schedule that does not fire here: the test enqueues the
+      // item the cron enqueues.
+      ALL_DOCS_FOLLOW_CRON: "0 0 1 1 *",
+      PORT: "0",
+      RUST_BACKTRACE: "0",
+    };
+    const settings = deploySettings((name) => (env as Record<string, string>)[name]);
+    const child = start(Deno.execPath(), ["run", "-A", ENTRY], { env });
+    try {
+      const line = await child.line();
+      const url = /^listening (http:\/\/127\.0\.0\.1:\d+\/)$/.exec(line)?.[1];
+      assert.ok(url, `unexpected first line ${JSON.stringify(line)}\n${child.output()}`);
+      // A pass of a set records the origin's update_seq: where the follow starts.
+      await postSet(url, origins, [origins.allDocs.ids[12]!]);
+      const first = await untilIdle(url);
+      assert.equal(first.dead, 0, JSON.stringify(first));
+      const applied = applyRandomChanges(origins.allDocs, 40, {
+        seed: 7,
+        creates: 0,
+        deletes: 0.1,
+      });
+      assert.ok(applied.deleted > 0, JSON.stringify(applied));
+      assert.ok(origins.allDocs.add(`${origins.allDocs.ids[3]}-new`, "1-abc"));
+      const post = async () =>
+        await json(
+          await api(url, "-/worker/items", {
+            method: "POST",
+            body: JSON.stringify({ items: [followItem(settings), followItem(settings)] }),
+          }),
+        );
+      const posted = await post();
+      assert.equal((posted.accepted as string[]).length, 1, JSON.stringify(posted));
+      assert.match((posted.accepted as string[])[0]!, /^changes:/);
+      // The same firing twice, or a firing while the follow waits: one follow.
+      assert.equal((posted.duplicates as string[]).length, 1, JSON.stringify(posted));
+      const after = await untilIdle(url);
+      assert.equal(after.dead, 0, JSON.stringify(after));
+      const listing = await fetch(new URL("_all_docs", url));
+      const rows =
+        (await listing.json() as { rows: { id: string; value: { rev: string } }[] }).rows;
+      assert.deepEqual(
+        rows.map((r) => `${r.id},${r.value.rev}`),
+        origins.allDocs.rows.map((r) => `${r.id},${r.rev}`),
+      );
+      // Done: the next firing is accepted again.
+      assert.equal(((await post()).accepted as string[]).length, 1);
+      await untilIdle(url);
+    } finally {
+      const exit = await child.stop();
+      assert.equal(exit.code, 0, exit.stderr);
+    }
+  }));
+
+Deno.test("the scheduled follow enqueues a valid changes item of the origin", () => {
+  const settings = deploySettings((name) =>
+    ({
+      ALL_DOCS_WORKER_TOKEN: "t",
+      ALL_DOCS_REGISTRY: "http://127.0.0.1:4873",
+      ALL_DOCS_ORIGIN: "http://127.0.0.1:5984/registry",
+      ALL_DOCS_FOLLOW_CRON: "*/5 * * * *",
+      ALL_DOCS_PACKUMENTS: "corgi",
+    } as Record<string, string>)[name]
+  );
+  assert.equal(settings.followCron, "*/5 * * * *");
+  const item = toWorkItem(followItem(settings));
+  assert.equal(item.type, "changes");
+  assert.match(item.id, /^changes:/);
+  assert.deepEqual(item.payload, {
+    origin: "http://127.0.0.1:5984/registry/",
     packuments: "corgi",
     registry: "http://127.0.0.1:4873/",
   });
