@@ -55,3 +55,35 @@ export async function readWholeGzip(
     return { corrupt: NOT_GZIP };
   }
 }
+
+/**
+ * The decoded (or stored) body of {@linkcode readWholeGzip}, read when the stream is first
+ * pulled: a caller that never reads the body never reads it. A corrupt one is reported through
+ * `found`, then errors the stream.
+ *
+ * @param read Reads the body whole.
+ * @param decode Whether the stream gives the decoded bytes.
+ * @param found Reports the entry corrupt.
+ * @param error The error the stream fails with.
+ * @returns The stream.
+ */
+export function wholeGzipStream(
+  read: () => ReturnType<typeof readWholeGzip>,
+  decode: boolean,
+  found: (reason: string) => Promise<void>,
+  error: (reason: string) => Error,
+): ReadableStream<Uint8Array> {
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      const got = await read();
+      if ("corrupt" in got) {
+        await found(got.corrupt);
+        controller.error(error(got.corrupt));
+        return;
+      }
+      const bytes = decode ? got.decoded : got.stored;
+      if (bytes.length > 0) controller.enqueue(bytes);
+      controller.close();
+    },
+  });
+}

@@ -31,9 +31,9 @@ import { type Clock, systemClock } from "../clock.ts";
 import { BloomFilter } from "../_util/bloom.ts";
 import { readAll } from "../_util/bytes.ts";
 import { prepended, readPrefix, sameBytes, streamOf } from "./_streams.ts";
-import { randomHex } from "../_util/hex.ts";
 import { SingleFlight } from "../_util/single_flight.ts";
-import { BODY_PREFIX, CHECKPOINT_PREFIX, KEY_VERSION } from "./keys.ts";
+import { BODY_PREFIX, CHECKPOINT_PREFIX } from "./keys.ts";
+import { bodyKeyOf, entryKeyOf, refreshMarkerOf } from "./_body_keys.ts";
 import {
   type CacheEntry,
   type CacheEntryInfo,
@@ -50,7 +50,13 @@ import {
   isBodyEncoding,
 } from "./encoding.ts";
 import { type Freshness, freshness } from "./freshness.ts";
-import { NOT_GZIP, readsWhole, readWholeGzip, WHOLE_GZIP_MAX } from "./_whole_gzip.ts";
+import {
+  NOT_GZIP,
+  readsWhole,
+  readWholeGzip,
+  WHOLE_GZIP_MAX,
+  wholeGzipStream,
+} from "./_whole_gzip.ts";
 import {
   CacheIntegrityError,
   createSha256,
@@ -321,14 +327,17 @@ export class Cache {
     }
     const bodyKey = header.body;
     const gunzip = this.#gunzipSync;
-    if (gunzip && readsWhole(header, decodedSizeOf(info))) {
-      const read = await readWholeGzip(this.driver, bodyKey, header, this.#nativeHash, gunzip);
+    const whole = gunzip && readsWhole(header, decodedSizeOf(info))
+      ? () => readWholeGzip(this.driver, bodyKey, header, this.#nativeHash, gunzip)
+      : undefined;
+    if (whole && options.verify !== "while") {
+      const read = await whole();
       if ("corrupt" in read) return await corrupt(read.corrupt);
-      const whole = decode ? read.decoded : read.stored;
+      const bytes = decode ? read.decoded : read.stored;
       this.#stats.hits++;
-      return entryOf(info, () => streamOf(whole), whole);
+      return entryOf(info, () => streamOf(bytes), bytes);
     }
-    if (options.verify !== "while") {
+    if (!whole && options.verify !== "while") {
       const stream = await this.driver.getStream(bodyKey);
       if (!stream) return await corrupt("body is missing");
       const m = measuring(this.#createHash);
@@ -356,6 +365,7 @@ export class Cache {
     // A body found wrong as it streams is reported (and dropped) before the stream errors.
     const found = (reason: string) => this.#corrupt(key, reason, raw);
     const open = () => {
+      if (whole) return wholeGzipStream(whole, decode, found, (why) => corruptError(key, why));
       let source: ReadableStreamDefaultReader<Uint8Array> | undefined;
       return new ReadableStream<Uint8Array>({
         async pull(controller) {
@@ -676,22 +686,4 @@ function corruptError(key: string, reason: string): CacheIntegrityError {
   return new CacheIntegrityError(key, `Cache entry '${key}' is corrupt: ${reason}`);
 }
 
-const VERSION_PART = new RegExp(`^${KEY_VERSION}:`);
-
-/** A new key for a body of the entry `key`, stored apart: `v1:body:{key less v1:}:{16 hex}`. */
-function bodyKeyOf(key: string): string {
-  return `${BODY_PREFIX}${key.replace(VERSION_PART, "")}:${randomHex(8)}`;
-}
-
-/** The key that marks a refresh of the entry `key` under way in some handle: beside its bodies,
- * and, when left behind, an orphan to `orphanBodies()` (it ends with no body suffix). */
-function refreshMarkerOf(key: string): string {
-  return `${BODY_PREFIX}${key.replace(VERSION_PART, "")}:refreshing`;
-}
-
 const MARKER_VALUE = new Uint8Array(0);
-
-/** The entry key a body key of {@linkcode bodyKeyOf} was made for. */
-function entryKeyOf(bodyKey: string): string {
-  return `${KEY_VERSION}:${bodyKey.slice(BODY_PREFIX.length).replace(/:[0-9a-f]+$/, "")}`;
-}

@@ -198,39 +198,43 @@ Deno.test("Cache.open() gunzipSync reads a small gzip body stored apart whole, c
     }
     const stored = await cache.get(KEY, { decode: false });
     assert.deepEqual(await stored!.bytes(), await driver.get(bodyKey));
-    assert.equal(calls.length, 3, "one whole decode per get, none while reading");
+    // Checked before: decoded once, at the get. Checked while read: once per read, and never
+    // for a caller that does not read.
+    assert.equal(calls.length, 4);
+    await cache.get(KEY, { verify: "while" });
+    assert.equal(calls.length, 4);
   });
   await t.step(
     "a changed byte, a body that is not gzip, a missing body: never served",
     async () => {
-      for (
-        const [spoil, reason] of [
-          [(raw: Uint8Array) => (raw[20] = raw[20]! ^ 1, raw), "body does not match its integrity"],
-          [() => DOC, "body is not valid gzip"],
-          [undefined, "body is missing"],
-        ] as const
-      ) {
-        const { driver, cache, seen, bodyKey } = await open();
-        if (spoil === undefined) await driver.delete(bodyKey);
-        else {
-          const bytes = spoil((await driver.get(bodyKey))!);
-          await driver.put(bodyKey, bytes);
-          if (bytes === DOC) {
-            // Hashes right, so only decoding finds it.
-            await editHeader(driver, (h) => {
-              h.size = DOC.length;
-              h.integrity = `sha256-${
-                btoa(String.fromCharCode(
-                  ...new Uint8Array(
-                    createHash("sha256").update(DOC).digest(),
-                  ),
-                ))
-              }`;
-            });
+      const spoils = [
+        [(raw: Uint8Array) => (raw[20] = raw[20]! ^ 1, raw), "body does not match its integrity"],
+        [() => DOC, "body is not valid gzip"],
+        [undefined, "body is missing"],
+      ] as const;
+      for (const verify of ["before", "while"] as const) {
+        for (const [spoil, reason] of spoils) {
+          const { driver, cache, seen, bodyKey } = await open();
+          if (spoil === undefined) await driver.delete(bodyKey);
+          else {
+            const bytes = spoil((await driver.get(bodyKey))!);
+            await driver.put(bodyKey, bytes);
+            if (bytes === DOC) {
+              // Hashes right, so only decoding finds it.
+              const digest = createHash("sha256").update(DOC).digest("base64");
+              await editHeader(driver, (h) => {
+                h.size = DOC.length;
+                h.integrity = `sha256-${digest}`;
+              });
+            }
           }
+          const entry = await cache.get(KEY, { verify });
+          if (verify === "while" && spoil !== undefined) {
+            // Found as it is read: the read fails, and never gives a byte.
+            await assert.rejects(entry!.bytes(), CacheIntegrityError, `${verify}: ${reason}`);
+          } else assert.equal(entry, undefined, `${verify}: ${reason}`);
+          assert.deepEqual(seen, [`${KEY}: ${reason}`], `${verify}: ${reason}`);
         }
-        assert.equal(await cache.get(KEY), undefined, reason);
-        assert.deepEqual(seen, [`${KEY}: ${reason}`]);
       }
     },
   );
