@@ -17,7 +17,9 @@ import { gunzipSync as zlibGunzipSync, gzipSync as zlibGzipSync } from "node:zli
  * @returns Its gzip bytes, as a plain `Uint8Array`.
  */
 export function gzipSync(bytes: Uint8Array): Uint8Array {
-  const out = zlibGzipSync(bytes, { level: 4 });
+  // Output chunks of about the size the output will have (zlib's default, 16 KiB, makes a large
+  // body's output in dozens of pieces, then joins them: a quarter slower).
+  const out = zlibGzipSync(bytes, { level: 4, chunkSize: chunkSizeFor(bytes.length / 2) });
   return new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
 }
 
@@ -29,6 +31,20 @@ export function gzipSync(bytes: Uint8Array): Uint8Array {
  * @throws {Error} zlib's error when the bytes are not gzip.
  */
 export function gunzipSync(bytes: Uint8Array): Uint8Array {
-  const out = zlibGunzipSync(bytes);
+  // gzip ends with the decoded size (mod 2^32): output chunks of that size, one piece for most
+  // bodies (a third faster than 16 KiB chunks for a 1 MB partition). Only a hint: zlib makes
+  // more chunks when it is wrong.
+  const size = bytes.length >= 18
+    ? new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getUint32(
+      bytes.length - 4,
+      true,
+    )
+    : 0;
+  const out = zlibGunzipSync(bytes, { chunkSize: chunkSizeFor(size + 64) });
   return new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
+}
+
+/** An output chunk size for zlib from the expected output: 16 KiB to 8 MiB. */
+function chunkSizeFor(expected: number): number {
+  return Math.min(Math.max(Math.ceil(expected), 16 * 1024), 8 * 1024 * 1024);
 }
