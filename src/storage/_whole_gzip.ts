@@ -30,7 +30,9 @@ export function readsWhole(header: RecordHeader, decodedSize: number | undefined
 }
 
 /**
- * Reads a gzip body stored apart whole, checks it against its record and decodes it.
+ * Reads a gzip body stored apart whole, checks it against its record and decodes it (unless
+ * `gunzipSync` is `undefined`: the stored bytes are then checked against their integrity only,
+ * for a caller that sends them on as they are).
  *
  * @returns The stored and decoded bytes, or why the entry is corrupt.
  */
@@ -39,8 +41,8 @@ export async function readWholeGzip(
   bodyKey: string,
   header: RecordHeader,
   createHash: (() => Sha256Hasher) | undefined,
-  gunzipSync: (bytes: Uint8Array) => Uint8Array,
-): Promise<{ stored: Uint8Array; decoded: Uint8Array } | { corrupt: string }> {
+  gunzipSync: ((bytes: Uint8Array) => Uint8Array) | undefined,
+): Promise<{ stored: Uint8Array; decoded?: Uint8Array } | { corrupt: string }> {
   const stored = await driver.get(bodyKey);
   if (!stored) return { corrupt: "body is missing" };
   if (
@@ -48,6 +50,7 @@ export async function readWholeGzip(
   ) {
     return { corrupt: "body does not match its integrity" };
   }
+  if (!gunzipSync) return { stored };
   try {
     return { stored, decoded: gunzipSync(stored) };
   } catch {
@@ -58,7 +61,7 @@ export async function readWholeGzip(
 
 /**
  * The decoded (or stored) body of {@linkcode readWholeGzip}, read when the stream is first
- * pulled: a caller that never reads the body never reads it. A corrupt one is reported through
+ * pulled: a caller that never reads the body never reads it (`read` decodes only when `decode`). A corrupt one is reported through
  * `found`, then errors the stream.
  *
  * @param read Reads the body whole.
@@ -81,7 +84,7 @@ export function wholeGzipStream(
         controller.error(error(got.corrupt));
         return;
       }
-      const bytes = decode ? got.decoded : got.stored;
+      const bytes = decode ? got.decoded! : got.stored;
       if (bytes.length > 0) controller.enqueue(bytes);
       controller.close();
     },

@@ -328,12 +328,13 @@ export class Cache {
     const bodyKey = header.body;
     const gunzip = this.#gunzipSync;
     const whole = gunzip && readsWhole(header, decodedSizeOf(info))
-      ? () => readWholeGzip(this.driver, bodyKey, header, this.#nativeHash, gunzip)
+      ? (check = true) =>
+        readWholeGzip(this.driver, bodyKey, header, this.#nativeHash, check ? gunzip : undefined)
       : undefined;
     if (whole && options.verify !== "while") {
       const read = await whole();
       if ("corrupt" in read) return await corrupt(read.corrupt);
-      const bytes = decode ? read.decoded : read.stored;
+      const bytes = decode ? read.decoded! : read.stored;
       this.#stats.hits++;
       return entryOf(info, () => streamOf(bytes), bytes);
     }
@@ -365,7 +366,10 @@ export class Cache {
     // A body found wrong as it streams is reported (and dropped) before the stream errors.
     const found = (reason: string) => this.#corrupt(key, reason, raw);
     const open = () => {
-      if (whole) return wholeGzipStream(whole, decode, found, (why) => corruptError(key, why));
+      // Sent on as stored (the replica to a gzip client): checked, never decoded.
+      if (whole) {
+        return wholeGzipStream(() => whole(decode), decode, found, (why) => corruptError(key, why));
+      }
       let source: ReadableStreamDefaultReader<Uint8Array> | undefined;
       return new ReadableStream<Uint8Array>({
         async pull(controller) {

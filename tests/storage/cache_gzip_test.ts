@@ -203,6 +203,11 @@ Deno.test("Cache.open() gunzipSync reads a small gzip body stored apart whole, c
     assert.equal(calls.length, 4);
     await cache.get(KEY, { verify: "while" });
     assert.equal(calls.length, 4);
+    // Sent on as stored (the replica to a gzip client): checked against its integrity, never
+    // decoded.
+    const asStored = await cache.get(KEY, { verify: "while", decode: false });
+    assert.deepEqual(await asStored!.bytes(), await driver.get(bodyKey));
+    assert.equal(calls.length, 4);
   });
   await t.step(
     "a changed byte, a body that is not gzip, a missing body: never served",
