@@ -22,7 +22,7 @@ export type ViewType = "packument" | "corgi";
 export interface ViewDefinition {
   /** The view's name: 1 to 64 characters of `[A-Za-z0-9._-]`, not starting with `.` or `-`. */
   name: string;
-  /** The origin key of the documents (`registry.npmjs.org`, or a key given explicitly). */
+  /** The origin key of the documents (derived from the registry URL, or a key given explicitly). */
   origin: string;
   /** The registry URL the origin key was derived from, when it was (for display). */
   registry?: string;
