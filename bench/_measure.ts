@@ -217,3 +217,39 @@ export function median(values: number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
   return sorted[Math.floor(sorted.length / 2)]!;
 }
+
+/** The path npm clients send: `/left-pad`, `/@scope%2fname`. */
+export function packumentPath(name: string): string {
+  return name.startsWith("@") ? `/${name.replace("/", "%2f")}` : `/${encodeURIComponent(name)}`;
+}
+
+/**
+ * The packument floor: plain `fetch` of each name in `namesFile` (a JSON array), `concurrency`
+ * at once, and one `Deno.writeFile` per body into `outDir`.
+ */
+export async function packumentFloor(
+  registry: string,
+  namesFile: string,
+  outDir: string,
+  concurrency: number,
+): Promise<void> {
+  const names: string[] = JSON.parse(await Deno.readTextFile(namesFile));
+  const base = registry.replace(/\/$/, "");
+  let next = 0;
+  let bytes = 0;
+  async function worker(): Promise<void> {
+    while (next < names.length) {
+      const i = next++;
+      const name = names[i]!;
+      const response = await fetch(`${base}${packumentPath(name)}`, {
+        headers: { accept: "application/json" },
+      });
+      if (response.status !== 200) throw new Error(`${name}: status ${response.status}`);
+      const body = await response.bytes();
+      bytes += body.length;
+      await Deno.writeFile(join(outDir, `${i}.json`), body);
+    }
+  }
+  await Promise.all(Array.from({ length: concurrency }, worker));
+  console.log(`floor: ${names.length} packuments, ${(bytes / 1e6).toFixed(1)} MB`);
+}

@@ -40,6 +40,7 @@ import {
   type Measurement,
   median,
   NAMES_FILE,
+  packumentFloor,
   ROOT,
   run,
   startFixture,
@@ -86,36 +87,6 @@ const GOAL_STORED = 0.25;
 const GOAL_GZIP_CPU = 1.3;
 const GOAL_VS_FLOOR = 2;
 const GOAL_VS_PACOTE = 0.25;
-
-// ---------------------------------------------------------------------------------------------
-// Floor mode: plain fetch, one file per name.
-
-/** The path npm clients send: `/left-pad`, `/@scope%2fname`. */
-function packumentPath(name: string): string {
-  return name.startsWith("@") ? `/${name.replace("/", "%2f")}` : `/${encodeURIComponent(name)}`;
-}
-
-async function floor(registry: string, namesFile: string, outDir: string): Promise<void> {
-  const names: string[] = JSON.parse(await Deno.readTextFile(namesFile));
-  const base = registry.replace(/\/$/, "");
-  let next = 0;
-  let bytes = 0;
-  async function worker(): Promise<void> {
-    while (next < names.length) {
-      const i = next++;
-      const name = names[i]!;
-      const response = await fetch(`${base}${packumentPath(name)}`, {
-        headers: { accept: "application/json" },
-      });
-      if (response.status !== 200) throw new Error(`${name}: status ${response.status}`);
-      const body = await response.bytes();
-      bytes += body.length;
-      await Deno.writeFile(join(outDir, `${i}.json`), body);
-    }
-  }
-  await Promise.all(Array.from({ length: CONCURRENCY }, worker));
-  console.log(`floor: ${names.length} packuments, ${(bytes / 1e6).toFixed(1)} MB`);
-}
 
 // ---------------------------------------------------------------------------------------------
 // Benchmark driver.
@@ -378,7 +349,7 @@ if (import.meta.main) {
     if (!values.registry || !values.names || !values.out) {
       throw new Error("--floor needs --registry, --names and --out");
     }
-    await floor(values.registry, values.names, values.out);
+    await packumentFloor(values.registry, values.names, values.out, CONCURRENCY);
   } else {
     await bench();
   }

@@ -55,6 +55,7 @@ import {
   measure,
   type Measurement,
   median,
+  packumentPath,
   ROOT,
   run,
   startFixture,
@@ -150,11 +151,6 @@ async function serve(kind: string, idsFile: string, seed: number, big: number): 
 
 function encodeKey(key: string): string {
   return encodeURIComponent(JSON.stringify(key)).replace(/\./g, "%2E");
-}
-
-/** The path npm clients send: `/left-pad`, `/@scope%2fname`. */
-function packumentPath(name: string): string {
-  return name.startsWith("@") ? `/${name.replace("/", "%2f")}` : `/${encodeURIComponent(name)}`;
 }
 
 async function floor(

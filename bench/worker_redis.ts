@@ -78,6 +78,7 @@ import {
   type Measurement,
   median,
   NAMES_FILE,
+  packumentFloor,
   processCpu,
   ROOT,
   run,
@@ -99,36 +100,6 @@ const GOAL_OVERHEAD = 1.3;
 const REGISTRY_NAMES = 4_500_000;
 const RATE_LIMITS = [50, 200, 1_000];
 const CORES_PER_MACHINE = 2;
-
-// ---------------------------------------------------------------------------------------------
-// Floor mode: plain fetch, one file per name.
-
-/** The path npm clients send: `/left-pad`, `/@scope%2fname`. */
-function packumentPath(name: string): string {
-  return name.startsWith("@") ? `/${name.replace("/", "%2f")}` : `/${encodeURIComponent(name)}`;
-}
-
-async function floor(registry: string, namesFile: string, outDir: string): Promise<void> {
-  const names: string[] = JSON.parse(await Deno.readTextFile(namesFile));
-  const base = registry.replace(/\/$/, "");
-  let next = 0;
-  let bytes = 0;
-  async function worker(): Promise<void> {
-    while (next < names.length) {
-      const i = next++;
-      const name = names[i]!;
-      const response = await fetch(`${base}${packumentPath(name)}`, {
-        headers: { accept: "application/json" },
-      });
-      if (response.status !== 200) throw new Error(`${name}: status ${response.status}`);
-      const body = await response.bytes();
-      bytes += body.length;
-      await Deno.writeFile(join(outDir, `${i}.json`), body);
-    }
-  }
-  await Promise.all(Array.from({ length: CONCURRENCY }, worker));
-  console.log(`floor: ${names.length} packuments, ${(bytes / 1e6).toFixed(1)} MB`);
-}
 
 // ---------------------------------------------------------------------------------------------
 // Redis's own CPU, from `INFO cpu`.
@@ -621,7 +592,7 @@ if (import.meta.main) {
     if (!values.registry || !values.names || !values.out) {
       throw new Error("--floor needs --registry, --names and --out");
     }
-    await floor(values.registry, values.names, values.out);
+    await packumentFloor(values.registry, values.names, values.out, CONCURRENCY);
   } else {
     await bench(values.quick, values.dir);
   }
