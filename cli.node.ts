@@ -67,9 +67,9 @@ const openQueue: OpenQueue = async (kind, { redis }) => {
 };
 
 /** Proxies and `cafile` for `fetch`; a `cafile` that cannot be read exits 2 before anything. */
-function setUpNetwork(): number | undefined {
+async function setUpNetwork(): Promise<number | undefined> {
   try {
-    const config = npmConfig();
+    const config = await npmConfig();
     installNetworkSettings(networkSettings(process.env, (key) => config.get(key)));
     return undefined;
   } catch (error) {
@@ -96,7 +96,7 @@ setViewWorkerFactory(({ message, error }) => {
   };
 }, ["kv"]);
 
-const status = setUpNetwork() ?? await main(process.argv.slice(2), {
+const status = (await setUpNetwork()) ?? await main(process.argv.slice(2), {
   openStorage: (options, access) => createStorageDriver({ ...options, access }),
   listen,
   openQueue,

@@ -86,6 +86,9 @@ export {
   applyChanges,
   type ApplyChangesOptions,
   type ApplySummary,
+  ChangeBatch,
+  type EditablePartition,
+  listEditablePartitions,
 } from "./src/jobs/apply_changes.ts";
 export {
   type CachedPartition,

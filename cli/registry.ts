@@ -10,11 +10,12 @@
  * is checked like `--registry` (http(s), no user info, query or fragment; shown masked) when
  * first used, before its first request.
  *
+ * Both packages are loaded when first needed: commands that never ask a registry (`changes
+ * follow` without `--packuments`, `cache ...`, `partition ...`) start without them.
+ *
  * @module
  */
 
-import npmConf from "@pnpm/npm-conf";
-import getAuthToken from "registry-auth-token";
 import { originKey } from "../src/storage/keys.ts";
 import type { RegistryTarget } from "../src/jobs/fetch_packuments.ts";
 import { checkServiceUrl, type GlobalOptions } from "./options.ts";
@@ -29,7 +30,24 @@ export interface NpmConfig {
   get(key: string): unknown;
 }
 
-let npmConfigLoaded: NpmConfig | undefined;
+/** `registry-auth-token`'s lookup. */
+type GetAuthToken = (
+  url: string,
+  options: { recursive: boolean; npmrc: Record<string, unknown> },
+) => { token: string; type: string } | undefined;
+
+let loaded: Promise<{ config: NpmConfig; getAuthToken: GetAuthToken }> | undefined;
+
+/** Loads both packages and reads npm's configuration, once. */
+function load(): Promise<{ config: NpmConfig; getAuthToken: GetAuthToken }> {
+  return loaded ??= (async () => {
+    const [conf, auth] = await Promise.all([
+      import("@pnpm/npm-conf"),
+      import("registry-auth-token"),
+    ]);
+    return { config: conf.default().config, getAuthToken: auth.default as GetAuthToken };
+  })();
+}
 
 /**
  * npm's configuration (environment, project and user `.npmrc`, npm's defaults), read on first
@@ -37,8 +55,8 @@ let npmConfigLoaded: NpmConfig | undefined;
  *
  * @returns The configuration.
  */
-export function npmConfig(): NpmConfig {
-  return npmConfigLoaded ??= npmConf().config;
+export async function npmConfig(): Promise<NpmConfig> {
+  return (await load()).config;
 }
 
 /** The registry lookups for the options: per package name, and per registry URL. */
@@ -52,10 +70,10 @@ export interface RegistryLookup {
 }
 
 /** Builds the registry lookups for the options; npm's configuration is read once. */
-export function registryLookup(options: GlobalOptions): RegistryLookup {
-  const conf = npmConfig;
+export async function registryLookup(options: GlobalOptions): Promise<RegistryLookup> {
+  const { config, getAuthToken } = await load();
   const setting = (key: string) => {
-    const value = conf().get(key);
+    const value = config.get(key);
     return typeof value === "string" && value !== ""
       ? checkServiceUrl(`npm config '${key}'`, value)
       : undefined;
@@ -63,7 +81,7 @@ export function registryLookup(options: GlobalOptions): RegistryLookup {
   // registry-auth-token reads keys through `npmrc[key]`: answer from the loaded configuration,
   // except a top-level `_auth`, which it would send to every registry.
   const npmrc = new Proxy({}, {
-    get: (_target, key) => key === "_auth" ? undefined : conf().get(String(key)),
+    get: (_target, key) => key === "_auth" ? undefined : config.get(String(key)),
   });
   const targets = new Map<string, RegistryTarget>();
   const forUrl = (raw: string) => {
@@ -102,7 +120,9 @@ export function registryLookup(options: GlobalOptions): RegistryLookup {
 }
 
 /** Builds the per-name registry lookup for the options; npm's configuration is read once. */
-export function registryResolver(options: GlobalOptions): (name: string) => RegistryTarget {
-  const lookup = registryLookup(options);
+export async function registryResolver(
+  options: GlobalOptions,
+): Promise<(name: string) => RegistryTarget> {
+  const lookup = await registryLookup(options);
   return (name) => lookup.forName(name);
 }

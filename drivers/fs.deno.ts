@@ -51,9 +51,5 @@ export const denoFsOps: FsOps = {
   access: async (path) => {
     await Deno.lstat(path);
   },
-  readdir: async (path) => {
-    const names: string[] = [];
-    for await (const entry of Deno.readDir(path)) names.push(entry.name);
-    return names;
-  },
+  readdir: nodeFsOps.readdir,
 };

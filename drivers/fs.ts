@@ -80,6 +80,7 @@
  */
 
 import * as fsp from "node:fs/promises";
+import { readdirSync, readFileSync, statSync } from "node:fs";
 import { StorageError } from "../src/storage/driver.ts";
 import type {
   ListOptions,
@@ -147,9 +148,18 @@ export interface FsOps {
   readdir(path: string): Promise<string[]>;
 }
 
-/** {@linkcode FsOps} on `node:fs/promises`: runs on Deno and Node. */
+/** Files up to this size are read with blocking calls. */
+const SYNC_READ_MAX = 64 * 1024;
+
+/**
+ * {@linkcode FsOps} on `node:fs/promises`: runs on Deno and Node. Directories are read with one
+ * blocking call: it took 10 to 15 us a directory here where the async call took 150 to 200 us
+ * (thread hop and back), and a `list()` of npm's 256 partitions reads about 2,800 of them.
+ */
 export const nodeFsOps: FsOps = {
-  readFile: async (path) => plain(await fsp.readFile(path)),
+  // A small file (a record header, a small packument) is read with blocking calls too.
+  readFile: async (path) =>
+    plain(statSync(path).size <= SYNC_READ_MAX ? readFileSync(path) : await fsp.readFile(path)),
   writeFileExclusive: (path, data) => fsp.writeFile(path, data, { flag: "wx" }),
   rename: (from, to) => fsp.rename(from, to),
   mkdir: async (path, recursive) => {
@@ -158,7 +168,7 @@ export const nodeFsOps: FsOps = {
   unlink: (path) => fsp.unlink(path),
   rmdir: (path) => fsp.rmdir(path),
   access: (path) => fsp.access(path),
-  readdir: (path) => fsp.readdir(path),
+  readdir: (path) => new Promise((resolve) => resolve(readdirSync(path))),
 };
 
 const encoder = new TextEncoder();

@@ -92,7 +92,7 @@ async function changesFollow(ctx: CommandContext): Promise<number> {
   }
   const packuments = wantPackuments
     ? {
-      registryFor: registryResolver(options),
+      registryFor: await registryResolver(options),
       representation: ctx.values["abbreviated"] === true ? "abbreviated" as const : "full" as const,
       parallel: options.concurrency,
     }

@@ -100,7 +100,7 @@ async function runFetch(
   const { options } = ctx;
   const { refresh, offline } = modeOf(ctx);
   const representation = representationOf(ctx);
-  const registryFor = registryResolver(options);
+  const registryFor = await registryResolver(options);
   const client = clientFor(options);
   const driver = await ctx.openDriver();
   const progress = Progress.for(options);
@@ -252,14 +252,14 @@ async function packumentFetchPartitions(ctx: CommandContext): Promise<number> {
 }
 
 /** `packument show NAME`: the cached body on stdout, byte for byte. */
-function packumentShow(ctx: CommandContext): Promise<number> {
+async function packumentShow(ctx: CommandContext): Promise<number> {
   const name = ctx.args[0];
   if (name === undefined) throw new UsageError("Missing NAME: packument show NAME");
   const problem = packageNameProblem(name);
   if (problem) throw new UsageError(`Invalid package name ${JSON.stringify(name)}: ${problem}`);
   const representation = representationOf(ctx);
-  const target = registryResolver(ctx.options)(name);
-  return withCache(ctx, "read", async (cache) => {
+  const target = (await registryResolver(ctx.options))(name);
+  return await withCache(ctx, "read", async (cache) => {
     const key = packumentKey(target.originKey, name, representation);
     const entry = await cache.get(key);
     if (!entry && ctx.corruption.has(key)) {

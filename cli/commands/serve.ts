@@ -106,7 +106,7 @@ async function serve(ctx: CommandContext): Promise<number> {
   const { options } = ctx;
   const address = listenAddress(ctx, DEFAULT_PORT, "the cache");
   const partitionsOrigin = originKeyOf(options);
-  const resolve = registryResolver(options);
+  const resolve = await registryResolver(options);
   const driver = await ctx.openDriver("read");
   let server: Server | undefined;
   let stopped = false;

@@ -113,13 +113,15 @@ function viewName(ctx: CommandContext, usage: string, at = 0): string {
  * registry (`--origin URL` or `--registry URL`, else npm's configured one). main.ts has already
  * moved `--origin` to the flag it stands for (the command is `documentOrigin`).
  */
-function documentOrigin(ctx: CommandContext): { origin: string; registry?: string } {
+async function documentOrigin(
+  ctx: CommandContext,
+): Promise<{ origin: string; registry?: string }> {
   if (text(ctx, "origin-key") !== undefined && text(ctx, "registry") !== undefined) {
     throw new UsageError("Conflicting options: give an origin KEY or a registry URL, not both");
   }
   const { options } = ctx;
   if (options.originKey !== undefined) return { origin: options.originKey };
-  const target = registryLookup(options).defaultTarget();
+  const target = (await registryLookup(options)).defaultTarget();
   return { origin: target.originKey, registry: target.url };
 }
 
@@ -206,7 +208,7 @@ async function viewDefine(ctx: CommandContext): Promise<number> {
   if (where !== undefined) checked("--where", where, compileWhere);
   const view = checkViewDefinition({
     name,
-    ...documentOrigin(ctx),
+    ...(await documentOrigin(ctx)),
     type,
     ...(select !== undefined ? { select } : {}),
     ...(where !== undefined ? { where } : {}),
@@ -428,7 +430,7 @@ async function viewEnrich(ctx: CommandContext): Promise<number> {
   for (const source of add) {
     checked("--add", source, (s) => compileSelect(s, { inputs: true, inputFields }));
   }
-  const { origin } = documentOrigin(ctx);
+  const { origin } = await documentOrigin(ctx);
   let enrichment;
   try {
     enrichment = compileEnrichment({
@@ -505,7 +507,7 @@ async function viewRun(ctx: CommandContext): Promise<number> {
   if (module.reduce !== undefined && typeof module.reduce !== "function") {
     throw new UsageError(`Module '${file}' exports a reduce that is not a function`);
   }
-  const { origin } = documentOrigin(ctx);
+  const { origin } = await documentOrigin(ctx);
   const workers = scanWorkers(ctx);
   return await withCache(ctx, "read", async (cache) => {
     let skipped = 0;

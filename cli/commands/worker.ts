@@ -415,7 +415,7 @@ async function workerStart(ctx: CommandContext): Promise<number> {
   const oidc = oidcOptions(ctx);
   const untilIdle = values["until-idle"] === true;
   const follow = followSchedule(ctx, queue, untilIdle);
-  const registries = registryLookup(options);
+  const registries = await registryLookup(options);
   const registry = registries.defaultTarget();
   const partitionsOrigin = originKeyOf(options);
   const driver = await ctx.openDriver("write");
@@ -549,7 +549,7 @@ async function workerEnqueue(ctx: CommandContext): Promise<number> {
     if (file === undefined) throw new UsageError("Missing FILE: worker enqueue packuments FILE");
     const batchSize = integerFlag(ctx, "batch-size", 1, MAX_BATCH_NAMES, DEFAULT_BATCH_SIZE);
     const names = await readNames(file);
-    const registry = registryLookup(options).defaultTarget().url;
+    const registry = (await registryLookup(options)).defaultTarget().url;
     items = [];
     for (let i = 0; i < names.length; i += batchSize) {
       const payload = { registry, names: names.slice(i, i + batchSize), representation };

@@ -41,7 +41,7 @@ import {
   writePatchIndex,
   writePatchShard,
 } from "../storage/partition_patches.ts";
-import { segmentsOf } from "../couchdb/merge.ts";
+import { type Segment, segmentsOf } from "../couchdb/merge.ts";
 import {
   emptyPatchCounts,
   type PartitionEdit,
@@ -76,18 +76,36 @@ export interface ApplySummary {
   corrupt: string[];
 }
 
-/** A cached partition as the follower sees it. */
-interface Target {
+/** A cached partition as the follower sees it ({@linkcode listEditablePartitions}). */
+export interface EditablePartition {
+  /** Its cache key. */
   key: string;
+  /** The first id of its range. */
   startKey: string;
+  /** The end of its range, exclusive (`""`: open). */
   endKey: string;
+  /** When it was fetched (the newest partition covering an id decides it). */
   fetchedAt: number;
+  /** The integrity of its body: a patch applies to that body only. */
   integrity: string;
 }
 
-/** The cached partitions of `originKey`, in start-key order (then key order, as the merge). */
-async function partitionsOf(cache: Cache, originKey: string, parallel: number): Promise<Target[]> {
-  const out: Target[] = [];
+/**
+ * The cached partitions of an origin, in start-key order (then key order, as the merge reads
+ * them): what {@linkcode applyChanges} edits.
+ *
+ * @param cache The cache holding the partitions.
+ * @param originKey The origin whose partitions to list.
+ * @param parallel Headers read at once.
+ * @returns The partitions.
+ * @throws {StorageError} When the cache cannot be read.
+ */
+export async function listEditablePartitions(
+  cache: Cache,
+  originKey: string,
+  parallel = 8,
+): Promise<EditablePartition[]> {
+  const out: EditablePartition[] = [];
   // Their headers are read a few at a time: on a large set the reads' latency adds up.
   await runPool(cache.keys(keyPrefix("partition", originKey)), async (key) => {
     let parts;
@@ -112,6 +130,9 @@ async function partitionsOf(cache: Cache, originKey: string, parallel: number): 
 
 /** Characters at or above U+D800: where UTF-16 order and code-point order may differ. */
 const HIGH = /[\ud800-\uffff]/;
+
+/** An order of ids. */
+type Order = (a: string, b: string) => number;
 
 /** Plain UTF-16 order: code-point order when one side has no character from U+D800 up. */
 function utf16Order(a: string, b: string): number {
@@ -170,7 +191,7 @@ export function sortEditRuns(
   const order = runs.some((run) => run.some((edit) => HIGH.test(edit.id)))
     ? compareKeys
     : utf16Order;
-  const byId = (a: PartitionEdit, b: PartitionEdit) => order(a.id, b.id);
+  const byId = order === utf16Order ? byIdUtf16 : byIdCodePoint;
   // Stable sorts and merges that take the earlier run first on equal ids: the edits of an id
   // stay in feed order.
   let sorted = runs.filter((run) => run.length > 0).map((run) => run.slice().sort(byId));
@@ -181,15 +202,31 @@ export function sortEditRuns(
     }
     sorted = next;
   }
+  const out = uniqueEdits(sorted[0] ?? []);
+  Object.freeze(out);
+  sortedLists.set(out, order);
+  return out;
+}
+
+/** Of sorted edits, one per id: the newer revision ({@linkcode revWins}; on a tie, the later). */
+function uniqueEdits(sorted: readonly PartitionEdit[]): PartitionEdit[] {
   const out: PartitionEdit[] = [];
-  for (const edit of sorted[0] ?? []) {
+  for (const edit of sorted) {
     const last = out[out.length - 1];
     if (last === undefined || last.id !== edit.id) out.push(edit);
     else if (revWins(edit.rev, last.rev) || edit.rev === last.rev) out[out.length - 1] = edit;
   }
-  Object.freeze(out);
-  sortedLists.set(out, order);
   return out;
+}
+
+/** Edits by id in UTF-16 order. */
+function byIdUtf16(a: PartitionEdit, b: PartitionEdit): number {
+  return a.id < b.id ? -1 : a.id > b.id ? 1 : 0;
+}
+
+/** Edits by id in code-point order. */
+function byIdCodePoint(a: PartitionEdit, b: PartitionEdit): number {
+  return compareKeys(a.id, b.id);
 }
 
 /** Merges two sorted lists, `a`'s edit first on equal ids. */
@@ -219,7 +256,7 @@ function mergeRuns(
 /** {@linkcode sortEdits}, and the order it sorted in (to compare the ids with later). */
 function sorting(
   edits: Iterable<PartitionEdit>,
-): { sorted: readonly PartitionEdit[]; order: (a: string, b: string) => number } {
+): { sorted: readonly PartitionEdit[]; order: Order } {
   // A list sortEdits made is frozen: taken as it is.
   const known = sortedLists.get(edits as readonly PartitionEdit[]);
   if (known !== undefined && Object.isFrozen(edits)) {
@@ -228,6 +265,136 @@ function sorting(
   const sorted = sortEdits(edits);
   return { sorted, order: sortedLists.get(sorted)! };
 }
+
+/**
+ * Changes gathered for {@linkcode applyChanges}, each put with the partition that decides its
+ * id as it comes (a binary search of the partitions' segments), so that applying them sorts
+ * each partition's few hundred edits instead of the whole batch: the `_changes` follower adds
+ * each page while the next is on its way.
+ *
+ * @example
+ * ```ts
+ * import { ChangeBatch, listEditablePartitions } from "./apply_changes.ts";
+ * import { Cache } from "../storage/cache.ts";
+ * import { partitionKey } from "../storage/keys.ts";
+ * import { encodePartitionLines } from "../couchdb/partition_lines.ts";
+ * import { MemoryDriver } from "../../drivers/memory.ts";
+ *
+ * const cache = await Cache.open(new MemoryDriver());
+ * const rows = [{ id: "left-pad", rev: "1-a" }];
+ * await cache.put(partitionKey("couch", "k", ""), encodePartitionLines(rows), { status: 200 });
+ * const batch = new ChangeBatch(await listEditablePartitions(cache, "couch"));
+ * batch.add([{ id: "ms", rev: "1-b", deleted: false }, { id: "debug", rev: "1-c", deleted: false }]);
+ * batch.add([{ id: "ms", rev: "2-d", deleted: false }]);
+ * console.assert(batch.size === 3);
+ * console.assert(batch.edits().map((e) => e.rev).join() === "1-c,2-d");
+ * ```
+ */
+export class ChangeBatch {
+  /** The partitions the batch is for, as {@linkcode listEditablePartitions} read them. */
+  readonly partitions: readonly EditablePartition[];
+  readonly #segments: Segment[];
+  /** The edits of each segment, in feed order (sorted in place when the batch is applied). */
+  readonly #buckets: PartitionEdit[][];
+  /** Edits no partition covers, in feed order. */
+  #uncovered: PartitionEdit[] = [];
+  /** Segments holding an id with a character from U+D800 up: sorted in code-point order. */
+  readonly #high = new Set<number>();
+  #size = 0;
+
+  /**
+   * Starts an empty batch.
+   *
+   * @param partitions The partitions the changes go to ({@linkcode listEditablePartitions}),
+   *   unchanged until the batch is applied.
+   */
+  constructor(partitions: readonly EditablePartition[]) {
+    this.partitions = partitions;
+    this.#segments = segmentsOf(partitions);
+    this.#buckets = this.#segments.map(() => []);
+    bucketsOf.set(this, () => this.#byPartition());
+  }
+
+  /** Edits added (repeats of an id counted). */
+  get size(): number {
+    return this.#size;
+  }
+
+  /**
+   * Adds edits, later in the feed than every one added before.
+   *
+   * @param edits The edits, in feed order.
+   */
+  add(edits: readonly PartitionEdit[]): void {
+    const segments = this.#segments;
+    for (const edit of edits) {
+      const id = edit.id;
+      // `<` is code-point order when the id has no character from U+D800 up.
+      const high = HIGH.test(id);
+      // The last segment starting at or before the id.
+      let lo = 0;
+      let hi = segments.length;
+      while (lo < hi) {
+        const mid = (lo + hi) >> 1;
+        const start = segments[mid]!.start;
+        if (high ? compareKeys(start, id) <= 0 : start <= id) lo = mid + 1;
+        else hi = mid;
+      }
+      const segment = segments[lo - 1];
+      const end = segment?.end;
+      if (end === undefined || (end !== "" && (high ? compareKeys(id, end) >= 0 : id >= end))) {
+        this.#uncovered.push(edit);
+      } else {
+        this.#buckets[lo - 1]!.push(edit);
+        if (high) this.#high.add(lo - 1);
+      }
+    }
+    this.#size += edits.length;
+  }
+
+  /** How many ids no partition covers. */
+  get uncovered(): number {
+    return new Set(this.#uncovered.map((edit) => edit.id)).size;
+  }
+
+  /** The sorted, unique edits of each partition (by its place in `partitions`). */
+  #byPartition(): Map<number, PartitionEdits> {
+    const out = new Map<number, PartitionEdits>();
+    this.#segments.forEach((segment, i) => {
+      const bucket = this.#buckets[i]!;
+      if (bucket.length === 0) return;
+      const order = this.#high.has(i) ? compareKeys : utf16Order;
+      const sorted = uniqueEdits(bucket.sort(order === utf16Order ? byIdUtf16 : byIdCodePoint));
+      const held = out.get(segment.source);
+      // A partition deciding several segments (overlapping sets): theirs, in key order.
+      if (held === undefined) out.set(segment.source, { edits: sorted, order });
+      else {
+        out.set(segment.source, {
+          edits: [...held.edits, ...sorted],
+          order: held.order === compareKeys ? compareKeys : order,
+        });
+      }
+    });
+    return out;
+  }
+
+  /**
+   * Every edit of the batch, covered or not: in key order (code-point order of the ids), one
+   * per id, as {@linkcode sortEdits} gives them.
+   */
+  edits(): readonly PartitionEdit[] {
+    return sortEditRuns([...this.#buckets, this.#uncovered]);
+  }
+}
+
+/** One partition's edits, sorted in `order`, one per id. */
+interface PartitionEdits {
+  edits: readonly PartitionEdit[];
+  order: Order;
+}
+
+/** What {@linkcode applyChanges} reads of a batch: its edits by partition. */
+const bucketsOf = new WeakMap<ChangeBatch, () => Map<number, PartitionEdits>>();
 
 /** Merges sorted incoming edits into sorted pending ones, the newer revision of an id winning. */
 function mergeEdits(
@@ -279,7 +446,8 @@ export interface ApplyChangesOptions {
  *
  * @param cache The cache holding the partitions.
  * @param originKey The origin whose partitions to edit.
- * @param edits The changes, one per id, in any order.
+ * @param edits The changes, one per id, in any order; or gathered in a {@linkcode ChangeBatch}
+ *   (for the partitions it was made with).
  * @param options How many at once, and when to rewrite.
  * @returns What was done.
  * @throws {RangeError} When `compactEdits` is not a non-negative integer.
@@ -310,7 +478,7 @@ export interface ApplyChangesOptions {
 export async function applyChanges(
   cache: Cache,
   originKey: string,
-  edits: Iterable<PartitionEdit>,
+  edits: Iterable<PartitionEdit> | ChangeBatch,
   options: ApplyChangesOptions = {},
 ): Promise<ApplySummary> {
   const compactEdits = options.compactEdits ?? DEFAULT_COMPACT_EDITS;
@@ -332,27 +500,35 @@ export async function applyChanges(
   };
   const driver = cache.driver;
   const parallel = options.parallel ?? 8;
-  const partitions = await partitionsOf(cache, originKey, parallel);
-  const segments = segmentsOf(partitions);
-  // The edits in key order, walked along the segments (also in key order): each partition
-  // gets its edits already sorted.
-  const { sorted, order } = sorting(edits);
-  const byPartition = new Map<number, PartitionEdit[]>();
-  let s = 0;
-  for (const edit of sorted) {
-    while (
-      s < segments.length && segments[s]!.end !== "" && order(edit.id, segments[s]!.end) >= 0
-    ) {
-      s++;
+  let partitions: readonly EditablePartition[];
+  let byPartition: Map<number, PartitionEdits>;
+  if (edits instanceof ChangeBatch) {
+    partitions = edits.partitions;
+    byPartition = bucketsOf.get(edits)!();
+    summary.uncovered += edits.uncovered;
+  } else {
+    partitions = await listEditablePartitions(cache, originKey, parallel);
+    byPartition = new Map();
+    const segments = segmentsOf(partitions);
+    // The edits in key order, walked along the segments (also in key order): each partition
+    // gets its edits already sorted.
+    const { sorted, order } = sorting(edits);
+    let s = 0;
+    for (const edit of sorted) {
+      while (
+        s < segments.length && segments[s]!.end !== "" && order(edit.id, segments[s]!.end) >= 0
+      ) {
+        s++;
+      }
+      const segment = segments[s];
+      if (segment === undefined || order(edit.id, segment.start) < 0) {
+        summary.uncovered++;
+        continue;
+      }
+      let held = byPartition.get(segment.source);
+      if (!held) byPartition.set(segment.source, held = { edits: [], order });
+      (held.edits as PartitionEdit[]).push(edit);
     }
-    const segment = segments[s];
-    if (segment === undefined || order(edit.id, segment.start) < 0) {
-      summary.uncovered++;
-      continue;
-    }
-    let list = byPartition.get(segment.source);
-    if (!list) byPartition.set(segment.source, list = []);
-    list.push(edit);
   }
   const index = await readPatchIndex(driver, originKey);
   const before = JSON.stringify(index);
@@ -370,7 +546,7 @@ export async function applyChanges(
     const i = current.get(key);
     if (i !== undefined && partitions[i]!.integrity === entry.base) {
       if (options.compact && !byPartition.has(i)) {
-        byPartition.set(i, []);
+        byPartition.set(i, { edits: [], order: utf16Order });
         touch(patchShardOf(key)).push(i);
       }
       continue;
@@ -392,11 +568,11 @@ export async function applyChanges(
       const incoming = byPartition.get(i)!;
       const held = patches[target.key]?.base === target.integrity ? patches[target.key]!.edits : [];
       const taken = summary.applied;
-      const merged = mergeEdits(held, incoming, summary, order);
+      const merged = mergeEdits(held, incoming.edits, summary, incoming.order);
       if (merged.length > compactEdits || (options.compact && merged.length > 0)) {
         const counts = await rewrite(cache, target, merged);
         if (counts === undefined) {
-          summary.uncovered += incoming.length;
+          summary.uncovered += incoming.edits.length;
           summary.corrupt.push(target.key);
           continue;
         }
@@ -433,7 +609,7 @@ export async function applyChanges(
 /** Rewrites one partition with its edits; `undefined` when it is gone or corrupt. */
 async function rewrite(
   cache: Cache,
-  target: Target,
+  target: EditablePartition,
   edits: readonly PatchEdit[],
 ): Promise<PatchCounts | undefined> {
   const entry = await cache.get(target.key, { verify: "while" });

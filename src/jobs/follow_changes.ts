@@ -17,9 +17,10 @@
  *   holds more than `compactEdits`. Rewriting every touched partition per batch would read and
  *   write the whole cache for each batch of changes spread over the key space: 100,000 changes
  *   over npm's 4.5 million names touch all 256 partitions of a set (about 270 MB) and took 5.3 s
- *   where reading their pages takes 0.3 s; as patches they write a few MB. Each page's
- *   entries are kept as one run, sorted on its own, and the runs merged
- *   ({@linkcode sortEditRuns}): cheaper than one sort of the batch.
+ *   where reading their pages takes 0.3 s; as patches they write a few MB. The origin's
+ *   partitions are listed while a round's first page is on its way, and each page's entries
+ *   are put with their partitions while the next is (a `ChangeBatch`): applying a batch then
+ *   sorts each partition's few hundred edits, never the whole batch.
  * - **Checkpoint.** After each applied batch, the last sequence applied is written (with the
  *   recent sequences and the pending packuments) under `v1:checkpoint:{originKey}:changes:
  *   follower`. A follower killed at any point re-reads from there; applying a change twice
@@ -59,8 +60,10 @@ import {
 import {
   applyChanges,
   type ApplySummary,
+  ChangeBatch,
   DEFAULT_COMPACT_EDITS,
-  sortEditRuns,
+  type EditablePartition,
+  listEditablePartitions,
 } from "./apply_changes.ts";
 import { compareSeqs, type FollowStart, resolveStart } from "./follow_start.ts";
 import {
@@ -368,21 +371,34 @@ export async function followChanges(
     summary.packumentsPending = Object.keys(pending).length;
   }
 
+  /** The origin's partitions, listed (while a page is on its way) for the next batch. */
+  let listing: Promise<EditablePartition[]> | undefined;
   /** Entries read since the last flush (an id may repeat: the newer revision wins). */
-  let batch: PartitionEdit[][] = [];
-  /** How many entries `batch` holds. */
-  let batchSize = 0;
+  let batch: ChangeBatch | undefined;
   let compactFirst = options.compact ?? false;
   /** The `last_seq` of the last page read into the batch, once it is to be checkpointed. */
   let batchSeq: Seq | undefined;
 
+  /** The origin's partitions for the next batch: listed once, ahead of its first page. */
+  function listAhead(): Promise<EditablePartition[]> {
+    if (listing === undefined) {
+      listing = listEditablePartitions(cache, originKey);
+      // (A failure is met where it is awaited.)
+      listing.catch(() => {});
+    }
+    return listing;
+  }
+
   async function flush(): Promise<void> {
     if (batchSeq === undefined) return;
-    const edits = sortEditRuns(batch);
+    const gathered = batch;
+    batch = undefined;
+    // The partitions change as the batch is applied (a rewrite): the next batch lists them again.
+    listing = undefined;
     // With `compact`, the first batch rewrites every patched partition, changes or none.
-    if (edits.length > 0 || compactFirst) {
+    if (gathered !== undefined || compactFirst) {
       compactFirst = false;
-      const done = await applyChanges(cache, originKey, edits, {
+      const done = await applyChanges(cache, originKey, gathered ?? [], {
         compactEdits,
         compact: options.compact ?? false,
       });
@@ -397,6 +413,10 @@ export async function followChanges(
       }
       summary.corrupt.push(...done.corrupt);
       const { corrupt: _corrupt, ...counts } = done;
+      // One per id, in key order: only asked for when someone takes them.
+      const edits = gathered !== undefined && (options.onApplied || packuments)
+        ? gathered.edits()
+        : [];
       await options.onApplied?.(edits);
       if (packuments) {
         for (const edit of edits) {
@@ -414,13 +434,12 @@ export async function followChanges(
       }
       seq = batchSeq;
       await save();
-      emit({ type: "applied", seq, changes: edits.length, ...counts });
+      const changes = done.applied + done.unchanged + done.stale + done.uncovered;
+      emit({ type: "applied", seq, changes, ...counts });
     } else if (String(batchSeq) !== String(seq)) {
       seq = batchSeq;
       await save();
     }
-    batch = [];
-    batchSize = 0;
     batchSeq = undefined;
   }
 
@@ -485,9 +504,9 @@ export async function followChanges(
         taken.push(entry);
       }
       if (taken.length > 0) {
-        // One run a page: the batch is sorted run by run, then merged.
-        batch.push(taken);
-        batchSize += taken.length;
+        // Each change goes to its partition now, while the next page is on its way.
+        batch ??= new ChangeBatch(await listAhead());
+        batch.add(taken);
       }
       summary.late += late;
       batchSeq = page.lastSeq;
@@ -501,7 +520,10 @@ export async function followChanges(
         late,
         repeated,
       });
-      if (batchSize >= batchChanges) await flush();
+      if (batch !== undefined && batch.size >= batchChanges) {
+        await flush();
+        if (more) listAhead();
+      }
       if (!more) return;
       since = page.lastSeq;
     }
@@ -537,6 +559,10 @@ export async function followChanges(
         recentFloor = since;
       }
       emit({ type: "round", round: number, since, head });
+      // New entries ahead (as far as the head tells): the partitions they go to are listed
+      // while the first page is on its way. (A re-read of the window lists them only once it
+      // meets an entry not seen.)
+      if (head === undefined || (compareSeqs(head, seq) ?? 1) > 0) listAhead();
       try {
         await round(number, since, highWater, replayUntil);
         await flush();

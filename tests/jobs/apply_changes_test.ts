@@ -4,7 +4,13 @@ import { partitionKey } from "../../src/storage/keys.ts";
 import { encodePartitionLines } from "../../src/couchdb/partition_lines.ts";
 import type { AllDocsRow } from "../../src/couchdb/rows.ts";
 import type { PartitionEdit } from "../../src/couchdb/partition_patch.ts";
-import { applyChanges, sortEditRuns, sortEdits } from "../../src/jobs/apply_changes.ts";
+import {
+  applyChanges,
+  ChangeBatch,
+  listEditablePartitions,
+  sortEditRuns,
+  sortEdits,
+} from "../../src/jobs/apply_changes.ts";
 import { indexRows } from "../../src/jobs/create_index.ts";
 import { exportEntries } from "../../src/jobs/export.ts";
 import { listCachedPartitions } from "../../src/jobs/partition_status.ts";
@@ -252,5 +258,51 @@ Deno.test("sortEditRuns() equals sortEdits() of the runs concatenated, the later
     const split: PartitionEdit[][] = [];
     for (let i = 0; i < edits.length; i += n) split.push(edits.slice(i, i + n));
     assert.deepEqual(sortEditRuns(split), sortEdits(edits), `runs of ${n}`);
+  }
+});
+
+Deno.test("a ChangeBatch applies as the same edits do: overlapping partitions, a gap, astral ids", async () => {
+  // ["", "m") and ["m", "x"), then ["f", "p") fetched later, which decides its range; ids from
+  // "x" on are in no partition.
+  const make = async () => {
+    const clock = new FakeClock({ now: 1_000_000 });
+    const cache = await Cache.open(new MemoryDriver(), { clock });
+    await cache.put(partitionKey(ORIGIN, "", "m"), encodePartitionLines(rows(["a", "g"])), {
+      status: 200,
+    });
+    await cache.put(partitionKey(ORIGIN, "m", "x"), encodePartitionLines(rows(["m", "q"])), {
+      status: 200,
+    });
+    clock.advance(10);
+    await cache.put(partitionKey(ORIGIN, "f", "p"), encodePartitionLines(rows(["g", "n"])), {
+      status: 200,
+    });
+    return cache;
+  };
+  const ids = ["a", "b", "f", "g", "h", "l", "m", "n", "o", "p", "q", "w", "x", "zz"]
+    .concat(["\ufffd", "😀", "m\ufffd", "m😀", "g😀"]);
+  let seed = 7;
+  const random = (n: number) => (seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31) % n;
+  for (let trial = 0; trial < 20; trial++) {
+    const edits: PartitionEdit[] = [];
+    for (let i = 0; i < 60; i++) {
+      const id = ids[random(ids.length)]!;
+      edits.push({ id, rev: `${1 + random(4)}-${random(3)}`, deleted: random(5) === 0 });
+    }
+    const a = await make();
+    const b = await make();
+    const batch = new ChangeBatch(await listEditablePartitions(a, ORIGIN));
+    for (let i = 0; i < edits.length;) {
+      const n = 1 + random(15);
+      batch.add(edits.slice(i, i + n));
+      i += n;
+    }
+    assert.equal(batch.size, edits.length);
+    assert.deepEqual(batch.edits(), sortEdits(edits), `trial ${trial}: edits()`);
+    const viaBatch = await applyChanges(a, ORIGIN, batch);
+    const viaList = await applyChanges(b, ORIGIN, edits);
+    assert.deepEqual(viaBatch, viaList, `trial ${trial}: summary`);
+    assert.ok(viaList.uncovered > 0 && viaList.applied > 0, `trial ${trial}: both kinds`);
+    assert.deepEqual(await index(a), await index(b), `trial ${trial}: index`);
   }
 });
