@@ -7,7 +7,6 @@
 
 import process from "node:process";
 import { Cache } from "../../src/storage/cache.ts";
-import { createReplicaApp } from "../../src/replica/app.ts";
 import { type Command, type CommandContext, originKeyOf, type Server } from "../context.ts";
 import { err, out } from "../io.ts";
 import { UsageError } from "../options.ts";
@@ -116,6 +115,8 @@ async function serve(ctx: CommandContext): Promise<number> {
   };
   try {
     const cache = await Cache.open(driver, ctx.cacheOptions);
+    // Loaded here: Hono is needed by `serve` and `worker start` only.
+    const { createReplicaApp } = await import("../../src/replica/app.ts");
     const app = createReplicaApp({
       cache,
       packumentOrigin: (name) => resolve(name).originKey,

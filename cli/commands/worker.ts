@@ -23,7 +23,6 @@ import { MAX_PAGE_LIMIT } from "../../src/couchdb/rows.ts";
 import { DEFAULT_WINDOW } from "../../src/jobs/follow_changes.ts";
 import { toWorkItems } from "../../src/worker/worker.ts";
 import { workerHandlers } from "../../src/worker/handlers.ts";
-import { createWorkerApp } from "../../src/worker/api.ts";
 import type { OidcOptions } from "../../src/worker/oidc.ts";
 import {
   clientFor,
@@ -448,6 +447,8 @@ async function workerStart(ctx: CommandContext): Promise<number> {
       retry: { maxAttempts: options.retries + 1 },
       onEvent: (event) => logEvent(options, event),
     });
+    // Loaded here: Hono is needed by `serve` and `worker start` only.
+    const { createWorkerApp } = await import("../../src/worker/api.ts");
     const app = createWorkerApp({
       worker,
       token: secret,
