@@ -10,8 +10,10 @@
  * is checked like `--registry` (http(s), no user info, query or fragment; shown masked) when
  * first used, before its first request.
  *
- * Both packages are loaded when first needed: commands that never ask a registry (`changes
- * follow` without `--packuments`, `cache ...`, `partition ...`) start without them.
+ * Both packages are loaded when first needed: on Deno, commands that never ask a registry
+ * (`changes follow` without `--packuments`, `cache ...`, `partition ...`) start without them.
+ * On Node, `cli.node.ts` reads npm's configuration first for every command (its proxy and
+ * `cafile` settings).
  *
  * @module
  */

@@ -568,10 +568,16 @@ export async function applyChanges(
       const incoming = byPartition.get(i)!;
       const held = patches[target.key]?.base === target.integrity ? patches[target.key]!.edits : [];
       const taken = summary.applied;
+      const counted = ["applied", "deletions", "unchanged", "stale"] as const;
+      const before = counted.map((name) => summary[name]);
       const merged = mergeEdits(held, incoming.edits, summary, incoming.order);
+      // What this partition's changes added (other partitions are handled meanwhile).
+      const added = counted.map((name, i) => summary[name] - before[i]!);
       if (merged.length > compactEdits || (options.compact && merged.length > 0)) {
         const counts = await rewrite(cache, target, merged);
         if (counts === undefined) {
+          // Not applied after all: these changes count as uncovered, and only so.
+          counted.forEach((name, i) => summary[name] -= added[i]!);
           summary.uncovered += incoming.edits.length;
           summary.corrupt.push(target.key);
           continue;

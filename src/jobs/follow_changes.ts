@@ -45,7 +45,13 @@ import type { Cache } from "../storage/cache.ts";
 import type { HttpClient } from "../http/client.ts";
 import { type Clock, systemClock } from "../clock.ts";
 import { MAX_PAGE_LIMIT } from "../couchdb/rows.ts";
-import { readChanges, readUpdateSeq, type Seq, seqNumber } from "../couchdb/changes.ts";
+import {
+  type Change,
+  readChanges,
+  readUpdateSeq,
+  type Seq,
+  seqNumber,
+} from "../couchdb/changes.ts";
 import {
   emptyPatchCounts,
   type PartitionEdit,
@@ -64,6 +70,7 @@ import {
   DEFAULT_COMPACT_EDITS,
   type EditablePartition,
   listEditablePartitions,
+  sortEditRuns,
 } from "./apply_changes.ts";
 import { compareSeqs, type FollowStart, resolveStart } from "./follow_start.ts";
 import {
@@ -375,6 +382,8 @@ export async function followChanges(
   let listing: Promise<EditablePartition[]> | undefined;
   /** Entries read since the last flush (an id may repeat: the newer revision wins). */
   let batch: ChangeBatch | undefined;
+  /** The changes of a flush that failed (one per id, in key order), to apply again. */
+  let unapplied: readonly PartitionEdit[] | undefined;
   let compactFirst = options.compact ?? false;
   /** The `last_seq` of the last page read into the batch, once it is to be checkpointed. */
   let batchSeq: Seq | undefined;
@@ -382,9 +391,12 @@ export async function followChanges(
   /** The origin's partitions for the next batch: listed once, ahead of its first page. */
   function listAhead(): Promise<EditablePartition[]> {
     if (listing === undefined) {
-      listing = listEditablePartitions(cache, originKey);
-      // (A failure is met where it is awaited.)
-      listing.catch(() => {});
+      const listed = listEditablePartitions(cache, originKey);
+      listing = listed;
+      // A failure is met where it is awaited; the next call lists again.
+      listed.catch(() => {
+        if (listing === listed) listing = undefined;
+      });
     }
     return listing;
   }
@@ -395,52 +407,73 @@ export async function followChanges(
     batch = undefined;
     // The partitions change as the batch is applied (a rewrite): the next batch lists them again.
     listing = undefined;
+    // A flush that failed left its changes: they go again, with these, against partitions
+    // listed afresh (the failed one may have rewritten some).
+    const input: ChangeBatch | readonly PartitionEdit[] | undefined = unapplied === undefined
+      ? gathered
+      : sortEditRuns([unapplied, gathered?.edits() ?? []]);
     // With `compact`, the first batch rewrites every patched partition, changes or none.
-    if (gathered !== undefined || compactFirst) {
+    if (input !== undefined || compactFirst) {
+      const compacting = compactFirst;
       compactFirst = false;
-      const done = await applyChanges(cache, originKey, gathered ?? [], {
-        compactEdits,
-        compact: options.compact ?? false,
-      });
-      summary.applied += done.applied;
-      summary.deleted += done.deletions;
-      summary.stale += done.stale;
-      summary.uncovered += done.uncovered;
-      summary.patched += done.patched;
-      summary.rewritten += done.rewritten;
-      for (const name of Object.keys(done.rows) as (keyof PatchCounts)[]) {
-        summary.rows[name] += done.rows[name];
+      try {
+        await apply(input);
+      } catch (error) {
+        // Nothing of it counts as done: the checkpoint stays where it was, and the next flush
+        // (the round's, on its way out) applies these changes again.
+        unapplied = input instanceof ChangeBatch ? input.edits() : input;
+        compactFirst = compacting;
+        throw error;
       }
-      summary.corrupt.push(...done.corrupt);
-      const { corrupt: _corrupt, ...counts } = done;
-      // One per id, in key order: only asked for when someone takes them.
-      const edits = gathered !== undefined && (options.onApplied || packuments)
-        ? gathered.edits()
-        : [];
-      await options.onApplied?.(edits);
-      if (packuments) {
-        for (const edit of edits) {
-          if (edit.deleted) {
-            delete pending[edit.id];
-            summary.packumentsDropped += await dropPackuments(
-              cache,
-              edit.id,
-              packuments.registryFor,
-            );
-          } else if (packageNameProblem(edit.id) === undefined) {
-            pending[edit.id] = { rev: edit.rev, tries: 0 };
-          }
-        }
-      }
-      seq = batchSeq;
-      await save();
-      const changes = done.applied + done.unchanged + done.stale + done.uncovered;
-      emit({ type: "applied", seq, changes, ...counts });
+      unapplied = undefined;
     } else if (String(batchSeq) !== String(seq)) {
       seq = batchSeq;
       await save();
     }
     batchSeq = undefined;
+  }
+
+  /** Applies a batch's changes, queues or drops their packuments, then checkpoints. */
+  async function apply(input: ChangeBatch | readonly PartitionEdit[] | undefined): Promise<void> {
+    const done = await applyChanges(cache, originKey, input ?? [], {
+      compactEdits,
+      compact: options.compact ?? false,
+    });
+    summary.applied += done.applied;
+    summary.deleted += done.deletions;
+    summary.stale += done.stale;
+    summary.uncovered += done.uncovered;
+    summary.patched += done.patched;
+    summary.rewritten += done.rewritten;
+    for (const name of Object.keys(done.rows) as (keyof PatchCounts)[]) {
+      summary.rows[name] += done.rows[name];
+    }
+    summary.corrupt.push(...done.corrupt);
+    const { corrupt: _corrupt, ...counts } = done;
+    // One per id, in key order: only asked for when someone takes them.
+    const edits = input instanceof ChangeBatch
+      ? (options.onApplied || packuments ? input.edits() : [])
+      : input ?? [];
+    await options.onApplied?.(edits);
+    if (packuments) {
+      for (const edit of edits) {
+        if (edit.deleted) {
+          delete pending[edit.id];
+          summary.packumentsDropped += await dropPackuments(
+            cache,
+            edit.id,
+            packuments.registryFor,
+          );
+        } else if (packageNameProblem(edit.id) === undefined) {
+          pending[edit.id] = { rev: edit.rev, tries: 0 };
+        }
+      }
+    }
+    seq = batchSeq!;
+    await save();
+    // Each change is one of these (a change of a partition found corrupt counts as uncovered).
+    const changes = done.applied + done.unchanged + done.stale + done.uncovered;
+    emit({ type: "applied", seq, changes, ...counts });
   }
 
   async function fetchPackuments(): Promise<void> {
@@ -487,25 +520,34 @@ export async function followChanges(
       // Entries at or below the floor were there before this follower's first read (the
       // partitions it started from hold them) or were seen and forgotten: not applied again.
       const floor = seqNumber(recentFloor);
-      const taken: PartitionEdit[] = [];
+      const taken: Change[] = [];
+      /** This page's sequences taken so far (a feed may repeat one within a page). */
+      const inPage = new Set<Seq>();
       for (const entry of page.results) {
         const n = seqNumber(entry.seq);
         // (A numbered entry above every remembered one needs no look-up: the usual case.)
-        const seen = n !== undefined && n > recentTop ? false : recentSet.has(entry.seq);
+        const seen = (n !== undefined && n > recentTop ? false : recentSet.has(entry.seq)) ||
+          inPage.has(entry.seq);
         if (seen || (n !== undefined && floor !== undefined && n <= floor)) {
           repeated++;
           continue;
         }
-        remember(entry.seq, n);
-        summary.seen++;
-        if (n !== undefined && replayUntil !== undefined && n <= replayUntil) summary.replayed++;
-        else if (n !== undefined && highWater !== undefined && n <= highWater) late++;
-        else fresh++;
+        inPage.add(entry.seq);
         taken.push(entry);
       }
       if (taken.length > 0) {
-        // Each change goes to its partition now, while the next page is on its way.
+        // The partitions first: should listing them fail, no entry of the page counts as seen,
+        // and the round that reads them again takes them.
         batch ??= new ChangeBatch(await listAhead());
+        for (const entry of taken) {
+          const n = seqNumber(entry.seq);
+          remember(entry.seq, n);
+          summary.seen++;
+          if (n !== undefined && replayUntil !== undefined && n <= replayUntil) summary.replayed++;
+          else if (n !== undefined && highWater !== undefined && n <= highWater) late++;
+          else fresh++;
+        }
+        // Each change goes to its partition now, while the next page is on its way.
         batch.add(taken);
       }
       summary.late += late;
@@ -559,6 +601,8 @@ export async function followChanges(
         recentFloor = since;
       }
       emit({ type: "round", round: number, since, head });
+      // Listed for this round, not before it (a refresh may have run during the pause).
+      listing = undefined;
       // New entries ahead (as far as the head tells): the partitions they go to are listed
       // while the first page is on its way. (A re-read of the window lists them only once it
       // meets an entry not seen.)

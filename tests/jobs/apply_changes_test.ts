@@ -186,6 +186,10 @@ Deno.test("applyChanges() leaves a corrupt partition out and reports it", async 
   assert.deepEqual(done.corrupt, [LOW]);
   assert.equal(done.uncovered, 3);
   assert.equal(done.rewritten, 1);
+  // The corrupt partition's changes count as uncovered only, not as applied too.
+  assert.equal(done.applied, 3);
+  assert.equal(done.deletions, 1);
+  assert.equal(done.applied + done.unchanged + done.stale + done.uncovered, EDITS.length);
 });
 
 Deno.test("applyChanges() leaves out changes no partition covers", async () => {
@@ -304,5 +308,30 @@ Deno.test("a ChangeBatch applies as the same edits do: overlapping partitions, a
     assert.deepEqual(viaBatch, viaList, `trial ${trial}: summary`);
     assert.ok(viaList.uncovered > 0 && viaList.applied > 0, `trial ${trial}: both kinds`);
     assert.deepEqual(await index(a), await index(b), `trial ${trial}: index`);
+    // Still the same edits once applied (its buckets were sorted in place).
+    assert.deepEqual(batch.edits(), sortEdits(edits), `trial ${trial}: edits() after`);
+    // Then more, onto the stored patches, some rewriting the partitions.
+    const more: PartitionEdit[] = [];
+    for (let i = 0; i < 40; i++) {
+      const id = ids[random(ids.length)]!;
+      more.push({ id, rev: `${1 + random(6)}-${random(3)}`, deleted: random(5) === 0 });
+    }
+    const options = { compactEdits: [0, 3, 4096][random(3)]!, compact: random(4) === 0 };
+    const second = new ChangeBatch(await listEditablePartitions(a, ORIGIN));
+    second.add(more);
+    assert.deepEqual(
+      await applyChanges(a, ORIGIN, second, options),
+      await applyChanges(b, ORIGIN, more, options),
+      `trial ${trial}: second summary`,
+    );
+    assert.deepEqual(await index(a), await index(b), `trial ${trial}: second index`);
+    const stored = async (cache: Cache) => {
+      const out: Record<string, string> = {};
+      for await (const key of cache.driver.list({ prefix: "v1:checkpoint:" })) {
+        out[key] = new TextDecoder().decode(await cache.driver.get(key));
+      }
+      return out;
+    };
+    assert.deepEqual(await stored(a), await stored(b), `trial ${trial}: patches`);
   }
 });

@@ -15,6 +15,7 @@ import { originKey as deriveOriginKey, packumentKey } from "../../src/storage/ke
 import { listCachedPartitions } from "../../src/jobs/partition_status.ts";
 import type { RegistryTarget } from "../../src/jobs/fetch_packuments.ts";
 import { MemoryDriver } from "../../drivers/memory.ts";
+import { type ListOptions, StorageError, type StorageValue } from "../../src/storage/driver.ts";
 import {
   type AllDocsFixture,
   type AllDocsFixtureOptions,
@@ -48,14 +49,39 @@ interface World {
   index(): Promise<{ id: string; rev: string }[]>;
 }
 
+/** A memory driver that fails: once, a put of a key `failPut` matches; `failLists` times, a
+ * list of a prefix `failList` matches. */
+class FlakyDriver extends MemoryDriver {
+  failPut: RegExp | undefined;
+  failList: RegExp | undefined;
+  failLists = 1;
+
+  override async put(key: string, value: StorageValue): Promise<void> {
+    if (this.failPut?.test(key)) {
+      this.failPut = undefined;
+      throw new StorageError("Cannot write: injected", { driver: "flaky", key, code: "ENOSPC" });
+    }
+    return await super.put(key, value);
+  }
+
+  override async *list(options: ListOptions = {}): AsyncIterable<string> {
+    if (this.failList?.test(options.prefix ?? "")) {
+      if (--this.failLists === 0) this.failList = undefined;
+      throw new StorageError("Cannot list: injected", { driver: "flaky", code: "EIO" });
+    }
+    yield* super.list(options);
+  }
+}
+
 async function withWorld(
   options: AllDocsFixtureOptions,
   fn: (world: World) => Promise<void>,
+  driver: MemoryDriver = new MemoryDriver(),
 ): Promise<void> {
   const fixture = await startAllDocsFixture(options);
   try {
     const clock = new FakeClock({ now: T0 });
-    const cache = await Cache.open(new MemoryDriver(), { clock });
+    const cache = await Cache.open(driver, { clock });
     const client = clientFor(clock);
     const defaultPivots = [0.25, 0.5, 0.75].map((f) =>
       fixture.ids[Math.floor(f * fixture.ids.length)]!
@@ -500,3 +526,45 @@ Deno.test("followChanges() with packuments fetches changed ones, retries a laggi
       assert.equal(info?.rev, announced);
     })
   ));
+
+Deno.test("followChanges(): changes whose patches fail to write are applied again, never skipped", () => {
+  const driver = new FlakyDriver();
+  return withWorld({ count: 2000 }, async (world) => {
+    const { fixture } = world;
+    await world.refresh();
+    applyRandomChanges(fixture, 300, { seed: 31, creates: 0.2, deletes: 0.2 });
+    driver.failPut = /:changes:patch:/;
+    // The round fails (with --once, its error is the follow's), after its changes went again.
+    await assert.rejects(world.follow(), StorageError);
+    assert.equal(driver.failPut, undefined, "the write failed once");
+    await world.follow();
+    assert.deepEqual(await world.index(), fixture.rows);
+  }, driver);
+});
+
+Deno.test("followChanges(): a listing of the partitions that fails loses no change; the next round lists again", () => {
+  const driver = new FlakyDriver();
+  return withWorld({ count: 2000 }, async (world) => {
+    const { fixture } = world;
+    await world.refresh();
+    applyRandomChanges(fixture, 300, { seed: 32, creates: 0.2, deletes: 0.2 });
+    // The listing ahead of the first page fails, and so does the one the page then asks for.
+    driver.failList = /^v1:partition:/;
+    driver.failLists = 2;
+    const stop = new AbortController();
+    const events: FollowEvent[] = [];
+    const summary = await world.follow({
+      once: false,
+      intervalMs: 1000,
+      signal: stop.signal,
+      onEvent: (event) => {
+        events.push(event);
+        if (event.type === "caught-up") stop.abort();
+      },
+    });
+    assert.equal(driver.failList, undefined, "the listing failed twice");
+    assert.ok(events.some((e) => e.type === "round-failed"), "the first round failed");
+    assert.ok(summary.stopped);
+    assert.deepEqual(await world.index(), fixture.rows);
+  }, driver);
+});
