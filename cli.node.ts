@@ -23,7 +23,7 @@ import { MemoryQueue } from "./queues/memory.ts";
 import { createStorageDriver } from "./drivers/select.node.ts";
 import { installNetworkSettings, networkSettings } from "./cli/proxy.node.ts";
 import { npmConfig } from "./cli/registry.ts";
-import { setViewWorkerFactory } from "./cli/commands/view.ts";
+import { setViewWorkerFactory } from "./cli/view_workers.ts";
 import { Worker } from "node:worker_threads";
 
 /** `serve` on `@hono/node-server`. */

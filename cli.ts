@@ -14,8 +14,7 @@ import { isStdoutClosed, STDOUT_CLOSED_STATUS } from "./cli/io.ts";
 import { type Listen, openRedisQueue } from "./cli/context.ts";
 import { createStorageDriver } from "./drivers/select.deno.ts";
 import { MemoryQueue } from "./queues/memory.ts";
-import { DenoKvQueue } from "./queues/deno_kv.deno.ts";
-import { setViewWorkerFactory } from "./cli/commands/view.ts";
+import { setViewWorkerFactory } from "./cli/view_workers.ts";
 
 /** `serve` on `Deno.serve`. */
 const listen: Listen = async ({ hostname, port, fetch, onError }) => {
@@ -58,6 +57,7 @@ if (import.meta.main) {
         return await openRedisQueue(() => import("./queues/bullmq.ts"), redis!);
       }
       await Deno.mkdir(dirname(path), { recursive: true });
+      const { DenoKvQueue } = await import("./queues/deno_kv.deno.ts");
       // One process per queue file: an item in hand at a crash comes back within 10 s.
       return await DenoKvQueue.open(path, { leaseMs: 10_000 });
     },

@@ -1,5 +1,6 @@
 /**
- * The CLI: parses the command words, finds the command in the tables of `commands/`, handles
+ * The CLI: parses the command words, finds the command in the tables of `commands/` (loading
+ * only the named group's module: a command starts without the others' dependencies), handles
  * global options, help and exit statuses, and dispatches. Each command's usage, help, flags and
  * handler live together in `commands/{packument,partition,changes,cache,serve}.ts`. The runtime
  * entry point (`cli.ts` for Deno, `cli.node.ts` for Node) passes in how to open storage, so
@@ -31,33 +32,42 @@ import {
   resolveGlobalOptions,
   UsageError,
 } from "./options.ts";
-import { PACKUMENT_COMMANDS } from "./commands/packument.ts";
-import { PARTITION_COMMANDS } from "./commands/partition.ts";
-import { CHANGES_COMMANDS } from "./commands/changes.ts";
-import { CACHE_COMMANDS } from "./commands/cache.ts";
-import { SERVE_COMMAND } from "./commands/serve.ts";
-import { WORKER_COMMANDS } from "./commands/worker.ts";
-import { VIEW_COMMANDS } from "./commands/view.ts";
 import { MemoryQueue } from "../queues/memory.ts";
 import { closest } from "./suggest.ts";
 
-/** Every command, in the order `--help` lists them. */
-const COMMANDS: readonly Command[] = [
-  ...PACKUMENT_COMMANDS,
-  ...PARTITION_COMMANDS,
-  ...CHANGES_COMMANDS,
-  ...CACHE_COMMANDS,
-  SERVE_COMMAND,
-  ...WORKER_COMMANDS,
-  ...VIEW_COMMANDS,
+/**
+ * The command groups by their first word, in the order `--help` lists them. Each group's module
+ * is loaded when one of its commands runs (the others are not: a command starts sooner), all of
+ * them for help and for anything that names no group.
+ */
+const GROUPS: readonly { word: string; load: () => Promise<readonly Command[]> }[] = [
+  {
+    word: "packument",
+    load: async () => (await import("./commands/packument.ts")).PACKUMENT_COMMANDS,
+  },
+  {
+    word: "partition",
+    load: async () => (await import("./commands/partition.ts")).PARTITION_COMMANDS,
+  },
+  { word: "changes", load: async () => (await import("./commands/changes.ts")).CHANGES_COMMANDS },
+  { word: "cache", load: async () => (await import("./commands/cache.ts")).CACHE_COMMANDS },
+  { word: "serve", load: async () => [(await import("./commands/serve.ts")).SERVE_COMMAND] },
+  { word: "worker", load: async () => (await import("./commands/worker.ts")).WORKER_COMMANDS },
+  { word: "view", load: async () => (await import("./commands/view.ts")).VIEW_COMMANDS },
 ];
 
-const TOP_HELP = `_all_docs ${VERSION}: mirror npm registry metadata.
+/** Every command, in the order `--help` lists them. */
+async function allCommands(): Promise<readonly Command[]> {
+  return (await Promise.all(GROUPS.map((group) => group.load()))).flat();
+}
+
+function topHelp(commands: readonly Command[]): string {
+  return `_all_docs ${VERSION}: mirror npm registry metadata.
 
 Usage: _all_docs <command> [options]
 
 Commands:
-${COMMANDS.map((c) => `  ${c.usage.padEnd(44)}${c.summary}`).join("\n")}
+${commands.map((c) => `  ${c.usage.padEnd(44)}${c.summary}`).join("\n")}
 
 Run '_all_docs help <command>' or '_all_docs <command> --help' for a command's
 options, '_all_docs packument' (or partition, cache) for a group's commands.
@@ -72,6 +82,7 @@ does.
 A corrupt cache entry (its bytes do not match their sha256 integrity) is reported
 on stderr ('corrupt  KEY: REASON'; a JSON line with --json), left out and removed
 from the cache, so the next refresh or fetch gets it again.`;
+}
 
 function commandHelp(command: Command): string {
   return `Usage: _all_docs ${command.usage}\n\n${command.help}\n\n${GLOBAL_HELP}`;
@@ -106,24 +117,36 @@ export interface CliRuntime {
  * @returns The exit status.
  */
 export async function main(argv: string[], runtime: CliRuntime): Promise<number> {
-  const allFlags: ParseArgsOptionsConfig = { ...GLOBAL_FLAGS };
-  for (const command of COMMANDS) Object.assign(allFlags, command.flags);
   // `-V` is kept beside `-v` for `--version` (parseArgs takes one short name per option).
   const end = argv.indexOf("--");
   const args = argv.map((arg, i) => arg === "-V" && (end === -1 || i < end) ? "--version" : arg);
   let command: Command | undefined;
   try {
+    // The group of the first argument that names one, if any: its commands alone are loaded.
+    const word = (end === -1 ? args : args.slice(0, end)).find((arg) =>
+      GROUPS.some((g) => g.word === arg)
+    );
+    const guess = GROUPS.find((g) => g.word === word);
+    let commands = guess ? await guess.load() : await allCommands();
+    const flagsOf = (commands: readonly Command[]) => {
+      const flags: ParseArgsOptionsConfig = { ...GLOBAL_FLAGS };
+      for (const c of commands) Object.assign(flags, c.flags);
+      return flags;
+    };
+    let allFlags = flagsOf(commands);
     // A first, lenient pass finds the command and any unknown option, so that an unknown
     // option is reported with the command's own flags to suggest from.
-    const loose = parseArgs({
-      args,
-      options: allFlags,
-      allowPositionals: true,
-      strict: false,
-      tokens: true,
-    });
+    const lenient = () =>
+      parseArgs({ args, options: allFlags, allowPositionals: true, strict: false, tokens: true });
+    let loose = lenient();
+    if (guess && loose.positionals[0] !== guess.word) {
+      // The word was something else (an option's value, an argument): every command, then.
+      commands = await allCommands();
+      allFlags = flagsOf(commands);
+      loose = lenient();
+    }
     const [first, second, ...more] = loose.positionals;
-    command = findCommand(first, second);
+    command = findCommand(commands, first, second);
     const known = { ...GLOBAL_FLAGS, ...command?.flags };
     for (const token of loose.tokens ?? []) {
       if (token.kind === "option" && !(token.name in known)) {
@@ -139,45 +162,45 @@ export async function main(argv: string[], runtime: CliRuntime): Promise<number>
     }
     if (first === undefined) {
       if (values["help"] === true) {
-        await out(TOP_HELP + "\n");
+        await out(topHelp(commands) + "\n");
         return 0;
       }
       if (wantsJson(argv)) {
         throw new UsageError("Missing command: run '_all_docs --help' for the list");
       }
       // As npm and git do with no arguments: the usage, and a usage status.
-      await out(TOP_HELP + "\n");
+      await out(topHelp(commands) + "\n");
       return 2;
     }
     if (first === "help" && !command) {
       // `help`, `help <group>`, `help <command>`.
       const [word, subword] = [second, more[0]];
       if (word === undefined) {
-        await out(TOP_HELP + "\n");
+        await out(topHelp(commands) + "\n");
         return 0;
       }
-      const target = findCommand(word, subword);
+      const target = findCommand(commands, word, subword);
       if (target && (target.words.length === 1 || subword !== undefined)) {
         await out(commandHelp(target) + "\n");
         return 0;
       }
-      if (subword === undefined && COMMANDS.some((c) => c.words[0] === word)) {
-        await out(groupHelp(word) + "\n");
+      if (subword === undefined && commands.some((c) => c.words[0] === word)) {
+        await out(groupHelp(commands, word) + "\n");
         return 0;
       }
-      throw new UsageError(unknownCommand([word, subword]));
+      throw new UsageError(unknownCommand(commands, [word, subword]));
     }
     if (!command) {
-      const group = COMMANDS.filter((c) => c.words[0] === first);
+      const group = commands.filter((c) => c.words[0] === first);
       if (group.length > 0 && second === undefined) {
         if (values["help"] === true) {
-          await out(groupHelp(first) + "\n");
+          await out(groupHelp(commands, first) + "\n");
           return 0;
         }
-        err(`error: '${first}' needs a subcommand:\n${groupHelp(first)}`);
+        err(`error: '${first}' needs a subcommand:\n${groupHelp(commands, first)}`);
         return 2;
       }
-      throw new UsageError(unknownCommand([first, second]));
+      throw new UsageError(unknownCommand(commands, [first, second]));
     }
     const rest = command.words.length === 1 && second !== undefined ? [second, ...more] : more;
     if (values["help"] === true) {
@@ -236,21 +259,25 @@ const memoryOnly: OpenQueue = (kind) => {
 };
 
 /** The command `first second` names (a one-word command takes `second` as an argument). */
-function findCommand(first?: string, second?: string): Command | undefined {
-  return COMMANDS.find((c) =>
+function findCommand(
+  commands: readonly Command[],
+  first?: string,
+  second?: string,
+): Command | undefined {
+  return commands.find((c) =>
     c.words[0] === first && (c.words.length === 1 || c.words[1] === second)
   );
 }
 
 /** The commands of a group (`packument`, `partition`, `cache`) with their summaries. */
-function groupHelp(group: string): string {
-  return COMMANDS.filter((c) => c.words[0] === group)
+function groupHelp(commands: readonly Command[], group: string): string {
+  return commands.filter((c) => c.words[0] === group)
     .map((c) => `_all_docs ${c.usage}\n    ${c.summary}`).join("\n");
 }
 
-function unknownCommand(words: (string | undefined)[]): string {
+function unknownCommand(commands: readonly Command[], words: (string | undefined)[]): string {
   const name = words.filter(Boolean).join(" ");
-  const groups = new Set(COMMANDS.map((c) => c.words[0]));
+  const groups = new Set(commands.map((c) => c.words[0]));
   const guess = closest(words[0] ?? "", [...groups, "help"]);
   const hint = guess !== undefined && guess !== words[0] ? ` (did you mean '${guess}'?)` : "";
   return `Unknown command '${name}'${hint}: run '_all_docs --help' for the list`;

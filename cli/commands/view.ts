@@ -21,7 +21,6 @@ import {
   type RecordFormat,
   recordFormatter,
 } from "../../src/views/format.ts";
-import type { ViewWorkerFactory } from "../../src/views/dispatch.ts";
 import { listSuffixes, type ScanOptions, scanView, viewSide } from "../../src/views/query.ts";
 import { type BatchResult, type ScanTask, sideNames } from "../../src/views/scan.ts";
 import { JOIN_MODES, joinProblem, joinViews } from "../../src/views/join.ts";
@@ -45,30 +44,12 @@ import { type Command, type CommandContext, withCache } from "../context.ts";
 import { err, out } from "../io.ts";
 import { UsageError } from "../options.ts";
 import { registryLookup } from "../registry.ts";
+import { viewWorkers } from "../view_workers.ts";
 
 /** Workers a scan uses at most by default. */
 const MAX_DEFAULT_WORKERS = 8;
 /** The most `--workers` allows. */
 const MAX_WORKERS = 64;
-
-let workerFactory: ViewWorkerFactory | undefined;
-let readThroughStorages: readonly string[] = [];
-
-/**
- * Lets the runtime's entry point (`cli.ts`, `cli.node.ts`) say how to start a view worker
- * thread; without one, scans run on the main thread.
- *
- * @param factory Starts a worker running the runtime's view worker entry point.
- * @param readThrough The `--storage` kinds whose driver only the main thread may hold: workers
- * read those through it.
- */
-export function setViewWorkerFactory(
-  factory: ViewWorkerFactory | undefined,
-  readThrough: readonly string[] = [],
-): void {
-  workerFactory = factory;
-  readThroughStorages = readThrough;
-}
 
 /** A string flag's value, or `undefined`. */
 function text(ctx: CommandContext, flag: string): string | undefined {
@@ -152,12 +133,13 @@ function scanWorkers(ctx: CommandContext): ScanOptions["workers"] {
   const given = integerFlag(ctx, "workers", 1, MAX_WORKERS);
   const count = given ?? Math.min(availableParallelism(), MAX_DEFAULT_WORKERS);
   const { options } = ctx;
-  if (count <= 1 || workerFactory === undefined || options.storage === "memory") return undefined;
+  const { factory, readThrough } = viewWorkers();
+  if (count <= 1 || factory === undefined || options.storage === "memory") return undefined;
   return {
     count,
-    factory: workerFactory,
+    factory,
     storage: { storage: options.storage, cacheDir: options.cacheDir, s3: options.s3 },
-    readThrough: readThroughStorages.includes(options.storage),
+    readThrough: readThrough.includes(options.storage),
   };
 }
 
