@@ -333,38 +333,43 @@ async function bench(quick: boolean, dir: string | undefined): Promise<void> {
         redis = undefined;
       }
     };
+    /** One CLI command against a fresh, empty Redis queue: a fixed cost. */
+    const onEmptyQueue = async (label: string, cacheDir: string, args: string[]) => {
+      redis = await startRedis();
+      try {
+        const m = await measure(tmp, label, [
+          ...cli(...args),
+          "--queue",
+          redis.url,
+          ...common(cacheDir),
+        ]);
+        return resultOf([m], m.wall, [m]);
+      } finally {
+        await redis.stop();
+        redis = undefined;
+      }
+    };
     /** One `worker enqueue` of one name: the enqueue process's fixed cost. */
-    const enqueueOneRun = async (label: string, cacheDir: string): Promise<Result> => {
-      redis = await startRedis();
-      try {
-        const m = await measure(tmp, label, [
-          ...cli("worker", "enqueue", "packuments", oneName, "--batch-size", String(batch)),
-          "--queue",
-          redis.url,
-          ...common(cacheDir),
-        ]);
-        return resultOf([m], m.wall, [m]);
-      } finally {
-        await redis.stop();
-        redis = undefined;
-      }
-    };
+    const enqueueOneRun = (label: string, cacheDir: string): Promise<Result> =>
+      onEmptyQueue(label, cacheDir, [
+        "worker",
+        "enqueue",
+        "packuments",
+        oneName,
+        "--batch-size",
+        String(batch),
+      ]);
     /** One `worker start --until-idle` on an empty queue: a worker's fixed cost. */
-    const idleRun = async (label: string, cacheDir: string): Promise<Result> => {
-      redis = await startRedis();
-      try {
-        const m = await measure(tmp, label, [
-          ...cli("worker", "start", "--no-auth", "--port", "0", "--until-idle", "--quiet"),
-          "--queue",
-          redis.url,
-          ...common(cacheDir),
-        ]);
-        return resultOf([m], m.wall, [m]);
-      } finally {
-        await redis.stop();
-        redis = undefined;
-      }
-    };
+    const idleRun = (label: string, cacheDir: string): Promise<Result> =>
+      onEmptyQueue(label, cacheDir, [
+        "worker",
+        "start",
+        "--no-auth",
+        "--port",
+        "0",
+        "--until-idle",
+        "--quiet",
+      ]);
     const stats = async (cacheDir: string) => {
       const result = await new Deno.Command(deno, {
         args: ["run", "-A", "cli.ts", "cache", "stats", "--json", "--cache-dir", cacheDir],
