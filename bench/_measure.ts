@@ -8,6 +8,7 @@
 
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { packageNameProblem } from "../src/npm/package_name.ts";
 
 /** The repository root. */
 export const ROOT: string = dirname(dirname(fileURLToPath(import.meta.url)));
@@ -128,6 +129,66 @@ export async function startFixture(module: string, args: string[]): Promise<Fixt
       await child.stdout.cancel().catch(() => {});
     },
   };
+}
+
+/** The packument workload {@linkcode startPackumentRegistry} serves. */
+export interface PackumentRegistry {
+  /** The registry fixture's process. */
+  fixture: FixtureProcess;
+  /** Its URL. */
+  registry: string;
+  /** The names it serves. */
+  names: string[];
+  /** How many names the whole list holds. */
+  total: number;
+  /** They, as a JSON array in a file. */
+  namesFile: string;
+}
+
+/**
+ * The packument benchmarks' registry: `count` real names (every `step`th of
+ * `all-the-package-names`, each the next one the CLI accepts and the fixture serves), written to
+ * `DIR/names.json` and served by `tests/_support/registry_fixture.ts` in its own process with
+ * generated packuments, `big` of them 2 to 8 MB; then the CLI's modules are loaded once, so no
+ * measured run pays for a first download.
+ *
+ * @param dir Where to write the names.
+ * @param count How many names.
+ * @param step Every how many names of the list one is taken.
+ * @param big How many big documents.
+ * @returns The fixture, its URL and the names.
+ */
+export async function startPackumentRegistry(
+  dir: string,
+  count: number,
+  step: number,
+  big: number,
+): Promise<PackumentRegistry> {
+  const all: string[] = JSON.parse(await Deno.readTextFile(NAMES_FILE));
+  const names: string[] = [];
+  for (let i = 0; i < all.length && names.length < count; i += step) {
+    // The next name the CLI accepts and the fixture serves (it refuses a leading "-", as in
+    // the name "-", which would read as a registry path like /-/ping).
+    let j = i;
+    while (j < all.length && (packageNameProblem(all[j]!) || all[j]!.startsWith("-"))) j++;
+    if (j < all.length) names.push(all[j]!);
+  }
+  const namesFile = join(dir, "names.json");
+  await Deno.writeTextFile(namesFile, JSON.stringify(names));
+  const fixture = await startFixture("tests/_support/registry_fixture.ts", [
+    "--port",
+    "0",
+    "--names",
+    namesFile,
+    "--big",
+    String(big),
+  ]);
+  console.error(
+    `fixture at ${fixture.url}, ${names.length} of ${all.length} names (every ${step}th), ` +
+      `${big} big`,
+  );
+  await run(Deno.execPath(), ["run", "-A", "cli.ts", "--help"], true).catch(() => {});
+  return { fixture, registry: fixture.url, names, total: all.length, namesFile };
 }
 
 /** A machine whose CPUs are busier than this share of its cores is loaded. */

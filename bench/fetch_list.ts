@@ -32,18 +32,16 @@
 import { parseArgs } from "node:util";
 import { join } from "node:path";
 import { fileURLToPath as fromFileUrl } from "node:url";
-import { packageNameProblem } from "../src/npm/package_name.ts";
 import {
   ensureNames,
   type FixtureProcess,
   measure,
   type Measurement,
   median,
-  NAMES_FILE,
   packumentFloor,
   ROOT,
   run,
-  startFixture,
+  startPackumentRegistry,
 } from "./_measure.ts";
 
 const PEERS_DIR = join(ROOT, "bench", "peers");
@@ -106,38 +104,11 @@ async function bench(): Promise<void> {
   });
   let fixture: FixtureProcess | undefined;
   try {
-    const all: string[] = JSON.parse(await Deno.readTextFile(NAMES_FILE));
-    const names: string[] = [];
-    for (let i = 0; i < all.length && names.length < COUNT; i += STEP) {
-      // The next name the CLI accepts and the fixture serves (it refuses a leading "-", as in
-      // the name "-", which would read as a registry path like /-/ping).
-      let j = i;
-      while (j < all.length && (packageNameProblem(all[j]!) || all[j]!.startsWith("-"))) j++;
-      if (j < all.length) names.push(all[j]!);
-    }
-    const totalNames = all.length;
-    all.length = 0;
-    const namesFile = join(tmp, "names.json");
-    await Deno.writeTextFile(namesFile, JSON.stringify(names));
+    const workload = await startPackumentRegistry(tmp, COUNT, STEP, BIG);
+    const { fixture: started, names, namesFile, registry, total: totalNames } = workload;
+    fixture = started;
     const pacoteScript = join(tmp, "pacote.mjs");
     await Deno.writeTextFile(pacoteScript, PACOTE_MJS);
-
-    fixture = await startFixture("tests/_support/registry_fixture.ts", [
-      "--port",
-      "0",
-      "--names",
-      namesFile,
-      "--big",
-      String(BIG),
-    ]);
-    const registry = fixture.url;
-    console.error(
-      `fixture at ${registry}, ${names.length} of ${totalNames} names (every ${STEP}th), ` +
-        `${BIG} big`,
-    );
-
-    // Load (and compile) the CLI's modules once, so no run pays for a first download.
-    await run(Deno.execPath(), ["run", "-A", "cli.ts", "--help"], true).catch(() => {});
 
     const deno = Deno.execPath();
     const node = "node";

@@ -70,7 +70,6 @@ import { parseArgs } from "node:util";
 import { dirname, join } from "node:path";
 import { fileURLToPath as fromFileUrl } from "node:url";
 import { Redis } from "ioredis";
-import { packageNameProblem } from "../src/npm/package_name.ts";
 import { DEFAULT_PREFIX, DEFAULT_QUEUE_NAME } from "../queues/bullmq.ts";
 import { type RedisServer, startRedis } from "../tests/_support/redis.ts";
 import {
@@ -81,12 +80,10 @@ import {
   measure,
   type Measurement,
   median,
-  NAMES_FILE,
   packumentFloor,
   processCpu,
   ROOT,
-  run,
-  startFixture,
+  startPackumentRegistry,
 } from "./_measure.ts";
 
 const FULL_COUNT = 12_000;
@@ -217,37 +214,11 @@ async function bench(quick: boolean, dir: string | undefined): Promise<void> {
   let fixture: FixtureProcess | undefined;
   let redis: RedisServer | undefined;
   try {
-    const all: string[] = JSON.parse(await Deno.readTextFile(NAMES_FILE));
-    const names: string[] = [];
-    for (let i = 0; i < all.length && names.length < count; i += step) {
-      // The next name the CLI accepts and the fixture serves (not a leading "-", as in "-").
-      let j = i;
-      while (j < all.length && (packageNameProblem(all[j]!) || all[j]!.startsWith("-"))) j++;
-      if (j < all.length) names.push(all[j]!);
-    }
-    const totalNames = all.length;
-    all.length = 0;
-    const namesFile = join(tmp, "names.json");
-    await Deno.writeTextFile(namesFile, JSON.stringify(names));
+    const workload = await startPackumentRegistry(tmp, count, step, big);
+    const { fixture: started, names, namesFile, registry, total: totalNames } = workload;
+    fixture = started;
     const oneName = join(tmp, "one-name.json");
     await Deno.writeTextFile(oneName, JSON.stringify(names.slice(0, 1)));
-
-    fixture = await startFixture("tests/_support/registry_fixture.ts", [
-      "--port",
-      "0",
-      "--names",
-      namesFile,
-      "--big",
-      String(big),
-    ]);
-    const registry = fixture.url;
-    console.error(
-      `fixture at ${registry}, ${names.length} of ${totalNames} names (every ${step}th), ` +
-        `${big} big`,
-    );
-
-    // Load (and compile) the CLI's modules once, so no run pays for a first download.
-    await run(Deno.execPath(), ["run", "-A", "cli.ts", "--help"], true).catch(() => {});
 
     const deno = Deno.execPath();
     let serial = 0;
