@@ -521,18 +521,22 @@ export async function followChanges(
       // partitions it started from hold them) or were seen and forgotten: not applied again.
       const floor = seqNumber(recentFloor);
       const taken: Change[] = [];
-      /** This page's sequences taken so far (a feed may repeat one within a page). */
-      const inPage = new Set<Seq>();
+      /** The highest number taken from this page, and (once an entry is not above it, or has
+       * no number) the sequences taken: a feed may repeat one within a page. */
+      let pageTop = -1;
+      let inPage: Set<Seq> | undefined;
       for (const entry of page.results) {
         const n = seqNumber(entry.seq);
         // (A numbered entry above every remembered one needs no look-up: the usual case.)
         const seen = (n !== undefined && n > recentTop ? false : recentSet.has(entry.seq)) ||
-          inPage.has(entry.seq);
+          ((n === undefined || n <= pageTop) &&
+            (inPage ??= new Set(taken.map((e) => e.seq))).has(entry.seq));
         if (seen || (n !== undefined && floor !== undefined && n <= floor)) {
           repeated++;
           continue;
         }
-        inPage.add(entry.seq);
+        inPage?.add(entry.seq);
+        if (n !== undefined && n > pageTop) pageTop = n;
         taken.push(entry);
       }
       if (taken.length > 0) {

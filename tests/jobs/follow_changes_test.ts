@@ -11,7 +11,12 @@ import {
 } from "../../src/jobs/follow_changes.ts";
 import { readFollowerState } from "../../src/storage/follower_checkpoint.ts";
 import { readPatchIndex } from "../../src/storage/partition_patches.ts";
-import { originKey as deriveOriginKey, packumentKey } from "../../src/storage/keys.ts";
+import {
+  originKey as deriveOriginKey,
+  packumentKey,
+  partitionKey,
+} from "../../src/storage/keys.ts";
+import { encodePartitionLines } from "../../src/couchdb/partition_lines.ts";
 import { listCachedPartitions } from "../../src/jobs/partition_status.ts";
 import type { RegistryTarget } from "../../src/jobs/fetch_packuments.ts";
 import { MemoryDriver } from "../../drivers/memory.ts";
@@ -567,4 +572,50 @@ Deno.test("followChanges(): a listing of the partitions that fails loses no chan
     assert.ok(summary.stopped);
     assert.deepEqual(await world.index(), fixture.rows);
   }, driver);
+});
+
+Deno.test("followChanges(): a sequence repeated within a page, or out of order, is taken once", async () => {
+  const pages: Record<string, unknown> = {
+    "2": {
+      results: [
+        { seq: 4, id: "b", changes: [{ rev: "2-b" }] },
+        { seq: 3, id: "a", changes: [{ rev: "2-a" }] },
+        { seq: 4, id: "b", changes: [{ rev: "2-b" }] },
+        { seq: 5, id: "c", changes: [{ rev: "1-c" }] },
+        { seq: 3, id: "a", changes: [{ rev: "2-a" }] },
+      ],
+      last_seq: 5,
+    },
+  };
+  const client = new HttpClient({
+    fetch: (input) => {
+      const url = new URL(String(input));
+      if (url.pathname.endsWith("/_changes")) {
+        const since = url.searchParams.get("since")!;
+        return Promise.resolve(Response.json(pages[since] ?? { results: [], last_seq: 5 }));
+      }
+      return Promise.resolve(Response.json({ update_seq: 5 }));
+    },
+  });
+  const cache = await Cache.open(new MemoryDriver());
+  await cache.put(
+    partitionKey("couch", "", ""),
+    encodePartitionLines([{ id: "a", rev: "1-a" }, { id: "b", rev: "1-b" }]),
+    { status: 200 },
+  );
+  const events: FollowEvent[] = [];
+  const summary = await followChanges(client, cache, {
+    origin: "http://couch.test/",
+    originKey: "couch",
+    since: 2,
+    once: true,
+    window: 0,
+    onEvent: (event) => events.push(event),
+  });
+  assert.equal(summary.seen, 3);
+  const page = events.find((e) => e.type === "page" && e.round === 1);
+  assert.ok(page && page.type === "page" && page.repeated === 2 && page.fresh === 3);
+  const rows = [];
+  for await (const row of indexRows(cache, "couch")) rows.push(`${row.id},${row.rev}`);
+  assert.deepEqual(rows, ["a,2-a", "b,2-b", "c,1-c"]);
 });
