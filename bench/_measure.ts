@@ -285,20 +285,21 @@ export function packumentPath(name: string): string {
 }
 
 /**
- * The packument floor: plain `fetch` of each name in `namesFile` (a JSON array), `concurrency`
- * at once, and one `Deno.writeFile` per body into `outDir`.
+ * Fetches each of `names` with plain `fetch`, `concurrency` at once, and writes each body into
+ * `outDir` with one `Deno.writeFile` (`{i}.json`): the floors' packument part.
+ *
+ * @returns The bytes fetched.
  */
-export async function packumentFloor(
+export async function fetchPackumentFiles(
   registry: string,
-  namesFile: string,
+  names: readonly string[],
   outDir: string,
   concurrency: number,
-): Promise<void> {
-  const names: string[] = JSON.parse(await Deno.readTextFile(namesFile));
+): Promise<number> {
   const base = registry.replace(/\/$/, "");
   let next = 0;
   let bytes = 0;
-  async function worker(): Promise<void> {
+  await Promise.all(Array.from({ length: concurrency }, async () => {
     while (next < names.length) {
       const i = next++;
       const name = names[i]!;
@@ -310,7 +311,21 @@ export async function packumentFloor(
       bytes += body.length;
       await Deno.writeFile(join(outDir, `${i}.json`), body);
     }
-  }
-  await Promise.all(Array.from({ length: concurrency }, worker));
+  }));
+  return bytes;
+}
+
+/**
+ * The packument floor: {@linkcode fetchPackumentFiles} of the names in `namesFile` (a JSON
+ * array).
+ */
+export async function packumentFloor(
+  registry: string,
+  namesFile: string,
+  outDir: string,
+  concurrency: number,
+): Promise<void> {
+  const names: string[] = JSON.parse(await Deno.readTextFile(namesFile));
+  const bytes = await fetchPackumentFiles(registry, names, outDir, concurrency);
   console.log(`floor: ${names.length} packuments, ${(bytes / 1e6).toFixed(1)} MB`);
 }

@@ -187,32 +187,8 @@ async function bench(): Promise<void> {
       await Deno.remove(identityDir, { recursive: true });
 
       const cacheDir = await fresh("cli-cache");
-      const cli = await measure(tmp, `cli #${r + 1}`, [
-        deno,
-        "run",
-        "-A",
-        "cli.ts",
-        "packument",
-        "fetch-list",
-        namesFile,
-        "--registry",
-        registry,
-        "--cache-dir",
-        cacheDir,
-        "--storage",
-        "fs",
-        "--concurrency",
-        String(CONCURRENCY),
-        "--quiet",
-      ]);
-      results.cli!.push(cli);
-      const statsOut = new Deno.Command(deno, {
-        args: ["run", "-A", "cli.ts", "cache", "stats", "--json", "--cache-dir", cacheDir],
-        cwd: ROOT,
-        stdout: "piped",
-        stderr: "inherit",
-      }).output();
-      stats = new TextDecoder().decode((await statsOut).stdout).trim();
+      results.cli!.push(await cliRun(cacheDir, `cli #${r + 1}`, []));
+      stats = await statsOf(cacheDir);
       const types = (JSON.parse(stats) as { types: Record<string, number> }).types;
       stored.push(types["packument"] ?? 0);
       console.error(`cache stats: ${stats}`);

@@ -202,70 +202,44 @@ async function bench(quick: boolean, dir: string | undefined): Promise<void> {
     await runFloor("warm-up");
     const floorBefore = await runFloor("floor-1");
 
-    const cacheDir = join(tmp, "cache");
-    const global = [
-      "--cache-dir",
-      cacheDir,
-      "--storage",
-      "fs",
-      "--origin",
-      origin,
-    ];
     const refreshOut = join(tmp, "refresh.out");
-    const refresh = await measure(tmp, "refresh", [
-      Deno.execPath(),
-      "run",
-      "-A",
-      "cli.ts",
-      "partition",
-      "refresh",
-      "--pivots",
-      pivotsFile,
-      ...global,
-    ], refreshOut);
-    console.error((await Deno.readTextFile(refreshOut)).trim());
-
     const indexFile = join(tmp, "index.csv");
-    const index = await measure(
-      tmp,
-      "create-index",
-      [Deno.execPath(), "run", "-A", "cli.ts", "cache", "create-index", ...global],
-      indexFile,
-    );
-    const lines = await countLines(indexFile);
-    const statsOf = async (args: string[]) => {
+    /** `partition refresh` into a fresh cache, `cache create-index` and `cache stats` of it. */
+    const pass = async (label: string, cacheDir: string, extra: string[] = []) => {
+      const global = ["--cache-dir", cacheDir, "--storage", "fs", "--origin", origin, ...extra];
+      const cli = (...args: string[]) => [Deno.execPath(), "run", "-A", "cli.ts", ...args];
+      const refresh = await measure(
+        tmp,
+        `refresh${label}`,
+        cli("partition", "refresh", "--pivots", pivotsFile, ...global),
+        refreshOut,
+      );
+      const index = await measure(
+        tmp,
+        `create-index${label}`,
+        cli("cache", "create-index", ...global),
+        indexFile,
+      );
       const out = await new Deno.Command(Deno.execPath(), {
-        args: ["run", "-A", "cli.ts", "cache", "stats", "--json", ...args],
+        args: ["run", "-A", "cli.ts", "cache", "stats", "--json", ...global],
         stdout: "piped",
       }).output();
-      return JSON.parse(new TextDecoder().decode(out.stdout)) as {
+      const stats = JSON.parse(new TextDecoder().decode(out.stdout)) as {
         bytes: number;
         decodedBytes: number;
       };
+      return { refresh, index, stats };
     };
-    const gzipStats = await statsOf(global);
-    await Deno.remove(cacheDir, { recursive: true });
-    const identityGlobal = [...global, "--store-encoding", "identity"];
-    identityGlobal[1] = join(tmp, "cache-identity");
-    const refreshIdentity = await measure(tmp, "refresh identity", [
-      Deno.execPath(),
-      "run",
-      "-A",
-      "cli.ts",
-      "partition",
-      "refresh",
-      "--pivots",
-      pivotsFile,
-      ...identityGlobal,
-    ], refreshOut);
-    const indexIdentity = await measure(
-      tmp,
-      "create-index identity",
-      [Deno.execPath(), "run", "-A", "cli.ts", "cache", "create-index", ...identityGlobal],
-      indexFile,
-    );
-    const identityStats = await statsOf(identityGlobal);
-    await Deno.remove(identityGlobal[1]!, { recursive: true });
+    const { refresh, index, stats: gzipStats } = await pass("", join(tmp, "cache"));
+    console.error((await Deno.readTextFile(refreshOut)).trim());
+    const lines = await countLines(indexFile);
+    await Deno.remove(join(tmp, "cache"), { recursive: true });
+    const identity = await pass(" identity", join(tmp, "cache-identity"), [
+      "--store-encoding",
+      "identity",
+    ]);
+    const { refresh: refreshIdentity, index: indexIdentity, stats: identityStats } = identity;
+    await Deno.remove(join(tmp, "cache-identity"), { recursive: true });
     const floorAfter = await runFloor("floor-2");
     const floorRun = floorBefore.wall <= floorAfter.wall ? floorBefore : floorAfter;
 

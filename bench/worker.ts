@@ -51,11 +51,11 @@ import { generateNames, startAllDocsFixture } from "../tests/_support/all_docs_f
 import { startRegistryFixture } from "../tests/_support/registry_fixture.ts";
 import { generatePackumentChunks } from "../tests/_support/packuments.ts";
 import {
+  fetchPackumentFiles,
   type FixtureProcess,
   measure,
   type Measurement,
   median,
-  packumentPath,
   ROOT,
   run,
   startFixture,
@@ -192,22 +192,7 @@ async function floor(
     while (nextRange < bounds.length - 1) await range(nextRange++);
   }));
 
-  const base = registry.replace(/\/$/, "");
-  let next = 0;
-  let bytes = 0;
-  await Promise.all(Array.from({ length: concurrency }, async () => {
-    while (next < ids.length) {
-      const i = next++;
-      const name = ids[i]!;
-      const response = await fetch(`${base}${packumentPath(name)}`, {
-        headers: { accept: "application/json" },
-      });
-      if (response.status !== 200) throw new Error(`${name}: status ${response.status}`);
-      const body = await response.bytes();
-      bytes += body.length;
-      await Deno.writeFile(join(outDir, `${i}.json`), body);
-    }
-  }));
+  const bytes = await fetchPackumentFiles(registry, ids, outDir, concurrency);
   console.log(
     `floor: ${pages} pages, ${ids.length} ids, ${ids.length} packuments, ` +
       `${(bytes / 1e6).toFixed(1)} MB`,

@@ -17,7 +17,12 @@ import {
   type RegistryFixture,
   startRegistryFixture,
 } from "./registry_fixture.ts";
-import { type AllDocsFixture, type FaultPlan, startAllDocsFixture } from "./all_docs_fixture.ts";
+import {
+  type AllDocsFixture,
+  applyRandomChanges,
+  type FaultPlan,
+  startAllDocsFixture,
+} from "./all_docs_fixture.ts";
 
 export const TOKEN = "worker-test-token";
 
@@ -104,6 +109,13 @@ export async function postSet(url: string, origins: Origins, pivots: string[]) {
   });
   assert.equal(response.status, 202);
   return await json(response);
+}
+
+/** Deletions and updates at the origin, and one new document. */
+export function changeOrigin(origins: Origins, seed: number): void {
+  const applied = applyRandomChanges(origins.allDocs, 40, { seed, creates: 0, deletes: 0.1 });
+  assert.ok(applied.deleted > 0 && applied.updated > 0, JSON.stringify(applied));
+  assert.ok(origins.allDocs.add(`${origins.allDocs.ids[3]}-new${seed}`, "1-abc"));
 }
 
 /** Polls the worker's stats until nothing is queued or running. */

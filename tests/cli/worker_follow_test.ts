@@ -9,16 +9,8 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { runCli } from "../_support/run_cli.ts";
 import { startRedis } from "../_support/redis.ts";
-import { applyRandomChanges } from "../_support/all_docs_fixture.ts";
-import { type Origins, startWorker, withOrigins } from "../_support/worker_e2e.ts";
+import { changeOrigin, type Origins, startWorker, withOrigins } from "../_support/worker_e2e.ts";
 import { originKey } from "../../src/storage/keys.ts";
-
-/** Deletions and updates at the origin, and one new document. */
-function changeOrigin(origins: Origins, seed: number): void {
-  const applied = applyRandomChanges(origins.allDocs, 40, { seed, creates: 0, deletes: 0.1 });
-  assert.ok(applied.deleted > 0 && applied.updated > 0, JSON.stringify(applied));
-  assert.ok(origins.allDocs.add(`${origins.allDocs.ids[3]}-new${seed}`, "1-abc"));
-}
 
 function expectedIndex(origins: Origins): string {
   return origins.allDocs.rows.map((r) => `${r.id},${r.rev}\n`).join("");

@@ -11,7 +11,6 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { bundleEdge } from "../../scripts/bundle_edge.ts";
 import { cloudflareSettings, followItem, scheduledItem } from "../../workers/cloudflare.ts";
-import { applyRandomChanges } from "../_support/all_docs_fixture.ts";
 import { toWorkItem } from "../../src/worker/items.ts";
 import { prng } from "../_support/packuments.ts";
 import { type Child, start } from "../_support/spawn.ts";
@@ -19,6 +18,7 @@ import {
   api,
   assertListing,
   assertMirrored,
+  changeOrigin,
   json,
   type Origins,
   postSet,
@@ -217,13 +217,7 @@ Deno.test("cloudflare worker in workerd: the FOLLOW_CRON trigger follows _change
       await postSet(url, origins, [origins.allDocs.ids[12]!]);
       const stats = await untilIdle(url);
       assert.equal(stats.dead, 0, JSON.stringify(stats));
-      const applied = applyRandomChanges(origins.allDocs, 40, {
-        seed: 3,
-        creates: 0,
-        deletes: 0.1,
-      });
-      assert.ok(applied.deleted > 0, JSON.stringify(applied));
-      assert.ok(origins.allDocs.add(`${origins.allDocs.ids[3]}-new`, "1-abc"));
+      changeOrigin(origins, 3);
       const changesBefore = origins.allDocs.requests.filter((r) =>
         r.url.includes("_changes")
       ).length;
