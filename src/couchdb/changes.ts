@@ -105,6 +105,11 @@ export interface ChangesReadOptions {
   /** Aborts the read.
    * @default {undefined} */
   signal?: AbortSignal | undefined;
+  /** Called with the text of each answer that came whole, before it is parsed, and awaited:
+   * the follower asks for the next page from there ({@linkcode peekChanges}) while this one is
+   * parsed.
+   * @default {undefined} */
+  beforeParse?: ((text: string) => void | Promise<void>) | undefined;
 }
 
 /** GETs `url` as JSON, asking again after a bad answer; `check` turns the value into `T`. */
@@ -142,6 +147,7 @@ async function getJson<T>(
       } catch (cause) {
         throw new BadResponseError(`Bad ${what}: the body was cut short`, { cause });
       }
+      if (options.beforeParse) await options.beforeParse(text);
       let value: unknown;
       try {
         value = JSON.parse(text);
@@ -190,6 +196,45 @@ export function readUpdateSeq(
     return seq;
   }, options);
 }
+
+/**
+ * Where a page of at least `limit` entries ends, read off its text without parsing it: the
+ * `last_seq` at its end, once `limit` `"seq":` keys are counted. A guess (the page is parsed
+ * and checked after), cheap enough to ask for the next page before parsing this one.
+ *
+ * @param text A `_changes` page, unparsed.
+ * @param limit The entries a full page holds.
+ * @returns Its `last_seq`, or `undefined` when the page looks short or has none at its end.
+ *
+ * @example
+ * ```ts
+ * import { peekChanges } from "./changes.ts";
+ * const page = '{"results":[\n{"seq":7,"id":"ms","changes":[{"rev":"3-a"}]}\n],\n"last_seq":7}';
+ * console.assert(peekChanges(page, 1) === 7);
+ * console.assert(peekChanges(page, 2) === undefined);
+ * ```
+ */
+export function peekChanges(text: string, limit: number): Seq | undefined {
+  let count = 0;
+  for (let at = text.indexOf(SEQ_KEY); at !== -1; at = text.indexOf(SEQ_KEY, at + SEQ_KEY.length)) {
+    if (++count >= limit) break;
+  }
+  if (count < limit) return undefined;
+  const at = text.lastIndexOf(LAST_SEQ_KEY);
+  if (at === -1) return undefined;
+  const value = /^\s*(\d+|"(?:[^"\\]|\\.)*")/.exec(text.slice(at + LAST_SEQ_KEY.length, at + 4096));
+  if (value === null) return undefined;
+  let seq: unknown;
+  try {
+    seq = JSON.parse(value[1]!);
+  } catch {
+    return undefined;
+  }
+  return isSeq(seq) ? seq : undefined;
+}
+
+const SEQ_KEY = '"seq":';
+const LAST_SEQ_KEY = '"last_seq":';
 
 /** Reads one entry of a page; `undefined` when it is malformed. */
 function changeOf(value: unknown): Change | undefined {

@@ -9,7 +9,10 @@
  *   `_changes?since=S&limit=L` up to the head. Every round but a first one with an explicit
  *   start begins `window` sequences back (a trailing window): entries that appeared late,
  *   behind a `last_seq` already passed (about 4 in 1,024 on npm), are found there and counted
- *   as `late`; entries seen before are skipped.
+ *   as `late`; entries seen before are skipped. The next page is asked for as soon as a page's
+ *   text is in and looks full (`peekChanges`: its `last_seq` read off its end), before it is
+ *   parsed, so that the origin makes it while this one is parsed and applied; a guess the
+ *   parsed page does not bear out is aborted.
  * - **Applying.** Changes are held in memory, one per id (the newest revision wins), and
  *   applied in batches of up to `batchChanges` and at the end of each round
  *   ({@linkcode applyChanges}): each touched partition gets them as pending edits (its patch,
@@ -47,6 +50,8 @@ import { type Clock, systemClock } from "../clock.ts";
 import { MAX_PAGE_LIMIT } from "../couchdb/rows.ts";
 import {
   type Change,
+  type ChangesPage,
+  peekChanges,
   readChanges,
   readUpdateSeq,
   type Seq,
@@ -315,7 +320,8 @@ export async function followChanges(
   const keepRecent = start.from === "checkpoint" && start.replayUntil === undefined;
   let recent: Seq[] = keepRecent && stored ? stored.recent.slice() : [];
   let recentFloor: Seq = keepRecent && stored ? stored.recentFloor : start.since;
-  const recentSet = new Set<Seq>(recent);
+  /** `recent` as a set, made when an entry must be looked up (most never are: see below). */
+  let recentSet: Set<Seq> | undefined;
   /** The highest number among `recent`: a numbered entry above it was never seen. */
   let recentTop = Math.max(-1, ...recent.map((s) => seqNumber(s) ?? -1));
   const pending: PendingPackuments = stored?.pending ?? {};
@@ -346,14 +352,19 @@ export async function followChanges(
 
   function remember(entrySeq: Seq, n: number | undefined): void {
     recent.push(entrySeq);
-    recentSet.add(entrySeq);
+    recentSet?.add(entrySeq);
     if (n !== undefined && n > recentTop) recentTop = n;
     if (recent.length > 3 * Math.max(window, 1)) {
       const drop = recent.length - 2 * Math.max(window, 1);
-      for (const old of recent.slice(0, drop)) recentSet.delete(old);
       recentFloor = recent[drop - 1]!;
       recent = recent.slice(drop);
+      recentSet = undefined;
     }
+  }
+
+  /** Whether an entry was read before (and is still remembered). */
+  function seenBefore(entrySeq: Seq): boolean {
+    return (recentSet ??= new Set(recent)).has(entrySeq);
   }
 
   /** Where a round re-reading the window starts. */
@@ -502,76 +513,117 @@ export async function followChanges(
     since: Seq,
     highWater: number | undefined,
     replayUntil: number | undefined,
+    listNew: boolean,
   ): Promise<void> {
-    let next = readChanges(client, origin, since, limit, { clock, signal });
-    while (true) {
-      const page = await next;
-      summary.pages++;
-      // A full page means more: the next one is asked for while this one is applied.
-      const more = page.results.length >= limit && String(page.lastSeq) !== String(since);
-      if (more) {
-        next = readChanges(client, origin, page.lastSeq, limit, { clock, signal });
-        // (Its failure is met where it is awaited; until then it must not count as unhandled.)
-        next.catch(() => {});
-      }
-      let fresh = 0;
-      let late = 0;
-      let repeated = 0;
-      // Entries at or below the floor were there before this follower's first read (the
-      // partitions it started from hold them) or were seen and forgotten: not applied again.
-      const floor = seqNumber(recentFloor);
-      const taken: Change[] = [];
-      /** The highest number taken from this page, and (once an entry is not above it, or has
-       * no number) the sequences taken: a feed may repeat one within a page. */
-      let pageTop = -1;
-      let inPage: Set<Seq> | undefined;
-      for (const entry of page.results) {
-        const n = seqNumber(entry.seq);
-        // (A numbered entry above every remembered one needs no look-up: the usual case.)
-        const seen = (n !== undefined && n > recentTop ? false : recentSet.has(entry.seq)) ||
-          ((n === undefined || n <= pageTop) &&
-            (inPage ??= new Set(taken.map((e) => e.seq))).has(entry.seq));
-        if (seen || (n !== undefined && floor !== undefined && n <= floor)) {
-          repeated++;
-          continue;
-        }
-        inPage?.add(entry.seq);
-        if (n !== undefined && n > pageTop) pageTop = n;
-        taken.push(entry);
-      }
-      if (taken.length > 0) {
-        // The partitions first: should listing them fail, no entry of the page counts as seen,
-        // and the round that reads them again takes them.
-        batch ??= new ChangeBatch(await listAhead());
-        for (const entry of taken) {
-          const n = seqNumber(entry.seq);
-          remember(entry.seq, n);
-          summary.seen++;
-          if (n !== undefined && replayUntil !== undefined && n <= replayUntil) summary.replayed++;
-          else if (n !== undefined && highWater !== undefined && n <= highWater) late++;
-          else fresh++;
-        }
-        // Each change goes to its partition now, while the next page is on its way.
-        batch.add(taken);
-      }
-      summary.late += late;
-      batchSeq = page.lastSeq;
-      emit({
-        type: "page",
-        round: number,
-        since,
-        lastSeq: page.lastSeq,
-        entries: page.results.length,
-        fresh,
-        late,
-        repeated,
+    /** Pages asked for ahead, by the sequence they start after, each with its own abort. */
+    const ahead = new Map<string, { page: Promise<ChangesPage>; stop: AbortController }>();
+    /** Reads the page after `from`. Once its text is in, a page that looks full has the next
+     * one asked for before it is parsed: the origin makes that page while this one is parsed
+     * and applied. */
+    const read = (from: Seq, stop?: AbortController): Promise<ChangesPage> => {
+      const page = readChanges(client, origin, from, limit, {
+        clock,
+        signal: stop === undefined
+          ? signal
+          : signal === undefined
+          ? stop.signal
+          : AbortSignal.any([signal, stop.signal]),
+        beforeParse: (text) => {
+          const to = peekChanges(text, limit);
+          if (to === undefined || String(to) === String(from) || ahead.has(String(to))) return;
+          const stop = new AbortController();
+          ahead.set(String(to), { page: read(to, stop), stop });
+          return nextTurn();
+        },
       });
-      if (batch !== undefined && batch.size >= batchChanges) {
-        await flush();
-        if (more) listAhead();
+      // (A failure is met where the page is awaited; until then it must not count as
+      // unhandled.)
+      page.catch(() => {});
+      return page;
+    };
+    try {
+      const next = read(since);
+      // The request goes out before the partitions are listed (which holds the thread).
+      await nextTurn();
+      if (listNew) listAhead();
+      await pages(next);
+    } finally {
+      for (const { stop } of ahead.values()) stop.abort();
+    }
+
+    async function pages(next: Promise<ChangesPage>): Promise<void> {
+      while (true) {
+        const page = await next;
+        summary.pages++;
+        // A full page means more: the next one is asked for while this one is applied.
+        const more = page.results.length >= limit && String(page.lastSeq) !== String(since);
+        if (more) {
+          const asked = ahead.get(String(page.lastSeq));
+          ahead.delete(String(page.lastSeq));
+          next = asked?.page ?? read(page.lastSeq);
+          // A turn of the event loop sends a request just made.
+          if (asked === undefined) await nextTurn();
+        }
+        let fresh = 0;
+        let late = 0;
+        let repeated = 0;
+        // Entries at or below the floor were there before this follower's first read (the
+        // partitions it started from hold them) or were seen and forgotten: not applied again.
+        const floor = seqNumber(recentFloor);
+        const taken: Change[] = [];
+        /** The highest number taken from this page, and (once an entry is not above it, or has
+         * no number) the sequences taken: a feed may repeat one within a page. */
+        let pageTop = -1;
+        let inPage: Set<Seq> | undefined;
+        for (const entry of page.results) {
+          const n = seqNumber(entry.seq);
+          // (A numbered entry above every remembered one needs no look-up: the usual case.)
+          const seen = (n !== undefined && n > recentTop ? false : seenBefore(entry.seq)) ||
+            ((n === undefined || n <= pageTop) &&
+              (inPage ??= new Set(taken.map((e) => e.seq))).has(entry.seq));
+          if (seen || (n !== undefined && floor !== undefined && n <= floor)) {
+            repeated++;
+            continue;
+          }
+          inPage?.add(entry.seq);
+          if (n !== undefined && n > pageTop) pageTop = n;
+          taken.push(entry);
+        }
+        if (taken.length > 0) {
+          // The partitions first: should listing them fail, no entry of the page counts as seen,
+          // and the round that reads them again takes them.
+          batch ??= new ChangeBatch(await listAhead());
+          for (const entry of taken) {
+            const n = seqNumber(entry.seq);
+            remember(entry.seq, n);
+            summary.seen++;
+            if (n !== undefined && replayUntil !== undefined && n <= replayUntil) {
+              summary.replayed++;
+            } else if (n !== undefined && highWater !== undefined && n <= highWater) late++;
+            else fresh++;
+          }
+          // Each change goes to its partition now, while the next page is on its way.
+          batch.add(taken);
+        }
+        summary.late += late;
+        batchSeq = page.lastSeq;
+        emit({
+          type: "page",
+          round: number,
+          since,
+          lastSeq: page.lastSeq,
+          entries: page.results.length,
+          fresh,
+          late,
+          repeated,
+        });
+        if (batch !== undefined && batch.size >= batchChanges) {
+          await flush();
+          if (more) listAhead();
+        }
+        if (!more) return;
+        since = page.lastSeq;
       }
-      if (!more) return;
-      since = page.lastSeq;
     }
   }
 
@@ -600,7 +652,7 @@ export async function followChanges(
         highWater = top;
         seq = head;
         recent = [];
-        recentSet.clear();
+        recentSet = undefined;
         recentTop = -1;
         recentFloor = since;
       }
@@ -610,9 +662,9 @@ export async function followChanges(
       // New entries ahead (as far as the head tells): the partitions they go to are listed
       // while the first page is on its way. (A re-read of the window lists them only once it
       // meets an entry not seen.)
-      if (head === undefined || (compareSeqs(head, seq) ?? 1) > 0) listAhead();
+      const listNew = head === undefined || (compareSeqs(head, seq) ?? 1) > 0;
       try {
-        await round(number, since, highWater, replayUntil);
+        await round(number, since, highWater, replayUntil, listNew);
         await flush();
         await fetchPackuments();
         emit({ type: "caught-up", round: number, seq });
@@ -634,6 +686,12 @@ export async function followChanges(
   summary.seq = seq;
   summary.packumentsPending = Object.keys(pending).length;
   return summary;
+}
+
+/** Lets the event loop run once: a request just made is sent then, not once the code running
+ * now next waits. */
+function nextTurn(): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, 0));
 }
 
 function message(error: unknown): string {

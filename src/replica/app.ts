@@ -66,7 +66,8 @@
  * @module
  */
 
-import { type Context, Hono } from "hono";
+import type { Context, Hono } from "hono";
+import { honoApp } from "../_util/hono.ts";
 import { sha256 } from "@noble/hashes/sha2";
 import { sha256Integrity } from "../storage/integrity.ts";
 import { Lru } from "../_util/lru.ts";
@@ -321,7 +322,7 @@ export function createReplicaApp(options: ReplicaAppOptions): Hono {
   });
   const deriving = new SingleFlight();
   // Hono answers HEAD from the GET routes, dropping the body.
-  const app = new Hono({ getPath: rawPath });
+  const app = honoApp(rawPath);
 
   if (log) app.use(requestLog(log, { now: () => (options.clock ?? Date).now() }));
 

@@ -62,7 +62,8 @@
  * @module
  */
 
-import { type Context, Hono, type MiddlewareHandler } from "hono";
+import type { Context, Hono, MiddlewareHandler } from "hono";
+import { honoApp } from "../_util/hono.ts";
 import { sha256 } from "@noble/hashes/sha2";
 import type { Clock } from "../clock.ts";
 import { createReplicaApp, type ReplicaAppOptions } from "../replica/app.ts";
@@ -316,7 +317,7 @@ export function createWorkerApp(options: WorkerAppOptions): Hono {
   // The app logs every request itself, so the replica it delegates to logs nothing.
   const replica = options.replica && createReplicaApp(withoutLog(options.replica));
 
-  const app = new Hono({ getPath: rawPath });
+  const app = honoApp(rawPath);
   if (log) app.use(requestLog(log, { now: () => clock.now() }));
 
   app.onError((error) => {

@@ -1,0 +1,26 @@
+import assert from "node:assert/strict";
+import { peekChanges } from "../../src/couchdb/changes.ts";
+
+function page(entries: number, tail: string): string {
+  const rows = [];
+  for (let i = 1; i <= entries; i++) {
+    rows.push(`{"seq":${i},"id":"p${i}","changes":[{"rev":"1-a"}]}`);
+  }
+  return `{"results":[\n${rows.join(",\n")}\n],\n${tail}`;
+}
+
+Deno.test("peekChanges() reads last_seq off the end of a page holding the limit", () => {
+  assert.equal(peekChanges(page(3, '"last_seq":3}'), 3), 3);
+  assert.equal(peekChanges(page(3, '"last_seq": 3,"pending":7}\n'), 2), 3);
+  // CouchDB's opaque sequences, escapes included.
+  assert.equal(peekChanges(page(2, '"last_seq":"2-g1A\\"AA"}'), 2), '2-g1A"AA');
+});
+
+Deno.test("peekChanges() gives no guess for a short page, or one without its end", () => {
+  assert.equal(peekChanges(page(3, '"last_seq":3}'), 4), undefined);
+  assert.equal(peekChanges(page(0, '"last_seq":0}'), 1), undefined);
+  assert.equal(peekChanges(page(3, '"last_se'), 3), undefined);
+  assert.equal(peekChanges(page(3, '"last_seq":-1}'), 3), undefined);
+  assert.equal(peekChanges(page(3, '"last_seq":""}'), 3), undefined);
+  assert.equal(peekChanges(page(3, '"last_seq":null}'), 3), undefined);
+});

@@ -1,0 +1,130 @@
+import assert from "node:assert/strict";
+import { Cache } from "../../src/storage/cache.ts";
+import { HttpClient } from "../../src/http/client.ts";
+import { followChanges, type FollowEvent } from "../../src/jobs/follow_changes.ts";
+import { indexRows } from "../../src/jobs/create_index.ts";
+import { partitionKey } from "../../src/storage/keys.ts";
+import { encodePartitionLines } from "../../src/couchdb/partition_lines.ts";
+import { MemoryDriver } from "../../drivers/memory.ts";
+
+/** The feed `a`..`e` at seqs 1..5 (limit 2: pages after 0, 2 and 4). */
+const ENTRIES = ["a", "b", "c", "d", "e"].map((id, i) => ({
+  seq: i + 1,
+  id,
+  changes: [{ rev: `2-${id}` }],
+}));
+
+function feedPage(since: number, limit: number): string {
+  const results = ENTRIES.filter((e) => e.seq > since).slice(0, limit);
+  const lastSeq = results.at(-1)?.seq ?? since;
+  return `{"results":[\n${results.map((e) => JSON.stringify(e)).join(",\n")}\n],\n` +
+    `"last_seq":${lastSeq}}`;
+}
+
+async function cacheWith(rows: { id: string; rev: string }[]): Promise<Cache> {
+  const cache = await Cache.open(new MemoryDriver());
+  await cache.put(partitionKey("couch", "", ""), encodePartitionLines(rows), { status: 200 });
+  return cache;
+}
+
+async function index(cache: Cache): Promise<string[]> {
+  const rows = [];
+  for await (const row of indexRows(cache, "couch")) rows.push(`${row.id},${row.rev}`);
+  return rows;
+}
+
+/** Follows the feed from 0 once, 2 entries a page, into a cache holding `a` at 1-a. */
+async function followOnce(
+  client: HttpClient,
+  onEvent?: (event: FollowEvent) => void,
+): Promise<{ summary: Awaited<ReturnType<typeof followChanges>>; cache: Cache }> {
+  const cache = await cacheWith([{ id: "a", rev: "1-a" }]);
+  const summary = await followChanges(client, cache, {
+    origin: "http://couch.test/",
+    originKey: "couch",
+    since: 0,
+    once: true,
+    limit: 2,
+    window: 0,
+    ...(onEvent ? { onEvent } : {}),
+  });
+  return { summary, cache };
+}
+
+function json(body: string): Response {
+  return new Response(body, { headers: { "content-type": "application/json" } });
+}
+
+Deno.test("followChanges() asks for the next page off a full page's text, before parsing it", async () => {
+  /** The `since` of every `_changes` request, in order. */
+  const asked: string[] = [];
+  let broken = true;
+  const client = new HttpClient({
+    fetch: (input) => {
+      const url = new URL(String(input));
+      if (!url.pathname.endsWith("/_changes")) {
+        return Promise.resolve(Response.json({ update_seq: 5 }));
+      }
+      const since = url.searchParams.get("since")!;
+      asked.push(since);
+      const body = feedPage(Number(since), Number(url.searchParams.get("limit")));
+      // The first answer after 2 has a broken entry (its end intact): asked for again.
+      if (since === "2" && broken) {
+        broken = false;
+        return Promise.resolve(json(body.replace('"id":"c"', '"id":c"')));
+      }
+      return Promise.resolve(json(body));
+    },
+  });
+  const { summary, cache } = await followOnce(client);
+  // Page 4 was asked for from the broken answer's text, before it failed to parse, and used
+  // once the page after 2 came right: no page twice but the broken one.
+  assert.deepEqual(asked, ["0", "2", "4", "2", "5"]);
+  assert.equal(summary.seen, 5);
+  assert.deepEqual(await index(cache), ["a,2-a", "b,2-b", "c,2-c", "d,2-d", "e,2-e"]);
+});
+
+Deno.test("followChanges() drops a page asked for ahead when the page turns out short", async () => {
+  let guessed: AbortSignal | undefined;
+  let after1 = 0;
+  /** The follower's round now, and when the guess was made. */
+  let round = 0;
+  let guessRound = 0;
+  const client = new HttpClient({
+    fetch: (input, init) => {
+      const url = new URL(String(input));
+      if (!url.pathname.endsWith("/_changes")) {
+        return Promise.resolve(Response.json({ update_seq: 1 }));
+      }
+      const since = url.searchParams.get("since")!;
+      if (since === "0") {
+        // One entry, but two "seq" keys (a nested one): it looks full to the guess.
+        return Promise.resolve(json(
+          '{"results":[\n{"seq":1,"id":"a","changes":[{"rev":"2-a"}],"doc":{"seq":9}}\n],\n' +
+            '"last_seq":1}',
+        ));
+      }
+      after1++;
+      if (guessed === undefined) {
+        // The guess: answered only by its abort.
+        guessed = init?.signal ?? undefined;
+        guessRound = round;
+        return new Promise((_, reject) => {
+          guessed?.addEventListener("abort", () => reject(guessed?.reason));
+        });
+      }
+      return Promise.resolve(json('{"results":[],"last_seq":1}'));
+    },
+  });
+  const { summary, cache } = await followOnce(client, (event) => {
+    if (event.type === "round") round = event.round;
+  });
+  assert.ok(guessed, "the next page was guessed at and asked for");
+  assert.equal(guessRound, 1);
+  assert.equal(guessed.aborted, true);
+  // The guess, then the second round's read of its window: answered.
+  assert.equal(after1, 2);
+  assert.equal(summary.seen, 1);
+  assert.equal(summary.pages, 2);
+  assert.deepEqual(await index(cache), ["a,2-a"]);
+});
