@@ -149,7 +149,7 @@ export interface FsOps {
 }
 
 /** Files up to this size are read with blocking calls. */
-const SYNC_READ_MAX = 64 * 1024;
+export const SYNC_READ_MAX = 64 * 1024;
 
 /**
  * {@linkcode FsOps} on `node:fs/promises`: runs on Deno and Node. Directories are read with one

@@ -300,6 +300,10 @@ export class ChangeBatch {
   #uncovered: PartitionEdit[] = [];
   /** Segments holding an id with a character from U+D800 up: sorted in code-point order. */
   readonly #high = new Set<number>();
+  /** By an id's first two characters (both below U+0080), where the search for its segment
+   * starts (`-1`: not yet known) and ends. */
+  readonly #from = new Int32Array(PREFIXES).fill(-1);
+  readonly #to = new Int32Array(PREFIXES);
   #size = 0;
 
   /**
@@ -327,13 +331,28 @@ export class ChangeBatch {
    */
   add(edits: readonly PartitionEdit[]): void {
     const segments = this.#segments;
+    const from = this.#from;
+    const to = this.#to;
     for (const edit of edits) {
       const id = edit.id;
       // `<` is code-point order when the id has no character from U+D800 up.
       const high = HIGH.test(id);
-      // The last segment starting at or before the id.
+      // The last segment starting at or before the id: among those starting at or before its
+      // first two characters and before the next two (known once for each pair), when both are
+      // ASCII. (`<` is code-point order against an ASCII string.)
       let lo = 0;
       let hi = segments.length;
+      const c0 = id.charCodeAt(0);
+      const c1 = id.charCodeAt(1);
+      if (c0 < 128 && c1 < 128) {
+        const pair = (c0 << 7) | c1;
+        if (from[pair]! < 0) {
+          from[pair] = startsUpTo(segments, String.fromCharCode(c0, c1), true);
+          to[pair] = startsUpTo(segments, String.fromCharCode(c0, c1 + 1), false);
+        }
+        lo = from[pair]!;
+        hi = to[pair]!;
+      }
       while (lo < hi) {
         const mid = (lo + hi) >> 1;
         const start = segments[mid]!.start;
@@ -385,6 +404,22 @@ export class ChangeBatch {
   edits(): readonly PartitionEdit[] {
     return sortEditRuns([...this.#buckets, this.#uncovered]);
   }
+}
+
+/** The pairs of ASCII characters an id can start with. */
+const PREFIXES = 128 * 128;
+
+/** How many segments start at or before `key` (`equal`), or before it. */
+function startsUpTo(segments: readonly Segment[], key: string, equal: boolean): number {
+  let lo = 0;
+  let hi = segments.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    const start = segments[mid]!.start;
+    if (start < key || (equal && start === key)) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
 }
 
 /** One partition's edits, sorted in `order`, one per id. */

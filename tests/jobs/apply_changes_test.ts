@@ -265,6 +265,39 @@ Deno.test("sortEditRuns() equals sortEdits() of the runs concatenated, the later
   }
 });
 
+Deno.test("a ChangeBatch finds the partition of ids around starts that share their first two characters", async () => {
+  // Starts and ids around the pairs a ChangeBatch looks up ids by: equal to a start, one
+  // character longer or shorter, the last ASCII character (U+007F) and the first after it.
+  const starts = ["", "ab", "abc", "ab\u007f", "b", "b\u007f", "b\u007fq", "c~", "c\u0080", "d"];
+  const make = async () => {
+    const cache = await Cache.open(new MemoryDriver());
+    for (let i = 0; i < starts.length; i++) {
+      const end = starts[i + 1] ?? "x";
+      await cache.put(partitionKey(ORIGIN, starts[i]!, end), encodePartitionLines([]), {
+        status: 200,
+      });
+    }
+    return cache;
+  };
+  const ids = ["a", "aa", "ab", "aba", "abc", "abd", "ab\u007f", "ab\u007fz", "ab\u0080", "a\u007f"]
+    .concat(["b", "ba", "b\u007f", "b\u007fp", "b\u007fq", "b\u007fr", "b\u0080", "c", "c}"])
+    .concat(["c~", "c~a", "c\u007f", "c\u0080", "c\u0081", "d", "dd", "w", "x", "xa", "ab😀"]);
+  const edits = ids.map((id) => ({ id, rev: "1-a", deleted: false }));
+  const a = await make();
+  const b = await make();
+  const batch = new ChangeBatch(await listEditablePartitions(a, ORIGIN));
+  // Every id on its own, then all again: the first look-up of a pair and later ones.
+  for (const edit of edits) batch.add([edit]);
+  batch.add(edits.map((e) => ({ ...e, rev: "2-a" })));
+  const again = edits.map((e) => ({ ...e, rev: "2-a" }));
+  assert.deepEqual(
+    await applyChanges(a, ORIGIN, batch),
+    await applyChanges(b, ORIGIN, [...edits, ...again]),
+  );
+  assert.deepEqual(await index(a), await index(b));
+  assert.equal((await index(a)).length, ids.length - 2);
+});
+
 Deno.test("a ChangeBatch applies as the same edits do: overlapping partitions, a gap, astral ids", async () => {
   // ["", "m") and ["m", "x"), then ["f", "p") fetched later, which decides its range; ids from
   // "x" on are in no partition.
