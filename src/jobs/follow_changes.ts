@@ -9,10 +9,9 @@
  *   `_changes?since=S&limit=L` up to the head. Every round but a first one with an explicit
  *   start begins `window` sequences back (a trailing window): entries that appeared late,
  *   behind a `last_seq` already passed (about 4 in 1,024 on npm), are found there and counted
- *   as `late`; entries seen before are skipped. The next page is asked for as soon as a page's
- *   text is in and looks full (`peekChanges`: its `last_seq` read off its end), before it is
- *   parsed, so that the origin makes it while this one is parsed and applied; a guess the
- *   parsed page does not bear out is aborted.
+ *   as `late`; entries seen before are skipped. A round's first page is asked for with its
+ *   head, and each next one as soon as a page's text is in and looks full, before it is parsed
+ *   (`follow_pages.ts`): the origin makes it while this one is parsed and applied.
  * - **Applying.** Changes are held in memory, one per id (the newest revision wins), and
  *   applied in batches of up to `batchChanges` and at the end of each round
  *   ({@linkcode applyChanges}): each touched partition gets them as pending edits (its patch,
@@ -51,8 +50,6 @@ import { MAX_PAGE_LIMIT } from "../couchdb/rows.ts";
 import {
   type Change,
   type ChangesPage,
-  peekChanges,
-  readChanges,
   readUpdateSeq,
   type Seq,
   seqNumber,
@@ -78,6 +75,7 @@ import {
   sortEditRuns,
 } from "./apply_changes.ts";
 import { compareSeqs, type FollowStart, resolveStart } from "./follow_start.ts";
+import { nextTurn, PageReader } from "./follow_pages.ts";
 import {
   dropPackuments,
   fetchPending,
@@ -389,6 +387,8 @@ export async function followChanges(
     summary.packumentsPending = Object.keys(pending).length;
   }
 
+  /** Each round's pages, read one ahead. */
+  const reader = new PageReader(client, origin, limit, clock, signal);
   /** The origin's partitions, listed (while a page is on its way) for the next batch. */
   let listing: Promise<EditablePartition[]> | undefined;
   /** Entries read since the last flush (an id may repeat: the newer revision wins). */
@@ -515,41 +515,11 @@ export async function followChanges(
     replayUntil: number | undefined,
     listNew: boolean,
   ): Promise<void> {
-    /** Pages asked for ahead, by the sequence they start after, each with its own abort. */
-    const ahead = new Map<string, { page: Promise<ChangesPage>; stop: AbortController }>();
-    /** Reads the page after `from`. Once its text is in, a page that looks full has the next
-     * one asked for before it is parsed: the origin makes that page while this one is parsed
-     * and applied. */
-    const read = (from: Seq, stop?: AbortController): Promise<ChangesPage> => {
-      const page = readChanges(client, origin, from, limit, {
-        clock,
-        signal: stop === undefined
-          ? signal
-          : signal === undefined
-          ? stop.signal
-          : AbortSignal.any([signal, stop.signal]),
-        beforeParse: (text) => {
-          const to = peekChanges(text, limit);
-          if (to === undefined || String(to) === String(from) || ahead.has(String(to))) return;
-          const stop = new AbortController();
-          ahead.set(String(to), { page: read(to, stop), stop });
-          return nextTurn();
-        },
-      });
-      // (A failure is met where the page is awaited; until then it must not count as
-      // unhandled.)
-      page.catch(() => {});
-      return page;
-    };
-    try {
-      const next = read(since);
-      // The request goes out before the partitions are listed (which holds the thread).
-      await nextTurn();
-      if (listNew) listAhead();
-      await pages(next);
-    } finally {
-      for (const { stop } of ahead.values()) stop.abort();
-    }
+    const next = reader.next(since).page;
+    // The request goes out before the partitions are listed (which holds the thread).
+    await nextTurn();
+    if (listNew) listAhead();
+    await pages(next);
 
     async function pages(next: Promise<ChangesPage>): Promise<void> {
       while (true) {
@@ -558,11 +528,9 @@ export async function followChanges(
         // A full page means more: the next one is asked for while this one is applied.
         const more = page.results.length >= limit && String(page.lastSeq) !== String(since);
         if (more) {
-          const asked = ahead.get(String(page.lastSeq));
-          ahead.delete(String(page.lastSeq));
-          next = asked?.page ?? read(page.lastSeq);
-          // A turn of the event loop sends a request just made.
-          if (asked === undefined) await nextTurn();
+          const asked = reader.next(page.lastSeq);
+          next = asked.page;
+          await asked.sent;
         }
         let fresh = 0;
         let late = 0;
@@ -630,49 +598,16 @@ export async function followChanges(
   try {
     for (let number = 1;; number++) {
       summary.rounds = number;
-      let head: Seq | undefined;
-      try {
-        head = await readUpdateSeq(client, origin, { clock, signal });
-      } catch (error) {
-        if (signal?.aborted) throw error;
-        emit({ type: "head-failed", round: number, error: message(error) });
-      }
       const firstExplicit = number === 1 && start.from !== "checkpoint";
       const replaying = number === 1 && start.replayUntil !== undefined;
-      let since = firstExplicit || replaying ? start.since : windowStart();
-      let highWater = seqNumber(seq);
-      const replayUntil = replaying ? seqNumber(start.replayUntil!) : undefined;
-      // An update_seq a little behind may be a cached answer; a migration moves it far back.
-      if (head !== undefined && (compareSeqs(head, seq) ?? 0) < -window) {
-        // A new feed numbered below what was applied: re-read a window behind its head.
-        emit({ type: "head-backwards", seq, head });
-        summary.headBackwards++;
-        const top = seqNumber(head) ?? 0;
-        since = typeof head === "number" ? Math.max(0, top - window) : 0;
-        highWater = top;
-        seq = head;
-        recent = [];
-        recentSet = undefined;
-        recentTop = -1;
-        recentFloor = since;
-      }
-      emit({ type: "round", round: number, since, head });
-      // Listed for this round, not before it (a refresh may have run during the pause).
-      listing = undefined;
-      // New entries ahead (as far as the head tells): the partitions they go to are listed
-      // while the first page is on its way. (A re-read of the window lists them only once it
-      // meets an entry not seen.)
-      const listNew = head === undefined || (compareSeqs(head, seq) ?? 1) > 0;
+      const since = firstExplicit || replaying ? start.since : windowStart();
+      // The round's first page is asked for with the head, which moves where the round starts
+      // only when it is far behind what was applied (that page is then dropped).
+      reader.start(since);
       try {
-        await round(number, since, highWater, replayUntil, listNew);
-        await flush();
-        await fetchPackuments();
-        emit({ type: "caught-up", round: number, seq });
-      } catch (error) {
-        if (signal?.aborted) throw error;
-        await flush();
-        if (options.once) throw error;
-        emit({ type: "round-failed", round: number, error: message(error) });
+        await oneRound(number, since, replaying);
+      } finally {
+        reader.stop();
       }
       if (options.once && number >= 2) break;
       if (!options.once) await clock.sleep(intervalMs, signal);
@@ -686,12 +621,55 @@ export async function followChanges(
   summary.seq = seq;
   summary.packumentsPending = Object.keys(pending).length;
   return summary;
-}
 
-/** Lets the event loop run once: a request just made is sent then, not once the code running
- * now next waits. */
-function nextTurn(): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, 0));
+  /** A round: the head, then the pages from `since` (or behind a head that moved back). */
+  async function oneRound(
+    number: number,
+    since: Seq,
+    replaying: boolean,
+  ): Promise<void> {
+    let head: Seq | undefined;
+    try {
+      head = await readUpdateSeq(client, origin, { clock, signal });
+    } catch (error) {
+      if (signal?.aborted) throw error;
+      emit({ type: "head-failed", round: number, error: message(error) });
+    }
+    let highWater = seqNumber(seq);
+    const replayUntil = replaying ? seqNumber(start.replayUntil!) : undefined;
+    // An update_seq a little behind may be a cached answer; a migration moves it far back.
+    if (head !== undefined && (compareSeqs(head, seq) ?? 0) < -window) {
+      // A new feed numbered below what was applied: re-read a window behind its head.
+      emit({ type: "head-backwards", seq, head });
+      summary.headBackwards++;
+      const top = seqNumber(head) ?? 0;
+      since = typeof head === "number" ? Math.max(0, top - window) : 0;
+      highWater = top;
+      seq = head;
+      recent = [];
+      recentSet = undefined;
+      recentTop = -1;
+      recentFloor = since;
+    }
+    emit({ type: "round", round: number, since, head });
+    // Listed for this round, not before it (a refresh may have run during the pause).
+    listing = undefined;
+    // New entries ahead (as far as the head tells): the partitions they go to are listed
+    // while the first page is on its way. (A re-read of the window lists them only once it
+    // meets an entry not seen.)
+    const listNew = head === undefined || (compareSeqs(head, seq) ?? 1) > 0;
+    try {
+      await round(number, since, highWater, replayUntil, listNew);
+      await flush();
+      await fetchPackuments();
+      emit({ type: "caught-up", round: number, seq });
+    } catch (error) {
+      if (signal?.aborted) throw error;
+      await flush();
+      if (options.once) throw error;
+      emit({ type: "round-failed", round: number, error: message(error) });
+    }
+  }
 }
 
 function message(error: unknown): string {

@@ -128,3 +128,32 @@ Deno.test("followChanges() drops a page asked for ahead when the page turns out 
   assert.equal(summary.pages, 2);
   assert.deepEqual(await index(cache), ["a,2-a"]);
 });
+
+Deno.test("followChanges() asks for a round's first page with the head, not after it", async () => {
+  /** `_changes` requests made by the time each head was answered. */
+  const pagesAtHead: number[] = [];
+  let pages = 0;
+  const client = new HttpClient({
+    fetch: (input) => {
+      const url = new URL(String(input));
+      if (url.pathname.endsWith("/_changes")) {
+        pages++;
+        const since = Number(url.searchParams.get("since"));
+        return Promise.resolve(json(feedPage(since, Number(url.searchParams.get("limit")))));
+      }
+      // The head comes after a while; the first page is asked for meanwhile.
+      return new Promise((resolve) =>
+        setTimeout(() => {
+          pagesAtHead.push(pages);
+          resolve(Response.json({ update_seq: 5 }));
+        }, 20)
+      );
+    },
+  });
+  const { summary } = await followOnce(client);
+  assert.equal(summary.seen, 5);
+  assert.equal(summary.rounds, 2);
+  // Each round's first page was asked for before its head came (in the first round, the next
+  // one too, off the first's text; none further while the first waits).
+  assert.deepEqual(pagesAtHead, [2, 4]);
+});
