@@ -36,8 +36,9 @@
  *   head.
  * - **Lost events** cannot be seen in the feed: a later `partition refresh` of the set puts
  *   them right, and the follower then replays from that pass's start.
- * - `once` stops after a round that caught up and a second one that re-read the window; else
- *   rounds repeat every `intervalMs` until `signal` aborts. An abort stops cleanly: the pages
+ * - `once` stops after a round that caught up and a second one that re-read the window (its
+ *   head and first page asked for while the first round's changes are applied); else rounds
+ *   repeat every `intervalMs` until `signal` aborts. An abort stops cleanly: the pages
  *   read are applied and checkpointed first.
  *
  * @module
@@ -366,8 +367,8 @@ export async function followChanges(
   }
 
   /** Where a round re-reading the window starts. */
-  function windowStart(): Seq {
-    if (typeof seq === "number") return Math.max(0, seq - window);
+  function windowStart(at: Seq = seq): Seq {
+    if (typeof at === "number") return Math.max(0, at - window);
     return recent.length > window ? recent[recent.length - window - 1]! : recentFloor;
   }
 
@@ -387,6 +388,8 @@ export async function followChanges(
     summary.packumentsPending = Object.keys(pending).length;
   }
 
+  /** The next round's head, when asked for early. */
+  let headAhead: Promise<Seq> | undefined;
   /** Each round's pages, read one ahead. */
   const reader = new PageReader(client, origin, limit, clock, signal);
   /** The origin's partitions, listed (while a page is on its way) for the next batch. */
@@ -607,7 +610,8 @@ export async function followChanges(
       try {
         await oneRound(number, since, replaying);
       } finally {
-        reader.stop();
+        // (Unless the next round was asked for already.)
+        if (headAhead === undefined) reader.stop();
       }
       if (options.once && number >= 2) break;
       if (!options.once) await clock.sleep(intervalMs, signal);
@@ -617,6 +621,8 @@ export async function followChanges(
     // Stopped: what was read is applied and checkpointed.
     await flush();
     summary.stopped = true;
+  } finally {
+    reader.stop();
   }
   summary.seq = seq;
   summary.packumentsPending = Object.keys(pending).length;
@@ -629,8 +635,10 @@ export async function followChanges(
     replaying: boolean,
   ): Promise<void> {
     let head: Seq | undefined;
+    const asked = headAhead;
+    headAhead = undefined;
     try {
-      head = await readUpdateSeq(client, origin, { clock, signal });
+      head = await (asked ?? readUpdateSeq(client, origin, { clock, signal }));
     } catch (error) {
       if (signal?.aborted) throw error;
       emit({ type: "head-failed", round: number, error: message(error) });
@@ -660,6 +668,12 @@ export async function followChanges(
     const listNew = head === undefined || (compareSeqs(head, seq) ?? 1) > 0;
     try {
       await round(number, since, highWater, replayUntil, listNew);
+      if (options.once && number === 1) {
+        // The second round (the window again) is asked for while this one's changes are applied.
+        headAhead = readUpdateSeq(client, origin, { clock, signal });
+        headAhead.catch(() => {});
+        reader.start(windowStart(batchSeq ?? seq));
+      }
       await flush();
       await fetchPackuments();
       emit({ type: "caught-up", round: number, seq });

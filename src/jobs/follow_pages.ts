@@ -49,15 +49,20 @@ export class PageReader {
 
   /**
    * Starts a round: drops what the last one asked for, and asks for the page after `since`
-   * (with the round's head, which may yet move where the round starts).
+   * (with the round's head, which may yet move where the round starts) unless it was asked for
+   * already.
    *
    * @param since Where the round starts.
    */
   start(since: Seq): void {
+    // (Already asked for, by a round started early: kept.)
+    const asked = this.#ahead.get(String(since));
+    this.#ahead.delete(String(since));
     this.stop();
     this.#ends = new Map();
     this.#awaiting = since;
-    this.#askAhead(since);
+    if (asked !== undefined) this.#ahead.set(String(since), asked);
+    else this.#askAhead(since);
   }
 
   /**

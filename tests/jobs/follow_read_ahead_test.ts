@@ -37,6 +37,7 @@ async function index(cache: Cache): Promise<string[]> {
 async function followOnce(
   client: HttpClient,
   onEvent?: (event: FollowEvent) => void,
+  window = 0,
 ): Promise<{ summary: Awaited<ReturnType<typeof followChanges>>; cache: Cache }> {
   const cache = await cacheWith([{ id: "a", rev: "1-a" }]);
   const summary = await followChanges(client, cache, {
@@ -45,7 +46,7 @@ async function followOnce(
     since: 0,
     once: true,
     limit: 2,
-    window: 0,
+    window,
     ...(onEvent ? { onEvent } : {}),
   });
   return { summary, cache };
@@ -116,23 +117,27 @@ Deno.test("followChanges() drops a page asked for ahead when the page turns out 
       return Promise.resolve(json('{"results":[],"last_seq":1}'));
     },
   });
+  // (A window of 1: the second round reads the page after 0 again, not the guessed one.)
   const { summary, cache } = await followOnce(client, (event) => {
     if (event.type === "round") round = event.round;
-  });
+  }, 1);
   assert.ok(guessed, "the next page was guessed at and asked for");
   assert.equal(guessRound, 1);
   assert.equal(guessed.aborted, true);
-  // The guess, then the second round's read of its window: answered.
+  // The guess, dropped as the second round started; that round guesses again, answered.
   assert.equal(after1, 2);
   assert.equal(summary.seen, 1);
   assert.equal(summary.pages, 2);
   assert.deepEqual(await index(cache), ["a,2-a"]);
 });
 
-Deno.test("followChanges() asks for a round's first page with the head, not after it", async () => {
+Deno.test("followChanges() asks for a round's first page with the head, and once's second round before applying the first", async () => {
   /** `_changes` requests made by the time each head was answered. */
   const pagesAtHead: number[] = [];
   let pages = 0;
+  /** Batches applied by the time each head was asked for. */
+  const appliedAtHead: number[] = [];
+  let applied = 0;
   const client = new HttpClient({
     fetch: (input) => {
       const url = new URL(String(input));
@@ -142,6 +147,7 @@ Deno.test("followChanges() asks for a round's first page with the head, not afte
         return Promise.resolve(json(feedPage(since, Number(url.searchParams.get("limit")))));
       }
       // The head comes after a while; the first page is asked for meanwhile.
+      appliedAtHead.push(applied);
       return new Promise((resolve) =>
         setTimeout(() => {
           pagesAtHead.push(pages);
@@ -150,10 +156,15 @@ Deno.test("followChanges() asks for a round's first page with the head, not afte
       );
     },
   });
-  const { summary } = await followOnce(client);
+  const { summary } = await followOnce(client, (event) => {
+    if (event.type === "applied") applied++;
+  });
   assert.equal(summary.seen, 5);
   assert.equal(summary.rounds, 2);
   // Each round's first page was asked for before its head came (in the first round, the next
   // one too, off the first's text; none further while the first waits).
   assert.deepEqual(pagesAtHead, [2, 4]);
+  // The second round (of once) was asked for before the first one's changes were applied.
+  assert.deepEqual(appliedAtHead, [0, 0]);
+  assert.equal(applied, 1);
 });
