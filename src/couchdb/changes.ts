@@ -222,7 +222,10 @@ export function peekChanges(text: string, limit: number): Seq | undefined {
   if (count < limit) return undefined;
   const at = text.lastIndexOf(LAST_SEQ_KEY);
   if (at === -1) return undefined;
-  const value = /^\s*(\d+|"(?:[^"\\]|\\.)*")/.exec(text.slice(at + LAST_SEQ_KEY.length, at + 4096));
+  // (Followed by what may follow it: a body cut short inside the number guesses nothing.)
+  const value = /^\s*(\d+|"(?:[^"\\]|\\.)*")\s*[,}]/.exec(
+    text.slice(at + LAST_SEQ_KEY.length, at + 4096),
+  );
   if (value === null) return undefined;
   let seq: unknown;
   try {

@@ -76,7 +76,7 @@ import {
   sortEditRuns,
 } from "./apply_changes.ts";
 import { compareSeqs, type FollowStart, resolveStart } from "./follow_start.ts";
-import { nextTurn, PageReader } from "./follow_pages.ts";
+import { nextTurn, PageReader, withStop } from "./follow_pages.ts";
 import {
   dropPackuments,
   fetchPending,
@@ -388,8 +388,9 @@ export async function followChanges(
     summary.packumentsPending = Object.keys(pending).length;
   }
 
-  /** The next round's head, when asked for early. */
+  /** The next round's head, when asked for early, and its abort (should the follower return). */
   let headAhead: Promise<Seq> | undefined;
+  const stopHead = new AbortController();
   /** Each round's pages, read one ahead. */
   const reader = new PageReader(client, origin, limit, clock, signal);
   /** The origin's partitions, listed (while a page is on its way) for the next batch. */
@@ -526,6 +527,7 @@ export async function followChanges(
 
     async function pages(next: Promise<ChangesPage>): Promise<void> {
       while (true) {
+        reader.waitFor(since);
         const page = await next;
         summary.pages++;
         // A full page means more: the next one is asked for while this one is applied.
@@ -623,6 +625,7 @@ export async function followChanges(
     summary.stopped = true;
   } finally {
     reader.stop();
+    stopHead.abort();
   }
   summary.seq = seq;
   summary.packumentsPending = Object.keys(pending).length;
@@ -658,6 +661,8 @@ export async function followChanges(
       recentSet = undefined;
       recentTop = -1;
       recentFloor = since;
+      // (What was asked for at the old start is dropped.)
+      reader.start(since);
     }
     emit({ type: "round", round: number, since, head });
     // Listed for this round, not before it (a refresh may have run during the pause).
@@ -670,7 +675,7 @@ export async function followChanges(
       await round(number, since, highWater, replayUntil, listNew);
       if (options.once && number === 1) {
         // The second round (the window again) is asked for while this one's changes are applied.
-        headAhead = readUpdateSeq(client, origin, { clock, signal });
+        headAhead = readUpdateSeq(client, origin, { clock, signal: withStop(signal, stopHead) });
         headAhead.catch(() => {});
         reader.start(windowStart(batchSeq ?? seq));
       }

@@ -2,8 +2,9 @@
  * The pages of one follower round, read ahead: the next page is asked for as soon as a page's
  * text is in and looks full (`peekChanges`: its `last_seq` read off its end), before it is
  * parsed, so that the origin makes it while this one is parsed and applied. Never more than
- * one page ahead of the one waited for (a page read early has its next asked for when its turn
- * comes), and a guess the parsed page does not bear out is aborted with the round.
+ * one page ahead of the one waited for (a page read early has its next asked for once it is
+ * waited for), and a guess the parsed page does not bear out is aborted with the round, as is
+ * every page not read whole when the round stops.
  *
  * @module
  */
@@ -23,8 +24,10 @@ export class PageReader {
   #ahead = new Map<string, { page: Promise<ChangesPage>; stop: AbortController }>();
   /** Where each page read ends, as its text told, when it looked full. */
   #ends = new Map<string, Seq>();
-  /** The sequence the page waited for (or being applied) starts after. */
+  /** The sequence the page waited for starts after. */
   #awaiting: Seq | undefined;
+  /** The aborts of pages handed out and not yet read whole. */
+  #taken: AbortController[] = [];
 
   /**
    * @param client The HTTP client for the origin.
@@ -50,24 +53,33 @@ export class PageReader {
   /**
    * Starts a round: drops what the last one asked for, and asks for the page after `since`
    * (with the round's head, which may yet move where the round starts) unless it was asked for
-   * already.
+   * already (by a round started early: then kept, with the page asked for off its text).
    *
    * @param since Where the round starts.
    */
   start(since: Seq): void {
-    // (Already asked for, by a round started early: kept.)
-    const asked = this.#ahead.get(String(since));
-    this.#ahead.delete(String(since));
+    const key = String(since);
+    const kept = this.#ahead.get(key);
+    const to = kept === undefined ? undefined : this.#ends.get(key);
+    const keptNext = to === undefined ? undefined : this.#ahead.get(String(to));
+    this.#ahead.delete(key);
+    if (to !== undefined) this.#ahead.delete(String(to));
     this.stop();
-    this.#ends = new Map();
     this.#awaiting = since;
-    if (asked !== undefined) this.#ahead.set(String(since), asked);
-    else this.#askAhead(since);
+    if (kept === undefined) {
+      this.#askAhead(since);
+      return;
+    }
+    this.#ahead.set(key, kept);
+    if (to !== undefined) {
+      this.#ends.set(key, to);
+      if (keptNext !== undefined) this.#ahead.set(String(to), keptNext);
+    }
   }
 
   /**
-   * The page after `from`, which becomes the one waited for: asked for ahead, else asked for
-   * now (`sent` then resolves once a turn of the event loop has sent the request).
+   * The page after `from`: asked for ahead, else asked for now (`sent` then resolves once a
+   * turn of the event loop has sent the request).
    *
    * @param from Where the page starts.
    * @returns The page, and when its request is out.
@@ -76,19 +88,35 @@ export class PageReader {
     const key = String(from);
     const asked = this.#ahead.get(key);
     this.#ahead.delete(key);
-    this.#awaiting = from;
     if (asked !== undefined) {
-      const to = this.#ends.get(key);
-      if (to !== undefined) this.#askAhead(to);
+      this.#taken.push(asked.stop);
       return { page: asked.page, sent: Promise.resolve() };
     }
-    return { page: this.#read(from, undefined), sent: nextTurn() };
+    const stop = new AbortController();
+    this.#taken.push(stop);
+    return { page: this.#read(from, stop), sent: nextTurn() };
   }
 
-  /** Aborts every page asked for ahead and not taken. */
+  /**
+   * Marks the page after `from` as the one waited for: the page after it is asked for as soon
+   * as its text shows it full (now, when it already has).
+   *
+   * @param from Where the page waited for starts.
+   */
+  waitFor(from: Seq): void {
+    this.#awaiting = from;
+    const to = this.#ends.get(String(from));
+    if (to !== undefined) this.#askAhead(to);
+  }
+
+  /** Aborts every page asked for and not yet read whole; none asks for another after. */
   stop(): void {
     for (const { stop } of this.#ahead.values()) stop.abort();
+    for (const stop of this.#taken) stop.abort();
     this.#ahead = new Map();
+    this.#ends = new Map();
+    this.#taken = [];
+    this.#awaiting = undefined;
   }
 
   /** Asks for the page after `from` ahead of its turn. */
@@ -98,18 +126,20 @@ export class PageReader {
     this.#ahead.set(String(from), { page: this.#read(from, stop), stop });
   }
 
-  #read(from: Seq, stop: AbortController | undefined): Promise<ChangesPage> {
+  #read(from: Seq, stop: AbortController): Promise<ChangesPage> {
     const signal = this.#signal;
     const page = readChanges(this.#client, this.#origin, from, this.#limit, {
       clock: this.#clock,
-      signal: stop === undefined
-        ? signal
-        : signal === undefined
-        ? stop.signal
-        : AbortSignal.any([signal, stop.signal]),
+      signal: withStop(signal, stop),
       beforeParse: (text) => {
+        // (Each attempt: a later one may tell another end, whose guess replaces the earlier.)
         const to = peekChanges(text, this.#limit);
-        if (to === undefined || String(to) === String(from)) return;
+        if (stop.signal.aborted || to === undefined || String(to) === String(from)) return;
+        const guessed = this.#ends.get(String(from));
+        if (guessed !== undefined && String(guessed) !== String(to)) {
+          this.#ahead.get(String(guessed))?.stop.abort();
+          this.#ahead.delete(String(guessed));
+        }
         this.#ends.set(String(from), to);
         if (String(from) !== String(this.#awaiting) || this.#ahead.has(String(to))) return;
         this.#askAhead(to);
@@ -118,6 +148,7 @@ export class PageReader {
     });
     // (A failure is met where the page is awaited; until then it must not count as unhandled.)
     page.catch(() => {});
+    page.then(() => this.#taken = this.#taken.filter((s) => s !== stop), () => {});
     return page;
   }
 }
@@ -130,4 +161,15 @@ export class PageReader {
  */
 export function nextTurn(): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, 0));
+}
+
+/**
+ * A signal that aborts with either.
+ *
+ * @param signal The caller's signal, if any.
+ * @param stop A controller of one's own.
+ * @returns The signal.
+ */
+export function withStop(signal: AbortSignal | undefined, stop: AbortController): AbortSignal {
+  return signal === undefined ? stop.signal : AbortSignal.any([signal, stop.signal]);
 }

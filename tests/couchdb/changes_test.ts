@@ -20,6 +20,8 @@ Deno.test("peekChanges() gives no guess for a short page, or one without its end
   assert.equal(peekChanges(page(3, '"last_seq":3}'), 4), undefined);
   assert.equal(peekChanges(page(0, '"last_seq":0}'), 1), undefined);
   assert.equal(peekChanges(page(3, '"last_se'), 3), undefined);
+  // Cut short inside the number: no guess of a shorter one.
+  assert.equal(peekChanges(page(3, '"last_seq":12'), 3), undefined);
   assert.equal(peekChanges(page(3, '"last_seq":-1}'), 3), undefined);
   assert.equal(peekChanges(page(3, '"last_seq":""}'), 3), undefined);
   assert.equal(peekChanges(page(3, '"last_seq":null}'), 3), undefined);

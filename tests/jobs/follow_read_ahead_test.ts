@@ -138,11 +138,15 @@ Deno.test("followChanges() asks for a round's first page with the head, and once
   /** Batches applied by the time each head was asked for. */
   const appliedAtHead: number[] = [];
   let applied = 0;
+  /** The `_changes` pages asked for by the time the first batch was applied. */
+  let askedAtApplied: string[] | undefined;
+  const asked: string[] = [];
   const client = new HttpClient({
     fetch: (input) => {
       const url = new URL(String(input));
       if (url.pathname.endsWith("/_changes")) {
         pages++;
+        asked.push(url.searchParams.get("since")!);
         const since = Number(url.searchParams.get("since"));
         return Promise.resolve(json(feedPage(since, Number(url.searchParams.get("limit")))));
       }
@@ -157,14 +161,90 @@ Deno.test("followChanges() asks for a round's first page with the head, and once
     },
   });
   const { summary } = await followOnce(client, (event) => {
-    if (event.type === "applied") applied++;
+    if (event.type === "applied" && applied++ === 0) askedAtApplied = asked.slice();
   });
   assert.equal(summary.seen, 5);
   assert.equal(summary.rounds, 2);
   // Each round's first page was asked for before its head came (in the first round, the next
   // one too, off the first's text; none further while the first waits).
   assert.deepEqual(pagesAtHead, [2, 4]);
-  // The second round (of once) was asked for before the first one's changes were applied.
+  // The second round (of once), its head and its page, was asked for before the first one's
+  // changes were applied.
   assert.deepEqual(appliedAtHead, [0, 0]);
+  assert.deepEqual(askedAtApplied, ["0", "2", "4", "5"]);
   assert.equal(applied, 1);
+});
+
+/** A feed whose `_changes` pages after `slowSince` and later heads are answered only after 50 ms
+ * (or by their abort); it logs each request and whether it was made after `done` was set. */
+function slowFeed(slowSince: string) {
+  const log: { what: string; late: boolean; signal: AbortSignal | undefined }[] = [];
+  let heads = 0;
+  const state = { done: false };
+  const client = new HttpClient({
+    retries: 0,
+    fetch: (input, init) => {
+      const url = new URL(String(input));
+      const signal = init?.signal ?? undefined;
+      const isPage = url.pathname.endsWith("/_changes");
+      const since = url.searchParams.get("since") ?? "";
+      log.push({ what: isPage ? `page ${since}` : "head", late: state.done, signal });
+      const answer = () =>
+        isPage
+          ? json(feedPage(Number(since), Number(url.searchParams.get("limit"))))
+          : Response.json({ update_seq: 5 });
+      if (isPage ? since !== slowSince : ++heads === 1) return Promise.resolve(answer());
+      return new Promise((resolve, reject) => {
+        const timer = setTimeout(() => resolve(answer()), 50);
+        signal?.addEventListener("abort", () => {
+          clearTimeout(timer);
+          reject(signal.reason);
+        });
+      });
+    },
+  });
+  return { client, log, state };
+}
+
+/** Follows once from 0, 2 entries a page, each batch of `batchChanges` failing to apply. */
+async function failingFollow(client: HttpClient, batchChanges: number): Promise<void> {
+  await assert.rejects(
+    followChanges(client, await cacheWith([{ id: "a", rev: "1-a" }]), {
+      origin: "http://couch.test/",
+      originKey: "couch",
+      since: 0,
+      once: true,
+      limit: 2,
+      window: 0,
+      batchChanges,
+      onApplied: () => Promise.reject(new Error("storage down")),
+    }),
+    /storage down/,
+  );
+}
+
+Deno.test("followChanges() that fails leaves no request behind: a page or head asked for ahead is aborted", async () => {
+  // Mid-round: the batch of the first page fails to apply while the next page is on its way.
+  const mid = slowFeed("2");
+  await failingFollow(mid.client, 1);
+  mid.state.done = true;
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  assert.deepEqual(mid.log.filter((r) => r.late).map((r) => r.what), []);
+  assert.equal(mid.log.find((r) => r.what === "page 2")?.signal?.aborted, true);
+
+  // At the round's end: the second round's head and page are asked for, then the apply fails.
+  const end = slowFeed("5");
+  await failingFollow(end.client, 100);
+  end.state.done = true;
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  assert.deepEqual(end.log.filter((r) => r.late).map((r) => r.what), []);
+  assert.deepEqual(end.log.map((r) => r.what), [
+    "page 0",
+    "head",
+    "page 2",
+    "page 4",
+    "head",
+    "page 5",
+  ]);
+  assert.ok(end.log.slice(-2).every((r) => r.signal?.aborted), "the early head and page aborted");
 });
