@@ -19,7 +19,7 @@
  * @module
  */
 
-import { type FsOps, nodeFsOps, SYNC_READ_MAX } from "./fs.ts";
+import { type FsOps, nodeFsOps, readLargeFile, SYNC_READ_MAX } from "./fs.ts";
 
 /** Runs a short blocking call; a throw becomes a rejection. */
 const blocking = <T>(call: () => T): Promise<T> => new Promise((resolve) => resolve(call()));
@@ -40,7 +40,7 @@ export const denoFsOps: FsOps = {
   // larger one on node:fs, which read large files faster than Deno.readFile here.
   readFile: (path) =>
     blocking(() => Deno.statSync(path).size <= SYNC_READ_MAX).then((small) =>
-      small ? Deno.readFileSync(path) : nodeFsOps.readFile(path)
+      small ? Deno.readFileSync(path) : readLargeFile(path)
     ),
   writeFileExclusive: (path, data) =>
     data.length <= SYNC_WRITE_MAX

@@ -148,6 +148,17 @@ export interface FsOps {
   readdir(path: string): Promise<string[]>;
 }
 
+/**
+ * Reads a file too large for a blocking read (see {@linkcode SYNC_READ_MAX}) on
+ * `node:fs/promises`.
+ *
+ * @param path The file.
+ * @returns Its bytes, as a plain `Uint8Array`.
+ */
+export async function readLargeFile(path: string): Promise<Uint8Array> {
+  return plain(await fsp.readFile(path));
+}
+
 /** Files up to this size are read with blocking calls. */
 export const SYNC_READ_MAX = 64 * 1024;
 
@@ -158,8 +169,10 @@ export const SYNC_READ_MAX = 64 * 1024;
  */
 export const nodeFsOps: FsOps = {
   // A small file (a record header, a small packument) is read with blocking calls too.
-  readFile: async (path) =>
-    plain(statSync(path).size <= SYNC_READ_MAX ? readFileSync(path) : await fsp.readFile(path)),
+  readFile: (path) =>
+    statSync(path).size <= SYNC_READ_MAX
+      ? Promise.resolve(plain(readFileSync(path)))
+      : readLargeFile(path),
   writeFileExclusive: (path, data) => fsp.writeFile(path, data, { flag: "wx" }),
   rename: (from, to) => fsp.rename(from, to),
   mkdir: async (path, recursive) => {

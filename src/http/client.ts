@@ -67,6 +67,7 @@ import { HttpError } from "./errors.ts";
 import { VERSION } from "../version.ts";
 import { detectRuntime } from "../runtime.ts";
 import { describe } from "../_util/describe.ts";
+import { withStop } from "../_util/signals.ts";
 import { discard, noop, randomId } from "./_response_util.ts";
 import {
   bodyOption,
@@ -543,9 +544,7 @@ export class HttpClient {
     this.#emit({ type: "request", url, attempt: attempt.number });
 
     const controller = new AbortController();
-    const fetchSignal = signal === undefined
-      ? controller.signal
-      : AbortSignal.any([signal, controller.signal]);
+    const fetchSignal = withStop(signal, controller);
     const stopTimer = this.#startTimer(timeout, () => {
       controller.abort(
         new DOMException(`No response headers within ${timeout} ms`, "TimeoutError"),

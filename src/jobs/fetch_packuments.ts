@@ -38,6 +38,7 @@ import { ACCEPT } from "../npm/media_types.ts";
 import { parseContentLength, WHOLE_BODY_MAX } from "../http/headers.ts";
 import { readRev, revScanner } from "../npm/rev.ts";
 import { runPool } from "../_util/pool.ts";
+import { withStop } from "../_util/signals.ts";
 import {
   assertJsonObject,
   contentTypeProblem,
@@ -353,7 +354,7 @@ export async function fetchPackuments(
   const seen = new Set<string>();
   // A storage failure stops the run: no new name is taken, and those in flight are aborted.
   const stop = new AbortController();
-  const signal = options.signal ? AbortSignal.any([options.signal, stop.signal]) : stop.signal;
+  const signal = withStop(options.signal, stop);
   await runPool(names, async (name) => {
     if (seen.has(name)) {
       summary.duplicates++;

@@ -48,13 +48,7 @@ import type { Cache } from "../storage/cache.ts";
 import type { HttpClient } from "../http/client.ts";
 import { type Clock, systemClock } from "../clock.ts";
 import { MAX_PAGE_LIMIT } from "../couchdb/rows.ts";
-import {
-  type Change,
-  type ChangesPage,
-  readUpdateSeq,
-  type Seq,
-  seqNumber,
-} from "../couchdb/changes.ts";
+import { type Change, readUpdateSeq, type Seq, seqNumber } from "../couchdb/changes.ts";
 import {
   emptyPatchCounts,
   type PartitionEdit,
@@ -76,7 +70,8 @@ import {
   sortEditRuns,
 } from "./apply_changes.ts";
 import { compareSeqs, type FollowStart, resolveStart } from "./follow_start.ts";
-import { nextTurn, PageReader, withStop } from "./follow_pages.ts";
+import { nextTurn, PageReader } from "./follow_pages.ts";
+import { withStop } from "../_util/signals.ts";
 import {
   dropPackuments,
   fetchPending,
@@ -519,84 +514,80 @@ export async function followChanges(
     replayUntil: number | undefined,
     listNew: boolean,
   ): Promise<void> {
-    const next = reader.next(since).page;
+    let next = reader.next(since).page;
     // The request goes out before the partitions are listed (which holds the thread).
     await nextTurn();
     if (listNew) listAhead();
-    await pages(next);
-
-    async function pages(next: Promise<ChangesPage>): Promise<void> {
-      while (true) {
-        reader.waitFor(since);
-        const page = await next;
-        summary.pages++;
-        // A full page means more: the next one is asked for while this one is applied.
-        const more = page.results.length >= limit && String(page.lastSeq) !== String(since);
-        if (more) {
-          const asked = reader.next(page.lastSeq);
-          next = asked.page;
-          await asked.sent;
-        }
-        let fresh = 0;
-        let late = 0;
-        let repeated = 0;
-        // Entries at or below the floor were there before this follower's first read (the
-        // partitions it started from hold them) or were seen and forgotten: not applied again.
-        const floor = seqNumber(recentFloor);
-        const taken: Change[] = [];
-        /** The highest number taken from this page, and (once an entry is not above it, or has
-         * no number) the sequences taken: a feed may repeat one within a page. */
-        let pageTop = -1;
-        let inPage: Set<Seq> | undefined;
-        for (const entry of page.results) {
-          const n = seqNumber(entry.seq);
-          // (A numbered entry above every remembered one needs no look-up: the usual case.)
-          const seen = (n !== undefined && n > recentTop ? false : seenBefore(entry.seq)) ||
-            ((n === undefined || n <= pageTop) &&
-              (inPage ??= new Set(taken.map((e) => e.seq))).has(entry.seq));
-          if (seen || (n !== undefined && floor !== undefined && n <= floor)) {
-            repeated++;
-            continue;
-          }
-          inPage?.add(entry.seq);
-          if (n !== undefined && n > pageTop) pageTop = n;
-          taken.push(entry);
-        }
-        if (taken.length > 0) {
-          // The partitions first: should listing them fail, no entry of the page counts as seen,
-          // and the round that reads them again takes them.
-          batch ??= new ChangeBatch(await listAhead());
-          for (const entry of taken) {
-            const n = seqNumber(entry.seq);
-            remember(entry.seq, n);
-            summary.seen++;
-            if (n !== undefined && replayUntil !== undefined && n <= replayUntil) {
-              summary.replayed++;
-            } else if (n !== undefined && highWater !== undefined && n <= highWater) late++;
-            else fresh++;
-          }
-          // Each change goes to its partition now, while the next page is on its way.
-          batch.add(taken);
-        }
-        summary.late += late;
-        batchSeq = page.lastSeq;
-        emit({
-          type: "page",
-          round: number,
-          since,
-          lastSeq: page.lastSeq,
-          entries: page.results.length,
-          fresh,
-          late,
-          repeated,
-        });
-        if (batch !== undefined && batch.size >= batchChanges) {
-          await flush();
-          if (more) listAhead();
-        }
-        if (!more) return;
-        since = page.lastSeq;
+    while (true) {
+      reader.waitFor(since);
+      const page = await next;
+      summary.pages++;
+      // A full page means more: the next one is asked for while this one is applied.
+      const more = page.results.length >= limit && String(page.lastSeq) !== String(since);
+      if (more) {
+        const asked = reader.next(page.lastSeq);
+        next = asked.page;
+        await asked.sent;
       }
+      let fresh = 0;
+      let late = 0;
+      let repeated = 0;
+      // Entries at or below the floor were there before this follower's first read (the
+      // partitions it started from hold them) or were seen and forgotten: not applied again.
+      const floor = seqNumber(recentFloor);
+      const taken: Change[] = [];
+      /** The highest number taken from this page, and (once an entry is not above it, or has
+       * no number) the sequences taken: a feed may repeat one within a page. */
+      let pageTop = -1;
+      let inPage: Set<Seq> | undefined;
+      for (const entry of page.results) {
+        const n = seqNumber(entry.seq);
+        // (A numbered entry above every remembered one needs no look-up: the usual case.)
+        const seen = (n !== undefined && n > recentTop ? false : seenBefore(entry.seq)) ||
+          ((n === undefined || n <= pageTop) &&
+            (inPage ??= new Set(taken.map((e) => e.seq))).has(entry.seq));
+        if (seen || (n !== undefined && floor !== undefined && n <= floor)) {
+          repeated++;
+          continue;
+        }
+        inPage?.add(entry.seq);
+        if (n !== undefined && n > pageTop) pageTop = n;
+        taken.push(entry);
+      }
+      if (taken.length > 0) {
+        // The partitions first: should listing them fail, no entry of the page counts as seen,
+        // and the round that reads them again takes them.
+        batch ??= new ChangeBatch(await listAhead());
+        for (const entry of taken) {
+          const n = seqNumber(entry.seq);
+          remember(entry.seq, n);
+          summary.seen++;
+          if (n !== undefined && replayUntil !== undefined && n <= replayUntil) {
+            summary.replayed++;
+          } else if (n !== undefined && highWater !== undefined && n <= highWater) late++;
+          else fresh++;
+        }
+        // Each change goes to its partition now, while the next page is on its way.
+        batch.add(taken);
+      }
+      summary.late += late;
+      batchSeq = page.lastSeq;
+      emit({
+        type: "page",
+        round: number,
+        since,
+        lastSeq: page.lastSeq,
+        entries: page.results.length,
+        fresh,
+        late,
+        repeated,
+      });
+      if (batch !== undefined && batch.size >= batchChanges) {
+        await flush();
+        if (more) listAhead();
+      }
+      if (!more) return;
+      since = page.lastSeq;
     }
   }
 

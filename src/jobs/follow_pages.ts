@@ -12,6 +12,7 @@
 import type { HttpClient } from "../http/client.ts";
 import type { Clock } from "../clock.ts";
 import { type ChangesPage, peekChanges, readChanges, type Seq } from "../couchdb/changes.ts";
+import { withStop } from "../_util/signals.ts";
 
 /** Reads a round's pages, one ahead (see the module documentation). */
 export class PageReader {
@@ -161,15 +162,4 @@ export class PageReader {
  */
 export function nextTurn(): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, 0));
-}
-
-/**
- * A signal that aborts with either.
- *
- * @param signal The caller's signal, if any.
- * @param stop A controller of one's own.
- * @returns The signal.
- */
-export function withStop(signal: AbortSignal | undefined, stop: AbortController): AbortSignal {
-  return signal === undefined ? stop.signal : AbortSignal.any([signal, stop.signal]);
 }

@@ -532,27 +532,33 @@ Deno.test("followChanges() with packuments fetches changed ones, retries a laggi
     })
   ));
 
-Deno.test("followChanges(): changes whose patches fail to write are applied again, never skipped", () => {
+/** A world of 2,000 ids on a {@linkcode FlakyDriver}, refreshed, then 300 changes (`seed`). */
+function withChangedWorld(
+  seed: number,
+  fn: (world: World, driver: FlakyDriver) => Promise<void>,
+): Promise<void> {
   const driver = new FlakyDriver();
   return withWorld({ count: 2000 }, async (world) => {
-    const { fixture } = world;
     await world.refresh();
-    applyRandomChanges(fixture, 300, { seed: 31, creates: 0.2, deletes: 0.2 });
+    applyRandomChanges(world.fixture, 300, { seed, creates: 0.2, deletes: 0.2 });
+    await fn(world, driver);
+  }, driver);
+}
+
+Deno.test("followChanges(): changes whose patches fail to write are applied again, never skipped", () =>
+  withChangedWorld(31, async (world, driver) => {
+    const { fixture } = world;
     driver.failPut = /:changes:patch:/;
     // The round fails (with --once, its error is the follow's), after its changes went again.
     await assert.rejects(world.follow(), StorageError);
     assert.equal(driver.failPut, undefined, "the write failed once");
     await world.follow();
     assert.deepEqual(await world.index(), fixture.rows);
-  }, driver);
-});
+  }));
 
-Deno.test("followChanges(): a listing of the partitions that fails loses no change; the next round lists again", () => {
-  const driver = new FlakyDriver();
-  return withWorld({ count: 2000 }, async (world) => {
+Deno.test("followChanges(): a listing of the partitions that fails loses no change; the next round lists again", () =>
+  withChangedWorld(32, async (world, driver) => {
     const { fixture } = world;
-    await world.refresh();
-    applyRandomChanges(fixture, 300, { seed: 32, creates: 0.2, deletes: 0.2 });
     // The listing ahead of the first page fails, and so does the one the page then asks for.
     driver.failList = /^v1:partition:/;
     driver.failLists = 2;
@@ -571,8 +577,7 @@ Deno.test("followChanges(): a listing of the partitions that fails loses no chan
     assert.ok(events.some((e) => e.type === "round-failed"), "the first round failed");
     assert.ok(summary.stopped);
     assert.deepEqual(await world.index(), fixture.rows);
-  }, driver);
-});
+  }));
 
 Deno.test("followChanges(): a sequence repeated within a page, or out of order, is taken once", async () => {
   const pages: Record<string, unknown> = {
