@@ -13,10 +13,9 @@
 import { createHash } from "node:crypto";
 import { gunzipSync, gzipSync } from "./cli/zlib.ts";
 import process from "node:process";
-import { setTimeout } from "node:timers";
 import { serve as nodeServe } from "@hono/node-server";
 import { main } from "./cli/main.ts";
-import { isStdoutClosed, STDOUT_CLOSED_STATUS } from "./cli/io.ts";
+import { exitAfterOutput } from "./cli/io.ts";
 import { type Listen, type OpenQueue, openRedisQueue } from "./cli/context.ts";
 import { UsageError } from "./cli/options.ts";
 import { MemoryQueue } from "./queues/memory.ts";
@@ -104,8 +103,4 @@ const status = (await setUpNetwork()) ?? await main(process.argv.slice(2), {
   gzipSync,
   gunzipSync,
 });
-// A closed stdout may have set 141 already (see cli/io.ts).
-process.exitCode = isStdoutClosed() ? STDOUT_CLOSED_STATUS : status;
-// Nothing the command started may keep the process alive once it has returned (say, a timer
-// of a pivots module that never finished loading): a second for pending output, then exit.
-setTimeout(() => process.exit(), 1000).unref();
+await exitAfterOutput(status);

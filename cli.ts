@@ -8,9 +8,8 @@ import { createHash } from "node:crypto";
 import { gunzipSync, gzipSync } from "./cli/zlib.ts";
 import process from "node:process";
 import { dirname } from "node:path";
-import { setTimeout } from "node:timers";
 import { main } from "./cli/main.ts";
-import { isStdoutClosed, STDOUT_CLOSED_STATUS } from "./cli/io.ts";
+import { exitAfterOutput } from "./cli/io.ts";
 import { type Listen, openRedisQueue } from "./cli/context.ts";
 import { createStorageDriver } from "./drivers/select.deno.ts";
 import { MemoryQueue } from "./queues/memory.ts";
@@ -66,9 +65,5 @@ if (import.meta.main) {
     gzipSync,
     gunzipSync,
   });
-  // A closed stdout may have set 141 already (see cli/io.ts).
-  process.exitCode = isStdoutClosed() ? STDOUT_CLOSED_STATUS : status;
-  // Nothing the command started may keep the process alive once it has returned (say, a timer
-  // of a pivots module that never finished loading): a second for pending output, then exit.
-  setTimeout(() => process.exit(), 1000).unref();
+  await exitAfterOutput(status);
 }

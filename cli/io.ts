@@ -5,6 +5,7 @@
  */
 
 import process from "node:process";
+import { setTimeout } from "node:timers";
 
 /**
  * Thrown by {@linkcode out} once the reader of stdout has gone (`cmd | head -1` closed the pipe).
@@ -76,6 +77,24 @@ export function out(data: string | Uint8Array): Promise<void> {
     // An error while waiting for "drain" settles through the write callback above.
     else process.stdout.once("drain", onDrain);
   });
+}
+
+/**
+ * Ends the process once the command has returned `status`: as soon as everything written to
+ * stdout and stderr has gone out, or after a second at most. Nothing the command started keeps
+ * the process alive (say, a timer of a pivots module that never finished loading), and the
+ * runtime's own teardown (freeing the heap) is skipped.
+ *
+ * @param status The command's exit status (a closed stdout makes it 141, see above).
+ */
+export async function exitAfterOutput(status: number): Promise<void> {
+  process.exitCode = isStdoutClosed() ? STDOUT_CLOSED_STATUS : status;
+  setTimeout(() => process.exit(), 1000).unref();
+  // A write's callback runs once it, and every write before it, is done (or failed).
+  const drained = (stream: { write(chunk: string, done: () => void): boolean }) =>
+    new Promise<void>((resolve) => stream.write("", () => resolve()));
+  await Promise.all([drained(process.stdout), drained(process.stderr)]);
+  process.exit();
 }
 
 /** Writes a line to stderr. */

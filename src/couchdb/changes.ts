@@ -199,8 +199,9 @@ export function readUpdateSeq(
 
 /**
  * Where a page of at least `limit` entries ends, read off its text without parsing it: the
- * `last_seq` at its end, once `limit` `"seq":` keys are counted. A guess (the page is parsed
- * and checked after), cheap enough to ask for the next page before parsing this one.
+ * `last_seq` at its end, when the `pending` after it is above 0 (CouchDB's count of the entries
+ * after the page), or, without one, once `limit` `"seq":` keys are counted. A guess (the page is
+ * parsed and checked after), cheap enough to ask for the next page before parsing this one.
  *
  * @param text A `_changes` page, unparsed.
  * @param limit The entries a full page holds.
@@ -215,29 +216,37 @@ export function readUpdateSeq(
  * ```
  */
 export function peekChanges(text: string, limit: number): Seq | undefined {
-  let count = 0;
-  for (let at = text.indexOf(SEQ_KEY); at !== -1; at = text.indexOf(SEQ_KEY, at + SEQ_KEY.length)) {
-    if (++count >= limit) break;
-  }
-  if (count < limit) return undefined;
   const at = text.lastIndexOf(LAST_SEQ_KEY);
   if (at === -1) return undefined;
-  // (Followed by what may follow it: a body cut short inside the number guesses nothing.)
-  const value = /^\s*(\d+|"(?:[^"\\]|\\.)*")\s*[,}]/.exec(
-    text.slice(at + LAST_SEQ_KEY.length, at + 4096),
-  );
+  const seq = valueAfter(text, at + LAST_SEQ_KEY.length);
+  if (!isSeq(seq)) return undefined;
+  // CouchDB tells after `last_seq` how many entries follow it: none, and this page is the last.
+  const pendingAt = text.lastIndexOf(PENDING_KEY);
+  const pending = pendingAt > at ? valueAfter(text, pendingAt + PENDING_KEY.length) : undefined;
+  if (typeof pending === "number") return pending > 0 ? seq : undefined;
+  // Else the entries are counted.
+  let count = 0;
+  for (let i = text.indexOf(SEQ_KEY); i !== -1; i = text.indexOf(SEQ_KEY, i + SEQ_KEY.length)) {
+    if (++count >= limit) return seq;
+  }
+  return undefined;
+}
+
+/** The number or string at `at` in `text`, when whatever may follow it comes next (a body cut
+ * short inside the number gives nothing). */
+function valueAfter(text: string, at: number): unknown {
+  const value = /^\s*(\d+|"(?:[^"\\]|\\.)*")\s*[,}]/.exec(text.slice(at, at + 4096));
   if (value === null) return undefined;
-  let seq: unknown;
   try {
-    seq = JSON.parse(value[1]!);
+    return JSON.parse(value[1]!);
   } catch {
     return undefined;
   }
-  return isSeq(seq) ? seq : undefined;
 }
 
 const SEQ_KEY = '"seq":';
 const LAST_SEQ_KEY = '"last_seq":';
+const PENDING_KEY = '"pending":';
 
 /** Reads one entry of a page; `undefined` when it is malformed. */
 function changeOf(value: unknown): Change | undefined {

@@ -11,7 +11,7 @@
 
 import { compareKeys } from "../storage/driver.ts";
 import { partitionKey } from "../storage/keys.ts";
-import { sha256 } from "@noble/hashes/sha2";
+import { sha256 } from "../_util/sha256.ts";
 import { bytesToHex } from "../_util/hex.ts";
 import { parseLineList, stripBom } from "../_util/line_list.ts";
 

@@ -631,8 +631,16 @@ export async function followChanges(
     let head: Seq | undefined;
     const asked = headAhead;
     headAhead = undefined;
+    const reading = asked ?? readUpdateSeq(client, origin, { clock, signal });
+    if (number === 1) {
+      // The first round lists the partitions while its head and first page are on their way
+      // (once they are sent): there is nearly always something new to apply to them.
+      reading.catch(() => {});
+      await nextTurn();
+      listAhead();
+    }
     try {
-      head = await (asked ?? readUpdateSeq(client, origin, { clock, signal }));
+      head = await reading;
     } catch (error) {
       if (signal?.aborted) throw error;
       emit({ type: "head-failed", round: number, error: message(error) });
@@ -657,7 +665,7 @@ export async function followChanges(
     }
     emit({ type: "round", round: number, since, head });
     // Listed for this round, not before it (a refresh may have run during the pause).
-    listing = undefined;
+    if (number > 1) listing = undefined;
     // New entries ahead (as far as the head tells): the partitions they go to are listed
     // while the first page is on its way. (A re-read of the window lists them only once it
     // meets an entry not seen.)

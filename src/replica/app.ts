@@ -68,8 +68,7 @@
 
 import type { Context, Hono } from "hono";
 import { honoApp } from "../_util/hono.ts";
-import { sha256 } from "@noble/hashes/sha2";
-import { sha256Integrity } from "../storage/integrity.ts";
+import { createSha256, sha256Integrity } from "../storage/integrity.ts";
 import { Lru } from "../_util/lru.ts";
 import type { Cache, CacheEntry, CacheEntryInfo } from "../storage/cache.ts";
 import { decodedSizeOf } from "../storage/entry.ts";
@@ -165,7 +164,7 @@ interface Derived {
  */
 async function derive(full: CacheEntry): Promise<Derived> {
   const plan = await planAbbreviation(full.stream());
-  const hash = sha256.create();
+  const hash = createSha256();
   let length = 0;
   let pieces: Uint8Array[] | undefined = [];
   for await (const piece of abbreviatedStream(full.stream(), plan)) {

@@ -33,7 +33,7 @@ export interface CacheOptions {
   dropCorrupt?: boolean;
   /**
    * Makes an incremental SHA-256 for bodies that stream. Web standards have no incremental
-   * digest, so the default is `@noble/hashes`' SHA-256 in pure JavaScript; an entry point may
+   * digest, so the default is a SHA-256 in plain TypeScript (`src/_util/sha256.ts`); an entry point may
    * pass its runtime's native hash (`() => createHash("sha256")` from `node:crypto` on Deno and
    * Node, several times faster).
    * @default {() => sha256.create()}

@@ -2,14 +2,14 @@
  * Integrity of cache bodies: `sha256-<base64>` (the Subresource Integrity form), computed with an
  * incremental SHA-256 as bytes stream past, and checked again on the way out.
  *
- * Web standards have no incremental digest, so the default hasher is `@noble/hashes`' SHA-256;
- * an entry point may inject its runtime's native one (`createHash("sha256")` from `node:crypto`
+ * Web standards have no incremental digest, so the default hasher is a SHA-256 in plain
+ * TypeScript (`../_util/sha256.ts`); an entry point may inject its runtime's native one (`createHash("sha256")` from `node:crypto`
  * on Deno and Node is several times faster).
  *
  * @module
  */
 
-import { sha256 } from "@noble/hashes/sha2";
+import { Sha256 } from "../_util/sha256.ts";
 
 /** An incremental SHA-256: what `CacheOptions.createHash` returns. */
 export interface Sha256Hasher {
@@ -20,7 +20,7 @@ export interface Sha256Hasher {
 }
 
 /**
- * The default {@linkcode Sha256Hasher}: `@noble/hashes`' SHA-256, in pure JavaScript.
+ * The default {@linkcode Sha256Hasher}: a SHA-256 in plain TypeScript.
  *
  * @returns A new hasher.
  *
@@ -36,7 +36,7 @@ export interface Sha256Hasher {
  * ```
  */
 export function createSha256(): Sha256Hasher {
-  return sha256.create();
+  return new Sha256();
 }
 
 /**

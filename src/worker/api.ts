@@ -64,7 +64,7 @@
 
 import type { Context, Hono, MiddlewareHandler } from "hono";
 import { honoApp } from "../_util/hono.ts";
-import { sha256 } from "@noble/hashes/sha2";
+import { sha256 } from "../_util/sha256.ts";
 import type { Clock } from "../clock.ts";
 import { createReplicaApp, type ReplicaAppOptions } from "../replica/app.ts";
 import { rawPath, rawQuery, requestLog } from "../replica/request_log.ts";

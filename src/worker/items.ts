@@ -27,7 +27,7 @@
  * @module
  */
 
-import { sha256 } from "@noble/hashes/sha2";
+import { sha256 } from "../_util/sha256.ts";
 import { bytesToHex } from "../_util/hex.ts";
 import { describe } from "../_util/describe.ts";
 import { packageNameProblem } from "../npm/package_name.ts";

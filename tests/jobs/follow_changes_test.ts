@@ -559,9 +559,10 @@ Deno.test("followChanges(): changes whose patches fail to write are applied agai
 Deno.test("followChanges(): a listing of the partitions that fails loses no change; the next round lists again", () =>
   withChangedWorld(32, async (world, driver) => {
     const { fixture } = world;
-    // The listing ahead of the first page fails, and so does the one the page then asks for.
+    // The listing made while the first head is on its way fails, and so do the ones the round
+    // and its first page then ask for.
     driver.failList = /^v1:partition:/;
-    driver.failLists = 2;
+    driver.failLists = 3;
     const stop = new AbortController();
     const events: FollowEvent[] = [];
     const summary = await world.follow({

@@ -122,7 +122,8 @@ Deno.test("followChanges() drops a page asked for ahead when the page turns out 
     if (event.type === "round") round = event.round;
   }, 1);
   assert.ok(guessed, "the next page was guessed at and asked for");
-  assert.equal(guessRound, 1);
+  // (In the first round: its page may come in before its head, and the round event.)
+  assert.ok(guessRound < 2, `guessed in round ${guessRound}`);
   assert.equal(guessed.aborted, true);
   // The guess, dropped as the second round started; that round guesses again, answered.
   assert.equal(after1, 2);
