@@ -80,21 +80,53 @@ export function out(data: string | Uint8Array): Promise<void> {
 }
 
 /**
- * Ends the process once the command has returned `status`: as soon as everything written to
- * stdout and stderr has gone out, or after a second at most. Nothing the command started keeps
- * the process alive (say, a timer of a pivots module that never finished loading), and the
- * runtime's own teardown (freeing the heap) is skipped.
+ * Ends the process once the command has returned `status`, as soon as everything written to
+ * stdout and stderr has gone out (a reader slower than the command still gets all of it).
+ * Nothing the command started keeps the process alive (say, a timer of a pivots module that
+ * never finished loading), and the runtime's own teardown (freeing the heap) is skipped.
  *
  * @param status The command's exit status (a closed stdout makes it 141, see above).
  */
 export async function exitAfterOutput(status: number): Promise<void> {
   process.exitCode = isStdoutClosed() ? STDOUT_CLOSED_STATUS : status;
-  setTimeout(() => process.exit(), 1000).unref();
-  // A write's callback runs once it, and every write before it, is done (or failed).
-  const drained = (stream: { write(chunk: string, done: () => void): boolean }) =>
-    new Promise<void>((resolve) => stream.write("", () => resolve()));
-  await Promise.all([drained(process.stdout), drained(process.stderr)]);
-  process.exit();
+  await drainThenExit([process.stdout, process.stderr], () => process.exit());
+}
+
+/** What {@linkcode drainThenExit} needs of an output stream (Node's `Writable`). */
+export interface DrainableStream {
+  /** Writes `chunk`; `done` runs once it, and every write before it, is out (or failed). */
+  write(chunk: string, done: () => void): boolean;
+  /** Bytes written and not yet out. */
+  readonly writableLength?: number;
+}
+
+/**
+ * Calls `exit` once every stream's writes are out. Should a stream never call back, `exit` is
+ * called at the first check (every `checkMs`) that finds nothing left to write in any stream.
+ *
+ * @param streams The streams to drain.
+ * @param exit Ends the process.
+ * @param checkMs How often to look for streams with nothing left to write.
+ */
+export async function drainThenExit(
+  streams: readonly DrainableStream[],
+  exit: () => void,
+  checkMs = 1000,
+): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const check = () => {
+    if (streams.every((stream) => !stream.writableLength)) exit();
+    else timer = setTimeout(check, checkMs).unref();
+  };
+  timer = setTimeout(check, checkMs).unref();
+  try {
+    await Promise.all(
+      streams.map((stream) => new Promise<void>((resolve) => stream.write("", () => resolve()))),
+    );
+  } finally {
+    clearTimeout(timer);
+  }
+  exit();
 }
 
 /** Writes a line to stderr. */

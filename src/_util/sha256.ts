@@ -147,9 +147,9 @@ export class Sha256 {
     }
     block.fill(0, this.#held);
     const view = new DataView(block.buffer, block.byteOffset, 64);
-    const bits = this.#length * 8;
-    view.setUint32(56, Math.floor(bits / 2 ** 32));
-    view.setUint32(60, bits >>> 0);
+    const [high, low] = lengthWords(this.#length);
+    view.setUint32(56, high);
+    view.setUint32(60, low);
     this.#compress(block, 0);
     const out = new Uint8Array(32);
     const outView = new DataView(out.buffer);
@@ -196,6 +196,25 @@ export class Sha256 {
     state[6] = (state[6]! + g) | 0;
     state[7] = (state[7]! + h) | 0;
   }
+}
+
+/**
+ * A message length as SHA-256's padding ends with it: the length in bits, as two 32-bit words,
+ * the high one first.
+ *
+ * @param bytes The length in bytes (up to 2^53 / 8).
+ * @returns The high and low words.
+ *
+ * @example
+ * ```ts
+ * import { lengthWords } from "./sha256.ts";
+ * console.assert(lengthWords(3).join() === "0,24");
+ * console.assert(lengthWords(2 ** 29 + 1).join() === "1,8");
+ * ```
+ */
+export function lengthWords(bytes: number): [high: number, low: number] {
+  const bits = bytes * 8;
+  return [Math.floor(bits / 2 ** 32), bits >>> 0];
 }
 
 /**

@@ -199,9 +199,9 @@ export function readUpdateSeq(
 
 /**
  * Where a page of at least `limit` entries ends, read off its text without parsing it: the
- * `last_seq` at its end, when the `pending` after it is above 0 (CouchDB's count of the entries
- * after the page), or, without one, once `limit` `"seq":` keys are counted. A guess (the page is
- * parsed and checked after), cheap enough to ask for the next page before parsing this one.
+ * `last_seq` at its end, once `limit` `"seq":` keys are counted, unless the `pending` after it
+ * (CouchDB's count of the entries after the page) is 0. A guess (the page is parsed and checked
+ * after), cheap enough to ask for the next page before parsing this one.
  *
  * @param text A `_changes` page, unparsed.
  * @param limit The entries a full page holds.
@@ -220,11 +220,10 @@ export function peekChanges(text: string, limit: number): Seq | undefined {
   if (at === -1) return undefined;
   const seq = valueAfter(text, at + LAST_SEQ_KEY.length);
   if (!isSeq(seq)) return undefined;
-  // CouchDB tells after `last_seq` how many entries follow it: none, and this page is the last.
-  const pendingAt = text.lastIndexOf(PENDING_KEY);
-  const pending = pendingAt > at ? valueAfter(text, pendingAt + PENDING_KEY.length) : undefined;
-  if (typeof pending === "number") return pending > 0 ? seq : undefined;
-  // Else the entries are counted.
+  // CouchDB tells after `last_seq` how many entries follow it: none, and this page is the last
+  // (however full). More does not make the page full (an origin may cap its pages lower).
+  const pendingAt = text.indexOf(PENDING_KEY, at);
+  if (pendingAt !== -1 && valueAfter(text, pendingAt + PENDING_KEY.length) === 0) return undefined;
   let count = 0;
   for (let i = text.indexOf(SEQ_KEY); i !== -1; i = text.indexOf(SEQ_KEY, i + SEQ_KEY.length)) {
     if (++count >= limit) return seq;

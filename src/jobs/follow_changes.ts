@@ -632,9 +632,12 @@ export async function followChanges(
     const asked = headAhead;
     headAhead = undefined;
     const reading = asked ?? readUpdateSeq(client, origin, { clock, signal });
-    if (number === 1) {
-      // The first round lists the partitions while its head and first page are on their way
-      // (once they are sent): there is nearly always something new to apply to them.
+    if (number === 1 && start.from !== "checkpoint" && !signal?.aborted) {
+      // A first round from --since or from a refresh lists the partitions while its head and
+      // first page are on their way (once they are sent): it nearly always has changes to apply
+      // to them. A round resumed from the checkpoint (a follower run on a schedule, often with
+      // nothing new) waits for its head: on remote storage a listing reads every partition's
+      // header.
       reading.catch(() => {});
       await nextTurn();
       listAhead();

@@ -33,10 +33,10 @@ export interface CacheOptions {
   dropCorrupt?: boolean;
   /**
    * Makes an incremental SHA-256 for bodies that stream. Web standards have no incremental
-   * digest, so the default is a SHA-256 in plain TypeScript (`src/_util/sha256.ts`); an entry point may
-   * pass its runtime's native hash (`() => createHash("sha256")` from `node:crypto` on Deno and
-   * Node, several times faster).
-   * @default {() => sha256.create()}
+   * digest, so the default is a SHA-256 in plain TypeScript (`src/_util/sha256.ts`); an entry
+   * point may pass its runtime's native hash (`() => createHash("sha256")` from `node:crypto` on
+   * Deno and Node, several times faster).
+   * @default {() => new Sha256()}
    */
   createHash?: () => Sha256Hasher;
   /** How packument and partition bodies are stored: `gzip` (compressed, about a tenth of the

@@ -3,8 +3,8 @@
  * incremental SHA-256 as bytes stream past, and checked again on the way out.
  *
  * Web standards have no incremental digest, so the default hasher is a SHA-256 in plain
- * TypeScript (`../_util/sha256.ts`); an entry point may inject its runtime's native one (`createHash("sha256")` from `node:crypto`
- * on Deno and Node is several times faster).
+ * TypeScript (`../_util/sha256.ts`); an entry point may inject its runtime's native one
+ * (`createHash("sha256")` from `node:crypto` on Deno and Node is several times faster).
  *
  * @module
  */

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { Sha256, sha256 } from "../../src/_util/sha256.ts";
+import { lengthWords, Sha256, sha256 } from "../../src/_util/sha256.ts";
 import { bytesToHex } from "../../src/_util/hex.ts";
 
 const text = (s: string) => new TextEncoder().encode(s);
@@ -41,4 +41,12 @@ Deno.test("Sha256 takes nothing after its digest", () => {
   hash.digest();
   assert.throws(() => hash.update(text("b")), /digest was taken/);
   assert.throws(() => hash.digest(), /twice/);
+});
+
+Deno.test("lengthWords() puts the bits of messages of 512 MiB and more in the high word", () => {
+  assert.deepEqual(lengthWords(0), [0, 0]);
+  assert.deepEqual(lengthWords(2 ** 29 - 1), [0, 2 ** 32 - 8]);
+  assert.deepEqual(lengthWords(2 ** 29), [1, 0]);
+  assert.deepEqual(lengthWords(600 * 2 ** 20 + 37), [1, 88 * 2 ** 23 + 296]);
+  assert.deepEqual(lengthWords(2 ** 50), [2 ** 21, 0]);
 });

@@ -50,39 +50,3 @@ Deno.test("a closed stdout ends a command quietly with status 141, as git's", as
     await Deno.remove(dir, { recursive: true });
   }
 });
-
-Deno.test("a reader slower than the CLI still gets every line before the process exits", async () => {
-  const origin = await startAllDocsFixture({ ids: generateNames(6000) });
-  const dir = await Deno.makeTempDir();
-  try {
-    const pivots = join(dir, "pivots.json");
-    await Deno.writeTextFile(pivots, JSON.stringify([origin.ids[3000]]));
-    const env = { ALL_DOCS_CACHE_DIR: dir, ALL_DOCS_ORIGIN: origin.origin };
-    const refresh = await runCli(["partition", "refresh", "--pivots", pivots], env);
-    assert.equal(refresh.code, 0, refresh.stderr);
-    // Several pipe buffers of output, read a little at a time with pauses: the CLI exits as soon
-    // as its output is out, never before.
-    const child = new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", "cli.ts", "cache", "create-index"],
-      env: { ...env, NO_COLOR: "1", RUST_BACKTRACE: "0" },
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
-    const stderr = new Response(child.stderr).text();
-    let text = "";
-    const decoder = new TextDecoder();
-    for await (const chunk of child.stdout) {
-      text += decoder.decode(chunk, { stream: true });
-      await new Promise((resolve) => setTimeout(resolve, 5));
-    }
-    const status = await child.status;
-    assert.equal(status.code, 0, await stderr);
-    const lines = text.split("\n");
-    assert.equal(lines.pop(), "");
-    assert.equal(lines.length, 6000);
-    assert.deepEqual(lines.map((line) => line.split(",")[0]), origin.ids);
-  } finally {
-    await origin.close();
-    await Deno.remove(dir, { recursive: true });
-  }
-});

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { bar, duration, formatBytes, Progress, progressMode } from "../../cli/io.ts";
+import { Writable } from "node:stream";
+import { bar, drainThenExit, duration, formatBytes, Progress, progressMode } from "../../cli/io.ts";
 
 const quiet = { quiet: true, json: false, progress: false };
 const plain = { quiet: false, json: false, progress: false };
@@ -74,4 +75,73 @@ Deno.test("duration() and formatBytes() read as people write them", () => {
     [0, 999, 1000, 1_234_567, 76_258_115_000].map(formatBytes),
     ["0 B", "999 B", "1.0 KB", "1.2 MB", "76.3 GB"],
   );
+});
+
+/** A stream whose writes are out only once `flush()` is called. */
+function slowStream() {
+  const waiting: (() => void)[] = [];
+  let pending = 0;
+  return {
+    write(chunk: string, done: () => void): boolean {
+      pending += chunk.length + 1;
+      waiting.push(() => {
+        pending -= chunk.length + 1;
+        done();
+      });
+      return false;
+    },
+    get writableLength() {
+      return pending;
+    },
+    flush() {
+      for (const go of waiting.splice(0)) go();
+    },
+  };
+}
+
+Deno.test("drainThenExit() exits once every stream's writes are out, not before", async () => {
+  const [out, err] = [slowStream(), slowStream()];
+  let exits = 0;
+  const done = drainThenExit([out, err], () => exits++, 5);
+  // Checks find writes not yet out, and wait on: nothing else ends the process.
+  await new Promise((resolve) => setTimeout(resolve, 30));
+  assert.equal(exits, 0);
+  out.flush();
+  await new Promise((resolve) => setTimeout(resolve, 10));
+  assert.equal(exits, 0);
+  err.flush();
+  await done;
+  assert.equal(exits, 1);
+});
+
+Deno.test("drainThenExit() exits at a check that finds nothing to write, should a stream never call back", async () => {
+  const silent = { write: () => true, writableLength: 0 };
+  let exited!: () => void;
+  const exit = new Promise<void>((resolve) => exited = resolve);
+  // (The drain itself never ends: only the check can. Its timer does not keep a process
+  // alive, this one does.)
+  const alive = setTimeout(() => {}, 10_000);
+  void drainThenExit([silent], () => exited(), 5);
+  await exit;
+  clearTimeout(alive);
+});
+
+Deno.test("drainThenExit() waits for every write a Node stream still holds", async () => {
+  const sink: string[] = [];
+  // A stream slower than its writer: each chunk is taken 2 ms after it is written.
+  const stream = new Writable({
+    highWaterMark: 16,
+    write(chunk, _encoding, done) {
+      setTimeout(() => {
+        sink.push(String(chunk));
+        done();
+      }, 2);
+    },
+  });
+  const lines = Array.from({ length: 20 }, (_, i) => `line ${i}\n`);
+  for (const line of lines) stream.write(line);
+  assert.ok(stream.writableLength > 0);
+  let exitedWith: string | undefined;
+  await drainThenExit([stream], () => exitedWith ??= sink.join(""), 1);
+  assert.equal(exitedWith, lines.join(""));
 });

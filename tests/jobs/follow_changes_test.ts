@@ -55,7 +55,7 @@ interface World {
 }
 
 /** A memory driver that fails: once, a put of a key `failPut` matches; `failLists` times, a
- * list of a prefix `failList` matches. */
+ * list of a prefix `failList` matches. It counts the listings of partitions. */
 class FlakyDriver extends MemoryDriver {
   failPut: RegExp | undefined;
   failList: RegExp | undefined;
@@ -69,7 +69,11 @@ class FlakyDriver extends MemoryDriver {
     return await super.put(key, value);
   }
 
+  /** Lists of partition keys asked for. */
+  partitionLists = 0;
+
   override async *list(options: ListOptions = {}): AsyncIterable<string> {
+    if (options.prefix?.startsWith("v1:partition:")) this.partitionLists++;
     if (this.failList?.test(options.prefix ?? "")) {
       if (--this.failLists === 0) this.failList = undefined;
       throw new StorageError("Cannot list: injected", { driver: "flaky", code: "EIO" });
@@ -574,9 +578,60 @@ Deno.test("followChanges(): a listing of the partitions that fails loses no chan
         if (event.type === "caught-up") stop.abort();
       },
     });
-    assert.equal(driver.failList, undefined, "the listing failed twice");
+    assert.equal(driver.failList, undefined, "the listing failed three times");
     assert.ok(events.some((e) => e.type === "round-failed"), "the first round failed");
     assert.ok(summary.stopped);
+    assert.deepEqual(await world.index(), fixture.rows);
+  }));
+
+Deno.test("followChanges() lists the partitions early from a refresh, and not at all when resumed with nothing new", () =>
+  withChangedWorld(33, async (world, driver) => {
+    const { fixture } = world;
+    await world.follow();
+    assert.ok(driver.partitionLists > 0, "the follow from the refresh listed the partitions");
+    assert.deepEqual(await world.index(), fixture.rows);
+    // Resumed from its checkpoint with nothing new (a follower run on a schedule): no listing,
+    // which on remote storage reads every partition's header.
+    driver.partitionLists = 0;
+    const idle = await world.follow();
+    assert.equal(idle.seen, 0);
+    assert.equal(driver.partitionLists, 0);
+  }));
+
+Deno.test("followChanges(): a round after a failed one lists the partitions again", () =>
+  withChangedWorld(34, async (world, driver) => {
+    const { fixture, clock, cache } = world;
+    // The first round's head and first page fail for good (400: not retried).
+    let failing = 2;
+    const client = new HttpClient({
+      fetch: (input, init) =>
+        failing-- > 0 ? Promise.resolve(new Response("no", { status: 400 })) : fetch(input, init),
+      clock,
+      random: () => 0.5,
+    });
+    const stop = new AbortController();
+    /** Partition listings made by the time each round started. */
+    const listsAtRound: number[] = [];
+    const events: FollowEvent[] = [];
+    await followChanges(client, cache, {
+      origin: fixture.origin,
+      originKey: ORIGIN_KEY,
+      once: false,
+      intervalMs: 1000,
+      clock,
+      signal: stop.signal,
+      onEvent: (event) => {
+        events.push(event);
+        if (event.type === "round") listsAtRound.push(driver.partitionLists);
+        if (event.type === "caught-up") stop.abort();
+      },
+    });
+    assert.ok(events.some((e) => e.type === "round-failed"), "the first round failed");
+    assert.equal(listsAtRound.length, 2);
+    // The first round listed them early; the second, after a pause in which a refresh may have
+    // replaced them, listed them again.
+    assert.ok(listsAtRound[0]! >= 1);
+    assert.ok(driver.partitionLists > listsAtRound[1]!, "the second round listed them again");
     assert.deepEqual(await world.index(), fixture.rows);
   }));
 
