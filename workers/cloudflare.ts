@@ -9,7 +9,7 @@
  * ({@linkcode CloudflareR2Driver}), items in D1 with Queues carrying wake-ups
  * ({@linkcode CloudflareQueue}: two bands, `WORK_HIGH` for items with `priority > 0` and
  * `WORK_NORMAL` for the rest, and a dead-letter queue), the handlers of `worker start`
- * ({@linkcode workerHandlers}) over an HTTP client calling the Worker's own `fetch`.
+ * (`workerHandlers`, built by `createEdgeWorker`) over an HTTP client calling the Worker's own `fetch`.
  *
  * | binding | kind | meaning |
  * |---|---|---|
@@ -50,13 +50,15 @@
 
 import type { ExecutionContext, Hono } from "hono";
 import { Cache } from "../src/storage/cache.ts";
-import { HttpClient } from "../src/http/client.ts";
-import { originKey } from "../src/storage/keys.ts";
 import { validatePivots } from "../src/couchdb/pivots.ts";
 import { createReplicaApp } from "../src/replica/app.ts";
-import { eventLine, Worker } from "../src/worker/worker.ts";
-import { workerHandlers } from "../src/worker/handlers.ts";
-import { createWorkerApp } from "../src/worker/api.ts";
+import type { Worker } from "../src/worker/worker.ts";
+import {
+  createEdgeWorker,
+  type EdgeSettings,
+  followItem,
+  scheduledItem,
+} from "../src/worker/edge.ts";
 import { toWorkItem } from "../src/worker/items.ts";
 import { CloudflareKvDriver, type KvNamespaceLike } from "../drivers/cloudflare_kv.ts";
 import { CloudflareR2Driver, type R2BucketLike } from "../drivers/cloudflare_r2.ts";
@@ -117,28 +119,14 @@ export interface ScheduledControllerLike {
 }
 
 /** The full worker's settings, read from the bindings and checked before anything starts. */
-export interface CloudflareSettings {
-  /** The worker API's bearer token. */
-  token: string;
-  /** The registry URL (ending in `/`). */
-  registry: string;
-  /** The registry's bearer token. */
-  registryToken: string | undefined;
-  /** The replication endpoint of the cron refresh (ending in `/`). */
-  origin: string | undefined;
-  /** The pivots of the cron refresh. */
-  pivots: string[] | undefined;
-  /** Packuments of the cron refresh and follow. */
-  packuments: "full" | "corgi" | undefined;
+export interface CloudflareSettings extends EdgeSettings {
   /** The cron pattern of the follow of `_changes`. */
   followCron: string | undefined;
   /** The name of the dead-letter queue. */
   deadLetterQueue: string;
-  /** Deliveries in hand and requests in flight. */
-  concurrency: number;
-  /** Retries of a request and of an item. */
-  retries: number;
 }
+
+export { followItem, scheduledItem };
 
 function slash(url: string): string {
   return url.endsWith("/") ? url : `${url}/`;
@@ -241,43 +229,6 @@ export function cloudflareSettings(env: CloudflareEnv): CloudflareSettings {
   };
 }
 
-/**
- * The cron refresh's item: a pass of the configured partition set.
- *
- * @param settings The settings (with pivots).
- * @returns The item as submitted.
- */
-export function scheduledItem(settings: CloudflareSettings): unknown {
-  return {
-    type: "partition-set",
-    payload: {
-      origin: settings.origin,
-      pivots: settings.pivots,
-      ...(settings.packuments ? { packuments: settings.packuments } : {}),
-      registry: settings.registry,
-    },
-  };
-}
-
-/**
- * The cron follow's item: one follow of `ORIGIN`'s `_changes` feed (with its changed
- * packuments when `PACKUMENTS` is set), the same id at every firing.
- *
- * @param settings The settings (with an origin).
- * @returns The item as submitted.
- */
-export function followItem(settings: CloudflareSettings): unknown {
-  return {
-    type: "changes",
-    payload: {
-      origin: settings.origin,
-      ...(settings.packuments
-        ? { packuments: settings.packuments, registry: settings.registry }
-        : {}),
-    },
-  };
-}
-
 function messageOf(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
@@ -301,34 +252,7 @@ async function buildFull(env: CloudflareEnv): Promise<Full> {
     normal: required(env, "WORK_NORMAL", "the producer of the normal band"),
   }, { concurrency: settings.concurrency });
   const cache = await Cache.open(new CloudflareR2Driver(env.BODIES!), { bloom: false });
-  const registry = {
-    url: settings.registry,
-    originKey: originKey(settings.registry),
-    token: settings.registryToken,
-  };
-  const worker = new Worker(engine, {
-    handlers: workerHandlers({
-      client: new HttpClient({
-        fetch: (input, init) => fetch(input, init),
-        concurrency: settings.concurrency,
-        retries: settings.retries,
-      }),
-      cache,
-      registry,
-      registryFor: (url) => url === registry.url ? registry : { url, originKey: originKey(url) },
-      maxAttempts: settings.retries + 1,
-    }),
-    concurrency: settings.concurrency,
-    retry: { maxAttempts: settings.retries + 1 },
-    onEvent: (event) => {
-      if (event.type !== "start") console.log(eventLine(event));
-    },
-  });
-  const app = createWorkerApp({
-    worker,
-    token: settings.token,
-    replica: { cache, packumentOrigin: () => registry.originKey },
-  });
+  const { worker, app } = createEdgeWorker(engine, cache, settings, (line) => console.log(line));
   return { settings, engine, worker, app };
 }
 

@@ -35,28 +35,23 @@
  */
 
 import { Cache } from "../src/storage/cache.ts";
-import { HttpClient } from "../src/http/client.ts";
-import { originKey } from "../src/storage/keys.ts";
 import { validatePivots } from "../src/couchdb/pivots.ts";
-import { eventLine, Worker } from "../src/worker/worker.ts";
-import { workerHandlers } from "../src/worker/handlers.ts";
-import { createWorkerApp } from "../src/worker/api.ts";
+import {
+  createEdgeWorker,
+  type EdgeSettings,
+  followItem,
+  scheduledItem,
+} from "../src/worker/edge.ts";
 import { toWorkItem } from "../src/worker/items.ts";
 import { DenoKvDriver } from "../drivers/deno_kv.deno.ts";
 import { DenoKvQueue } from "../queues/deno_kv.deno.ts";
 
+export { followItem, scheduledItem };
+
 /** The settings, read and checked before anything starts. */
-export interface DeploySettings {
-  token: string;
-  origin: string | undefined;
-  registry: string;
-  registryToken: string | undefined;
-  pivots: string[] | undefined;
+export interface DeploySettings extends EdgeSettings {
   cron: string;
   followCron: string | undefined;
-  packuments: "full" | "corgi" | undefined;
-  concurrency: number;
-  retries: number;
   kvPath: string | undefined;
   port: number;
   hostname: string;
@@ -139,44 +134,6 @@ export function deploySettings(env: (name: string) => string | undefined): Deplo
 }
 
 /**
- * The scheduled refresh's item: a pass of the configured partition set.
- *
- * @param settings The settings (with pivots).
- * @returns The item as submitted.
- */
-export function scheduledItem(settings: DeploySettings): unknown {
-  return {
-    type: "partition-set",
-    payload: {
-      origin: settings.origin,
-      pivots: settings.pivots,
-      ...(settings.packuments ? { packuments: settings.packuments } : {}),
-      registry: settings.registry,
-    },
-  };
-}
-
-/**
- * The scheduled follow's item: one follow of `ALL_DOCS_ORIGIN`'s `_changes` feed, with its
- * changed packuments when `ALL_DOCS_PACKUMENTS` is set. Its id (`changes:{originKey}`) is the
- * same at every firing: enqueued while one is queued or running, it is a duplicate.
- *
- * @param settings The settings (with an origin).
- * @returns The item as submitted.
- */
-export function followItem(settings: DeploySettings): unknown {
-  return {
-    type: "changes",
-    payload: {
-      origin: settings.origin,
-      ...(settings.packuments
-        ? { packuments: settings.packuments, registry: settings.registry }
-        : {}),
-    },
-  };
-}
-
-/**
  * Starts the worker: see the module documentation.
  *
  * @param settings The settings.
@@ -186,34 +143,7 @@ export async function startDeployWorker(settings: DeploySettings): Promise<() =>
   const kv = await Deno.openKv(settings.kvPath);
   const cache = await Cache.open(new DenoKvDriver(kv));
   const queue = new DenoKvQueue(kv);
-  const registry = {
-    url: settings.registry,
-    originKey: originKey(settings.registry),
-    token: settings.registryToken,
-  };
-  const worker = new Worker(queue, {
-    handlers: workerHandlers({
-      client: new HttpClient({
-        fetch: (input, init) => fetch(input, init),
-        concurrency: settings.concurrency,
-        retries: settings.retries,
-      }),
-      cache,
-      registry,
-      registryFor: (url) => url === registry.url ? registry : { url, originKey: originKey(url) },
-      maxAttempts: settings.retries + 1,
-    }),
-    concurrency: settings.concurrency,
-    retry: { maxAttempts: settings.retries + 1 },
-    onEvent: (event) => {
-      if (event.type !== "start") console.error(eventLine(event));
-    },
-  });
-  const app = createWorkerApp({
-    worker,
-    token: settings.token,
-    replica: { cache, packumentOrigin: () => registry.originKey },
-  });
+  const { worker, app } = createEdgeWorker(queue, cache, settings, (line) => console.error(line));
   if (settings.pivots) {
     // Checked now, so that a bad setting fails the start rather than the first cron run.
     toWorkItem(scheduledItem(settings));

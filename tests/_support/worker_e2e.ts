@@ -11,7 +11,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { runCli, startCli } from "./run_cli.ts";
 import type { Child } from "./spawn.ts";
-import { generatePackument } from "./packuments.ts";
+import { generatePackument, prng } from "./packuments.ts";
 import {
   type RegistryFaultPlan,
   type RegistryFixture,
@@ -45,6 +45,29 @@ export interface Origins {
   registry: RegistryFixture;
   dir: string;
   env: Record<string, string>;
+}
+
+/**
+ * Faults on both origins, the same plan for every worker's end-to-end test: 20% of registry
+ * requests fail (half 503, half a reset), and every fifth `_all_docs` request (the first one
+ * included) fails (half 502, half a truncated body). The dice are seeded: a run repeats.
+ */
+export function twentyPercentFaults(
+  registrySeed: number,
+  allDocsSeed: number,
+): { registryFaults: RegistryFaultPlan; allDocsFaults: FaultPlan } {
+  const registryDice = prng(registrySeed);
+  const allDocsDice = prng(allDocsSeed);
+  return {
+    registryFaults: () =>
+      registryDice() < 0.2
+        ? (registryDice() < 0.5 ? { kind: "status", status: 503 } : { kind: "reset" })
+        : undefined,
+    allDocsFaults: ({ n }) =>
+      n % 5 === 0
+        ? (allDocsDice() < 0.5 ? { kind: "status", status: 502 } : { kind: "truncate" })
+        : undefined,
+  };
 }
 
 export async function withOrigins(

@@ -2,7 +2,6 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { runCli, startCli } from "../_support/run_cli.ts";
 import type { Child } from "../_support/spawn.ts";
-import { prng } from "../_support/packuments.ts";
 import {
   api,
   assertMirrored,
@@ -10,6 +9,7 @@ import {
   json,
   postSet,
   TOKEN,
+  twentyPercentFaults,
   untilIdle,
   withOrigins,
 } from "../_support/worker_e2e.ts";
@@ -81,19 +81,7 @@ Deno.test("worker start --queue kv mirrors a partition set with packuments poste
   }));
 
 Deno.test("worker start --queue kv completes the same mirror through 20% injected faults", () => {
-  const registryDice = prng(21);
-  const allDocsDice = prng(22);
-  return withOrigins({
-    registryFaults: () =>
-      registryDice() < 0.2
-        ? (registryDice() < 0.5 ? { kind: "status", status: 503 } : { kind: "reset" })
-        : undefined,
-    // Every fifth origin request, the first one included.
-    allDocsFaults: ({ n }) =>
-      n % 5 === 0
-        ? (allDocsDice() < 0.5 ? { kind: "status", status: 502 } : { kind: "truncate" })
-        : undefined,
-  }, async (origins) => {
+  return withOrigins(twentyPercentFaults(21, 22), async (origins) => {
     const env = { ...origins.env, ALL_DOCS_RETRIES: "6" };
     const { url, child } = await startWorker(["--queue", "kv"], env);
     try {

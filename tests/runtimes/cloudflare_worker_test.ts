@@ -12,7 +12,6 @@ import { join } from "node:path";
 import { bundleEdge } from "../../scripts/bundle_edge.ts";
 import { cloudflareSettings, followItem, scheduledItem } from "../../workers/cloudflare.ts";
 import { toWorkItem } from "../../src/worker/items.ts";
-import { prng } from "../_support/packuments.ts";
 import { type Child, start } from "../_support/spawn.ts";
 import {
   api,
@@ -23,6 +22,7 @@ import {
   type Origins,
   postSet,
   TOKEN,
+  twentyPercentFaults,
   untilIdle,
   withOrigins,
 } from "../_support/worker_e2e.ts";
@@ -133,18 +133,7 @@ Deno.test("cloudflare worker in workerd: a set posted to the API, then the cron 
   }));
 
 Deno.test("cloudflare worker in workerd: the same mirror through 20% injected faults", () => {
-  const registryDice = prng(31);
-  const allDocsDice = prng(32);
-  return withOrigins({
-    registryFaults: () =>
-      registryDice() < 0.2
-        ? (registryDice() < 0.5 ? { kind: "status", status: 503 } : { kind: "reset" })
-        : undefined,
-    allDocsFaults: ({ n }) =>
-      n % 5 === 0
-        ? (allDocsDice() < 0.5 ? { kind: "status", status: 502 } : { kind: "truncate" })
-        : undefined,
-  }, async (origins) => {
+  return withOrigins(twentyPercentFaults(31, 32), async (origins) => {
     const { child, url } = await startDev(origins, ["--retries", "6"]);
     try {
       const ids = origins.allDocs.ids;
@@ -312,7 +301,7 @@ Deno.test("cloudflareSettings() names the binding that is missing or invalid", (
     packuments: "corgi",
     registry: "http://127.0.0.1:4873/",
   });
-  const follow = toWorkItem(followItem({ ...settings, followCron: "*/5 * * * *" }));
+  const follow = toWorkItem(followItem(settings));
   assert.equal(follow.type, "changes");
   assert.deepEqual(follow.payload, {
     origin: "http://127.0.0.1:5984/registry/",
