@@ -113,9 +113,15 @@ export async function drainThenExit(
   exit: () => void,
   checkMs = 1000,
 ): Promise<void> {
+  let exited = false;
+  const end = () => {
+    if (exited) return;
+    exited = true;
+    exit();
+  };
   let timer: ReturnType<typeof setTimeout> | undefined;
   const check = () => {
-    if (streams.every((stream) => !stream.writableLength)) exit();
+    if (streams.every((stream) => !stream.writableLength)) end();
     else timer = setTimeout(check, checkMs).unref();
   };
   timer = setTimeout(check, checkMs).unref();
@@ -126,7 +132,7 @@ export async function drainThenExit(
   } finally {
     clearTimeout(timer);
   }
-  exit();
+  end();
 }
 
 /** Writes a line to stderr. */

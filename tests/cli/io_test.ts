@@ -126,6 +126,17 @@ Deno.test("drainThenExit() exits at a check that finds nothing to write, should 
   clearTimeout(alive);
 });
 
+Deno.test("drainThenExit() exits once, when a check and the drain both find the streams done", async () => {
+  // Nothing held, but the callback comes after the first check.
+  const late = {
+    write: (_chunk: string, done: () => void) => (setTimeout(done, 30), true),
+    writableLength: 0,
+  };
+  let exits = 0;
+  await drainThenExit([late], () => exits++, 5);
+  assert.equal(exits, 1);
+});
+
 Deno.test("drainThenExit() waits for every write a Node stream still holds", async () => {
   const sink: string[] = [];
   // A stream slower than its writer: each chunk is taken 2 ms after it is written.
