@@ -601,7 +601,7 @@ export async function followChanges(
       // only when it is far behind what was applied (that page is then dropped).
       reader.start(since);
       try {
-        await oneRound(number, since, replaying);
+        await oneRound(number, since, replaying, firstExplicit);
       } finally {
         // (Unless the next round was asked for already.)
         if (headAhead === undefined) reader.stop();
@@ -627,12 +627,13 @@ export async function followChanges(
     number: number,
     since: Seq,
     replaying: boolean,
+    listEarly: boolean,
   ): Promise<void> {
     let head: Seq | undefined;
     const asked = headAhead;
     headAhead = undefined;
     const reading = asked ?? readUpdateSeq(client, origin, { clock, signal });
-    if (number === 1 && start.from !== "checkpoint" && !signal?.aborted) {
+    if (listEarly && !signal?.aborted) {
       // A first round from --since or from a refresh lists the partitions while its head and
       // first page are on their way (once they are sent): it nearly always has changes to apply
       // to them. A round resumed from the checkpoint (a follower run on a schedule, often with

@@ -14,6 +14,7 @@ import { readPatchIndex } from "../../src/storage/partition_patches.ts";
 import {
   originKey as deriveOriginKey,
   packumentKey,
+  PARTITION_PREFIX,
   partitionKey,
 } from "../../src/storage/keys.ts";
 import { encodePartitionLines } from "../../src/couchdb/partition_lines.ts";
@@ -73,7 +74,7 @@ class FlakyDriver extends MemoryDriver {
   partitionLists = 0;
 
   override async *list(options: ListOptions = {}): AsyncIterable<string> {
-    if (options.prefix?.startsWith("v1:partition:")) this.partitionLists++;
+    if (options.prefix?.startsWith(PARTITION_PREFIX)) this.partitionLists++;
     if (this.failList?.test(options.prefix ?? "")) {
       if (--this.failLists === 0) this.failList = undefined;
       throw new StorageError("Cannot list: injected", { driver: "flaky", code: "EIO" });
