@@ -601,7 +601,7 @@ export async function followChanges(
       // only when it is far behind what was applied (that page is then dropped).
       reader.start(since);
       try {
-        await oneRound(number, since, replaying, firstExplicit);
+        await oneRound(number, since, replaying);
       } finally {
         // (Unless the next round was asked for already.)
         if (headAhead === undefined) reader.stop();
@@ -627,22 +627,11 @@ export async function followChanges(
     number: number,
     since: Seq,
     replaying: boolean,
-    listEarly: boolean,
   ): Promise<void> {
     let head: Seq | undefined;
     const asked = headAhead;
     headAhead = undefined;
     const reading = asked ?? readUpdateSeq(client, origin, { clock, signal });
-    if (listEarly && !signal?.aborted) {
-      // A first round from --since or from a refresh lists the partitions while its head and
-      // first page are on their way (once they are sent): it nearly always has changes to apply
-      // to them. A round resumed from the checkpoint (a follower run on a schedule, often with
-      // nothing new) waits for its head: on remote storage a listing reads every partition's
-      // header.
-      reading.catch(() => {});
-      await nextTurn();
-      listAhead();
-    }
     try {
       head = await reading;
     } catch (error) {
@@ -671,7 +660,11 @@ export async function followChanges(
     // Listed for this round, not before it (a refresh may have run during the pause).
     if (number > 1) listing = undefined;
     // New entries ahead (as far as the head tells): the partitions they go to are listed
-    // while the first page is on its way. (A re-read of the window lists them only once it
+    // while the first page is on its way. Not before the head is in: a listing on the fs
+    // driver holds the thread, and the requests made just before it (the head, the first page)
+    // would wait for it, since a runtime sends and reads them only between tasks. A round with
+    // nothing new (a follower run on a schedule, often idle) lists nothing: on remote storage a
+    // listing reads every partition's header. (A re-read of the window lists them only once it
     // meets an entry not seen.)
     const listNew = head === undefined || (compareSeqs(head, seq) ?? 1) > 0;
     try {
