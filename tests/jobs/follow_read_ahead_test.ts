@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { Cache } from "../../src/storage/cache.ts";
 import { HttpClient } from "../../src/http/client.ts";
 import { followChanges, type FollowEvent } from "../../src/jobs/follow_changes.ts";
+import { channelTurns, nextTurn } from "../../src/jobs/follow_pages.ts";
 import { indexRows } from "../../src/jobs/create_index.ts";
 import { partitionKey } from "../../src/storage/keys.ts";
 import { encodePartitionLines } from "../../src/couchdb/partition_lines.ts";
@@ -248,4 +249,33 @@ Deno.test("followChanges() that fails leaves no request behind: a page or head a
     "page 5",
   ]);
   assert.ok(end.log.slice(-2).every((r) => r.signal?.aborted), "the early head and page aborted");
+});
+
+Deno.test("nextTurn() resolves once the event loop has run, after every microtask queued before it, and leaves no port open", async () => {
+  const steps: string[] = [];
+  const chain = (async () => {
+    for (let i = 0; i < 50; i++) await Promise.resolve();
+    steps.push("microtasks");
+  })();
+  await nextTurn();
+  steps.push("turn");
+  await chain;
+  assert.deepEqual(steps, ["microtasks", "turn"]);
+  // (Deno's own table of open resources: a port left open stays in it.)
+  // deno-lint-ignore no-explicit-any
+  const core = (Deno as any)[(Deno as any).internal].core;
+  const before = Object.keys(core.resources()).length;
+  for (let i = 0; i < 100; i++) await nextTurn();
+  assert.ok(Object.keys(core.resources()).length - before < 5, "no port left open");
+});
+
+Deno.test("channelTurns(): a channel's turn on Deno and Node, a timer's on workerd and elsewhere", () => {
+  assert.ok(channelTurns({ Deno: {}, MessageChannel }));
+  assert.ok(channelTurns({ process: { versions: { node: "20.19.0" } }, MessageChannel }));
+  // workerd delivers a message as a microtask; with Node compatibility it has a `process`.
+  const workerd = { navigator: { userAgent: "Cloudflare-Workers" }, MessageChannel };
+  assert.ok(!channelTurns(workerd));
+  assert.ok(!channelTurns({ ...workerd, process: { versions: { node: "22.0.0" } } }));
+  assert.ok(!channelTurns({ MessageChannel }));
+  assert.ok(!channelTurns({ Deno: {} }));
 });
