@@ -24,6 +24,11 @@ import { installNetworkSettings, networkSettings } from "./cli/proxy.node.ts";
 import { npmConfig } from "./cli/registry.ts";
 import { setViewWorkerFactory } from "./cli/view_workers.ts";
 import { Worker } from "node:worker_threads";
+import { homedir, hostname } from "node:os";
+import { processHost, setHost } from "./cli/host.ts";
+
+// Standard streams, environment, exit and signals: Node's own.
+setHost(processHost(process, { homedir, hostname }));
 
 /** `serve` on `@hono/node-server`. */
 const listen: Listen = ({ hostname, port, fetch, onError }) =>

@@ -4,9 +4,6 @@
  * @module
  */
 
-import { createHash } from "node:crypto";
-import { gunzipSync, gzipSync } from "./cli/zlib.ts";
-import process from "node:process";
 import { dirname } from "node:path";
 import { main } from "./cli/main.ts";
 import { exitAfterOutput } from "./cli/io.ts";
@@ -14,6 +11,8 @@ import { type Listen, openRedisQueue } from "./cli/context.ts";
 import { createStorageDriver } from "./drivers/select.deno.ts";
 import { MemoryQueue } from "./queues/memory.ts";
 import { setViewWorkerFactory } from "./cli/view_workers.ts";
+import { setHost } from "./cli/host.ts";
+import { denoHost } from "./cli/host.deno.ts";
 
 /** `serve` on `Deno.serve`. */
 const listen: Listen = async ({ hostname, port, fetch, onError }) => {
@@ -33,6 +32,9 @@ const listen: Listen = async ({ hostname, port, fetch, onError }) => {
 };
 
 if (import.meta.main) {
+  // Standard streams, environment, exit and signals on Deno's own APIs: no command loads Node's
+  // compatibility layer unless it needs it.
+  setHost(denoHost);
   // Parallel view scans: Web Workers running cli/view_worker.deno.ts, with this process's
   // permissions.
   setViewWorkerFactory(({ message, error }) => {
@@ -46,7 +48,7 @@ if (import.meta.main) {
     };
     return { postMessage: (data) => worker.postMessage(data), terminate: () => worker.terminate() };
   });
-  const status = await main(process.argv.slice(2), {
+  const status = await main(Deno.args, {
     openStorage: (options, access) => createStorageDriver({ ...options, access }),
     listen,
     openQueue: async (kind, { path, redis }) => {
@@ -61,9 +63,15 @@ if (import.meta.main) {
       return await DenoKvQueue.open(path, { leaseMs: 10_000 });
     },
     defaultQueue: "kv",
-    createHash: () => createHash("sha256"),
-    gzipSync,
-    gunzipSync,
+    // `node:crypto` and `node:zlib` load Node's compatibility layer: only for a command that
+    // uses them (not `changes follow`).
+    loadNative: async () => {
+      const [{ createHash }, { gzipSync, gunzipSync }] = await Promise.all([
+        import("node:crypto"),
+        import("./cli/zlib.ts"),
+      ]);
+      return { createHash: () => createHash("sha256"), gzipSync, gunzipSync };
+    },
   });
   await exitAfterOutput(status);
 }

@@ -143,6 +143,15 @@ export interface Command {
    * `documentOriginFlags` in `./options.ts`.
    */
   documentOrigin?: boolean;
+  /**
+   * `false` (or a function of the flags that says so): the command's cache works without the
+   * runtime's native hash and one-call gzip (`CliRuntime.loadNative`), which are then not loaded
+   * for it (on Deno, `node:crypto` and `node:zlib` bring Node's compatibility layer: tens of
+   * milliseconds). The cache then hashes whole bodies with Web Crypto, streams in plain
+   * TypeScript, and gzips as a stream.
+   * @default {true}
+   */
+  native?: boolean | ((values: Record<string, string | boolean | undefined>) => boolean);
   /** Runs it; resolves to the exit status. */
   run(ctx: CommandContext): Promise<number>;
 }

@@ -4,8 +4,7 @@
  * @module
  */
 
-import process from "node:process";
-import { setTimeout } from "node:timers";
+import { host } from "./host.ts";
 
 /**
  * Thrown by {@linkcode out} once the reader of stdout has gone (`cmd | head -1` closed the pipe).
@@ -35,7 +34,7 @@ function noteStdoutError(error: Error): void {
   if (isBrokenPipe(error)) {
     stdoutClosed = true;
     // Also when the last write fails after the command has returned its status.
-    process.exitCode = STDOUT_CLOSED_STATUS;
+    host().exitCode = STDOUT_CLOSED_STATUS;
   } else stdoutFailure ??= error;
 }
 
@@ -47,13 +46,13 @@ export function isStdoutClosed(): boolean {
 /**
  * Writes text or bytes to stdout, waiting for the stream to drain when it is full. Rejects with
  * {@linkcode StdoutClosed} once the reader has gone (Node emits `EPIPE`; Deno's `BrokenPipe`
- * reaches `node:process` as `EPIPE` too), never with an uncaught error event.
+ * reaches the host's stream as an error too), never with an uncaught error event.
  */
 export function out(data: string | Uint8Array): Promise<void> {
   if (!listening) {
     listening = true;
     // Without a listener an EPIPE is an uncaught error event and a stack trace.
-    process.stdout.on("error", noteStdoutError);
+    host().stdout.on("error", (error) => noteStdoutError(error!));
   }
   if (stdoutClosed) return Promise.reject(new StdoutClosed());
   if (stdoutFailure) return Promise.reject(stdoutFailure);
@@ -62,7 +61,7 @@ export function out(data: string | Uint8Array): Promise<void> {
     const settle = (error?: Error | null) => {
       if (settled) return;
       settled = true;
-      process.stdout.off("drain", onDrain);
+      host().stdout.off("drain", onDrain);
       if (!error) resolve();
       else {
         noteStdoutError(error);
@@ -70,12 +69,12 @@ export function out(data: string | Uint8Array): Promise<void> {
       }
     };
     const onDrain = () => settle();
-    const ok = process.stdout.write(data, (error) => {
+    const ok = host().stdout.write(data, (error) => {
       if (error) settle(error);
     });
     if (ok) settle();
     // An error while waiting for "drain" settles through the write callback above.
-    else process.stdout.once("drain", onDrain);
+    else host().stdout.once("drain", onDrain);
   });
 }
 
@@ -88,8 +87,9 @@ export function out(data: string | Uint8Array): Promise<void> {
  * @param status The command's exit status (a closed stdout makes it 141, see above).
  */
 export async function exitAfterOutput(status: number): Promise<void> {
-  process.exitCode = isStdoutClosed() ? STDOUT_CLOSED_STATUS : status;
-  await drainThenExit([process.stdout, process.stderr], () => process.exit());
+  const { stdout, stderr } = host();
+  host().exitCode = isStdoutClosed() ? STDOUT_CLOSED_STATUS : status;
+  await drainThenExit([stdout, stderr], () => host().exit());
 }
 
 /** What {@linkcode drainThenExit} needs of an output stream (Node's `Writable`). */
@@ -122,9 +122,9 @@ export async function drainThenExit(
   let timer: ReturnType<typeof setTimeout> | undefined;
   const check = () => {
     if (streams.every((stream) => !stream.writableLength)) end();
-    else timer = setTimeout(check, checkMs).unref();
+    else timer = unrefTimer(setTimeout(check, checkMs));
   };
-  timer = setTimeout(check, checkMs).unref();
+  timer = unrefTimer(setTimeout(check, checkMs));
   try {
     await Promise.all(
       streams.map((stream) => new Promise<void>((resolve) => stream.write("", () => resolve()))),
@@ -135,14 +135,25 @@ export async function drainThenExit(
   end();
 }
 
+/**
+ * A timer that keeps no event loop alive: Node's timer `unref()`ed, Deno's timer id passed to
+ * `Deno.unrefTimer`.
+ */
+function unrefTimer<T>(timer: T): T {
+  const deno = (globalThis as { Deno?: { unrefTimer(id: number): void } }).Deno;
+  if (typeof timer === "number") deno?.unrefTimer(timer);
+  else (timer as { unref?: () => void }).unref?.();
+  return timer;
+}
+
 /** Writes a line to stderr. */
 export function err(text: string): void {
-  process.stderr.write(text.endsWith("\n") ? text : `${text}\n`);
+  host().stderr.write(text.endsWith("\n") ? text : `${text}\n`);
 }
 
 /** Whether stderr is a terminal (progress bars are drawn only then). */
 export function stderrIsTty(): boolean {
-  return process.stderr.isTTY === true;
+  return host().stderr.isTTY === true;
 }
 
 /** Formats a byte count for people. */
@@ -166,7 +177,7 @@ export type ProgressMode = "tty" | "lines" | "off";
 
 /** Whether the terminal declares it understands no control sequences (`TERM=dumb`). */
 export function isDumbTerminal(): boolean {
-  return process.env["TERM"] === "dumb";
+  return host().env("TERM") === "dumb";
 }
 
 /**
@@ -186,7 +197,7 @@ export function progressMode(
 
 /** The width of the terminal stderr is on, in columns, when known. */
 export function stderrColumns(): number | undefined {
-  const columns = process.stderr.columns;
+  const columns = host().stderr.columns;
   return typeof columns === "number" && columns > 0 ? columns : undefined;
 }
 
@@ -208,7 +219,7 @@ export class Progress {
    */
   constructor(
     mode: ProgressMode,
-    write: (text: string) => void = (text) => process.stderr.write(text),
+    write: (text: string) => void = (text) => host().stderr.write(text),
     now: () => number = Date.now,
     columns: () => number | undefined = stderrColumns,
   ) {

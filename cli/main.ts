@@ -107,7 +107,13 @@ export interface CliRuntime {
   gzipSync?: (bytes: Uint8Array) => Uint8Array;
   /** The runtime's one-call gunzip for bodies read whole (`CacheOptions.gunzipSync`). */
   gunzipSync?: (bytes: Uint8Array) => Uint8Array;
+  /** Loads the three above, for a runtime that passes them only once a command needs them
+   * (`Command.native`). */
+  loadNative?: () => Promise<NativeHelpers>;
 }
+
+/** The runtime's native hash and one-call gzip ({@linkcode CliRuntime.loadNative}). */
+export type NativeHelpers = Pick<CliRuntime, "createHash" | "gzipSync" | "gunzipSync">;
 
 /**
  * Runs the CLI with `argv` (without the program name) and returns the exit status.
@@ -215,6 +221,12 @@ export async function main(argv: string[], runtime: CliRuntime): Promise<number>
     if (command.documentOrigin) values = documentOriginFlags(values);
     const options = resolveGlobalOptions(values);
     const corruption = new CorruptionLog(options.json);
+    const wantsNative = typeof command.native === "function"
+      ? command.native(values)
+      : command.native !== false;
+    const native: NativeHelpers = wantsNative
+      ? { ...runtime, ...await runtime.loadNative?.() }
+      : {};
     const status = await command.run({
       options,
       values,
@@ -226,9 +238,9 @@ export async function main(argv: string[], runtime: CliRuntime): Promise<number>
       cacheOptions: {
         bloom: false,
         storeEncoding: options.storeEncoding,
-        ...(runtime.createHash ? { createHash: runtime.createHash } : {}),
-        ...(runtime.gzipSync ? { gzipSync: runtime.gzipSync } : {}),
-        ...(runtime.gunzipSync ? { gunzipSync: runtime.gunzipSync } : {}),
+        ...(native.createHash ? { createHash: native.createHash } : {}),
+        ...(native.gzipSync ? { gzipSync: native.gzipSync } : {}),
+        ...(native.gunzipSync ? { gunzipSync: native.gunzipSync } : {}),
         ...corruption.cacheOptions(),
       },
       corruption,

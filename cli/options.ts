@@ -4,8 +4,7 @@
  * @module
  */
 
-import process from "node:process";
-import { homedir } from "node:os";
+import { host } from "./host.ts";
 import { isAbsolute, join } from "node:path";
 
 /** A usage error: printed as one line, exit status 2, before any request or write. */
@@ -107,7 +106,7 @@ Proxies: HTTPS_PROXY, HTTP_PROXY, NO_PROXY (lower case too); on Node also
 .npmrc proxy, https-proxy, noproxy (winning over the variables) and cafile.`;
 
 function env(name: string): string | undefined {
-  const value = process.env[name];
+  const value = host().env(name);
   return value === "" ? undefined : value;
 }
 
@@ -304,8 +303,10 @@ export function defaultCacheDir(): string {
   // The XDG Base Directory spec: a relative path in XDG_CACHE_HOME is invalid and ignored.
   const xdg = env("XDG_CACHE_HOME");
   if (xdg && isAbsolute(xdg)) return join(xdg, "_all_docs");
-  if (process.platform === "darwin") return join(homedir(), "Library", "Caches", "_all_docs");
-  if (process.platform === "win32") {
+  const { platform } = host();
+  const homedir = () => host().homedir();
+  if (platform === "darwin") return join(homedir(), "Library", "Caches", "_all_docs");
+  if (platform === "win32") {
     return join(env("LOCALAPPDATA") ?? join(homedir(), "AppData", "Local"), "_all_docs");
   }
   return join(homedir(), ".cache", "_all_docs");

@@ -12,10 +12,8 @@
  * @module
  */
 
-import * as fsp from "node:fs/promises";
-import { hostname } from "node:os";
-import process from "node:process";
 import type { StaleWrite, SweepOptions } from "../src/storage/driver.ts";
+import type { FsOps } from "./_fs_ops.ts";
 import { randomHex } from "../src/_util/hex.ts";
 
 /** The name every temporary file starts with. */
@@ -26,9 +24,9 @@ export const DEFAULT_TMP_MAX_AGE_MS = 60 * 60 * 1000;
 const TMP_NAME = /^\.tmp-(\d+)-([0-9a-f]{8})-/;
 
 /** An 8-hex-digit FNV-1a hash of this host's name. */
-function hostTag(): string {
+function hostTag(ops: FsOps): string {
   let hash = 0x811c9dc5;
-  for (const char of hostname()) {
+  for (const char of ops.hostname()) {
     hash ^= char.codePointAt(0)!;
     hash = Math.imul(hash, 0x01000193);
   }
@@ -38,28 +36,19 @@ function hostTag(): string {
 /**
  * The start of the names of one driver's temporary files (a counter follows).
  *
+ * @param ops The driver's process id and host name.
  * @returns `.tmp-{pid}-{host}-{random}-`.
  */
-export function tmpNamePrefix(): string {
-  return `${TMP_PREFIX}${process.pid}-${hostTag()}-${randomHex(4)}-`;
-}
-
-/** Whether a process of this host with id `pid` is running (`EPERM` means it is). */
-function isRunning(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as { code?: unknown }).code !== "ESRCH";
-  }
+export function tmpNamePrefix(ops: FsOps): string {
+  return `${TMP_PREFIX}${ops.pid}-${hostTag(ops)}-${randomHex(4)}-`;
 }
 
 /** Whether the temporary file `name` belongs to a process of this host that has died. */
-function writerDead(name: string, host: string): boolean {
+function writerDead(ops: FsOps, name: string, host: string): boolean {
   const match = TMP_NAME.exec(name);
   if (match === null || match[2] !== host) return false;
   const pid = Number(match[1]);
-  return pid !== process.pid && pid > 0 && !isRunning(pid);
+  return pid !== ops.pid && pid > 0 && !ops.isRunning(pid);
 }
 
 function isMissing(error: unknown): boolean {
@@ -71,12 +60,14 @@ function isMissing(error: unknown): boolean {
  * Walks `root` and yields every stale temporary file, removing it first when `remove` is set.
  * Files that vanish meanwhile (renamed into place by a write that finished) are skipped.
  *
+ * @param ops The file operations, and this process's id and host.
  * @param root The driver's base directory.
  * @param options Whether to remove, and the age after which an untouched file is stale.
  * @param removed Called with the directory of each removed file (to prune it when empty).
  * @returns The stale files.
  */
 export async function* sweepTemps(
+  ops: FsOps,
   root: string,
   options: SweepOptions,
   removed: (dir: string) => Promise<void>,
@@ -87,35 +78,35 @@ export async function* sweepTemps(
       `Cannot sweep: 'maxAgeMs' must be a non-negative number, received ${maxAgeMs}`,
     );
   }
-  const host = hostTag();
+  const host = hostTag(ops);
   const stack = [root];
   while (stack.length > 0) {
     const dir = stack.pop()!;
     let entries;
     try {
-      entries = await fsp.readdir(dir, { withFileTypes: true });
+      entries = await ops.readdirTypes(dir);
     } catch (error) {
       if (isMissing(error)) continue;
       throw error;
     }
     for (const entry of entries) {
       const path = `${dir}/${entry.name}`;
-      if (entry.isDirectory()) {
+      if (entry.isDirectory) {
         stack.push(path);
         continue;
       }
       if (!entry.name.startsWith(TMP_PREFIX)) continue;
       let stat;
       try {
-        stat = await fsp.lstat(path);
+        stat = await ops.lstat(path);
       } catch (error) {
         if (isMissing(error)) continue;
         throw error;
       }
-      if (!writerDead(entry.name, host) && Date.now() - stat.mtimeMs < maxAgeMs) continue;
+      if (!writerDead(ops, entry.name, host) && Date.now() - stat.mtimeMs < maxAgeMs) continue;
       if (options.remove) {
         try {
-          await fsp.unlink(path);
+          await ops.unlink(path);
         } catch (error) {
           if (isMissing(error)) continue;
           throw error;

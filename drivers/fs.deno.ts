@@ -1,7 +1,9 @@
 /**
- * The fs driver's file operations on Deno's own file APIs ({@linkcode denoFsOps}): several
- * times cheaper on Deno than `node:fs/promises` for writes, renames and directories. Pass them
- * as `new FsDriver(dir, { ops: denoFsOps })`; the driver itself is in `./fs.ts`.
+ * The fs driver on Deno's own file APIs ({@linkcode denoFsOps}): several times cheaper on Deno
+ * than `node:fs/promises` for writes, renames and directories, and nothing of Node's
+ * compatibility layer is loaded (tens of milliseconds at a process's start). Pass them as
+ * `new FsDriver(dir, { ops: denoFsOps })` (`./fs.ts`), or use {@linkcode DenoFsDriver}, which
+ * runs on them alone (as the CLI does).
  *
  * @example
  * ```ts
@@ -19,13 +21,84 @@
  * @module
  */
 
-import { type FsOps, readLargeFile, SYNC_READ_MAX } from "./fs.ts";
+import {
+  FsDriverBase,
+  type FsDriverOptions,
+  type FsFile,
+  type FsOps,
+  type FsStat,
+  SYNC_READ_MAX,
+} from "./_fs_driver.ts";
 
 /** Runs a short blocking call; a throw becomes a rejection. */
 const blocking = <T>(call: () => T): Promise<T> => new Promise((resolve) => resolve(call()));
 
 /** Whole-file writes up to this size are made with one blocking call. */
 const SYNC_WRITE_MAX = 256 * 1024;
+
+/** An open Deno file as an {@linkcode FsFile}. */
+function denoFile(file: Deno.FsFile): FsFile {
+  return {
+    read: async (buffer) => (await file.read(buffer)) ?? 0,
+    write: (data) => file.write(data),
+    sync: () => file.sync(),
+    close: () => blocking(() => file.close()),
+  };
+}
+
+/** What the driver reads of a Deno file status. */
+function statOf(stat: Deno.FileInfo): FsStat {
+  return { isDirectory: stat.isDirectory, size: stat.size, mtimeMs: stat.mtime?.getTime() ?? 0 };
+}
+
+/** Reads a whole file larger than a blocking read takes: its size, then reads into one buffer. */
+async function readLargeFile(path: string): Promise<Uint8Array> {
+  using file = await Deno.open(path, { read: true });
+  let buffer = new Uint8Array((await file.stat()).size);
+  let length = 0;
+  while (true) {
+    // (A file grown since its size was taken gets room to go on.)
+    if (length === buffer.length) {
+      const grown = new Uint8Array(Math.max(buffer.length * 2, 64 * 1024));
+      grown.set(buffer);
+      buffer = grown;
+    }
+    const read = await file.read(buffer.subarray(length));
+    if (read === null) break;
+    length += read;
+  }
+  return length === buffer.length ? buffer : buffer.slice(0, length);
+}
+
+/**
+ * Whether a process of this host with that id runs. Deno sends no signal 0: on Linux a running
+ * process has its directory in /proc; elsewhere `kill -0` asks (a process not ours to signal
+ * runs); on Windows it cannot be told (`true`).
+ *
+ * @param pid The process id.
+ * @returns Whether it runs.
+ */
+export function isRunning(pid: number): boolean {
+  if (Deno.build.os === "linux") {
+    try {
+      Deno.statSync(`/proc/${pid}`);
+      return true;
+    } catch (error) {
+      return !(error instanceof Deno.errors.NotFound);
+    }
+  }
+  if (Deno.build.os === "windows") return true;
+  try {
+    const { code, stderr } = new Deno.Command("kill", {
+      args: ["-0", String(pid)],
+      stdout: "null",
+      stderr: "piped",
+    }).outputSync();
+    return code === 0 || /not permitted/i.test(new TextDecoder().decode(stderr));
+  } catch {
+    return true;
+  }
+}
 
 /**
  * {@linkcode FsOps} on Deno's own file APIs. Deno's errors carry Node's `code`, as the driver
@@ -36,8 +109,8 @@ const SYNC_WRITE_MAX = 256 * 1024;
  * a 2-core machine (`bench/fetch_list.ts`).
  */
 export const denoFsOps: FsOps = {
-  // A small file with Deno's blocking calls (a third of node:fs's for a record header); a
-  // larger one on node:fs, which read large files faster than Deno.readFile here.
+  // A small file (a record header) with Deno's blocking calls; a larger one read into a buffer
+  // of its size.
   readFile: (path) =>
     blocking(() => Deno.statSync(path).size <= SYNC_READ_MAX).then((small) =>
       small ? Deno.readFileSync(path) : readLargeFile(path)
@@ -62,4 +135,49 @@ export const denoFsOps: FsOps = {
       for (const entry of Deno.readDirSync(path)) names.push(entry.name);
       return names;
     }),
+  readdirTypes: async (path) => {
+    const entries: { name: string; isDirectory: boolean }[] = [];
+    for await (const entry of Deno.readDir(path)) {
+      entries.push({ name: entry.name, isDirectory: entry.isDirectory });
+    }
+    return entries;
+  },
+  lstat: async (path) => statOf(await Deno.lstat(path)),
+  stat: async (path) => statOf(await Deno.stat(path)),
+  open: async (path, mode) =>
+    denoFile(
+      await Deno.open(path, mode === "r" ? { read: true } : { write: true, createNew: true }),
+    ),
+  link: (from, to) => Deno.link(from, to),
+  pid: Deno.pid,
+  hostname: () => Deno.hostname(),
+  isRunning,
 };
+
+/**
+ * The fs driver (layout, durability and errors as `./fs.ts` documents them) on
+ * {@linkcode denoFsOps} alone: it loads no Node module.
+ *
+ * @example
+ * ```ts
+ * import { DenoFsDriver } from "./fs.deno.ts";
+ *
+ * const dir = await Deno.makeTempDir();
+ * const driver = new DenoFsDriver(dir);
+ * await driver.put("big", ReadableStream.from([new Uint8Array(3), new Uint8Array(4)]));
+ * console.assert((await driver.get("big"))?.length === 7);
+ * await driver.close();
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
+export class DenoFsDriver extends FsDriverBase {
+  /**
+   * Opens (lazily creating) a store in `dir`.
+   *
+   * @param dir The base directory; created on the first put.
+   * @param options `fsync: true` for power-loss durability; `ops` to replace file operations.
+   */
+  constructor(dir: string, options: FsDriverOptions = {}) {
+    super(dir, denoFsOps, options);
+  }
+}

@@ -10,6 +10,7 @@
 import type { StorageDriver } from "../src/storage/driver.ts";
 import { selectStorageDriver, type StorageSettings } from "./select.ts";
 import { DenoKvDriver } from "./deno_kv.node.ts";
+import { nodeFsOps } from "./fs.ts";
 
 export type { StorageSettings };
 export { CacheDirError, type StorageAccess } from "./select.ts";
@@ -23,6 +24,7 @@ export { CacheDirError, type StorageAccess } from "./select.ts";
  */
 export function createStorageDriver(settings: StorageSettings): Promise<StorageDriver> {
   return selectStorageDriver(settings, {
+    fsOps: nodeFsOps,
     openKv: (path) => DenoKvDriver.open(path),
   });
 }

@@ -6,13 +6,12 @@
  * @module
  */
 
-import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import type { StorageDriver } from "../src/storage/driver.ts";
 import { MemoryDriver } from "./memory.ts";
-import { FsDriver, type FsOps } from "./fs.ts";
+import { FsDriverBase, type FsOps } from "./_fs_driver.ts";
 import { S3Driver, type S3DriverOptions } from "./s3.ts";
-import { checkCacheDir, type StorageAccess } from "./select_cache_dir.ts";
+import { cacheDirOps, checkCacheDir, type StorageAccess } from "./select_cache_dir.ts";
 
 export { CacheDirError, type StorageAccess } from "./select_cache_dir.ts";
 
@@ -36,8 +35,8 @@ export interface StorageSettings {
 
 /** What a runtime supplies to {@linkcode selectStorageDriver}. */
 export interface RuntimeStorage {
-  /** File operations for the fs driver (its default when absent). */
-  fsOps?: FsOps;
+  /** The runtime's file operations, for the fs driver and the cache directory's check. */
+  fsOps: FsOps;
   /** Opens the Deno KV file at `path`. */
   openKv(path: string): Promise<StorageDriver>;
 }
@@ -52,18 +51,15 @@ export async function selectStorageDriver(
   runtime: RuntimeStorage,
 ): Promise<StorageDriver> {
   if (settings.access !== undefined && (settings.storage === "fs" || settings.storage === "kv")) {
-    await checkCacheDir(settings.cacheDir, settings.access);
+    await checkCacheDir(settings.cacheDir, settings.access, cacheDirOps(runtime.fsOps));
   }
   switch (settings.storage) {
     case "memory":
       return new MemoryDriver();
     case "fs":
-      return new FsDriver(
-        join(settings.cacheDir, "fs"),
-        runtime.fsOps ? { ops: runtime.fsOps } : {},
-      );
+      return new FsDriverBase(join(settings.cacheDir, "fs"), runtime.fsOps);
     case "kv":
-      await mkdir(settings.cacheDir, { recursive: true });
+      await runtime.fsOps.mkdir(settings.cacheDir, true);
       return await runtime.openKv(join(settings.cacheDir, "deno.kv"));
     case "s3":
       if (settings.s3 === undefined) {

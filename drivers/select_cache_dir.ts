@@ -7,7 +7,7 @@
  * @module
  */
 
-import * as fsp from "node:fs/promises";
+import type { FsOps } from "./_fs_driver.ts";
 
 /** What a command does with its storage: only reads it, or writes too. */
 export type StorageAccess = "read" | "write";
@@ -31,7 +31,7 @@ export class CacheDirError extends Error {
   }
 }
 
-/** The file operations the check uses; `node:fs/promises` by default. */
+/** The file operations the check uses ({@linkcode cacheDirOps} makes them of the fs driver's). */
 export interface CacheDirOps {
   /** Whether the path is a directory; rejects with the system error when it cannot be read. */
   isDirectory(path: string): Promise<boolean>;
@@ -43,14 +43,21 @@ export interface CacheDirOps {
   unlink(path: string): Promise<void>;
 }
 
-const nodeOps: CacheDirOps = {
-  isDirectory: async (path) => (await fsp.stat(path)).isDirectory(),
-  mkdir: async (path) => {
-    await fsp.mkdir(path, { recursive: true });
-  },
-  writeFileExclusive: (path, data) => fsp.writeFile(path, data, { flag: "wx" }),
-  unlink: (path) => fsp.unlink(path),
-};
+/**
+ * The check's file operations, of the fs driver's.
+ *
+ * @param ops The runtime's file operations (`nodeFsOps` of `./fs.ts`, `denoFsOps` of
+ *   `./fs.deno.ts`).
+ * @returns The check's.
+ */
+export function cacheDirOps(ops: FsOps): CacheDirOps {
+  return {
+    isDirectory: async (path) => (await ops.stat(path)).isDirectory,
+    mkdir: (path) => ops.mkdir(path, true),
+    writeFileExclusive: (path, data) => ops.writeFileExclusive(path, data),
+    unlink: (path) => ops.unlink(path),
+  };
+}
 
 function codeOf(error: unknown): string | undefined {
   const code = (error as { code?: unknown } | null)?.code;
@@ -66,25 +73,27 @@ function reasonOf(error: unknown): string {
  *
  * @param dir The cache directory.
  * @param access `read`: it must exist; `write`: it is made when missing and must be writable.
- * @param ops The file operations (tests inject failing ones).
+ * @param ops The file operations ({@linkcode cacheDirOps}; tests inject failing ones).
  * @returns Resolves when the directory is usable.
  * @throws {CacheDirError} When it is not, saying why.
  *
  * @example A missing directory is made for writing
  * ```ts
- * import { checkCacheDir } from "./select_cache_dir.ts";
+ * import { cacheDirOps, checkCacheDir } from "./select_cache_dir.ts";
+ * import { denoFsOps } from "./fs.deno.ts";
+ * const ops = cacheDirOps(denoFsOps);
  * const root = await Deno.makeTempDir();
- * const error = await checkCacheDir(`${root}/cache`, "read").catch((e) => e);
+ * const error = await checkCacheDir(`${root}/cache`, "read", ops).catch((e) => e);
  * console.assert(error.name === "CacheDirError" && error.code === "ENOENT");
- * await checkCacheDir(`${root}/cache`, "write");
- * await checkCacheDir(`${root}/cache`, "read");
+ * await checkCacheDir(`${root}/cache`, "write", ops);
+ * await checkCacheDir(`${root}/cache`, "read", ops);
  * await Deno.remove(root, { recursive: true });
  * ```
  */
 export async function checkCacheDir(
   dir: string,
   access: StorageAccess,
-  ops: CacheDirOps = nodeOps,
+  ops: CacheDirOps,
 ): Promise<void> {
   const shown = `Cache dir '${dir}'`;
   const statDir = async (): Promise<void> => {

@@ -38,8 +38,11 @@ export function detectRuntime(probe: RuntimeProbe = {}): Runtime {
   const env = "runtimeEnv" in probe ? probe.runtimeEnv : readRuntimeEnv(g);
   if (env === "cloudrun") return "cloudrun";
   if (g["fastly"] !== undefined) return "fastly";
-  if (g["caches"] !== undefined && g["process"] === undefined) return "workerd";
-  if (g["Deno"] !== undefined) return "deno";
+  // (Deno before `process`: on Deno, the first touch of `process` loads Node's compatibility
+  // layer, tens of milliseconds. Deno has `caches` and `process` both: it is never workerd.)
+  const deno = g["Deno"] !== undefined;
+  if (!deno && g["caches"] !== undefined && g["process"] === undefined) return "workerd";
+  if (deno) return "deno";
   const proc = g["process"] as { versions?: { node?: string } } | undefined;
   if (proc?.versions?.node !== undefined) return "node";
   return "unknown";

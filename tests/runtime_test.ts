@@ -20,6 +20,17 @@ Deno.test("detectRuntime() follows the documented order", () => {
   assert.equal(detectRuntime({ globals: {}, runtimeEnv: undefined }), "unknown");
 });
 
+Deno.test("detectRuntime() on Deno leaves `process` alone (its first touch loads Node's compatibility layer)", () => {
+  const globals = {
+    Deno: {},
+    caches: {},
+    get process(): never {
+      throw new Error("process was read");
+    },
+  };
+  assert.equal(detectRuntime({ globals, runtimeEnv: undefined }), "deno");
+});
+
 Deno.test("detectRuntime() reads RUNTIME from the environment", async () => {
   assert.equal(detectRuntime(), "deno");
   const script = `import { detectRuntime } from ${

@@ -4,7 +4,7 @@
  * @module
  */
 
-import process from "node:process";
+import { host } from "../host.ts";
 import { Cache } from "../../src/storage/cache.ts";
 import { MAX_PAGE_LIMIT } from "../../src/couchdb/rows.ts";
 import type { Seq } from "../../src/couchdb/changes.ts";
@@ -105,8 +105,8 @@ async function changesFollow(ctx: CommandContext): Promise<number> {
   // SIGINT/SIGTERM, or a closed stdout (`--json | head`), stop the follower cleanly.
   const stop = new AbortController();
   const onSignal = () => stop.abort(new Error("stopped by a signal"));
-  process.on("SIGINT", onSignal);
-  process.on("SIGTERM", onSignal);
+  host().onSignal("SIGINT", onSignal);
+  host().onSignal("SIGTERM", onSignal);
   let writes: Promise<void> = Promise.resolve();
   const emitJson = (event: object) => out(JSON.stringify(event) + "\n");
   let seen = 0;
@@ -223,8 +223,8 @@ async function changesFollow(ctx: CommandContext): Promise<number> {
     return summary.packumentsAbandoned.length > 0 ? 1 : 0;
   } finally {
     progress.done();
-    process.off("SIGINT", onSignal);
-    process.off("SIGTERM", onSignal);
+    host().offSignal("SIGINT", onSignal);
+    host().offSignal("SIGTERM", onSignal);
     await driver.close();
   }
 }
@@ -234,6 +234,11 @@ export const CHANGES_COMMANDS: readonly Command[] = [
   {
     words: ["changes", "follow"],
     usage: "changes follow [--since SEQ] [--once]",
+    // Its work is patches, written whole: a partition rewritten now and then is hashed and
+    // gzipped the web's way rather than loading `node:crypto` and `node:zlib` on Deno. With
+    // --packuments it stores packuments (as `packument fetch-list` does), with --compact it
+    // rewrites every patched partition: then they load.
+    native: (values) => values["packuments"] === true || values["compact"] === true,
     summary: "keep the cached partitions current from _changes",
     help: "Reads the origin's _changes feed and applies each change to the cached\n" +
       "partitions of --origin: a new id is added to the partition covering it, a new\n" +

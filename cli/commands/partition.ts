@@ -5,8 +5,6 @@
  * @module
  */
 
-import { hostname } from "node:os";
-import process from "node:process";
 import { Cache } from "../../src/storage/cache.ts";
 import { MAX_PAGE_LIMIT } from "../../src/couchdb/rows.ts";
 import { type RefreshEvent, refreshPartitions } from "../../src/jobs/refresh_partitions.ts";
@@ -21,6 +19,7 @@ import {
 import { bar, duration, err, out, Progress } from "../io.ts";
 import { type GlobalOptions, UsageError } from "../options.ts";
 import { loadPivots } from "../pivots_file.ts";
+import { host } from "../host.ts";
 
 function requireOrigin(options: GlobalOptions): { origin: string; originKey: string } {
   const originKey = originKeyOf(options);
@@ -50,19 +49,14 @@ function pivotsFlag(ctx: CommandContext): string {
 
 /** This process's worker id: host, process id and a random suffix. */
 function workerId(): string {
-  return `${hostname()}:${process.pid}:${crypto.randomUUID().slice(0, 8)}`;
+  return `${host().hostname()}:${host().pid}:${crypto.randomUUID().slice(0, 8)}`;
 }
 
 /** A worker on this host is alive while its process is; others are trusted to their lease. */
 function isOwnerAlive(owner: string): boolean {
-  const [host, pid] = owner.split(":");
-  if (host !== hostname() || !pid || !/^\d+$/.test(pid)) return true;
-  try {
-    process.kill(Number(pid), 0);
-    return true;
-  } catch (error) {
-    return (error as { code?: string }).code === "EPERM";
-  }
+  const [ownerHost, pid] = owner.split(":");
+  if (ownerHost !== host().hostname() || !pid || !/^\d+$/.test(pid)) return true;
+  return host().isRunning(Number(pid));
 }
 
 /** `partition refresh --pivots FILE`. */

@@ -5,7 +5,7 @@
  * @module
  */
 
-import process from "node:process";
+import { host } from "../host.ts";
 import { Cache } from "../../src/storage/cache.ts";
 import { type Command, type CommandContext, originKeyOf, type Server } from "../context.ts";
 import { err, out } from "../io.ts";
@@ -123,8 +123,8 @@ async function serve(ctx: CommandContext): Promise<number> {
       ...(partitionsOrigin !== undefined ? { partitionsOrigin } : {}),
       ...(options.quiet ? {} : { log: (line: string) => err(line) }),
     });
-    process.on("SIGINT", stop);
-    process.on("SIGTERM", stop);
+    host().onSignal("SIGINT", stop);
+    host().onSignal("SIGTERM", stop);
     server = await listenAndAnnounce(ctx, address, app.fetch);
     if (server === undefined) return 1;
     // A signal that came while it started up.
@@ -132,8 +132,8 @@ async function serve(ctx: CommandContext): Promise<number> {
     await server.finished;
     return 0;
   } finally {
-    process.off("SIGINT", stop);
-    process.off("SIGTERM", stop);
+    host().offSignal("SIGINT", stop);
+    host().offSignal("SIGTERM", stop);
     await driver.close();
   }
 }

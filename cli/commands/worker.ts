@@ -7,7 +7,7 @@
  * @module
  */
 
-import process from "node:process";
+import { host } from "../host.ts";
 import { Cache } from "../../src/storage/cache.ts";
 import { eventLine, Worker, type WorkerEvent } from "../../src/worker/worker.ts";
 import type { EnqueueResult, ItemStatus, QueueEngine, QueueStats } from "../../src/worker/queue.ts";
@@ -70,7 +70,7 @@ interface QueueChoice {
 }
 
 function queueOf(ctx: CommandContext, fallback: QueueKind): QueueChoice {
-  const raw = ctx.values["queue"] ?? process.env["ALL_DOCS_QUEUE"];
+  const raw = ctx.values["queue"] ?? host().env("ALL_DOCS_QUEUE");
   if (raw === undefined || raw === "") return { kind: fallback };
   const source = ctx.values["queue"] !== undefined ? "--queue" : "ALL_DOCS_QUEUE";
   const text = String(raw);
@@ -90,7 +90,7 @@ function lockSetting(
   fallback: number,
 ): number {
   const fromFlag = ctx.values[flag];
-  const raw = fromFlag ?? process.env[name];
+  const raw = fromFlag ?? host().env(name);
   if (raw === undefined || raw === "") return fallback;
   const source = fromFlag !== undefined ? `--${flag}` : name;
   const value = Number(raw);
@@ -174,20 +174,20 @@ function kvPath(ctx: CommandContext): string {
 }
 
 function token(): string | undefined {
-  const value = process.env["ALL_DOCS_WORKER_TOKEN"];
+  const value = host().env("ALL_DOCS_WORKER_TOKEN");
   return value === undefined || value === "" ? undefined : value;
 }
 
 /** The OIDC settings of the push routes, from the flags and the environment. */
 function oidcOptions(ctx: CommandContext): OidcOptions | undefined {
   const setting = (flag: string, name: string) => {
-    const raw = ctx.values[flag] ?? process.env[name];
+    const raw = ctx.values[flag] ?? host().env(name);
     const source = ctx.values[flag] !== undefined ? `--${flag}` : name;
     return raw === undefined || raw === "" ? undefined : { raw: String(raw), source };
   };
   const audience = setting("oidc-audience", "ALL_DOCS_WORKER_OIDC_AUDIENCE");
   const email = setting("oidc-email", "ALL_DOCS_WORKER_OIDC_EMAIL");
-  const jwks = process.env["ALL_DOCS_WORKER_OIDC_JWKS_URL"];
+  const jwks = host().env("ALL_DOCS_WORKER_OIDC_JWKS_URL");
   if (audience === undefined) {
     if (email !== undefined || (jwks !== undefined && jwks !== "")) {
       throw new UsageError(
@@ -302,7 +302,7 @@ function engineTarget(engine: QueueEngine): WorkerTarget {
 }
 
 async function targetOf(ctx: CommandContext): Promise<WorkerTarget> {
-  const raw = ctx.values["worker"] ?? process.env["ALL_DOCS_WORKER_URL"];
+  const raw = ctx.values["worker"] ?? host().env("ALL_DOCS_WORKER_URL");
   if (typeof raw === "string") {
     const source = ctx.values["worker"] !== undefined ? "--worker" : "ALL_DOCS_WORKER_URL";
     const url = checkServiceUrl(source, raw);
@@ -397,9 +397,9 @@ async function workerStart(ctx: CommandContext): Promise<number> {
     redisErrorLog((message) => JSON.stringify({ type: "queue-error", engine: "redis", message })),
   );
   const address = listenAddress(ctx, DEFAULT_WORKER_PORT, "the worker");
-  const host = address.hostname;
+  const bindHost = address.hostname;
   const secret = token();
-  if (secret === undefined && !(values["no-auth"] === true && isLoopback(host))) {
+  if (secret === undefined && !(values["no-auth"] === true && isLoopback(bindHost))) {
     throw new UsageError(
       "worker start needs a token: set ALL_DOCS_WORKER_TOKEN " +
         "(or give --no-auth on a loopback address)",
@@ -460,8 +460,8 @@ async function workerStart(ctx: CommandContext): Promise<number> {
       ...(options.quiet ? {} : { log: (line: string) => err(line) }),
       ...(oidc ? { push: { oidc } } : {}),
     });
-    process.on("SIGINT", onSignal);
-    process.on("SIGTERM", onSignal);
+    host().onSignal("SIGINT", onSignal);
+    host().onSignal("SIGTERM", onSignal);
     server = await listenAndAnnounce(ctx, address, app.fetch);
     if (server === undefined) return 1;
     if (untilIdle) {
@@ -482,8 +482,8 @@ async function workerStart(ctx: CommandContext): Promise<number> {
     await worker.run(stop.signal);
     return 0;
   } finally {
-    process.off("SIGINT", onSignal);
-    process.off("SIGTERM", onSignal);
+    host().offSignal("SIGINT", onSignal);
+    host().offSignal("SIGTERM", onSignal);
     stop.abort();
     await server?.shutdown().catch(() => {});
     await engine?.close();
