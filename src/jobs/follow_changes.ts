@@ -597,9 +597,6 @@ export async function followChanges(
       const firstExplicit = number === 1 && start.from !== "checkpoint";
       const replaying = number === 1 && start.replayUntil !== undefined;
       const since = firstExplicit || replaying ? start.since : windowStart();
-      // The round's first page is asked for with the head, which moves where the round starts
-      // only when it is far behind what was applied (that page is then dropped).
-      reader.start(since);
       try {
         await oneRound(number, since, replaying);
       } finally {
@@ -632,6 +629,11 @@ export async function followChanges(
     const asked = headAhead;
     headAhead = undefined;
     const reading = asked ?? readUpdateSeq(client, origin, { clock, signal });
+    // The round's first page is asked for right after the head, which moves where the round
+    // starts only when it is far behind what was applied (that page is then dropped). After:
+    // the origin answers the head first, and the partitions are listed (holding the thread)
+    // while it makes the page.
+    reader.start(since);
     try {
       head = await reading;
     } catch (error) {
@@ -662,7 +664,9 @@ export async function followChanges(
     // New entries ahead (as far as the head tells): the partitions they go to are listed
     // while the first page is on its way. Not before the head is in: a listing on the fs
     // driver holds the thread, and the requests made just before it (the head, the first page)
-    // would wait for it, since a runtime sends and reads them only between tasks. A round with
+    // would wait for it, since a runtime sends and reads them only between tasks. Once the
+    // head's answer is in, the first page's request is out too, and the origin makes the page
+    // during the listing. A round with
     // nothing new (a follower run on a schedule, often idle) lists nothing: on remote storage a
     // listing reads every partition's header. (A re-read of the window lists them only once it
     // meets an entry not seen.)
