@@ -12,7 +12,7 @@ import { createStorageDriver } from "./drivers/select.deno.ts";
 import { MemoryQueue } from "./queues/memory.ts";
 import { setViewWorkerFactory } from "./cli/view_workers.ts";
 import { setHost } from "./cli/host.ts";
-import { denoHost } from "./cli/host.deno.ts";
+import { denoHost, prepareDenoHost } from "./cli/host.deno.ts";
 
 /** `serve` on `Deno.serve`. */
 const listen: Listen = async ({ hostname, port, fetch, onError }) => {
@@ -34,6 +34,7 @@ const listen: Listen = async ({ hostname, port, fetch, onError }) => {
 if (import.meta.main) {
   // Standard streams, environment, exit and signals on Deno's own APIs: no command loads Node's
   // compatibility layer unless it needs it.
+  await prepareDenoHost();
   setHost(denoHost);
   // Parallel view scans: Web Workers running cli/view_worker.deno.ts, with this process's
   // permissions.

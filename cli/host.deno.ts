@@ -54,6 +54,33 @@ function consoleColumns(): number | undefined {
   }
 }
 
+/** Windows has no SIGTERM to listen for (Deno throws): a host there stops on SIGINT alone. */
+function listenable(signal: StopSignal): boolean {
+  return !(signal === "SIGTERM" && Deno.build.os === "windows");
+}
+
+/** The home directory the environment names (`HOME`; on Windows `USERPROFILE` first). */
+function homeFromEnv(): string | undefined {
+  const names = Deno.build.os === "windows" ? ["USERPROFILE", "HOME"] : ["HOME", "USERPROFILE"];
+  for (const name of names) {
+    const value = Deno.env.get(name);
+    if (value) return value;
+  }
+  return undefined;
+}
+
+/** `node:os`'s `homedir` (it asks the system's user database), when the environment names none. */
+let systemHomedir: (() => string) | undefined;
+
+/**
+ * Readies {@linkcode denoHost} for a process whose environment names no home directory (an
+ * `env -i` run, a service without `HOME`): loads `node:os` to ask the user database, as Node
+ * does. Nothing is loaded when `HOME` is set.
+ */
+export async function prepareDenoHost(): Promise<void> {
+  if (homeFromEnv() === undefined) systemHomedir = (await import("node:os")).homedir;
+}
+
 /** The CLI's host on Deno. */
 export const denoHost: CliHost = {
   stdout: denoStream(Deno.stdout, () => undefined),
@@ -66,10 +93,14 @@ export const denoHost: CliHost = {
     Deno.exitCode = code ?? 0;
   },
   exit: () => Deno.exit(),
-  onSignal: (signal: StopSignal, listener) => Deno.addSignalListener(signal, listener),
-  offSignal: (signal: StopSignal, listener) => Deno.removeSignalListener(signal, listener),
+  onSignal: (signal: StopSignal, listener) => {
+    if (listenable(signal)) Deno.addSignalListener(signal, listener);
+  },
+  offSignal: (signal: StopSignal, listener) => {
+    if (listenable(signal)) Deno.removeSignalListener(signal, listener);
+  },
   platform: Deno.build.os === "windows" ? "win32" : Deno.build.os,
-  homedir: () => Deno.env.get("HOME") ?? Deno.env.get("USERPROFILE") ?? "/",
+  homedir: () => homeFromEnv() ?? systemHomedir?.() ?? "/",
   hostname: () => Deno.hostname(),
   pid: Deno.pid,
   isRunning,

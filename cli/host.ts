@@ -88,15 +88,25 @@ export function host(): CliHost {
 
 /** As much of Node's `process` (and `node:os`) as {@linkcode processHost} reads. */
 export interface NodeProcessLike {
+  /** Standard output. */
   stdout: HostStream;
+  /** Standard error. */
   stderr: HostStream;
+  /** The environment. */
   env: Record<string, string | undefined>;
+  /** The status the process ends with. */
   exitCode?: number | string | null | undefined;
+  /** Ends the process. */
   exit(code?: number): void;
+  /** Listens for an event (a signal). */
   on(event: string, listener: () => void): unknown;
+  /** Stops listening. */
   off(event: string, listener: () => void): unknown;
+  /** The operating system. */
   platform: string;
+  /** This process's id. */
   pid: number;
+  /** Sends a signal to a process. */
   kill(pid: number, signal: number): unknown;
 }
 
@@ -114,7 +124,7 @@ export function processHost(
     hostname: () =>
       (globalThis as { Deno?: { hostname(): string } }).Deno?.hostname() ??
         process.env["HOSTNAME"] ?? "localhost",
-    homedir: () => process.env["HOME"] ?? process.env["USERPROFILE"] ?? "/",
+    homedir: () => process.env["HOME"] || process.env["USERPROFILE"] || "/",
   },
 ): CliHost {
   return {

@@ -224,9 +224,11 @@ export async function main(argv: string[], runtime: CliRuntime): Promise<number>
     const wantsNative = typeof command.native === "function"
       ? command.native(values)
       : command.native !== false;
-    const native: NativeHelpers = wantsNative
-      ? { ...runtime, ...await runtime.loadNative?.() }
-      : {};
+    // (Helpers the runtime passed loaded already serve every command.)
+    const native: NativeHelpers = {
+      ...runtime,
+      ...(wantsNative ? await runtime.loadNative?.() : {}),
+    };
     const status = await command.run({
       options,
       values,

@@ -48,7 +48,9 @@ function denoFile(file: Deno.FsFile): FsFile {
 
 /** What the driver reads of a Deno file status. */
 function statOf(stat: Deno.FileInfo): FsStat {
-  return { isDirectory: stat.isDirectory, size: stat.size, mtimeMs: stat.mtime?.getTime() ?? 0 };
+  // (No modification time on this platform: taken as now, so that no file looks stale for it.)
+  const mtimeMs = stat.mtime?.getTime() ?? Date.now();
+  return { isDirectory: stat.isDirectory, size: stat.size, mtimeMs };
 }
 
 /** Reads a whole file larger than a blocking read takes: its size, then reads into one buffer. */
@@ -56,15 +58,22 @@ async function readLargeFile(path: string): Promise<Uint8Array> {
   using file = await Deno.open(path, { read: true });
   let buffer = new Uint8Array((await file.stat()).size);
   let length = 0;
+  const scratch = new Uint8Array(64 * 1024);
   while (true) {
-    // (A file grown since its size was taken gets room to go on.)
-    if (length === buffer.length) {
-      const grown = new Uint8Array(Math.max(buffer.length * 2, 64 * 1024));
-      grown.set(buffer);
-      buffer = grown;
+    if (length < buffer.length) {
+      const read = await file.read(buffer.subarray(length));
+      if (read === null) break;
+      length += read;
+      continue;
     }
-    const read = await file.read(buffer.subarray(length));
+    // Full: the end is read into a small buffer, and only a file that grew since its size was
+    // taken makes the buffer grow.
+    const read = await file.read(scratch);
     if (read === null) break;
+    const grown = new Uint8Array(Math.max(buffer.length * 2, length + read));
+    grown.set(buffer.subarray(0, length));
+    grown.set(scratch.subarray(0, read), length);
+    buffer = grown;
     length += read;
   }
   return length === buffer.length ? buffer : buffer.slice(0, length);
@@ -72,22 +81,23 @@ async function readLargeFile(path: string): Promise<Uint8Array> {
 
 /**
  * Whether a process of this host with that id runs. Deno sends no signal 0: on Linux a running
- * process has its directory in /proc; elsewhere `kill -0` asks (a process not ours to signal
- * runs); on Windows it cannot be told (`true`).
+ * process has its directory in /proc; when it has none (or elsewhere) `kill -0` asks (a process
+ * not ours to signal runs); on Windows it cannot be told (`true`).
  *
  * @param pid The process id.
  * @returns Whether it runs.
  */
 export function isRunning(pid: number): boolean {
+  if (Deno.build.os === "windows") return true;
   if (Deno.build.os === "linux") {
     try {
       Deno.statSync(`/proc/${pid}`);
       return true;
     } catch (error) {
-      return !(error instanceof Deno.errors.NotFound);
+      if (!(error instanceof Deno.errors.NotFound)) return true;
+      // Not in /proc: gone, unless /proc hides other users' processes (`hidepid`): asked below.
     }
   }
-  if (Deno.build.os === "windows") return true;
   try {
     const { code, stderr } = new Deno.Command("kill", {
       args: ["-0", String(pid)],

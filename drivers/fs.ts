@@ -97,6 +97,7 @@ import {
 
 export {
   FS_MAX_KEY_BYTES,
+  FsDriverBase,
   type FsDriverOptions,
   type FsFile,
   type FsOps,

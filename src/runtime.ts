@@ -2,7 +2,9 @@
  * Runtime detection: the one module that looks at globals to tell where the code runs.
  *
  * The order is fixed: the `RUNTIME` environment value `cloudrun`; `globalThis.fastly`;
- * `globalThis.caches` without `globalThis.process` (a Workers-style edge); Deno; Node.
+ * `globalThis.caches` without `globalThis.process` (a Workers-style edge); Deno; Node. (Deno is
+ * told before `process` is read: Deno has `caches` and `process` too, and on Deno the first read
+ * of `process` loads Node's compatibility layer.)
  *
  * @module
  */

@@ -234,11 +234,13 @@ export const CHANGES_COMMANDS: readonly Command[] = [
   {
     words: ["changes", "follow"],
     usage: "changes follow [--since SEQ] [--once]",
-    // Its work is patches, written whole: a partition rewritten now and then is hashed and
-    // gzipped the web's way rather than loading `node:crypto` and `node:zlib` on Deno. With
-    // --packuments it stores packuments (as `packument fetch-list` does), with --compact it
-    // rewrites every patched partition: then they load.
-    native: (values) => values["packuments"] === true || values["compact"] === true,
+    // A run with --once (a scheduled follow) writes patches, whole: a partition rewritten now
+    // and then is hashed and gzipped the web's way rather than loading `node:crypto` and
+    // `node:zlib` on Deno (tens of milliseconds at its start). They load for a follower that
+    // keeps running, and for one that stores packuments (--packuments, as `packument
+    // fetch-list` does) or rewrites every patched partition (--compact).
+    native: (values) =>
+      values["once"] !== true || values["packuments"] === true || values["compact"] === true,
     summary: "keep the cached partitions current from _changes",
     help: "Reads the origin's _changes feed and applies each change to the cached\n" +
       "partitions of --origin: a new id is added to the partition covering it, a new\n" +

@@ -81,8 +81,11 @@ Deno.test("main() loads the runtime's native hash and gzip only for a command th
       2,
     );
     assert.deepEqual(loads, ["native"], "a follow storing packuments loads them");
+    // A follower that keeps running (no --once) has them too (and stops at the missing --since).
+    assert.equal(await main(["changes", "follow", ...global], runtime), 2);
+    assert.deepEqual(loads, ["native", "native"], "a follower that keeps running loads them");
     assert.equal(await main(["cache", "stats", "--storage", "memory"], runtime), 0);
-    assert.deepEqual(loads, ["native", "native"]);
+    assert.deepEqual(loads, ["native", "native", "native"]);
   } finally {
     setHost(before);
   }

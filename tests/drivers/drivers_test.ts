@@ -192,15 +192,22 @@ Deno.test("fs driver", async (t) => {
     });
   });
 
-  await t.step("fsync mode stores and replaces values", async () => {
-    await withTempDir(async (dir) => {
-      const driver = new FsDriver(join(dir, "nested", "store"), { fsync: true });
-      await driver.put("a:b", new Uint8Array([1, 2]));
-      await driver.put("a:b", streamOf(new Uint8Array([3]), new Uint8Array([4])));
-      assert.deepEqual(await driver.get("a:b"), new Uint8Array([3, 4]));
-      await driver.close();
-    });
-  });
+  await t.step(
+    "fsync mode stores and replaces values, on node:fs and on Deno's operations",
+    async () => {
+      for (const options of [{ fsync: true }, { fsync: true, ops: denoFsOps }]) {
+        await withTempDir(async (dir) => {
+          const driver = new FsDriver(join(dir, "nested", "store"), options);
+          await driver.put("a:b", new Uint8Array([1, 2]));
+          await driver.put("a:b", streamOf(new Uint8Array([3]), new Uint8Array([4])));
+          assert.ok(await driver.putIfAbsent("a:c", new Uint8Array([5])));
+          assert.deepEqual(await driver.get("a:b"), new Uint8Array([3, 4]));
+          assert.deepEqual(await driver.get("a:c"), new Uint8Array([5]));
+          await driver.close();
+        });
+      }
+    },
+  );
 
   await t.step("a cancelled stream closes its file", async () => {
     await withTempDir(async (dir) => {
