@@ -135,6 +135,12 @@ export interface Command {
   help: string;
   /** Its own flags (the global ones are always accepted). */
   flags: ParseArgsOptionsConfig;
+  /**
+   * Boolean flags of `flags` that may also take one of these values, as `--flag VALUE` or
+   * `--flag=VALUE`: the command then finds the value in `values` instead of `true`. Another
+   * value after `=` is a usage error.
+   */
+  optionalValues?: Readonly<Record<string, readonly string[]>>;
   /** Positional arguments it takes at most. */
   maxArgs: number;
   /**
@@ -206,6 +212,36 @@ export type Listen = (options: {
   fetch: (request: Request) => Response | Promise<Response>;
   onError: (error: unknown) => Response;
 }) => Promise<Server>;
+
+/** `--packuments` may name which documents: `--packuments corgi`, `--packuments=full`. */
+export const PACKUMENTS_VALUES: Readonly<Record<string, readonly string[]>> = {
+  packuments: ["full", "corgi"],
+};
+
+/**
+ * Which packuments `--packuments [full|corgi]` asks for, `--abbreviated` (the older spelling of
+ * `corgi`) taken into account.
+ *
+ * @param values The parsed flags.
+ * @returns `full`, `corgi`, or `undefined` without `--packuments`.
+ * @throws {UsageError} For `--abbreviated` without `--packuments`, or with `--packuments full`.
+ */
+export function packumentsFlag(
+  values: Record<string, string | boolean | undefined>,
+): "full" | "corgi" | undefined {
+  const flag = values["packuments"];
+  const abbreviated = values["abbreviated"] === true;
+  if (flag === undefined || flag === false) {
+    if (abbreviated) {
+      throw new UsageError("--abbreviated needs --packuments (it names which packuments to keep)");
+    }
+    return undefined;
+  }
+  if (flag === "full" && abbreviated) {
+    throw new UsageError("--packuments full and --abbreviated ask for different documents");
+  }
+  return flag === "corgi" || abbreviated ? "corgi" : "full";
+}
 
 /**
  * The origin key the options name: `--origin-key`, else the key derived from `--origin`, else

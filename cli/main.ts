@@ -124,8 +124,8 @@ export type NativeHelpers = Pick<CliRuntime, "createHash" | "gzipSync" | "gunzip
  */
 export async function main(argv: string[], runtime: CliRuntime): Promise<number> {
   // `-V` is kept beside `-v` for `--version` (parseArgs takes one short name per option).
-  const end = argv.indexOf("--");
-  const args = argv.map((arg, i) => arg === "-V" && (end === -1 || i < end) ? "--version" : arg);
+  let end = argv.indexOf("--");
+  let args = argv.map((arg, i) => arg === "-V" && (end === -1 || i < end) ? "--version" : arg);
   let command: Command | undefined;
   try {
     // The group of the first argument that names one, if any: its commands alone are loaded.
@@ -151,8 +151,16 @@ export async function main(argv: string[], runtime: CliRuntime): Promise<number>
       allFlags = flagsOf(commands);
       loose = lenient();
     }
-    const [first, second, ...more] = loose.positionals;
+    let [first, second, ...more] = loose.positionals;
     command = findCommand(commands, first, second);
+    // Flags that may take a value: the value is taken out, and the rest parsed again.
+    let taken: Record<string, string> = {};
+    if (command?.optionalValues) {
+      ({ args, taken } = takeOptionalValues(args, end, command.optionalValues));
+      end = args.indexOf("--");
+      loose = lenient();
+      [first, second, ...more] = loose.positionals;
+    }
     const known = { ...GLOBAL_FLAGS, ...command?.flags };
     for (const token of loose.tokens ?? []) {
       if (token.kind === "option" && !(token.name in known)) {
@@ -162,6 +170,7 @@ export async function main(argv: string[], runtime: CliRuntime): Promise<number>
     const parsed = parseArgs({ args, options: allFlags, allowPositionals: true, strict: true });
     // No option is declared `multiple`, so every value is a string or a boolean.
     let values = parsed.values as Record<string, string | boolean | undefined>;
+    values = { ...values, ...taken };
     if (values["version"] === true) {
       await out(`_all_docs ${VERSION}\n`);
       return 0;
@@ -262,6 +271,44 @@ export async function main(argv: string[], runtime: CliRuntime): Promise<number>
     }
     return exitCode;
   }
+}
+
+/**
+ * Takes the values of a command's `optionalValues` flags out of `args` (those before `end`, the
+ * `--` that ends the options): `--flag VALUE` (when VALUE is one of its values) and
+ * `--flag=VALUE` become `--flag`, and the value is returned.
+ */
+function takeOptionalValues(
+  args: readonly string[],
+  end: number,
+  flags: Readonly<Record<string, readonly string[]>>,
+): { args: string[]; taken: Record<string, string> } {
+  const out: string[] = [];
+  const taken: Record<string, string> = {};
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!;
+    const match = (end === -1 || i < end) ? /^--([^=]+)(?:=(.*))?$/s.exec(arg) : null;
+    const allowed = match && Object.hasOwn(flags, match[1]!) ? flags[match[1]!] : undefined;
+    if (!match || !allowed) {
+      out.push(arg);
+      continue;
+    }
+    const name = match[1]!;
+    let value = match[2];
+    if (value === undefined && allowed.includes(args[i + 1] ?? "") && (end === -1 || i + 1 < end)) {
+      value = args[++i]!;
+    }
+    if (value !== undefined) {
+      if (!allowed.includes(value)) {
+        throw new UsageError(
+          `Invalid --${name}: expected ${allowed.join(" or ")}, or nothing, received '${value}'`,
+        );
+      }
+      taken[name] = value;
+    }
+    out.push(`--${name}`);
+  }
+  return { args: out, taken };
 }
 
 /** Opens the memory queue; a runtime that gives no way to open another refuses the rest. */

@@ -16,7 +16,14 @@ import {
   type FollowEvent,
   FollowStartError,
 } from "../../src/jobs/follow_changes.ts";
-import { clientFor, type Command, type CommandContext, originKeyOf } from "../context.ts";
+import {
+  clientFor,
+  type Command,
+  type CommandContext,
+  originKeyOf,
+  PACKUMENTS_VALUES,
+  packumentsFlag,
+} from "../context.ts";
 import { err, out, Progress } from "../io.ts";
 import { UsageError } from "../options.ts";
 import { registryResolver } from "../registry.ts";
@@ -86,14 +93,11 @@ async function changesFollow(ctx: CommandContext): Promise<number> {
   const compact = ctx.values["compact"] === true;
   const intervalMs = intervalFlag(ctx);
   const once = ctx.values["once"] === true;
-  const wantPackuments = ctx.values["packuments"] === true;
-  if (ctx.values["abbreviated"] === true && !wantPackuments) {
-    throw new UsageError("--abbreviated needs --packuments (it names which packuments to keep)");
-  }
-  const packuments = wantPackuments
+  const wanted = packumentsFlag(ctx.values);
+  const packuments = wanted
     ? {
       registryFor: await registryResolver(options),
-      representation: ctx.values["abbreviated"] === true ? "abbreviated" as const : "full" as const,
+      representation: wanted === "corgi" ? "abbreviated" as const : "full" as const,
       parallel: options.concurrency,
     }
     : undefined;
@@ -233,14 +237,14 @@ async function changesFollow(ctx: CommandContext): Promise<number> {
 export const CHANGES_COMMANDS: readonly Command[] = [
   {
     words: ["changes", "follow"],
-    usage: "changes follow [--since SEQ] [--once]",
+    usage: "changes follow [--since SEQ] [--once] [--packuments [full|corgi]]",
     // A run with --once (a scheduled follow) writes patches, whole: a partition rewritten now
     // and then is hashed and gzipped the web's way rather than loading `node:crypto` and
     // `node:zlib` on Deno (tens of milliseconds at its start). They load for a follower that
     // keeps running, and for one that stores packuments (--packuments, as `packument
     // fetch-list` does) or rewrites every patched partition (--compact).
     native: (values) =>
-      values["once"] !== true || values["packuments"] === true || values["compact"] === true,
+      values["once"] !== true || values["packuments"] !== undefined || values["compact"] === true,
     summary: "keep the cached partitions current from _changes",
     help: "Reads the origin's _changes feed and applies each change to the cached\n" +
       "partitions of --origin: a new id is added to the partition covering it, a new\n" +
@@ -269,11 +273,13 @@ export const CHANGES_COMMANDS: readonly Command[] = [
       "  --compact-at N   rewrite a partition once it has more than N pending edits\n" +
       `                   (default ${DEFAULT_COMPACT_EDITS}; 0 rewrites at once)\n` +
       "  --compact        rewrite every partition with pending edits now\n" +
-      "  --packuments     also fetch the packuments whose _rev changed (from --registry\n" +
-      "                   or npm's configuration); one the registry still serves older\n" +
-      "                   than the feed's _rev stays pending and is asked again next\n" +
-      "                   round; cached packuments of deleted documents are removed\n" +
-      "  --abbreviated    with --packuments: the abbreviated (corgi) documents\n\n" +
+      "  --packuments [full|corgi]\n" +
+      "                   also fetch the packuments whose _rev changed (from --registry\n" +
+      "                   or npm's configuration): the full documents (the default) or\n" +
+      "                   the abbreviated (corgi) ones; one the registry still serves\n" +
+      "                   older than the feed's _rev stays pending and is asked again\n" +
+      "                   next round; cached packuments of deleted documents are removed\n" +
+      "  --abbreviated    the same as --packuments corgi\n\n" +
       "Without --once it polls every --interval seconds until SIGINT or SIGTERM, and\n" +
       "stops cleanly (what was read is applied and checkpointed). Output: a progress\n" +
       "line on a terminal; a summary (changes seen, applied, late entries caught,\n" +
@@ -292,6 +298,7 @@ export const CHANGES_COMMANDS: readonly Command[] = [
       packuments: { type: "boolean" },
       abbreviated: { type: "boolean" },
     },
+    optionalValues: PACKUMENTS_VALUES,
     maxArgs: 0,
     run: changesFollow,
   },

@@ -29,6 +29,8 @@ import {
   type Command,
   type CommandContext,
   originKeyOf,
+  PACKUMENTS_VALUES,
+  packumentsFlag,
   type QueueKind,
   type RedisQueueSettings,
   type Server,
@@ -505,6 +507,13 @@ async function workerEnqueue(ctx: CommandContext): Promise<number> {
   const what = args[0];
   const priority = integerFlag(ctx, "priority", MIN_PRIORITY, MAX_PRIORITY, 0);
   const representation = values["abbreviated"] === true ? "corgi" : "full";
+  if (what === "packuments" && values["packuments"] !== undefined) {
+    throw new UsageError(
+      "--packuments is for partition-set and changes: 'packuments FILE' takes --abbreviated",
+    );
+  }
+  // (partition-set and changes: which packuments to fetch as well.)
+  const fetchPackuments = what === "packuments" ? undefined : packumentsFlag(values);
   let items: unknown[];
   if (what === "partition-set") {
     if (args.length > 1) throw new UsageError(`Unexpected argument '${args[1]}'`);
@@ -520,8 +529,8 @@ async function workerEnqueue(ctx: CommandContext): Promise<number> {
     const pivots = await loadPivots(values["pivots"]);
     const payload: Record<string, unknown> = { origin: options.origin, pivots };
     if (options.originKey !== undefined) payload.originKey = options.originKey;
-    if (values["packuments"] === true) {
-      payload.packuments = representation;
+    if (fetchPackuments) {
+      payload.packuments = fetchPackuments;
       if (options.registry !== undefined) payload.registry = options.registry;
     }
     items = [{ type: "partition-set", payload, priority }];
@@ -534,8 +543,8 @@ async function workerEnqueue(ctx: CommandContext): Promise<number> {
     }
     const payload: Record<string, unknown> = { origin: options.origin };
     if (options.originKey !== undefined) payload.originKey = options.originKey;
-    if (values["packuments"] === true) {
-      payload.packuments = representation;
+    if (fetchPackuments) {
+      payload.packuments = fetchPackuments;
       if (options.registry !== undefined) payload.registry = options.registry;
     }
     if (values["window"] !== undefined) {
@@ -755,10 +764,10 @@ export const WORKER_COMMANDS: readonly Command[] = [
     usage: "worker enqueue partition-set --pivots FILE | changes | packuments FILE",
     summary: "queue a partition set, a follow of _changes or a list of packuments",
     help: "Queues work for a worker.\n\n" +
-      "  partition-set --pivots FILE [--packuments] [--abbreviated]\n" +
+      "  partition-set --pivots FILE [--packuments [full|corgi]]\n" +
       "      a pass of the set of --origin; with --packuments, the packuments whose _rev\n" +
-      "      changed too (the abbreviated ones with --abbreviated), from --registry\n" +
-      "  changes [--packuments] [--abbreviated] [--window N] [--limit N]\n" +
+      "      changed too (the abbreviated ones with corgi, or --abbreviated), from --registry\n" +
+      "  changes [--packuments [full|corgi]] [--window N] [--limit N]\n" +
       "      one follow of the _changes feed of --origin into its cached partitions, as\n" +
       "      'changes follow --once' (from its checkpoint, else from the update_seq of a\n" +
       "      refreshed set); one per origin is queued or running at a time, so enqueue it\n" +
@@ -781,6 +790,7 @@ export const WORKER_COMMANDS: readonly Command[] = [
       window: { type: "string" },
       limit: { type: "string" },
     },
+    optionalValues: PACKUMENTS_VALUES,
     maxArgs: 2,
     run: workerEnqueue,
   },

@@ -63,6 +63,10 @@ Deno.test("changes follow exits 2 on bad input before any request", () =>
       [["--limit", "10001"], /Invalid --limit: expected an integer 1 to 10000/],
       [["--batch", "0"], /Invalid --batch/],
       [["--abbreviated"], /--abbreviated needs --packuments/],
+      [["--packuments=abbreviated"], /Invalid --packuments: expected full or corgi, or nothing/],
+      [["--packuments="], /Invalid --packuments: .* received ''/],
+      [["--packuments", "some"], /Unexpected argument 'some' for 'changes follow'/],
+      [["--packuments", "full", "--abbreviated"], /--packuments full and --abbreviated/],
       // No checkpoint and no refreshed set: one line with the way out.
       [["--once"], /no follower checkpoint .* run 'partition refresh' first, or give --since/],
     ];
@@ -80,6 +84,7 @@ Deno.test("changes follow exits 2 on bad input before any request", () =>
     assert.equal(help.code, 0);
     assert.match(help.stdout, /--window N/);
     assert.match(help.stdout, /SIGINT or SIGTERM/);
+    assert.match(help.stdout, /--packuments \[full\|corgi\]/);
   }));
 
 Deno.test("changes follow --once against pouchdb-server: create-index equals the origin's _all_docs", async () => {
@@ -242,6 +247,73 @@ Deno.test("changes follow against the strict fixture: late entries, 20% faults, 
     })
   );
 });
+
+Deno.test("changes follow --packuments [full|corgi] caches the documents it names", () =>
+  withRegistry((registry) =>
+    withFixture({ count: 300 }, async (fixture, dir) => {
+      const env = {
+        ALL_DOCS_ORIGIN: fixture.origin,
+        ALL_DOCS_REGISTRY: registry.url,
+        ALL_DOCS_CACHE_DIR: dir,
+      };
+      await refresh(fixture.ids, dir, env);
+      const registryKey = originKey(registry.url);
+      // Each run: changes at the origin, the registry up to date, then a follow with `args`.
+      const follow = async (seed: number, args: string[]) => {
+        const before = new Map(fixture.rows.map((r) => [r.id, r.rev]));
+        applyRandomChanges(fixture, 40, { seed, creates: 0, deletes: 0 });
+        // (As on npm, a new _rev changes the abbreviated document too: its `modified`.)
+        for (const row of fixture.rows) {
+          const modified = new Date(Date.UTC(2026, 0, 1) + parseInt(row.rev) * 1000);
+          registry.set(
+            row.id,
+            JSON.stringify({
+              ...JSON.parse(packument(row.id, row.rev)),
+              time: { modified: modified.toISOString() },
+            }),
+          );
+        }
+        const run = await runCli(["changes", "follow", "--once", "--json", ...args], env);
+        assert.equal(run.code, 0, run.stderr);
+        assert.equal(lastJson(run.stdout).packumentsPending, 0);
+        return fixture.rows.filter((r) =>
+          before.get(r.id) !== r.rev && packageNameProblem(r.id) === undefined
+        );
+      };
+      const cached = async (rows: { id: string; rev: string }[]) => {
+        const driver = new FsDriver(join(dir, "fs"));
+        try {
+          const cache = await Cache.open(driver, { bloom: false });
+          const kinds = { full: 0, corgi: 0 };
+          for (const row of rows) {
+            const full = await cache.info(packumentKey(registryKey, row.id));
+            const corgi = await cache.info(packumentKey(registryKey, row.id, "abbreviated"));
+            if (full?.rev === row.rev) kinds.full++;
+            if (corgi?.rev === row.rev) kinds.corgi++;
+          }
+          return kinds;
+        } finally {
+          await driver.close();
+        }
+      };
+      const spellings: [string[], "full" | "corgi"][] = [
+        [["--packuments", "corgi"], "corgi"],
+        [["--packuments=full"], "full"],
+        [["--packuments"], "full"],
+        [["--packuments", "--abbreviated"], "corgi"],
+      ];
+      for (const [i, [args, kind]] of spellings.entries()) {
+        const changed = await follow(40 + i, args);
+        assert.ok(changed.length > 20, `${changed.length} changed`);
+        const other = kind === "full" ? "corgi" : "full";
+        assert.deepEqual(
+          await cached(changed),
+          { [kind]: changed.length, [other]: 0 } as { full: number; corgi: number },
+          args.join(" "),
+        );
+      }
+    })
+  ));
 
 Deno.test("changes follow polls until SIGTERM, then stops cleanly with a summary", () =>
   withFixture({ count: 2000 }, async (fixture, dir) => {

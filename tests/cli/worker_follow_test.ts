@@ -43,6 +43,9 @@ Deno.test("worker enqueue changes: bad input exits 2 before any request", async 
       [["--limit", "10001"], {}, /Invalid --limit/],
       [["--priority", "2000000"], {}, /Invalid --priority/],
       [["extra"], {}, /Unexpected argument 'extra'/],
+      [["--packuments=some"], {}, /Invalid --packuments: expected full or corgi/],
+      [["--packuments", "full", "--abbreviated"], {}, /--packuments full and --abbreviated/],
+      [["--abbreviated"], {}, /--abbreviated needs --packuments/],
       [[], { ALL_DOCS_ORIGIN: "" }, /Missing origin/],
       [["--origin", "ftp://127.0.0.1/"], {}, /./],
     ];
@@ -51,12 +54,18 @@ Deno.test("worker enqueue changes: bad input exits 2 before any request", async 
       assert.equal(run.code, 2, `${args.join(" ")}: ${run.stderr}`);
       assert.match(run.stderr, message, args.join(" "));
     }
+    const misplaced = await runCli(
+      ["worker", "enqueue", "packuments", join(dir, "names.txt"), "--packuments", "corgi"],
+      env,
+    );
+    assert.equal(misplaced.code, 2, misplaced.stderr);
+    assert.match(misplaced.stderr, /--packuments is for partition-set and changes/);
     const wrong = await runCli(["worker", "enqueue", "change"], env);
     assert.equal(wrong.code, 2);
     assert.match(wrong.stderr, /expected partition-set, changes or packuments/);
     const help = await runCli(["worker", "enqueue", "--help"]);
     assert.equal(help.code, 0);
-    assert.match(help.stdout, /changes \[--packuments\]/);
+    assert.match(help.stdout, /changes \[--packuments \[full\|corgi\]\]/);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

@@ -219,7 +219,7 @@ Deno.test("worker enqueue straight into the kv queue, then worker start --until-
     const pivots = join(origins.dir, "pivots.json");
     await Deno.writeTextFile(pivots, JSON.stringify([origins.allDocs.ids[10]]));
     const enqueued = await runCli(
-      ["worker", "enqueue", "partition-set", "--pivots", pivots, "--packuments", "--json"],
+      ["worker", "enqueue", "partition-set", "--pivots", pivots, "--packuments", "corgi", "--json"],
       origins.env,
     );
     assert.equal(enqueued.code, 0, enqueued.stderr);
@@ -233,6 +233,7 @@ Deno.test("worker enqueue straight into the kv queue, then worker start --until-
     const queued = await runCli(["worker", "status", accepted[0]!, "--json"], origins.env);
     assert.equal(queued.code, 0, queued.stderr);
     assert.equal(JSON.parse(queued.stdout).state, "queued");
+    assert.equal(JSON.parse(queued.stdout).payload.packuments, "corgi");
     const run = await runCli(
       ["worker", "start", "--port", "0", "--until-idle", "--quiet", "--json"],
       origins.env,
