@@ -153,13 +153,42 @@ export async function main(argv: string[], runtime: CliRuntime): Promise<number>
     }
     let [first, second, ...more] = loose.positionals;
     command = findCommand(commands, first, second);
-    // Flags that may take a value: the value is taken out, and the rest parsed again.
+    // Flags that may take a value (`--packuments corgi`): their values are taken out of the
+    // arguments, wherever they stand, and the command found in what is left keeps them if it
+    // declares those flags so (else the arguments stand as they were).
     let taken: Record<string, string> = {};
-    if (command?.optionalValues) {
-      ({ args, taken } = takeOptionalValues(args, end, command.optionalValues));
-      end = args.indexOf("--");
-      loose = lenient();
-      [first, second, ...more] = loose.positionals;
+    const optional: Record<string, string[]> = {};
+    for (const c of commands) {
+      for (const [name, list] of Object.entries(c.optionalValues ?? {})) {
+        optional[name] = [...new Set([...(optional[name] ?? []), ...list])];
+      }
+    }
+    if (Object.keys(optional).length > 0) {
+      const took = takeOptionalValues(args, end, optional);
+      const tookArgs = took.args;
+      const tookLoose = parseArgs({
+        args: tookArgs,
+        options: allFlags,
+        allowPositionals: true,
+        strict: false,
+        tokens: true,
+      });
+      const found = findCommand(commands, tookLoose.positionals[0], tookLoose.positionals[1]);
+      const names = took.met;
+      if (found && names.length > 0 && names.every((name) => found.optionalValues?.[name])) {
+        for (const [name, value] of Object.entries(took.invalid)) {
+          const allowed = found.optionalValues![name]!;
+          throw new UsageError(
+            `Invalid --${name}: expected ${allowed.join(" or ")}, or nothing, received '${value}'`,
+          );
+        }
+        args = tookArgs;
+        end = args.indexOf("--");
+        loose = tookLoose;
+        [first, second, ...more] = loose.positionals;
+        command = found;
+        taken = took.taken;
+      }
     }
     const known = { ...GLOBAL_FLAGS, ...command?.flags };
     for (const token of loose.tokens ?? []) {
@@ -274,17 +303,25 @@ export async function main(argv: string[], runtime: CliRuntime): Promise<number>
 }
 
 /**
- * Takes the values of a command's `optionalValues` flags out of `args` (those before `end`, the
- * `--` that ends the options): `--flag VALUE` (when VALUE is one of its values) and
- * `--flag=VALUE` become `--flag`, and the value is returned.
+ * Takes the values of `optionalValues` flags out of `args` (those before `end`, the `--` that
+ * ends the options): `--flag VALUE` (when VALUE is one of its values) and `--flag=VALUE` become
+ * `--flag`. The last occurrence of a flag decides: its value, none (`--flag` alone), or one not
+ * among its values (`invalid`, from `--flag=VALUE`). `met`: the flags found.
  */
 function takeOptionalValues(
   args: readonly string[],
   end: number,
   flags: Readonly<Record<string, readonly string[]>>,
-): { args: string[]; taken: Record<string, string> } {
+): {
+  args: string[];
+  taken: Record<string, string>;
+  invalid: Record<string, string>;
+  met: string[];
+} {
   const out: string[] = [];
+  const met = new Set<string>();
   const taken: Record<string, string> = {};
+  const invalid: Record<string, string> = {};
   for (let i = 0; i < args.length; i++) {
     const arg = args[i]!;
     const match = (end === -1 || i < end) ? /^--([^=]+)(?:=(.*))?$/s.exec(arg) : null;
@@ -298,17 +335,13 @@ function takeOptionalValues(
     if (value === undefined && allowed.includes(args[i + 1] ?? "") && (end === -1 || i + 1 < end)) {
       value = args[++i]!;
     }
-    if (value !== undefined) {
-      if (!allowed.includes(value)) {
-        throw new UsageError(
-          `Invalid --${name}: expected ${allowed.join(" or ")}, or nothing, received '${value}'`,
-        );
-      }
-      taken[name] = value;
-    }
+    met.add(name);
+    delete taken[name];
+    delete invalid[name];
+    if (value !== undefined) (allowed.includes(value) ? taken : invalid)[name] = value;
     out.push(`--${name}`);
   }
-  return { args: out, taken };
+  return { args: out, taken, invalid, met: [...met] };
 }
 
 /** Opens the memory queue; a runtime that gives no way to open another refuses the rest. */

@@ -512,8 +512,6 @@ async function workerEnqueue(ctx: CommandContext): Promise<number> {
       "--packuments is for partition-set and changes: 'packuments FILE' takes --abbreviated",
     );
   }
-  // (partition-set and changes: which packuments to fetch as well.)
-  const fetchPackuments = what === "packuments" ? undefined : packumentsFlag(values);
   let items: unknown[];
   if (what === "partition-set") {
     if (args.length > 1) throw new UsageError(`Unexpected argument '${args[1]}'`);
@@ -526,6 +524,7 @@ async function workerEnqueue(ctx: CommandContext): Promise<number> {
     if (typeof values["pivots"] !== "string") {
       throw new UsageError("Missing --pivots FILE: worker enqueue partition-set --pivots FILE");
     }
+    const fetchPackuments = packumentsFlag(values);
     const pivots = await loadPivots(values["pivots"]);
     const payload: Record<string, unknown> = { origin: options.origin, pivots };
     if (options.originKey !== undefined) payload.originKey = options.originKey;
@@ -543,6 +542,7 @@ async function workerEnqueue(ctx: CommandContext): Promise<number> {
     }
     const payload: Record<string, unknown> = { origin: options.origin };
     if (options.originKey !== undefined) payload.originKey = options.originKey;
+    const fetchPackuments = packumentsFlag(values);
     if (fetchPackuments) {
       payload.packuments = fetchPackuments;
       if (options.registry !== undefined) payload.registry = options.registry;

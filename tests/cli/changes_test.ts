@@ -66,6 +66,9 @@ Deno.test("changes follow exits 2 on bad input before any request", () =>
       [["--packuments=abbreviated"], /Invalid --packuments: expected full or corgi, or nothing/],
       [["--packuments="], /Invalid --packuments: .* received ''/],
       [["--packuments", "some"], /Unexpected argument 'some' for 'changes follow'/],
+      // Nothing after `--` is an option's value; the last --packuments decides.
+      [["--packuments", "--", "corgi"], /Unexpected argument 'corgi' for 'changes follow'/],
+      [["--packuments=corgi", "--packuments=all"], /Invalid --packuments: .* received 'all'/],
       [["--packuments", "full", "--abbreviated"], /--packuments full and --abbreviated/],
       // No checkpoint and no refreshed set: one line with the way out.
       [["--once"], /no follower checkpoint .* run 'partition refresh' first, or give --since/],
@@ -258,8 +261,8 @@ Deno.test("changes follow --packuments [full|corgi] caches the documents it name
       };
       await refresh(fixture.ids, dir, env);
       const registryKey = originKey(registry.url);
-      // Each run: changes at the origin, the registry up to date, then a follow with `args`.
-      const follow = async (seed: number, args: string[]) => {
+      // Each run: changes at the origin, the registry up to date, then `argv` with --once.
+      const follow = async (seed: number, argv: string[]) => {
         const before = new Map(fixture.rows.map((r) => [r.id, r.rev]));
         applyRandomChanges(fixture, 40, { seed, creates: 0, deletes: 0 });
         // (As on npm, a new _rev changes the abbreviated document too: its `modified`.)
@@ -273,7 +276,7 @@ Deno.test("changes follow --packuments [full|corgi] caches the documents it name
             }),
           );
         }
-        const run = await runCli(["changes", "follow", "--once", "--json", ...args], env);
+        const run = await runCli([...argv, "--once", "--json"], env);
         assert.equal(run.code, 0, run.stderr);
         assert.equal(lastJson(run.stdout).packumentsPending, 0);
         return fixture.rows.filter((r) =>
@@ -297,10 +300,12 @@ Deno.test("changes follow --packuments [full|corgi] caches the documents it name
         }
       };
       const spellings: [string[], "full" | "corgi"][] = [
-        [["--packuments", "corgi"], "corgi"],
-        [["--packuments=full"], "full"],
-        [["--packuments"], "full"],
-        [["--packuments", "--abbreviated"], "corgi"],
+        [["changes", "follow", "--packuments", "corgi"], "corgi"],
+        [["changes", "--packuments=full", "follow"], "full"],
+        [["changes", "follow", "--packuments"], "full"],
+        [["changes", "follow", "--packuments", "--abbreviated"], "corgi"],
+        // The last one decides: bare, that is full.
+        [["--packuments", "corgi", "changes", "follow", "--packuments"], "full"],
       ];
       for (const [i, [args, kind]] of spellings.entries()) {
         const changed = await follow(40 + i, args);

@@ -71,6 +71,36 @@ Deno.test("worker enqueue changes: bad input exits 2 before any request", async 
   }
 });
 
+Deno.test("worker enqueue changes --packuments [full|corgi]: the item names the documents", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const env = { ALL_DOCS_CACHE_DIR: dir, ALL_DOCS_WORKER_TOKEN: "t" };
+    // One origin a spelling (one follow per origin is queued): nothing is asked of them.
+    const spellings: [string[], string | undefined][] = [
+      [[], undefined],
+      [["--packuments"], "full"],
+      [["--packuments=full"], "full"],
+      [["--packuments", "corgi"], "corgi"],
+      [["--packuments", "--abbreviated"], "corgi"],
+      [["--packuments", "corgi", "--packuments"], "full"],
+    ];
+    for (const [i, [args, packuments]] of spellings.entries()) {
+      const origin = `http://127.0.0.1:9/origin-${i}/`;
+      const enqueued = await runCli(
+        ["worker", "enqueue", "changes", "--origin", origin, ...args, "--json"],
+        env,
+      );
+      assert.equal(enqueued.code, 0, enqueued.stderr);
+      const [id] = JSON.parse(enqueued.stdout).accepted as string[];
+      const status = await runCli(["worker", "status", id!, "--json"], env);
+      assert.equal(status.code, 0, status.stderr);
+      assert.equal(JSON.parse(status.stdout).payload.packuments, packuments, args.join(" "));
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("worker enqueue changes into the kv queue: one follow per origin, the index exact after it", () =>
   withOrigins({ count: 30 }, async (origins) => {
     await refreshThroughWorker(origins, origins.env);

@@ -226,7 +226,7 @@ Deno.test("worker enqueue straight into the kv queue, then worker start --until-
     const { accepted } = JSON.parse(enqueued.stdout) as { accepted: string[] };
     assert.equal(accepted.length, 1);
     const again = await runCli(
-      ["worker", "enqueue", "partition-set", "--pivots", pivots, "--packuments", "--json"],
+      ["worker", "enqueue", "partition-set", "--pivots", pivots, "--packuments=corgi", "--json"],
       origins.env,
     );
     assert.deepEqual(JSON.parse(again.stdout).duplicates, accepted);
