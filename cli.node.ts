@@ -2,10 +2,12 @@
 /**
  * The `_all_docs` command line for Node: the `_all_docs` bin of the npm package
  * (`node cli.node.js <command> [options]`). The same CLI as `cli.ts`, with Node's storage
- * drivers (`drivers/select.node.ts`: the Deno KV driver runs on `@deno/kv`), `serve` on
+ * drivers (`cli/storage.node.ts`: the Deno KV driver runs on `@deno/kv`), `serve` on
  * `@hono/node-server`, the memory and redis queues (the kv queue needs Deno), and `fetch`
  * through the proxies and `cafile` of the environment and npm's configuration
- * (`cli/proxy.node.ts`: Node's `fetch` honours no proxy variable by itself).
+ * (`cli/proxy.node.ts`: Node's `fetch` honours no proxy variable by itself). The optional peers
+ * (`@deno/kv`, `@hono/node-server`, `bullmq`, `ioredis`) and `undici` load only for a command
+ * that uses them.
  *
  * @module
  */
@@ -13,26 +15,31 @@
 import { createHash } from "node:crypto";
 import { gunzipSync, gzipSync } from "./cli/zlib.ts";
 import process from "node:process";
-import { serve as nodeServe } from "@hono/node-server";
 import { main } from "./cli/main.ts";
 import { exitAfterOutput } from "./cli/io.ts";
 import { type Listen, type OpenQueue, openRedisQueue } from "./cli/context.ts";
 import { UsageError } from "./cli/options.ts";
 import { MemoryQueue } from "./queues/memory.ts";
-import { createStorageDriver } from "./drivers/select.node.ts";
+import { openNodeStorage } from "./cli/storage.node.ts";
 import { installNetworkSettings, networkSettings } from "./cli/proxy.node.ts";
 import { npmConfig } from "./cli/registry.ts";
 import { setViewWorkerFactory } from "./cli/view_workers.ts";
 import { Worker } from "node:worker_threads";
 import { homedir, hostname } from "node:os";
 import { processHost, setHost } from "./cli/host.ts";
+import { HTTP_PEERS, loadWithPeers } from "./cli/peers.ts";
 
 // Standard streams, environment, exit and signals: Node's own.
 setHost(processHost(process, { homedir, hostname }));
 
-/** `serve` on `@hono/node-server`. */
-const listen: Listen = ({ hostname, port, fetch, onError }) =>
-  new Promise((resolve, reject) => {
+/** `serve` on `@hono/node-server` (an optional peer, loaded by the commands that listen). */
+const listen: Listen = async ({ hostname, port, fetch, onError }) => {
+  const { serve: nodeServe } = await loadWithPeers(
+    "The HTTP server (serve, worker start)",
+    HTTP_PEERS,
+    () => import("@hono/node-server"),
+  );
+  return await new Promise((resolve, reject) => {
     let closed!: () => void;
     const finished = new Promise<void>((done) => closed = done);
     const server = nodeServe({
@@ -55,6 +62,7 @@ const listen: Listen = ({ hostname, port, fetch, onError }) =>
     server.once("error", reject);
     server.once("close", () => closed());
   });
+};
 
 /**
  * The memory queue, or the redis one: `queues/bullmq.ts` (and with it the optional peers
@@ -74,7 +82,7 @@ const openQueue: OpenQueue = async (kind, { redis }) => {
 async function setUpNetwork(): Promise<number | undefined> {
   try {
     const config = await npmConfig();
-    installNetworkSettings(networkSettings(process.env, (key) => config.get(key)));
+    await installNetworkSettings(networkSettings(process.env, (key) => config.get(key)));
     return undefined;
   } catch (error) {
     process.stderr.write(`error: ${(error as Error).message}\n`);
@@ -101,7 +109,7 @@ setViewWorkerFactory(({ message, error }) => {
 }, ["kv"]);
 
 const status = (await setUpNetwork()) ?? await main(process.argv.slice(2), {
-  openStorage: (options, access) => createStorageDriver({ ...options, access }),
+  openStorage: (options, access) => openNodeStorage({ ...options, access }),
   listen,
   openQueue,
   createHash: () => createHash("sha256"),

@@ -15,6 +15,7 @@ import { originKey } from "../src/storage/keys.ts";
 import { type GlobalOptions, UsageError } from "./options.ts";
 import type { CorruptionLog } from "./corruption.ts";
 import type { QueueEngine } from "../src/worker/queue.ts";
+import { loadWithPeers } from "./peers.ts";
 
 /** The queue engines the CLI knows. */
 export type QueueKind = "memory" | "kv" | "redis";
@@ -78,19 +79,7 @@ export async function openRedisQueue(
   load: () => Promise<BullMqModule>,
   settings: RedisQueueSettings,
 ): Promise<QueueEngine> {
-  let module: BullMqModule;
-  try {
-    module = await load();
-  } catch (error) {
-    const text = String((error as Error)?.message);
-    const missing = REDIS_PEERS.find((name) => text.includes(`'${name}'`));
-    if (missing === undefined) throw error;
-    throw new Error(
-      `The redis queue needs the packages bullmq and ioredis, and '${missing}' is not ` +
-        "installed: npm install bullmq ioredis",
-      { cause: error },
-    );
-  }
+  const module = await loadWithPeers("The redis queue", REDIS_PEERS, load);
   return await module.BullMqQueue.open(settings.url, {
     lockDurationMs: settings.lockDurationMs,
     stalledIntervalMs: settings.stalledIntervalMs,

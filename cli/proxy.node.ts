@@ -11,13 +11,13 @@
  *   `*` for every host);
  * - `cafile` (npm config): a PEM file whose certificates replace the default ones, as in npm.
  *
- * Nothing is installed when none of these is set.
+ * Nothing is installed when none of these is set, and `undici` (a hundred modules) is loaded
+ * only when something is (`./proxy_dispatcher.node.ts`).
  *
  * @module
  */
 
 import { readFileSync } from "node:fs";
-import { Agent, Dispatcher, ProxyAgent, setGlobalDispatcher } from "undici";
 
 /** What the dispatcher is built from. */
 export interface NetworkSettings {
@@ -81,58 +81,6 @@ export function bypassesProxy(noProxy: string, hostname: string, port: number): 
   return false;
 }
 
-const DEFAULT_PORTS: Record<string, number> = { "http:": 80, "https:": 443 };
-
-/** Sends each request through the proxy for its scheme, or directly. */
-class ProxyDispatcher extends Dispatcher {
-  #direct: Agent;
-  #http: Dispatcher;
-  #https: Dispatcher;
-  #noProxy: string;
-
-  constructor(settings: NetworkSettings, ca: string | undefined) {
-    super();
-    const tls = ca === undefined ? {} : { ca };
-    this.#direct = new Agent({ connect: tls });
-    const proxy = (uri: string | undefined) =>
-      uri === undefined
-        ? this.#direct
-        // http URLs go to an http proxy as absolute-URI requests, as npm sends them; https
-        // ones through a CONNECT tunnel.
-        : new ProxyAgent({ uri, proxyTunnel: false, connect: tls, requestTls: tls, proxyTls: tls });
-    this.#http = proxy(settings.httpProxy);
-    this.#https = settings.httpsProxy === settings.httpProxy
-      ? this.#http
-      : proxy(settings.httpsProxy);
-    this.#noProxy = settings.noProxy ?? "";
-  }
-
-  override dispatch(
-    options: Dispatcher.DispatchOptions,
-    handler: Dispatcher.DispatchHandlers,
-  ): boolean {
-    const url = new URL(String(options.origin));
-    const port = Number(url.port) || DEFAULT_PORTS[url.protocol] || 0;
-    const hostname = url.host.replace(/:\d*$/, "").toLowerCase();
-    const target = bypassesProxy(this.#noProxy, hostname, port)
-      ? this.#direct
-      : url.protocol === "https:"
-      ? this.#https
-      : this.#http;
-    return target.dispatch(options, handler);
-  }
-
-  override async close(): Promise<void> {
-    await Promise.all([...new Set([this.#direct, this.#http, this.#https])].map((d) => d.close()));
-  }
-
-  override async destroy(): Promise<void> {
-    await Promise.all(
-      [...new Set([this.#direct, this.#http, this.#https])].map((d) => d.destroy()),
-    );
-  }
-}
-
 /**
  * Makes `fetch` use the proxies and `cafile` of `settings`, when any is set.
  *
@@ -140,7 +88,7 @@ class ProxyDispatcher extends Dispatcher {
  * @returns Whether a dispatcher was installed.
  * @throws {Error} When the `cafile` cannot be read.
  */
-export function installNetworkSettings(settings: NetworkSettings): boolean {
+export async function installNetworkSettings(settings: NetworkSettings): Promise<boolean> {
   if (
     settings.httpProxy === undefined && settings.httpsProxy === undefined &&
     settings.cafile === undefined
@@ -155,6 +103,7 @@ export function installNetworkSettings(settings: NetworkSettings): boolean {
       );
     }
   }
-  setGlobalDispatcher(new ProxyDispatcher(settings, ca));
+  const { installProxyDispatcher } = await import("./proxy_dispatcher.node.ts");
+  installProxyDispatcher(settings, ca);
   return true;
 }

@@ -11,6 +11,7 @@ import { type Command, type CommandContext, originKeyOf, type Server } from "../
 import { err, out } from "../io.ts";
 import { UsageError } from "../options.ts";
 import { registryResolver } from "../registry.ts";
+import { HTTP_PEERS, loadWithPeers } from "../peers.ts";
 
 /** The port `serve` listens on when `--port` is not given (CouchDB's). */
 export const DEFAULT_PORT = 5984;
@@ -116,7 +117,11 @@ async function serve(ctx: CommandContext): Promise<number> {
   try {
     const cache = await Cache.open(driver, ctx.cacheOptions);
     // Loaded here: Hono is needed by `serve` and `worker start` only.
-    const { createReplicaApp } = await import("../../src/replica/app.ts");
+    const { createReplicaApp } = await loadWithPeers(
+      "serve",
+      HTTP_PEERS,
+      () => import("../../src/replica/app.ts"),
+    );
     const app = createReplicaApp({
       cache,
       packumentOrigin: (name) => resolve(name).originKey,

@@ -44,6 +44,7 @@ import {
   UsageError,
 } from "../options.ts";
 import { registryLookup } from "../registry.ts";
+import { HTTP_PEERS, loadWithPeers } from "../peers.ts";
 import { loadPivots } from "../pivots_file.ts";
 import { isLoopback, listenAddress, listenAndAnnounce } from "./serve.ts";
 import { readNameListFile } from "./packument.ts";
@@ -450,7 +451,11 @@ async function workerStart(ctx: CommandContext): Promise<number> {
       onEvent: (event) => logEvent(options, event),
     });
     // Loaded here: Hono is needed by `serve` and `worker start` only.
-    const { createWorkerApp } = await import("../../src/worker/api.ts");
+    const { createWorkerApp } = await loadWithPeers(
+      "worker start",
+      HTTP_PEERS,
+      () => import("../../src/worker/api.ts"),
+    );
     const app = createWorkerApp({
       worker,
       token: secret,
