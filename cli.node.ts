@@ -32,13 +32,17 @@ import { HTTP_PEERS, loadWithPeers } from "./cli/peers.ts";
 // Standard streams, environment, exit and signals: Node's own.
 setHost(processHost(process, { homedir, hostname }));
 
-/** `serve` on `@hono/node-server` (an optional peer, loaded by the commands that listen). */
-const listen: Listen = async ({ hostname, port, fetch, onError }) => {
-  const { serve: nodeServe } = await loadWithPeers(
+/** `@hono/node-server`: an optional peer, loaded by the commands that listen. */
+const loadServer = () =>
+  loadWithPeers(
     "The HTTP server (serve, worker start)",
     HTTP_PEERS,
     () => import("@hono/node-server"),
   );
+
+/** `serve` on `@hono/node-server`. */
+const listen: Listen = async ({ hostname, port, fetch, onError }) => {
+  const { serve: nodeServe } = await loadServer();
   return await new Promise((resolve, reject) => {
     let closed!: () => void;
     const finished = new Promise<void>((done) => closed = done);
@@ -111,6 +115,9 @@ setViewWorkerFactory(({ message, error }) => {
 const status = (await setUpNetwork()) ?? await main(process.argv.slice(2), {
   openStorage: (options, access) => openNodeStorage({ ...options, access }),
   listen,
+  prepareListen: async () => {
+    await loadServer();
+  },
   openQueue,
   createHash: () => createHash("sha256"),
   gzipSync,

@@ -168,6 +168,9 @@ export interface CommandContext {
   openDriver(access?: StorageAccess): Promise<StorageDriver>;
   /** Serves a fetch handler over HTTP, the runtime's way. */
   listen: Listen;
+  /** Loads what {@linkcode CommandContext.listen} needs: a command that listens calls it before
+   * it opens anything, so that a missing package stops it first. */
+  prepareListen: () => Promise<void>;
   /** Opens a queue engine, the runtime's way. */
   openQueue: OpenQueue;
   /** The queue `worker start` uses when none is given: `kv` on Deno, `memory` on Node. */

@@ -96,6 +96,9 @@ export interface CliRuntime {
   openStorage: OpenStorage;
   /** Serves a fetch handler over HTTP (`serve`). */
   listen: Listen;
+  /** Loads what `listen` needs, so that a command that listens finds out before it does
+   * anything else (on Node, the optional `@hono/node-server`). */
+  prepareListen?: () => Promise<void>;
   /** Opens a queue engine; without it only `memory` is available. */
   openQueue?: OpenQueue;
   /** The `worker start` queue when none is given.
@@ -273,6 +276,7 @@ export async function main(argv: string[], runtime: CliRuntime): Promise<number>
       args: rest,
       openDriver: (access = "write") => openStorage(runtime.openStorage, options, access),
       listen: runtime.listen,
+      prepareListen: runtime.prepareListen ?? (() => Promise.resolve()),
       openQueue: runtime.openQueue ?? memoryOnly,
       defaultQueue: runtime.defaultQueue ?? "memory",
       cacheOptions: {

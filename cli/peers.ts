@@ -23,8 +23,11 @@ export const HTTP_PEERS: readonly string[] = ["hono", "@hono/node-server"];
  * @example
  * ```ts
  * import { loadWithPeers } from "./peers.ts";
- * const missing = () =>
- *   Promise.reject(new Error("Cannot find package 'ioredis' imported from /app/x.js"));
+ * const notFound = Object.assign(
+ *   new Error("Cannot find package 'ioredis' imported from /app/x.js"),
+ *   { code: "ERR_MODULE_NOT_FOUND" },
+ * );
+ * const missing = () => Promise.reject(notFound);
  * const message = await loadWithPeers("The redis queue", ["bullmq", "ioredis"], missing)
  *   .catch((error) => error.message);
  * console.assert(message.endsWith("'ioredis' is not installed: npm install bullmq ioredis"));
@@ -38,8 +41,12 @@ export async function loadWithPeers<T>(
   try {
     return await load();
   } catch (error) {
+    // Only a package not found: one that fails to load for another reason (a wrong version, a
+    // missing native addon) keeps its own error.
     const text = String((error as Error)?.message);
-    const missing = peers.find((name) => text.includes(`'${name}'`));
+    const missing = (error as { code?: unknown })?.code === "ERR_MODULE_NOT_FOUND"
+      ? peers.find((name) => text.includes(`'${name}'`))
+      : undefined;
     if (missing === undefined) throw error;
     const names = peers.length === 1
       ? `the package ${peers[0]}`

@@ -33,8 +33,9 @@
  *    compiled module imports a `.deno.ts` one. Writes the package README from
  *    `scripts/npm_README.md` (links to `{{repository}}` become absolute, or plain text without a
  *    repository), copies LICENSE, makes `cli.node.js` executable with its `#!/usr/bin/env node`
- *    line, and writes the bin, `bin.js`: it runs `cli.node.js`, and when an optional peer the
- *    command loads is not installed it says which, and how to install them, in one line (exit 1).
+ *    line, and writes the bin, `bin.js`: it runs `cli.node.js`, whose commands load the optional
+ *    peers they use and name a missing one (`cli/peers.ts`); should one be missing when
+ *    `cli.node.js` itself loads, the bin says which, and how to install them, in one line (exit 1).
  *
  * A build whose inputs (sources, `deno.json`, the README source, LICENSE, this script, the
  * repository URL) are unchanged since the last one is skipped
@@ -93,7 +94,7 @@ const BIN_FILE = "bin.js";
  * `@deno/kv` (`./drivers/deno_kv` on Node), and `bullmq` with `ioredis` (the Redis queue
  * engine, `queues/bullmq.ts`; `ioredis` is itself an optional peer of `bullmq`, so it is named
  * too). The root export and the memory, fs, s3, cloudflare_kv and cloudflare_r2 drivers load none
- * of them; the `_all_docs` command loads the first three.
+ * of them; the `_all_docs` command loads each with the commands that use it (`cli/peers.ts`).
  */
 export const OPTIONAL_PEERS: readonly string[] = [
   "hono",
@@ -428,8 +429,9 @@ export function renderReadme(source: string, web: string | undefined): string {
 }
 
 /**
- * The `_all_docs` bin: runs `cli.node.js`; when it cannot load an optional peer, prints one
- * line naming it and the install command for all of them, and exits 1.
+ * The `_all_docs` bin: runs `cli.node.js`; when that cannot load an optional peer (its commands
+ * load theirs later, and name a missing one themselves), prints one line naming it and the
+ * install command for all of them, and exits 1.
  */
 export function binScript(packageName: string, peers: Record<string, string>): string {
   const install = Object.entries(peers).map(([name, range]) => `${name}@${range}`).join(" ");
@@ -437,8 +439,8 @@ export function binScript(packageName: string, peers: Record<string, string>): s
     `install the command's peers with: npm install ${install}\n`;
   return [
     "#!/usr/bin/env node",
-    "// The _all_docs command: runs cli.node.js, which loads the optional peer dependencies of",
-    `// ${packageName}. A missing one is reported in one line, not a stack trace.`,
+    "// The _all_docs command: runs cli.node.js, whose commands load the optional peer",
+    `// dependencies of ${packageName} they use. One missing at start is reported in one line.`,
     `const PEERS = ${JSON.stringify(Object.keys(peers))};`,
     "try {",
     '  await import("./cli.node.js");',

@@ -107,6 +107,14 @@ async function serve(ctx: CommandContext): Promise<number> {
   const address = listenAddress(ctx, DEFAULT_PORT, "the cache");
   const partitionsOrigin = originKeyOf(options);
   const resolve = await registryResolver(options);
+  // Hono (needed by `serve` and `worker start` only), and the runtime's HTTP server, before
+  // anything is opened: on Node they are optional packages.
+  const { createReplicaApp } = await loadWithPeers(
+    "serve",
+    HTTP_PEERS,
+    () => import("../../src/replica/app.ts"),
+  );
+  await ctx.prepareListen();
   const driver = await ctx.openDriver("read");
   let server: Server | undefined;
   let stopped = false;
@@ -116,12 +124,6 @@ async function serve(ctx: CommandContext): Promise<number> {
   };
   try {
     const cache = await Cache.open(driver, ctx.cacheOptions);
-    // Loaded here: Hono is needed by `serve` and `worker start` only.
-    const { createReplicaApp } = await loadWithPeers(
-      "serve",
-      HTTP_PEERS,
-      () => import("../../src/replica/app.ts"),
-    );
     const app = createReplicaApp({
       cache,
       packumentOrigin: (name) => resolve(name).originKey,

@@ -420,6 +420,14 @@ async function workerStart(ctx: CommandContext): Promise<number> {
   const registries = await registryLookup(options);
   const registry = registries.defaultTarget();
   const partitionsOrigin = originKeyOf(options);
+  // Hono (needed by `serve` and `worker start` only), and the runtime's HTTP server, before
+  // anything is opened (storage, the queue, a schedule): on Node they are optional packages.
+  const { createWorkerApp } = await loadWithPeers(
+    "worker start",
+    HTTP_PEERS,
+    () => import("../../src/worker/api.ts"),
+  );
+  await ctx.prepareListen();
   const driver = await ctx.openDriver("write");
   let engine: QueueEngine | undefined;
   let server: Server | undefined;
@@ -450,12 +458,6 @@ async function workerStart(ctx: CommandContext): Promise<number> {
       retry: { maxAttempts: options.retries + 1 },
       onEvent: (event) => logEvent(options, event),
     });
-    // Loaded here: Hono is needed by `serve` and `worker start` only.
-    const { createWorkerApp } = await loadWithPeers(
-      "worker start",
-      HTTP_PEERS,
-      () => import("../../src/worker/api.ts"),
-    );
     const app = createWorkerApp({
       worker,
       token: secret,

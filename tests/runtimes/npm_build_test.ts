@@ -499,6 +499,15 @@ Deno.test("npm build", async (t) => {
         "error: serve needs the packages hono and @hono/node-server, and 'hono' is not " +
           "installed: npm install hono @hono/node-server\n",
       );
+      // worker start finds out first: no storage, queue or schedule is opened.
+      const notMade = join(installDir, "not-made");
+      const noHonoWorker = await node(
+        [bin, "worker", "start", "--port", "0", "--no-auth", "--cache-dir", notMade],
+        installDir,
+      );
+      assert.deepStrictEqual(noHonoWorker.code, 1, noHonoWorker.stderr);
+      assert.match(noHonoWorker.stderr, /^error: worker start needs the packages hono and /);
+      assert.ok(!existsSync(notMade), "worker start opened its storage before it failed");
       const noKv = await node(
         [bin, "cache", "stats", "--storage", "kv", "--cache-dir", cacheDir],
         installDir,
