@@ -127,7 +127,7 @@ export type NativeHelpers = Pick<CliRuntime, "createHash" | "gzipSync" | "gunzip
  */
 export async function main(argv: string[], runtime: CliRuntime): Promise<number> {
   // `-V` is kept beside `-v` for `--version` (parseArgs takes one short name per option).
-  let end = argv.indexOf("--");
+  const end = argv.indexOf("--");
   let args = argv.map((arg, i) => arg === "-V" && (end === -1 || i < end) ? "--version" : arg);
   let command: Command | undefined;
   try {
@@ -145,8 +145,14 @@ export async function main(argv: string[], runtime: CliRuntime): Promise<number>
     let allFlags = flagsOf(commands);
     // A first, lenient pass finds the command and any unknown option, so that an unknown
     // option is reported with the command's own flags to suggest from.
-    const lenient = () =>
-      parseArgs({ args, options: allFlags, allowPositionals: true, strict: false, tokens: true });
+    const lenient = (list = args) =>
+      parseArgs({
+        args: list,
+        options: allFlags,
+        allowPositionals: true,
+        strict: false,
+        tokens: true,
+      });
     let loose = lenient();
     if (guess && loose.positionals[0] !== guess.word) {
       // The word was something else (an option's value, an argument): every command, then.
@@ -168,14 +174,7 @@ export async function main(argv: string[], runtime: CliRuntime): Promise<number>
     }
     if (Object.keys(optional).length > 0) {
       const took = takeOptionalValues(args, end, optional);
-      const tookArgs = took.args;
-      const tookLoose = parseArgs({
-        args: tookArgs,
-        options: allFlags,
-        allowPositionals: true,
-        strict: false,
-        tokens: true,
-      });
+      const tookLoose = lenient(took.args);
       const found = findCommand(commands, tookLoose.positionals[0], tookLoose.positionals[1]);
       const names = took.met;
       if (found && names.length > 0 && names.every((name) => found.optionalValues?.[name])) {
@@ -185,8 +184,7 @@ export async function main(argv: string[], runtime: CliRuntime): Promise<number>
             `Invalid --${name}: expected ${allowed.join(" or ")}, or nothing, received '${value}'`,
           );
         }
-        args = tookArgs;
-        end = args.indexOf("--");
+        args = took.args;
         loose = tookLoose;
         [first, second, ...more] = loose.positionals;
         command = found;
