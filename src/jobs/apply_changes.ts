@@ -7,10 +7,11 @@
  *   most recently fetched one, as the merge of overlapping partitions reads them
  *   ({@linkcode segmentsOf}). An id no cached partition covers is left out (`uncovered`).
  * - A partition's changes are kept as its patch (`storage/partition_patches.ts`): pending
- *   edits, one per id, that every reader applies as the body streams
+ *   edits, in feed order, that every reader puts in key order and applies as the body streams
  *   (`couchdb/patched_partitions.ts`). Writing a patch costs the size of the changes, not of the
  *   partition: a batch of 100,000 changes spread over 4.5 million names writes a few MB, where
- *   rewriting the touched partitions would read and write all of them.
+ *   rewriting the touched partitions would read and write all of them. Nothing is sorted when a
+ *   batch is applied: a reader sorts the few hundred edits of the partition it reads.
  * - A partition whose patch grows past `compactEdits` edits (or every patched partition, with
  *   `compact`) is rewritten with its edits ({@linkcode patchPartition}): a new id inserted in
  *   key order, a newer `_rev` replacing the row's, a deletion removing it, a change older than
@@ -48,6 +49,7 @@ import {
   type PatchCounts,
   patchPartition,
   revWins,
+  sortEditRuns,
 } from "../couchdb/partition_patch.ts";
 import { runPool } from "../_util/pool.ts";
 
@@ -56,7 +58,9 @@ export const DEFAULT_COMPACT_EDITS = 4096;
 
 /** What {@linkcode applyChanges} did. */
 export interface ApplySummary {
-  /** Changes taken in: new ids, or newer revisions than the pending ones. */
+  /** Changes taken in: new ids, or newer revisions than the pending ones. Each change is
+   * compared with what was pending before the call: an id changed twice in one call counts
+   * twice (its newer revision is the one read). */
   applied: number;
   /** Of those, deletions. */
   deletions: number;
@@ -131,146 +135,11 @@ export async function listEditablePartitions(
 /** Characters at or above U+D800: where UTF-16 order and code-point order may differ. */
 const HIGH = /[\ud800-\uffff]/;
 
-/** An order of ids. */
-type Order = (a: string, b: string) => number;
-
-/** Plain UTF-16 order: code-point order when one side has no character from U+D800 up. */
-function utf16Order(a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0;
-}
-
-/** Lists made by {@linkcode sortEditRuns} (frozen), with the order they are sorted in: taken
- * as they are. */
-const sortedLists = new WeakMap<readonly PartitionEdit[], (a: string, b: string) => number>();
-
-/**
- * Edits in key order (code-point order of the ids), one per id: of several edits of an id, the
- * newer revision ({@linkcode revWins}; on a tie, the later one).
- *
- * @param edits The edits, in any order, ids possibly repeated.
- * @returns The sorted, unique edits (frozen).
- *
- * @example
- * ```ts
- * import { sortEdits } from "./apply_changes.ts";
- * const sorted = sortEdits([
- *   { id: "b", rev: "2-b", deleted: false },
- *   { id: "a", rev: "1-a", deleted: false },
- *   { id: "b", rev: "1-b", deleted: false },
- * ]);
- * console.assert(sorted.map((e) => e.rev).join() === "1-a,2-b");
- * ```
- */
-export function sortEdits(edits: Iterable<PartitionEdit>): readonly PartitionEdit[] {
-  return sortEditRuns([Array.isArray(edits) ? edits : [...edits]]);
-}
-
-/**
- * {@linkcode sortEdits} of the concatenation of `runs` (each in feed order, such as the entries
- * of one `_changes` page), done run by run: each run is sorted on its own, then the sorted runs
- * are merged pairwise. Smaller sorts and linear merges cost less than one sort of the whole.
- *
- * @param runs The edits, run after run (a later run is later in the feed).
- * @returns The sorted, unique edits (frozen).
- *
- * @example
- * ```ts
- * import { sortEditRuns } from "./apply_changes.ts";
- * const sorted = sortEditRuns([
- *   [{ id: "b", rev: "1-b", deleted: false }, { id: "a", rev: "1-a", deleted: false }],
- *   [{ id: "b", rev: "2-b", deleted: true }],
- * ]);
- * console.assert(sorted.map((e) => `${e.id} ${e.rev}`).join() === "a 1-a,b 2-b");
- * ```
- */
-export function sortEditRuns(
-  runs: readonly (readonly PartitionEdit[])[],
-): readonly PartitionEdit[] {
-  // Sorting with `<` is several times cheaper than code-point order, and the same when no id
-  // holds a character from U+D800 up (astral characters, U+E000 and above): the usual case.
-  const order = runs.some((run) => run.some((edit) => HIGH.test(edit.id)))
-    ? compareKeys
-    : utf16Order;
-  const byId = order === utf16Order ? byIdUtf16 : byIdCodePoint;
-  // Stable sorts and merges that take the earlier run first on equal ids: the edits of an id
-  // stay in feed order.
-  let sorted = runs.filter((run) => run.length > 0).map((run) => run.slice().sort(byId));
-  while (sorted.length > 1) {
-    const next: PartitionEdit[][] = [];
-    for (let i = 0; i < sorted.length; i += 2) {
-      next.push(i + 1 < sorted.length ? mergeRuns(sorted[i]!, sorted[i + 1]!, order) : sorted[i]!);
-    }
-    sorted = next;
-  }
-  const out = uniqueEdits(sorted[0] ?? []);
-  Object.freeze(out);
-  sortedLists.set(out, order);
-  return out;
-}
-
-/** Of sorted edits, one per id: the newer revision ({@linkcode revWins}; on a tie, the later). */
-function uniqueEdits(sorted: readonly PartitionEdit[]): PartitionEdit[] {
-  const out: PartitionEdit[] = [];
-  for (const edit of sorted) {
-    const last = out[out.length - 1];
-    if (last === undefined || last.id !== edit.id) out.push(edit);
-    else if (revWins(edit.rev, last.rev) || edit.rev === last.rev) out[out.length - 1] = edit;
-  }
-  return out;
-}
-
-/** Edits by id in UTF-16 order. */
-function byIdUtf16(a: PartitionEdit, b: PartitionEdit): number {
-  return a.id < b.id ? -1 : a.id > b.id ? 1 : 0;
-}
-
-/** Edits by id in code-point order. */
-function byIdCodePoint(a: PartitionEdit, b: PartitionEdit): number {
-  return compareKeys(a.id, b.id);
-}
-
-/** Merges two sorted lists, `a`'s edit first on equal ids. */
-function mergeRuns(
-  a: readonly PartitionEdit[],
-  b: readonly PartitionEdit[],
-  order: (a: string, b: string) => number,
-): PartitionEdit[] {
-  const out: PartitionEdit[] = new Array(a.length + b.length);
-  let i = 0;
-  let j = 0;
-  let k = 0;
-  if (order === utf16Order) {
-    while (i < a.length && j < b.length) {
-      out[k++] = a[i]!.id <= b[j]!.id ? a[i++]! : b[j++]!;
-    }
-  } else {
-    while (i < a.length && j < b.length) {
-      out[k++] = order(a[i]!.id, b[j]!.id) <= 0 ? a[i++]! : b[j++]!;
-    }
-  }
-  while (i < a.length) out[k++] = a[i++]!;
-  while (j < b.length) out[k++] = b[j++]!;
-  return out;
-}
-
-/** {@linkcode sortEdits}, and the order it sorted in (to compare the ids with later). */
-function sorting(
-  edits: Iterable<PartitionEdit>,
-): { sorted: readonly PartitionEdit[]; order: Order } {
-  // A list sortEdits made is frozen: taken as it is.
-  const known = sortedLists.get(edits as readonly PartitionEdit[]);
-  if (known !== undefined && Object.isFrozen(edits)) {
-    return { sorted: edits as readonly PartitionEdit[], order: known };
-  }
-  const sorted = sortEdits(edits);
-  return { sorted, order: sortedLists.get(sorted)! };
-}
-
 /**
  * Changes gathered for {@linkcode applyChanges}, each put with the partition that decides its
- * id as it comes (a binary search of the partitions' segments), so that applying them sorts
- * each partition's few hundred edits instead of the whole batch: the `_changes` follower adds
- * each page while the next is on its way.
+ * id as it comes (a binary search of the partitions' segments), so that applying them only
+ * appends each partition's edits to its patch, in feed order: the `_changes` follower adds each
+ * page while the next is on its way.
  *
  * @example
  * ```ts
@@ -294,12 +163,10 @@ export class ChangeBatch {
   /** The partitions the batch is for, as {@linkcode listEditablePartitions} read them. */
   readonly partitions: readonly EditablePartition[];
   readonly #segments: Segment[];
-  /** The edits of each segment, in feed order (sorted in place when the batch is applied). */
+  /** The edits of each segment, in feed order. */
   readonly #buckets: PartitionEdit[][];
   /** Edits no partition covers, in feed order. */
   #uncovered: PartitionEdit[] = [];
-  /** Segments holding an id with a character from U+D800 up: sorted in code-point order. */
-  readonly #high = new Set<number>();
   /** By an id's first two characters (both below U+0080), where the search for its segment
    * starts (`-1`: not yet known) and ends. */
   readonly #from = new Int32Array(PREFIXES).fill(-1);
@@ -365,7 +232,6 @@ export class ChangeBatch {
         this.#uncovered.push(edit);
       } else {
         this.#buckets[lo - 1]!.push(edit);
-        if (high) this.#high.add(lo - 1);
       }
     }
     this.#size += edits.length;
@@ -376,23 +242,15 @@ export class ChangeBatch {
     return new Set(this.#uncovered.map((edit) => edit.id)).size;
   }
 
-  /** The sorted, unique edits of each partition (by its place in `partitions`). */
-  #byPartition(): Map<number, PartitionEdits> {
-    const out = new Map<number, PartitionEdits>();
+  /** The edits of each partition (by its place in `partitions`), in feed order. */
+  #byPartition(): Map<number, readonly PartitionEdit[]> {
+    const out = new Map<number, readonly PartitionEdit[]>();
     this.#segments.forEach((segment, i) => {
       const bucket = this.#buckets[i]!;
       if (bucket.length === 0) return;
-      const order = this.#high.has(i) ? compareKeys : utf16Order;
-      const sorted = uniqueEdits(bucket.sort(order === utf16Order ? byIdUtf16 : byIdCodePoint));
       const held = out.get(segment.source);
-      // A partition deciding several segments (overlapping sets): theirs, in key order.
-      if (held === undefined) out.set(segment.source, { edits: sorted, order });
-      else {
-        out.set(segment.source, {
-          edits: [...held.edits, ...sorted],
-          order: held.order === compareKeys ? compareKeys : order,
-        });
-      }
+      // A partition deciding several segments (overlapping sets): all of theirs.
+      out.set(segment.source, held === undefined ? bucket : [...held, ...bucket]);
     });
     return out;
   }
@@ -422,42 +280,40 @@ function startsUpTo(segments: readonly Segment[], key: string, equal: boolean): 
   return lo;
 }
 
-/** One partition's edits, sorted in `order`, one per id. */
-interface PartitionEdits {
-  edits: readonly PartitionEdit[];
-  order: Order;
-}
-
 /** What {@linkcode applyChanges} reads of a batch: its edits by partition. */
-const bucketsOf = new WeakMap<ChangeBatch, () => Map<number, PartitionEdits>>();
+const bucketsOf = new WeakMap<ChangeBatch, () => Map<number, readonly PartitionEdit[]>>();
 
-/** Merges sorted incoming edits into sorted pending ones, the newer revision of an id winning. */
+/**
+ * A partition's pending edits with the incoming ones after them (in feed order, as readers take
+ * them): each incoming edit is compared with the pending edit of its id, and taken when its
+ * revision wins ({@linkcode revWins}), counted `unchanged` when it is the same revision and
+ * `stale` when older. Edits of one batch are compared with what was pending before it, not
+ * with each other: readers keep the newer of an id's edits.
+ */
 function mergeEdits(
   pending: readonly PatchEdit[],
   incoming: readonly PartitionEdit[],
   summary: ApplySummary,
-  incomingOrder: (a: string, b: string) => number,
 ): PatchEdit[] {
-  const order = incomingOrder === compareKeys || pending.some((edit) => HIGH.test(edit[0]))
-    ? compareKeys
-    : utf16Order;
-  const out: PatchEdit[] = [];
-  let i = 0;
-  for (const edit of incoming) {
-    while (i < pending.length && order(pending[i]![0], edit.id) < 0) out.push(pending[i++]!);
-    const held = i < pending.length && pending[i]![0] === edit.id ? pending[i++] : undefined;
-    const next: PatchEdit = [edit.id, edit.rev, edit.deleted ? 1 : 0];
-    if (held === undefined || revWins(edit.rev, held[1])) {
-      summary.applied++;
-      if (edit.deleted) summary.deletions++;
-      out.push(next);
-    } else {
-      if (held[1] === edit.rev) summary.unchanged++;
-      else summary.stale++;
-      out.push(held);
+  const out: PatchEdit[] = pending.slice();
+  // The revision each pending id counts at (a patch may hold an id more than once).
+  let held: Map<string, string> | undefined;
+  if (pending.length > 0) {
+    held = new Map();
+    for (const [id, rev] of pending) {
+      const current = held.get(id);
+      if (current === undefined || revWins(rev, current) || rev === current) held.set(id, rev);
     }
   }
-  while (i < pending.length) out.push(pending[i++]!);
+  for (const edit of incoming) {
+    const current = held?.get(edit.id);
+    if (current === undefined || revWins(edit.rev, current)) {
+      summary.applied++;
+      if (edit.deleted) summary.deletions++;
+      out.push([edit.id, edit.rev, edit.deleted ? 1 : 0]);
+    } else if (current === edit.rev) summary.unchanged++;
+    else summary.stale++;
+  }
   return out;
 }
 
@@ -481,8 +337,8 @@ export interface ApplyChangesOptions {
  *
  * @param cache The cache holding the partitions.
  * @param originKey The origin whose partitions to edit.
- * @param edits The changes, one per id, in any order; or gathered in a {@linkcode ChangeBatch}
- *   (for the partitions it was made with).
+ * @param edits The changes, in feed order (an id may repeat); or gathered in a
+ *   {@linkcode ChangeBatch} (for the partitions it was made with).
  * @param options How many at once, and when to rewrite.
  * @returns What was done.
  * @throws {RangeError} When `compactEdits` is not a non-negative integer.
@@ -535,36 +391,15 @@ export async function applyChanges(
   };
   const driver = cache.driver;
   const parallel = options.parallel ?? 8;
-  let partitions: readonly EditablePartition[];
-  let byPartition: Map<number, PartitionEdits>;
-  if (edits instanceof ChangeBatch) {
-    partitions = edits.partitions;
-    byPartition = bucketsOf.get(edits)!();
-    summary.uncovered += edits.uncovered;
-  } else {
-    partitions = await listEditablePartitions(cache, originKey, parallel);
-    byPartition = new Map();
-    const segments = segmentsOf(partitions);
-    // The edits in key order, walked along the segments (also in key order): each partition
-    // gets its edits already sorted.
-    const { sorted, order } = sorting(edits);
-    let s = 0;
-    for (const edit of sorted) {
-      while (
-        s < segments.length && segments[s]!.end !== "" && order(edit.id, segments[s]!.end) >= 0
-      ) {
-        s++;
-      }
-      const segment = segments[s];
-      if (segment === undefined || order(edit.id, segment.start) < 0) {
-        summary.uncovered++;
-        continue;
-      }
-      let held = byPartition.get(segment.source);
-      if (!held) byPartition.set(segment.source, held = { edits: [], order });
-      (held.edits as PartitionEdit[]).push(edit);
-    }
+  let batch: ChangeBatch;
+  if (edits instanceof ChangeBatch) batch = edits;
+  else {
+    batch = new ChangeBatch(await listEditablePartitions(cache, originKey, parallel));
+    batch.add(Array.isArray(edits) ? edits : [...edits]);
   }
+  const partitions = batch.partitions;
+  const byPartition = bucketsOf.get(batch)!();
+  summary.uncovered += batch.uncovered;
   const index = await readPatchIndex(driver, originKey);
   const before = JSON.stringify(index);
   // The partitions to handle, by the shard of their patch: each shard is read and written once.
@@ -581,7 +416,7 @@ export async function applyChanges(
     const i = current.get(key);
     if (i !== undefined && partitions[i]!.integrity === entry.base) {
       if (options.compact && !byPartition.has(i)) {
-        byPartition.set(i, { edits: [], order: utf16Order });
+        byPartition.set(i, []);
         touch(patchShardOf(key)).push(i);
       }
       continue;
@@ -605,7 +440,7 @@ export async function applyChanges(
       const taken = summary.applied;
       const counted = ["applied", "deletions", "unchanged", "stale"] as const;
       const before = counted.map((name) => summary[name]);
-      const merged = mergeEdits(held, incoming.edits, summary, incoming.order);
+      const merged = mergeEdits(held, incoming, summary);
       // What this partition's changes added (other partitions are handled meanwhile).
       const added = counted.map((name, i) => summary[name] - before[i]!);
       if (merged.length > compactEdits || (options.compact && merged.length > 0)) {
@@ -613,7 +448,7 @@ export async function applyChanges(
         if (counts === undefined) {
           // Not applied after all: these changes count as uncovered, and only so.
           counted.forEach((name, i) => summary[name] -= added[i]!);
-          summary.uncovered += incoming.edits.length;
+          summary.uncovered += incoming.length;
           summary.corrupt.push(target.key);
           continue;
         }

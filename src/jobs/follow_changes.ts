@@ -12,9 +12,8 @@
  *   as `late`; entries seen before are skipped. A round's first page is asked for with its
  *   head, and each next one as soon as a page's text is in and looks full, before it is parsed
  *   (`follow_pages.ts`): the origin makes it while this one is parsed and applied.
- * - **Applying.** Changes are held in memory, one per id (the newest revision wins), and
- *   applied in batches of up to `batchChanges` and at the end of each round
- *   ({@linkcode applyChanges}): each touched partition gets them as pending edits (its patch,
+ * - **Applying.** Changes are held in memory and applied in batches of up to `batchChanges`
+ *   and at the end of each round ({@linkcode applyChanges}): each touched partition gets them as pending edits (its patch,
  *   which every reader applies as the partition streams), and is rewritten with them once it
  *   holds more than `compactEdits`. Rewriting every touched partition per batch would read and
  *   write the whole cache for each batch of changes spread over the key space: 100,000 changes
@@ -22,7 +21,8 @@
  *   where reading their pages takes 0.3 s; as patches they write a few MB. The origin's
  *   partitions are listed while a round's first page is on its way, and each page's entries
  *   are put with their partitions while the next is (a `ChangeBatch`): applying a batch then
- *   sorts each partition's few hundred edits, never the whole batch.
+ *   appends each partition's edits to its patch as they came, and a reader of a partition
+ *   sorts its few hundred edits (of an id's edits, the newest revision wins).
  * - **Checkpoint.** After each applied batch, the last sequence applied is written (with the
  *   recent sequences and the pending packuments) under `v1:checkpoint:{originKey}:changes:
  *   follower`. A follower killed at any point re-reads from there; applying a change twice
@@ -53,6 +53,7 @@ import {
   emptyPatchCounts,
   type PartitionEdit,
   type PatchCounts,
+  sortEditRuns,
 } from "../couchdb/partition_patch.ts";
 import { packageNameProblem } from "../npm/package_name.ts";
 import {
@@ -67,7 +68,6 @@ import {
   DEFAULT_COMPACT_EDITS,
   type EditablePartition,
   listEditablePartitions,
-  sortEditRuns,
 } from "./apply_changes.ts";
 import { compareSeqs, type FollowStart, resolveStart } from "./follow_start.ts";
 import { nextTurn, PageReader } from "./follow_pages.ts";

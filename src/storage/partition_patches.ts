@@ -11,9 +11,12 @@
  *   (`base`), its number of edits, and a version that grows with every write.
  * - `v1:checkpoint:{originKey}:changes:patch:{shard}` — the patches of the partitions whose key
  *   hashes to `shard` (two hex digits, one of {@linkcode PATCH_SHARDS}): by partition key, its
- *   `base` and its edits, `[id, rev, deleted]` in key order, one per id. Shards keep the
- *   number of records (and of files and directories on the fs driver) small whatever the
- *   number of partitions, and a reader of one partition reads only its shard.
+ *   `base` and its edits, `[id, rev, deleted]`, in the order they were applied (the feed's):
+ *   an id may appear more than once, and of its edits the newer revision counts (on a tie, the
+ *   later one). Readers put a patch in key order as they apply it (`patchPartition`), a few
+ *   hundred edits for one partition, so the follower sorts nothing when it writes a batch.
+ *   Shards keep the number of records (and of files and directories on the fs driver) small
+ *   whatever the number of partitions, and a reader of one partition reads only its shard.
  *
  * A patch applies only to the body it was made for: once `partition refresh` replaces the
  * partition (another integrity), readers ignore it. The index decides which patches exist: the
@@ -46,7 +49,9 @@ export type PatchEdit = [id: string, rev: string, deleted: 0 | 1];
 export interface PatchRecord {
   /** The integrity of the partition body it applies to. */
   base: string;
-  /** The edits, in key order (code-point order of the ids), one per id. */
+  /** The edits, in the order they were applied; an id may repeat (the newer revision counts,
+   * the later one on a tie). Patches written before this order was allowed are in key order,
+   * one per id, which reads the same. */
   edits: PatchEdit[];
 }
 
