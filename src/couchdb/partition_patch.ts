@@ -173,7 +173,7 @@ function byIdCodePoint(a: PartitionEdit, b: PartitionEdit): number {
 function mergeRuns(
   a: readonly PartitionEdit[],
   b: readonly PartitionEdit[],
-  order: (a: string, b: string) => number,
+  order: Order,
 ): PartitionEdit[] {
   const out: PartitionEdit[] = new Array(a.length + b.length);
   let i = 0;

@@ -237,9 +237,9 @@ export class ChangeBatch {
     this.#size += edits.length;
   }
 
-  /** How many ids no partition covers. */
+  /** How many changes no partition covers. */
   get uncovered(): number {
-    return new Set(this.#uncovered.map((edit) => edit.id)).size;
+    return this.#uncovered.length;
   }
 
   /** The edits of each partition (by its place in `partitions`), in feed order. */
@@ -288,7 +288,9 @@ const bucketsOf = new WeakMap<ChangeBatch, () => Map<number, readonly PartitionE
  * them): each incoming edit is compared with the pending edit of its id, and taken when its
  * revision wins ({@linkcode revWins}), counted `unchanged` when it is the same revision and
  * `stale` when older. Edits of one batch are compared with what was pending before it, not
- * with each other: readers keep the newer of an id's edits.
+ * with each other: readers keep the newer of an id's edits, the later one on a tie. So an
+ * `unchanged` edit is still kept after an edit of its id taken in this batch (the feed went
+ * back to the pending revision: that one is current again).
  */
 function mergeEdits(
   pending: readonly PatchEdit[],
@@ -305,14 +307,19 @@ function mergeEdits(
       if (current === undefined || revWins(rev, current) || rev === current) held.set(id, rev);
     }
   }
+  /** Ids this batch took an edit of, where some are pending (else every edit is taken). */
+  const taken = held && new Set<string>();
   for (const edit of incoming) {
     const current = held?.get(edit.id);
     if (current === undefined || revWins(edit.rev, current)) {
       summary.applied++;
       if (edit.deleted) summary.deletions++;
       out.push([edit.id, edit.rev, edit.deleted ? 1 : 0]);
-    } else if (current === edit.rev) summary.unchanged++;
-    else summary.stale++;
+      taken?.add(edit.id);
+    } else if (current === edit.rev) {
+      summary.unchanged++;
+      if (taken!.has(edit.id)) out.push([edit.id, edit.rev, edit.deleted ? 1 : 0]);
+    } else summary.stale++;
   }
   return out;
 }

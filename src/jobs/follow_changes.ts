@@ -13,9 +13,9 @@
  *   head, and each next one as soon as a page's text is in and looks full, before it is parsed
  *   (`follow_pages.ts`): the origin makes it while this one is parsed and applied.
  * - **Applying.** Changes are held in memory and applied in batches of up to `batchChanges`
- *   and at the end of each round ({@linkcode applyChanges}): each touched partition gets them as pending edits (its patch,
- *   which every reader applies as the partition streams), and is rewritten with them once it
- *   holds more than `compactEdits`. Rewriting every touched partition per batch would read and
+ *   and at the end of each round ({@linkcode applyChanges}): each touched partition gets them
+ *   as pending edits (its patch, which every reader applies as the partition streams), and is
+ *   rewritten with them once it holds more than `compactEdits`. Rewriting every touched partition per batch would read and
  *   write the whole cache for each batch of changes spread over the key space: 100,000 changes
  *   over npm's 4.5 million names touch all 256 partitions of a set (about 270 MB) and took 5.3 s
  *   where reading their pages takes 0.3 s; as patches they write a few MB. The origin's

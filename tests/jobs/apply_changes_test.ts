@@ -153,11 +153,21 @@ Deno.test("applyChanges() stores edits in feed order, and every reader takes eac
   assert.equal((await readPatch(cache.driver, LOW))!.edits.length, 6, "only b's deletion added");
   const withoutB = expected.filter((row) => !row.startsWith("b,"));
   assert.deepEqual(await index(cache), withoutB);
+  // Back to the pending revision after another of the same generation (a conflict's winner,
+  // then removed): the later edit is current, though unchanged from what was pending.
+  await applyChanges(cache, ORIGIN, [{ id: "d", rev: "2-x", deleted: false }]);
+  const back = await applyChanges(cache, ORIGIN, [
+    { id: "d", rev: "2-y", deleted: false },
+    { id: "d", rev: "2-x", deleted: false },
+  ]);
+  assert.deepEqual(counts(back), [1, 0, 1, 0]);
+  const withX = withoutB.map((row) => row.startsWith("d,") ? "d,2-x" : row);
+  assert.deepEqual(await index(cache), withX);
   // A rewrite applies the same.
   const rewritten = await applyChanges(cache, ORIGIN, [], { compact: true });
   assert.equal(rewritten.rewritten, 1);
   assert.equal(await readPatch(cache.driver, LOW), undefined);
-  assert.deepEqual(await index(cache), withoutB);
+  assert.deepEqual(await index(cache), withX);
   assert.equal((await cache.info(LOW))!.count, 4);
 });
 
@@ -250,6 +260,13 @@ Deno.test("applyChanges() leaves out changes no partition covers", async () => {
   const done = await applyChanges(cache, ORIGIN, EDITS);
   assert.equal(done.uncovered, 3);
   assert.equal(done.applied, 3);
+  // Counted per change, as the others are: each change is one of them.
+  const twice = await applyChanges(cache, ORIGIN, [...EDITS, EDITS[0]!, EDITS[5]!]);
+  assert.equal(twice.uncovered, 4);
+  assert.equal(
+    twice.applied + twice.unchanged + twice.stale + twice.uncovered,
+    EDITS.length + 2,
+  );
 });
 
 Deno.test("sortEdits() sorts in code-point order and keeps the newer revision of an id", () => {
