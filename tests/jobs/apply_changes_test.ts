@@ -36,6 +36,14 @@ async function index(cache: Cache): Promise<string[]> {
   return out;
 }
 
+/** The rows `cache export` writes of the partitions, as `id,rev`, sorted (it exports them in
+ * key order, where the open start's key sorts last). */
+async function exported(cache: Cache): Promise<string[]> {
+  const text = await new Response(exportEntries(cache, { type: "partition" })).text();
+  return text.trim().split("\n").flatMap((line) => JSON.parse(line).body as [string, string][])
+    .map(([id, rev]) => `${id},${rev}`).sort();
+}
+
 const EDITS: PartitionEdit[] = [
   { id: "b", rev: "1-b", deleted: false },
   { id: "c", rev: "2-c", deleted: false },
@@ -63,14 +71,7 @@ Deno.test("applyChanges() keeps changes as pending edits that the index, the exp
 
   assert.deepEqual(await index(cache), EXPECTED);
 
-  const exported = (await new Response(exportEntries(cache, { type: "partition" })).text())
-    .trim().split("\n").map((line) => JSON.parse(line));
-  assert.deepEqual(
-    // (Exported in key order: the open start's key sorts last.)
-    exported.flatMap((line) => line.body as [string, string][]).map(([id, rev]) => `${id},${rev}`)
-      .sort(),
-    EXPECTED,
-  );
+  assert.deepEqual(await exported(cache), EXPECTED);
 
   const replica = new PartitionIndex(cache, ORIGIN);
   const clusters = await replica.clusters();
@@ -129,13 +130,7 @@ Deno.test("applyChanges() stores edits in feed order, and every reader takes eac
   ]);
   const expected = ["a,1-a", "b,1-b", "c,4-c", "d,2-d", "e,1-a", "m,1-a", "p,1-a", "x,1-a"];
   assert.deepEqual(await index(cache), expected);
-  const exported = (await new Response(exportEntries(cache, { type: "partition" })).text())
-    .trim().split("\n").map((line) => JSON.parse(line));
-  assert.deepEqual(
-    exported.flatMap((line) => line.body as [string, string][]).map(([id, rev]) => `${id},${rev}`)
-      .sort(),
-    expected,
-  );
+  assert.deepEqual(await exported(cache), expected);
   const replica = new PartitionIndex(cache, ORIGIN);
   const clusters = await replica.clusters();
   assert.deepEqual(clusters.map((c) => c.rows), [5, 3]);
