@@ -22,19 +22,15 @@
  */
 
 import {
+  blocking,
   FsDriverBase,
   type FsDriverOptions,
   type FsFile,
   type FsOps,
   type FsStat,
   SYNC_READ_MAX,
+  SYNC_WRITE_MAX,
 } from "./_fs_driver.ts";
-
-/** Runs a short blocking call; a throw becomes a rejection. */
-const blocking = <T>(call: () => T): Promise<T> => new Promise((resolve) => resolve(call()));
-
-/** Whole-file writes up to this size are made with one blocking call. */
-const SYNC_WRITE_MAX = 256 * 1024;
 
 /** An open Deno file as an {@linkcode FsFile}. */
 function denoFile(file: Deno.FsFile): FsFile {

@@ -82,17 +82,28 @@
  */
 
 import * as fsp from "node:fs/promises";
-import { readdirSync, readFileSync, statSync } from "node:fs";
+import {
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmdirSync,
+  statSync,
+  unlinkSync,
+  writeFileSync,
+} from "node:fs";
 import { hostname } from "node:os";
 import process from "node:process";
 import { runningBySignalZero } from "../src/_util/running.ts";
 import {
+  blocking,
   FsDriverBase,
   type FsDriverOptions,
   type FsFile,
   type FsOps,
   type FsStat,
   SYNC_READ_MAX,
+  SYNC_WRITE_MAX,
 } from "./_fs_driver.ts";
 
 export {
@@ -137,7 +148,9 @@ function nodeFile(handle: fsp.FileHandle): FsFile {
 /**
  * {@linkcode FsOps} on `node:fs`: runs on Deno and Node. Directories are read with one
  * blocking call: it took 10 to 15 us a directory here where the async call took 150 to 200 us
- * (thread hop and back), and a `list()` of npm's 256 partitions reads about 2,800 of them.
+ * (thread hop and back), and a `list()` of npm's 256 partitions reads about 2,800 of them. Small
+ * files are read and written, renamed and removed with blocking calls too, as on Deno
+ * (`./fs.deno.ts`); large ones go through `node:fs/promises`.
  */
 export const nodeFsOps: FsOps = {
   // A small file (a record header, a small packument) is read with blocking calls too.
@@ -145,15 +158,20 @@ export const nodeFsOps: FsOps = {
     statSync(path).size <= SYNC_READ_MAX
       ? Promise.resolve(plain(readFileSync(path)))
       : readLargeFile(path),
-  writeFileExclusive: (path, data) => fsp.writeFile(path, data, { flag: "wx" }),
-  rename: (from, to) => fsp.rename(from, to),
-  mkdir: async (path, recursive) => {
-    await fsp.mkdir(path, { recursive });
-  },
-  unlink: (path) => fsp.unlink(path),
-  rmdir: (path) => fsp.rmdir(path),
+  // Small writes, renames and directory calls with blocking calls too, as on Deno.
+  writeFileExclusive: (path, data) =>
+    data.length <= SYNC_WRITE_MAX
+      ? blocking(() => writeFileSync(path, data, { flag: "wx" }))
+      : fsp.writeFile(path, data, { flag: "wx" }),
+  rename: (from, to) => blocking(() => renameSync(from, to)),
+  mkdir: (path, recursive) =>
+    blocking(() => {
+      mkdirSync(path, { recursive });
+    }),
+  unlink: (path) => blocking(() => unlinkSync(path)),
+  rmdir: (path) => blocking(() => rmdirSync(path)),
   access: (path) => fsp.access(path),
-  readdir: (path) => new Promise((resolve) => resolve(readdirSync(path))),
+  readdir: (path) => blocking(() => readdirSync(path)),
   readdirTypes: async (path) =>
     (await fsp.readdir(path, { withFileTypes: true })).map((entry) => ({
       name: entry.name,
