@@ -155,9 +155,9 @@ function nodeFile(handle: fsp.FileHandle): FsFile {
 export const nodeFsOps: FsOps = {
   // A small file (a record header, a small packument) is read with blocking calls too.
   readFile: (path) =>
-    statSync(path).size <= SYNC_READ_MAX
-      ? Promise.resolve(plain(readFileSync(path)))
-      : readLargeFile(path),
+    blocking(() => statSync(path).size <= SYNC_READ_MAX).then((small) =>
+      small ? plain(readFileSync(path)) : readLargeFile(path)
+    ),
   // Small writes, renames and directory calls with blocking calls too, as on Deno.
   writeFileExclusive: (path, data) =>
     data.length <= SYNC_WRITE_MAX

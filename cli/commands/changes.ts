@@ -269,7 +269,8 @@ export const CHANGES_COMMANDS: readonly Command[] = [
       `  --window N       sequences re-read on each round (default ${DEFAULT_WINDOW})\n` +
       `  --limit N        entries per page, 1 to ${MAX_PAGE_LIMIT} (default ${MAX_PAGE_LIMIT})\n` +
       "  --batch N        changes held in memory before they are applied and\n" +
-      `                   checkpointed (default ${DEFAULT_BATCH_CHANGES}; 1: after every page)\n` +
+      `                   checkpointed (default ${DEFAULT_BATCH_CHANGES}; 1: after every page\n` +
+      "                   with new changes)\n" +
       "  --compact-at N   rewrite a partition once it has more than N pending edits\n" +
       `                   (default ${DEFAULT_COMPACT_EDITS}; 0 rewrites at once)\n` +
       "  --compact        rewrite every partition with pending edits now\n" +

@@ -12,8 +12,8 @@
  *   as `late`; entries seen before are skipped. A round's first page is asked for with its
  *   head, and each next one as soon as a page's text is in and looks full, before it is parsed
  *   (`follow_pages.ts`): the origin makes it while this one is parsed and applied.
- * - **Applying.** Changes are held in memory and applied in batches of up to `batchChanges`
- *   and at the end of each round ({@linkcode applyChanges}): each touched partition gets them
+ * - **Applying.** Changes are held in memory and applied in batches of `batchChanges` (pages
+ *   are taken whole, so a batch may pass it by a page) and at the end of each round ({@linkcode applyChanges}): each touched partition gets them
  *   as pending edits (its patch, which every reader applies as the partition streams), and is
  *   rewritten with them once it holds more than `compactEdits`. Rewriting every touched partition per batch would read and
  *   write the whole cache for each batch of changes spread over the key space: 100,000 changes
@@ -141,7 +141,9 @@ export interface FollowChangesOptions {
   /** Entries per page, 1 to 10,000.
    * @default {10000} */
   limit?: number;
-  /** Changes held in memory before the touched partitions are rewritten.
+  /** New changes held in memory before they are applied to the partitions' patches and the
+   * checkpoint is written (a page is taken whole: a batch may pass this by a page; 1 applies and
+   * checkpoints after every page that brings new changes).
    * @default {DEFAULT_BATCH_CHANGES} */
   batchChanges?: number;
   /** A partition whose pending edits would pass this many is rewritten with them (0: every

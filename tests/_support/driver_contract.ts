@@ -531,6 +531,17 @@ export async function runDriverContract(
     assertBytes(await driver.get("k"), new Uint8Array([1, 2, 3]), "after changing the output");
   });
 
+  await step("a view stores the bytes it shows, not its whole buffer", async (driver) => {
+    const buffer = new Uint8Array(600 * 1024).map((_, i) => i % 251);
+    // Small (one blocking write on the fs driver) and large (past 256 KiB: a streamed write).
+    const small = buffer.subarray(10, 20);
+    const large = buffer.subarray(1000, 1000 + 300 * 1024);
+    await driver.put("view:small", small);
+    await driver.put("view:large", large);
+    assertBytes(await driver.get("view:small"), small.slice(), "small view");
+    assertBytes(await driver.get("view:large"), large.slice(), "large view");
+  });
+
   await step("a 20 MB value round-trips through streams", async (driver) => {
     const total = 20 * 1024 * 1024;
     await driver.put("big:value", randomStream(1, total, 100_003));

@@ -621,6 +621,65 @@ Deno.test("npm build", async (t) => {
       },
     );
 
+    await t.step("the fs driver's file operations under node", async () => {
+      // node:fs under Node, not Deno's version of it: views, exclusive creates, deletes that
+      // prune the directories they empty, and a sweep of temporary files.
+      const dir = join(tmp, "fs-ops");
+      const script = join(tmp, "fs_ops.mjs");
+      const driverUrl = new URL(`file://${join(NPM_DIR, "drivers", "fs.js")}`).href;
+      await Deno.writeTextFile(
+        script,
+        `import { existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { FsDriver } from ${JSON.stringify(driverUrl)};
+const dir = process.argv[2];
+const driver = new FsDriver(dir);
+const buffer = new Uint8Array(600 * 1024).map((_, i) => i % 251);
+const same = async (key, view) => {
+  await driver.put(key, view);
+  const back = await driver.get(key);
+  return back.length === view.length && back.every((b, i) => b === view[i]);
+};
+const out = {
+  small: await same("v1:a:small", buffer.subarray(10, 20)),
+  large: await same("v1:a:large", buffer.subarray(1000, 1000 + 300 * 1024)),
+  buffer: await same("v1:a:buffer", Buffer.from(buffer.buffer, 5, 7)),
+  first: await driver.putIfAbsent("v1:b:once", new Uint8Array([1])),
+  second: await driver.putIfAbsent("v1:b:once", new Uint8Array([2])),
+};
+out.once = Array.from(await driver.get("v1:b:once"));
+await driver.put("v1:c:deep:key", new Uint8Array([1]));
+await driver.delete("v1:c:deep:key");
+out.deleted = await driver.get("v1:c:deep:key") === undefined;
+out.pruned = !existsSync(join(dir, "sv1", "sc"));
+out.kept = existsSync(join(dir, "sv1", "sa"));
+mkdirSync(join(dir, "sv1", "sd"));
+writeFileSync(join(dir, "sv1", "sd", ".tmp-1-00000000-0000-0"), "left by a writer");
+const swept = [];
+for await (const stale of driver.sweep({ remove: true, maxAgeMs: 0 })) swept.push(stale);
+out.swept = swept.length;
+out.sweptDir = !existsSync(join(dir, "sv1", "sd"));
+await driver.close();
+console.log(JSON.stringify(out));
+`,
+      );
+      const result = await node([script, dir]);
+      assertOk(result, "node fs_ops.mjs");
+      assert.deepStrictEqual(JSON.parse(result.stdout), {
+        small: true,
+        large: true,
+        buffer: true,
+        first: true,
+        second: false,
+        once: [1],
+        deleted: true,
+        pruned: true,
+        kept: true,
+        swept: 1,
+        sweptDir: true,
+      });
+    });
+
     await t.step("serve runs under node on @hono/node-server", async () => {
       const cacheDir = join(tmp, "fs-cache");
       const child = start("node", [
