@@ -73,8 +73,9 @@ export function revWins(next: string, current: string): boolean {
   return a > b || (a === b && next !== current);
 }
 
-/** Characters at or above U+D800: where UTF-16 order and code-point order may differ. */
-const HIGH = /[\ud800-\uffff]/;
+/** Characters at or above U+D800: where UTF-16 order (`<`) and code-point order (the key order)
+ * may differ. An id without one compares the same either way. */
+export const HIGH_CHARACTERS = /[\ud800-\uffff]/;
 
 /** An order of ids. */
 type Order = (a: string, b: string) => number;
@@ -129,7 +130,7 @@ export function sortEditRuns(
 ): readonly PartitionEdit[] {
   // Sorting with `<` is several times cheaper than code-point order, and the same when no id
   // holds a character from U+D800 up (astral characters, U+E000 and above): the usual case.
-  const order = runs.some((run) => run.some((edit) => HIGH.test(edit.id)))
+  const order = runs.some((run) => run.some((edit) => HIGH_CHARACTERS.test(edit.id)))
     ? compareKeys
     : utf16Order;
   const byId = order === utf16Order ? byIdUtf16 : byIdCodePoint;

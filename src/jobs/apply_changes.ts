@@ -45,6 +45,7 @@ import {
 import { type Segment, segmentsOf } from "../couchdb/merge.ts";
 import {
   emptyPatchCounts,
+  HIGH_CHARACTERS,
   type PartitionEdit,
   type PatchCounts,
   patchPartition,
@@ -132,9 +133,6 @@ export async function listEditablePartitions(
   return out.sort((a, b) => compareKeys(a.startKey, b.startKey) || compareKeys(a.key, b.key));
 }
 
-/** Characters at or above U+D800: where UTF-16 order and code-point order may differ. */
-const HIGH = /[\ud800-\uffff]/;
-
 /**
  * Changes gathered for {@linkcode applyChanges}, each put with the partition that decides its
  * id as it comes (a binary search of the partitions' segments), so that applying them only
@@ -203,7 +201,7 @@ export class ChangeBatch {
     for (const edit of edits) {
       const id = edit.id;
       // `<` is code-point order when the id has no character from U+D800 up.
-      const high = HIGH.test(id);
+      const high = HIGH_CHARACTERS.test(id);
       // The last segment starting at or before the id: among those starting at or before its
       // first two characters and before the next two (known once for each pair), when both are
       // ASCII. (`<` is code-point order against an ASCII string.)
